@@ -1,0 +1,1 @@
+"""The ``bookclub`` command line: a thin face over recsys, training, catalog and api."""

@@ -1,0 +1,29 @@
+"""``bookclub``: the entry point. Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from bookclub_cli import (
+    catalog_cmd,
+    db_cmd,
+    demo_cmd,
+    import_cmd,
+    quarter_cmd,
+    serve_cmd,
+    train_cmd,
+)
+
+app = typer.Typer(
+    name="bookclub",
+    help="Recommendations and quarterly personalized catalogs for a book club.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module in (db_cmd, import_cmd, demo_cmd, train_cmd, serve_cmd, catalog_cmd, quarter_cmd):
+    module.register(app)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,237 @@
+"""The data model: one schema for SQLite and PostgreSQL (SQLAlchemy 2.0 typed ORM).
+
+Members and titles carry the club's own string ids (``member_id``, ``title_id``)
+and an integer surrogate key (``id``) that purchases reference as
+``member_key`` / ``title_key``: 20 million order lines stay small and the
+training extract reads integers straight into numpy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+CHANNELS: tuple[str, ...] = ("mail", "phone", "sms", "email", "web", "shop")
+MEMBER_STATUSES: tuple[str, ...] = ("active", "lapsed", "closed")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite's INTEGER PRIMARY KEY is the rowid; BIGINT would not be. PostgreSQL gets BIGINT.
+BigIntKey = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Category(Base):
+    """A node of the club's category tree (the CLC by default)."""
+
+    __tablename__ = "categories"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(
+        String(64), ForeignKey("categories.code"), index=True
+    )
+    level: Mapped[int] = mapped_column(SmallInteger)
+
+
+class CategoryMapping(Base):
+    """An outside label (a shop's genre, a publisher's subject) mapped onto a category."""
+
+    __tablename__ = "category_mappings"
+
+    scheme: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(255), primary_key=True)
+    category_code: Mapped[str] = mapped_column(String(64), ForeignKey("categories.code"))
+
+
+class Title(Base):
+    __tablename__ = "titles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title_id: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(Text)
+    publisher: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))
+    price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    published_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    in_stock: Mapped[bool] = mapped_column(Boolean, default=True)
+    blurb: Mapped[str | None] = mapped_column(Text)
+    cover: Mapped[str | None] = mapped_column(Text)
+
+
+class TitleCategory(Base):
+    """A title's category codes; exactly one per title is primary."""
+
+    __tablename__ = "title_categories"
+
+    title_key: Mapped[int] = mapped_column(
+        Integer, ForeignKey("titles.id", ondelete="CASCADE"), primary_key=True
+    )
+    category_code: Mapped[str] = mapped_column(
+        String(64), ForeignKey("categories.code"), primary_key=True, index=True
+    )
+    is_primary: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint(_in("status", MEMBER_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_id: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    joined_on: Mapped[dt.date | None] = mapped_column(Date)
+    channel: Mapped[str | None] = mapped_column(String(8))
+    address: Mapped[str | None] = mapped_column(Text)
+    postcode: Mapped[str | None] = mapped_column(String(32))
+    city: Mapped[str | None] = mapped_column(Text)
+    birth_year: Mapped[int | None] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(8), default="active")
+
+
+class Purchase(Base):
+    """An order line. Returns and cancellations have a negative quantity."""
+
+    __tablename__ = "purchases"
+    __table_args__ = (
+        CheckConstraint(_in("channel", CHANNELS), name="channel"),
+        CheckConstraint("quantity <> 0", name="quantity_nonzero"),
+        Index("ix_purchases_purchased_at", "purchased_at"),
+        Index("ix_purchases_member_key_purchased_at", "member_key", "purchased_at"),
+        Index("ix_purchases_title_key", "title_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    line_id: Mapped[str] = mapped_column(String(96), unique=True)
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    member_key: Mapped[int] = mapped_column(Integer, ForeignKey("members.id"))
+    title_key: Mapped[int] = mapped_column(Integer, ForeignKey("titles.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    purchased_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    channel: Mapped[str] = mapped_column(String(8))
+
+
+class MemberCategory(Base):
+    """Categories a member declared as favourites (used for cold start)."""
+
+    __tablename__ = "member_categories"
+
+    member_key: Mapped[int] = mapped_column(
+        Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    category_code: Mapped[str] = mapped_column(
+        String(64), ForeignKey("categories.code"), primary_key=True
+    )
+
+
+class ImportRun(Base):
+    """One import, for the record: what file, what it counted."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    read: Mapped[int] = mapped_column(BigInteger)
+    inserted: Mapped[int] = mapped_column(BigInteger)
+    already_present: Mapped[int] = mapped_column(BigInteger)
+    rejected: Mapped[int] = mapped_column(BigInteger)
+    skipped: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MemberSegment(Base):
+    """A member's value tier and reading-preference segment in one quarter."""
+
+    __tablename__ = "member_segments"
+    __table_args__ = (Index("ix_member_segments_quarter_segment", "quarter", "segment"),)
+
+    quarter: Mapped[str] = mapped_column(String(8), primary_key=True)
+    member_key: Mapped[int] = mapped_column(
+        Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    tier: Mapped[str] = mapped_column(String(16))
+    segment: Mapped[int] = mapped_column(SmallInteger)
+    recency_days: Mapped[int | None] = mapped_column(Integer)
+    frequency: Mapped[int] = mapped_column(Integer, default=0)
+    monetary: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Segment(Base):
+    """A quarter's reading-preference segment and its readable profile (JSON text)."""
+
+    __tablename__ = "segments"
+
+    quarter: Mapped[str] = mapped_column(String(8), primary_key=True)
+    segment: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    profile_json: Mapped[str] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+
+
+class CatalogPlanRecord(Base):
+    """A stored catalog plan (JSON text), reproducible from model version, quarter, settings."""
+
+    __tablename__ = "catalog_plans"
+    __table_args__ = (UniqueConstraint("quarter", "segment", name="quarter_segment"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    quarter: Mapped[str] = mapped_column(String(8))
+    segment: Mapped[int] = mapped_column(SmallInteger)
+    model_version: Mapped[str] = mapped_column(String(64))
+    settings_hash: Mapped[str] = mapped_column(String(64))
+    plan_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class ApiKey(Base):
+    """An API key, stored as a hash; the key itself is shown once at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(String(8))
+    label: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,92 @@
+"""The one settings object, built in entry points (CLI, API) and passed down.
+
+Every field can be set from the environment with the ``BOOKCLUB_`` prefix;
+nested groups use ``__`` (``BOOKCLUB_TRAINING__FACTORS=128``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ImportSettings(BaseModel):
+    batch_size: int = Field(50_000, ge=100, description="rows per bulk insert")
+    max_reported_errors: int = Field(20, ge=1, description="errors printed on a rejected import")
+
+
+class TrainingSettings(BaseModel):
+    window_years: float = Field(3.0, gt=0, description="purchase history used for training")
+    half_life_days: float | None = Field(
+        365.0, gt=0, description="recency decay half-life; None switches decay off"
+    )
+    weighting: Literal["none", "bm25", "tfidf"] = "bm25"
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    alpha: float = Field(2.0, gt=0, description="confidence scale: c = 1 + alpha * weight")
+    factors: int = Field(64, ge=2)
+    regularization: float = Field(0.05, ge=0)
+    iterations: int = Field(15, ge=1)
+    seed: int = 42
+    threads: int = Field(0, ge=0, description="0 = all cores")
+    holdout_days: int = Field(91, ge=1, description="test period after the cutoff")
+    k: int = Field(20, ge=1, description="cut-off for ranking metrics")
+    promote_tolerance: float = Field(0.01, ge=0, description="relative drop allowed on promotion")
+    primary_metric: str = "ndcg@20"
+    category_prior_weight: float = Field(5.0, ge=0, description="smoothing of category affinity")
+
+
+class ApiSettings(BaseModel):
+    open_demo: bool = Field(False, description="read routes without an API key (demo only)")
+    default_limit: int = Field(20, ge=1, le=200)
+    model_poll_seconds: float = Field(2.0, gt=0, description="how often workers look for a new active model")
+
+
+class SegmentSettings(BaseModel):
+    clusters: int = Field(4, ge=1, le=50)
+    seed: int = 7
+
+
+class CatalogSettings(BaseModel):
+    titles_per_catalog: int = Field(120, ge=4)
+    max_per_author: int = Field(3, ge=1)
+    min_per_section: int = Field(4, ge=0)
+    max_per_section: int = Field(30, ge=1)
+    picks_per_member: int = Field(6, ge=1)
+    page_size: Literal["A4", "A5"] = "A4"
+    bleed: bool = False
+    segment_font: str = "Noto Serif CJK SC"
+    member_font: str = "WenQuanYi Zen Hei"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BOOKCLUB_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("var"), description="database file, models, catalogs")
+    database_url: str | None = Field(None, description="default: SQLite file in data_dir")
+    shared_data_dir: Path = Field(Path("../shared/data"), description="the public data sets")
+
+    imports: ImportSettings = ImportSettings()
+    training: TrainingSettings = TrainingSettings()
+    api: ApiSettings = ApiSettings()
+    segments: SegmentSettings = SegmentSettings()
+    catalog: CatalogSettings = CatalogSettings()
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'bookclub.db').resolve()}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def catalogs_dir(self) -> Path:
+        return self.data_dir / "catalogs"
