@@ -43,6 +43,15 @@ class ApiSettings(BaseModel):
     open_demo: bool = Field(False, description="read routes without an API key (demo only)")
     default_limit: int = Field(20, ge=1, le=200)
     model_poll_seconds: float = Field(2.0, gt=0, description="how often workers look for a new active model")
+    host: str = Field("127.0.0.1", description="`bookclub serve` listen address")
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
+    max_limit: int = Field(200, ge=1, le=1000, description="largest `limit` a list route accepts")
+    max_batch_lines: int = Field(5000, ge=1, description="order lines per POST /v1/purchases")
+    key_cache_seconds: float = Field(
+        5.0, ge=0, description="how long a worker trusts a verified API key (revocation delay)"
+    )
+    top_categories: int = Field(5, ge=1, le=50, description="categories in a member profile")
 
 
 class SegmentSettings(BaseModel):
