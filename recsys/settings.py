@@ -37,6 +37,28 @@ class TrainingSettings(BaseModel):
     promote_tolerance: float = Field(0.01, ge=0, description="relative drop allowed on promotion")
     primary_metric: str = "ndcg@20"
     category_prior_weight: float = Field(5.0, ge=0, description="smoothing of category affinity")
+    model: Literal["als", "bpr"] = Field("als", description="the recommender a trained model serves")
+    recommenders: list[str] = Field(
+        default_factory=lambda: ["als", "bpr", "popularity", "category_popularity", "item_knn"],
+        description="recommenders scored side by side by `bookclub evaluate`",
+    )
+    bpr_factors: int = Field(64, ge=2)
+    bpr_learning_rate: float = Field(0.01, gt=0)
+    bpr_regularization: float = Field(0.01, ge=0)
+    bpr_iterations: int = Field(100, ge=1)
+    knn_neighbours: int = Field(100, ge=1, description="neighbours kept per title (item-kNN)")
+    knn_similarity: Literal["cosine", "bm25"] = "cosine"
+    declared_category_weight: float = Field(
+        2.0, ge=0, description="weight of a declared favourite category, in purchases"
+    )
+    thin_history: float = Field(
+        3.0, ge=0, description="members with this many purchases get half category popularity"
+    )
+    cold_start_min_titles: int = Field(
+        3, ge=1, description="titles with sales a category needs to place a new title"
+    )
+    extract_batch_rows: int = Field(200_000, ge=1000, description="rows per fetch when extracting")
+    eval_batch_members: int = Field(2048, ge=1, description="members scored at a time")
 
 
 class ApiSettings(BaseModel):

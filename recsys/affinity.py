@@ -1,0 +1,232 @@
+"""Category mappings: titles → categories (all levels) and each member's category affinity.
+
+A title's weight is spread over its category codes (1/n each) and carried up
+to every ancestor, so each level of the tree sums to the title's weight. A
+member's affinity for a category is the smoothed share of their weighted
+purchases that fall in it::
+
+    share(m, c) = (w(m, c) + prior × global_share(c)) / (w(m) + prior)
+
+where declared favourite categories count as ``declared_weight`` purchases.
+Only ``w(m, c)`` is stored (sparse); the smoothing is applied when read, so a
+category the member never touched has share ``prior × global_share(c) / (w(m) + prior)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from recsys.categories import CategoryNode, ancestors
+
+
+@dataclass(frozen=True)
+class CategoryIndex:
+    """Category codes as matrix columns, with names and the tree."""
+
+    codes: list[str]
+    names: list[str]
+    parents: list[str | None]
+    levels: list[int]
+
+    @classmethod
+    def build(cls, tree: Mapping[str, CategoryNode], used: Iterable[str]) -> CategoryIndex:
+        """The used codes and all their ancestors (codes missing from the tree stand alone)."""
+        wanted: set[str] = set()
+        for code in used:
+            wanted.update(ancestors(dict(tree), code) or [code])
+        codes = sorted(wanted)
+        nodes = [tree.get(c) for c in codes]
+        return cls(
+            codes=codes,
+            names=[n.name if n else c for c, n in zip(codes, nodes, strict=True)],
+            parents=[n.parent_code if n else None for n in nodes],
+            levels=[n.level if n else 1 for n in nodes],
+        )
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def position(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.codes)}
+
+    def path(self, code: str) -> list[str]:
+        """``code`` and its ancestors, nearest first."""
+        pos = self.position()
+        out: list[str] = []
+        current: str | None = code
+        while current is not None and current in pos and current not in out:
+            out.append(current)
+            current = self.parents[pos[current]]
+        return out
+
+    def to_arrays(self) -> dict[str, npt.NDArray[np.str_] | npt.NDArray[np.int64]]:
+        return {
+            "codes": np.array(self.codes, dtype=np.str_),
+            "names": np.array(self.names, dtype=np.str_),
+            "parents": np.array([p or "" for p in self.parents], dtype=np.str_),
+            "levels": np.array(self.levels, dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, npt.NDArray[np.generic]]) -> CategoryIndex:
+        return cls(
+            codes=[str(c) for c in arrays["codes"]],
+            names=[str(n) for n in arrays["names"]],
+            parents=[str(p) or None for p in arrays["parents"]],
+            levels=[int(v) for v in arrays["levels"]],
+        )
+
+
+def title_category_matrix(
+    pairs: Sequence[tuple[int, str]],
+    n_titles: int,
+    index: CategoryIndex,
+    *,
+    with_ancestors: bool = True,
+) -> sp.csr_matrix:
+    """titles × categories: a title's codes weigh 1/n each, carried up to every ancestor."""
+    pos = index.position()
+    per_title: dict[int, list[str]] = {}
+    for title_idx, code in pairs:
+        if code in pos:
+            per_title.setdefault(title_idx, []).append(code)
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    for title_idx, codes in per_title.items():
+        share = 1.0 / len(codes)
+        for code in codes:
+            for node in index.path(code) if with_ancestors else [code]:
+                rows.append(title_idx)
+                cols.append(pos[node])
+                vals.append(share)
+    coords = (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))
+    matrix = sp.csr_matrix(
+        (np.array(vals, dtype=np.float32), coords), shape=(n_titles, len(index))
+    )
+    matrix.sum_duplicates()
+    return matrix
+
+
+@dataclass(frozen=True)
+class AffinityProfile:
+    """Members' category affinity: stored raw weights, smoothed on read."""
+
+    member_weights: sp.csr_matrix  # members × categories, weighted purchases (+ declared)
+    member_totals: npt.NDArray[np.float32]  # per member, weight with a category
+    global_share: npt.NDArray[np.float32]  # per category, share of all weight
+    prior: float
+
+    def shares(self, member_idx: int) -> dict[int, float]:
+        """Smoothed share of every category the member touched, by column."""
+        indptr = self.member_weights.indptr
+        start, end = indptr[member_idx], indptr[member_idx + 1]
+        cols = self.member_weights.indices[start:end]
+        raw = self.member_weights.data[start:end]
+        denom = float(self.member_totals[member_idx]) + self.prior
+        if denom <= 0:
+            return {}
+        vals = (raw + self.prior * self.global_share[cols]) / denom
+        return {int(c): float(v) for c, v in zip(cols, vals, strict=True)}
+
+    def baseline(self, member_idx: int) -> npt.NDArray[np.float32]:
+        """Share of each category for a member with no weight in it."""
+        denom = float(self.member_totals[member_idx]) + self.prior
+        if denom <= 0:
+            return self.global_share.copy()
+        baseline: npt.NDArray[np.float32] = (self.prior * self.global_share / denom).astype(
+            np.float32
+        )
+        return baseline
+
+    def dense_rows(self, member_idx: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """Smoothed shares of every category for the given members (rows)."""
+        raw = self.member_weights[member_idx].toarray()
+        denom = self.member_totals[member_idx][:, None] + self.prior
+        denom = np.where(denom > 0, denom, 1.0)
+        shares: npt.NDArray[np.float32] = (
+            (raw + self.prior * self.global_share[None, :]) / denom
+        ).astype(np.float32)
+        return shares
+
+    def smoothed_matrix(self) -> sp.csr_matrix:
+        """members × categories with smoothed shares where the member has weight."""
+        out = self.member_weights.astype(np.float32, copy=True)
+        rows = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
+        denom = self.member_totals[rows] + self.prior
+        smoothed = out.data + self.prior * self.global_share[out.indices]
+        out.data = smoothed / np.maximum(denom, 1e-9)
+        return out
+
+    def save(self, path: Path) -> None:
+        np.savez(
+            path,
+            data=self.member_weights.data,
+            indices=self.member_weights.indices,
+            indptr=self.member_weights.indptr,
+            shape=np.array(self.member_weights.shape, dtype=np.int64),
+            totals=self.member_totals,
+            global_share=self.global_share,
+            prior=np.array([self.prior]),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> AffinityProfile:
+        with np.load(path) as f:
+            shape = tuple(int(v) for v in f["shape"])
+            weights = sp.csr_matrix((f["data"], f["indices"], f["indptr"]), shape=shape)
+            return cls(weights, f["totals"], f["global_share"], float(f["prior"][0]))
+
+
+def build_affinity(
+    member_titles: sp.csr_matrix,
+    title_categories: sp.csr_matrix,
+    *,
+    declared: Sequence[tuple[int, int]] = (),
+    declared_weight: float = 2.0,
+    prior: float = 5.0,
+    declared_paths: Mapping[int, Sequence[int]] | None = None,
+) -> AffinityProfile:
+    """Profiles from weighted purchases (member×title) and titles×categories (all levels).
+
+    ``declared`` holds (member_idx, category column) favourites; each adds
+    ``declared_weight`` to the category and, via ``declared_paths``, to its ancestors.
+    """
+    if member_titles.shape[1] != title_categories.shape[0]:
+        raise ValueError(
+            f"member_titles has {member_titles.shape[1]} titles, "
+            f"title_categories {title_categories.shape[0]}"
+        )
+    n_members, n_cats = member_titles.shape[0], title_categories.shape[1]
+    weights = sp.csr_matrix(member_titles @ title_categories, dtype=np.float32)
+    # total weight on titles that have a category: the level-1 mass per member
+    has_category = np.asarray(title_categories.sum(axis=1)).ravel() > 0
+    totals = np.asarray(member_titles @ has_category.astype(np.float32)).ravel().astype(np.float32)
+    if declared and declared_weight > 0:
+        rows, cols = [], []
+        paths = declared_paths or {}
+        members_declaring: dict[int, int] = {}
+        for member_idx, _col in declared:
+            members_declaring[member_idx] = members_declaring.get(member_idx, 0) + 1
+        for member_idx, col in declared:
+            for node in paths.get(col, [col]):
+                rows.append(member_idx)
+                cols.append(node)
+        vals = np.array(
+            [declared_weight / members_declaring[r] for r in rows], dtype=np.float32
+        )
+        extra = sp.csr_matrix((vals, (rows, cols)), shape=(n_members, n_cats))
+        weights = sp.csr_matrix(weights + extra, dtype=np.float32)
+        for member_idx, count in members_declaring.items():
+            totals[member_idx] += declared_weight if count else 0.0
+    weights.eliminate_zeros()
+    col_mass = np.asarray(weights.sum(axis=0)).ravel()
+    grand = float(totals.sum())
+    global_share = (col_mass / grand if grand > 0 else np.zeros(n_cats)).astype(np.float32)
+    return AffinityProfile(weights, totals, global_share, prior)
