@@ -6,11 +6,19 @@ failure later in the same transaction takes the rows back out.
 
 from __future__ import annotations
 
+import datetime as dt
+import sqlite3
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import Connection
+
+# The raw sqlite3 driver, used for speed below, stores these the way SQLAlchemy reads them back.
+sqlite3.register_adapter(Decimal, str)
+sqlite3.register_adapter(dt.datetime, lambda v: v.isoformat(" "))
+sqlite3.register_adapter(dt.date, lambda v: v.isoformat())
 
 
 def _quote(name: str) -> str:
