@@ -79,6 +79,14 @@ class ApiSettings(BaseModel):
 class SegmentSettings(BaseModel):
     clusters: int = Field(4, ge=1, le=50)
     seed: int = 7
+    rfm_window_days: int = Field(730, ge=30, description="purchase history behind F and M")
+    lapsed_after_days: int = Field(365, ge=1, description="no purchase for this long: tier lapsed")
+    rfm_bins: int = Field(5, ge=2, le=10, description="quantile scores 1..bins for R, F and M")
+    core_min_score: float = Field(0.8, gt=0, le=1, description="mean RFM score share for core")
+    regular_min_score: float = Field(0.5, gt=0, le=1, description="mean RFM score share for regular")
+    profile_level: int = Field(2, ge=1, le=2, description="CLC levels clustered (1 or 1+2)")
+    typical_titles: int = Field(5, ge=1, le=50)
+    kmeans_init: int = Field(8, ge=1, description="k-means restarts")
 
 
 class CatalogSettings(BaseModel):
@@ -91,6 +99,18 @@ class CatalogSettings(BaseModel):
     bleed: bool = False
     segment_font: str = "Noto Serif CJK SC"
     member_font: str = "WenQuanYi Zen Hei"
+    latin_font: str = Field("", description="Latin face set before the CJK one; empty = CJK font's own")
+    section_level: int = Field(1, ge=1, le=2, description="CLC level of catalog sections")
+    new_release_share: float = Field(
+        0.3, ge=0, le=1, description="at least this share of titles are new releases, if available"
+    )
+    new_release_days: int = Field(91, ge=0, description="published this long before the quarter: new")
+    promotions: list[str] = Field(default_factory=list, description="title_ids every catalog carries")
+    excluded: list[str] = Field(default_factory=list, description="title_ids no catalog carries")
+    scoring_sample: int = Field(2000, ge=10, description="members scored per segment (seeded sample)")
+    members_per_batch: int = Field(20, ge=1, description="member inserts laid out per document")
+    club_name: str = "书友会 Book Club"
+    order_address: str = "书友会 · 邮政信箱 1234 · 上海 200000"
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,1 @@
+"""Quarterly segmentation and catalogs: segments → plans (pure data) → HTML → PDF."""

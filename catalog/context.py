@@ -1,0 +1,242 @@
+"""Plans → template contexts: the words, prices and pictures a page shows.
+
+No I/O here: title and member rows come in, plain dataclasses go out, and
+the templates only lay them out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from catalog.period import Quarter
+from catalog.plan import CatalogPlan
+from catalog.segments import SegmentProfile
+from recsys.segment_queries import MemberRow, TitleRow
+
+CLC_CLASSES = "ABCDEFGHIJKNOPQRSTUVXZ"
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_PUNCTUATION = "《》「」『』“”\"'()（）:：,，.。!！?？-—·"
+
+
+@dataclass(frozen=True)
+class EntryView:
+    title_id: str
+    title: str
+    author: str
+    price: str
+    blurb: str
+    image: str  # a URL the fetcher allows: file: under the assets, or a data: SVG
+    category: str
+    is_new: bool
+    promoted: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SectionView:
+    anchor: str
+    code: str
+    name: str
+    colour: str
+    entries: list[EntryView]
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    club_name: str
+    order_address: str
+    quarter: str
+    quarter_label: str
+    segment: int
+    segment_name: str
+    segment_line: str
+    colour: str
+    sections: list[SectionView]
+    title_count: int
+    cover_images: list[str]
+    order_lines: int = 14
+
+
+@dataclass(frozen=True)
+class MemberView:
+    member_id: str
+    name: str
+    address_lines: list[str]
+    greeting: str
+    letter: list[str]
+    picks: list[EntryView]
+    qr: str  # data: URL of the member number as a QR code
+    segment_name: str
+    quarter_label: str
+    club_name: str
+    order_address: str
+    order_lines: int = 8
+    prefilled: list[EntryView] = field(default_factory=list)
+
+
+def class_colour(code: str, lightness: int = 42) -> str:
+    """A muted colour per CLC class (first letter), the same in every catalog."""
+    letter = code[:1].upper()
+    index = CLC_CLASSES.find(letter)
+    if index < 0:
+        index = int(hashlib.sha1(code.encode()).hexdigest(), 16) % len(CLC_CLASSES)
+    hue = round(index * 360 / len(CLC_CLASSES) + 15) % 360
+    return f"hsl({hue}, 38%, {lightness}%)"
+
+
+def initials(title: str) -> str:
+    """Two CJK characters, or the initials of two Latin words."""
+    cleaned = "".join(ch for ch in title if ch not in _PUNCTUATION).strip()
+    if _CJK.match(cleaned[:1] or " "):
+        return "".join(ch for ch in cleaned if _CJK.match(ch))[:2]
+    words = [w for w in cleaned.split() if w[:1].isalnum()]
+    return "".join(w[0].upper() for w in words[:2]) or "?"
+
+
+def placeholder_cover(title: str, category_code: str, category_label: str, font: str) -> str:
+    """A data: URL of an SVG cover: the class colour, the title's initials, the category."""
+    bg = class_colour(category_code)
+    band = class_colour(category_code, 30)
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 140" width="100" height="140">'
+        f'<rect width="100" height="140" fill="{bg}"/>'
+        f'<rect y="104" width="100" height="36" fill="{band}"/>'
+        '<rect x="6" y="6" width="88" height="92" fill="none" stroke="white" stroke-opacity="0.5"/>'
+        f'<text x="50" y="66" font-family="{escape(font)}" font-size="30" fill="white" '
+        f'text-anchor="middle">{escape(initials(title))}</text>'
+        f'<text x="50" y="126" font-family="{escape(font)}" font-size="10" fill="white" '
+        f'text-anchor="middle">{escape(category_label[:10])}</text>'
+        "</svg>"
+    )
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+def short_blurb(text: str | None, limit: int = 64) -> str:
+    """``limit`` CJK characters (Latin counts half) and an ellipsis."""
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    width = 0.0
+    for i, ch in enumerate(text):
+        width += 1.0 if _CJK.match(ch) else 0.5
+        if width > limit:
+            return text[:i].rstrip(" ,，;；、") + "…"
+    return text
+
+
+def price_text(price: float | None) -> str:
+    return "—" if price is None else f"¥{price:,.2f}"
+
+
+def cover_url(cover: str | None, covers_dir: Path | None) -> str | None:
+    """A file: URL for a cover image stored under ``covers_dir``; None when there is none."""
+    if not cover or covers_dir is None:
+        return None
+    path = (covers_dir / cover).resolve()
+    if not path.is_relative_to(covers_dir.resolve()) or not path.is_file():
+        return None
+    return path.as_uri()
+
+
+def entry_view(
+    title: TitleRow,
+    section_code: str,
+    section_label: str,
+    *,
+    is_new: bool,
+    promoted: bool,
+    font: str,
+    covers_dir: Path | None,
+    reason: str = "",
+) -> EntryView:
+    category = section_label.split(" ", 1)[-1]
+    image = cover_url(title.cover, covers_dir) or placeholder_cover(
+        title.title, section_code, category, font
+    )
+    return EntryView(
+        title.title_id, title.title, title.author or "", price_text(title.price),
+        short_blurb(title.blurb), image, category, is_new, promoted, reason,
+    )
+
+
+def segment_line(profile: SegmentProfile | None) -> str:
+    if profile is None:
+        return ""
+    names = "、".join(c.name.split("、")[0] for c in profile.top_categories[:3])
+    return f"为喜爱{names}的会员精选 · Selected for readers of {profile.name}"
+
+
+def catalog_view(
+    plan: CatalogPlan,
+    titles: Mapping[str, TitleRow],
+    profile: SegmentProfile | None,
+    *,
+    club_name: str,
+    order_address: str,
+    font: str,
+    covers_dir: Path | None = None,
+) -> CatalogView:
+    sections = [
+        SectionView(
+            f"sec-{i}",
+            s.code,
+            s.name,
+            class_colour(s.code),
+            [
+                entry_view(
+                    titles[e.title_id], s.code, s.name, is_new=e.is_new, promoted=e.promoted,
+                    font=font, covers_dir=covers_dir,
+                )
+                for e in s.entries
+            ],
+        )
+        for i, s in enumerate(plan.sections)
+    ]
+    best = sorted(
+        (e for s in plan.sections for e in s.entries), key=lambda e: (-e.score, e.title_id)
+    )[:6]
+    images = [next(x.image for s in sections for x in s.entries if x.title_id == e.title_id) for e in best]
+    period = Quarter.parse(plan.quarter)
+    return CatalogView(
+        club_name, order_address, plan.quarter, period.label, plan.segment,
+        plan.segment_name, segment_line(profile),
+        class_colour(plan.sections[0].code if plan.sections else "I", 34),
+        sections, sum(len(s.entries) for s in sections), images,
+    )
+
+
+def member_letter(name: str, segment_name: str, quarter_label: str, picks: int) -> list[str]:
+    return [
+        f"感谢您一直以来对书友会的支持。{quarter_label}的会员书目已经为您备好，"
+        f"这一期以「{segment_name}」为主题。",
+        f"根据您的阅读记录，我们从本季书目中为您挑选了 {picks} 本书，列在下一页，"
+        "每本都附上了推荐的理由。用随附的订购单订购，会员号已为您填好。",
+        f"Dear {name}, thank you for reading with us. Your picks for this quarter, chosen from "
+        "your reading history, follow on the next page; the order form already carries your "
+        "member number.",
+    ]
+
+
+def member_view(
+    member: MemberRow,
+    picks: Sequence[EntryView],
+    qr: str,
+    *,
+    segment_name: str,
+    quarter: str,
+    club_name: str,
+    order_address: str,
+) -> MemberView:
+    label = Quarter.parse(quarter).label
+    address = [line for line in (member.address, " ".join(filter(None, (member.postcode, member.city)))) if line]
+    return MemberView(
+        member.member_id, member.name, address, f"亲爱的 {member.name}：",
+        member_letter(member.name, segment_name, label, len(picks)), list(picks), qr,
+        segment_name, label, club_name, order_address, prefilled=list(picks[:3]),
+    )

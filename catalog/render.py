@@ -1,0 +1,111 @@
+"""Template context → HTML (Jinja2) → PDF (WeasyPrint).
+
+Pagination lives in the stylesheet (``static/catalog.css``): page size,
+margins, running heads, named pages, the table of contents' page numbers.
+The only generated CSS is the part settings choose: size, bleed and fonts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from weasyprint import HTML
+from weasyprint.document import Document
+from weasyprint.text.fonts import FontConfiguration
+
+from catalog.context import CatalogView
+from catalog.fetcher import STATIC_DIR, AssetFetcher
+from recsys.settings import CatalogSettings
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+BASE_URL = STATIC_DIR.as_uri() + "/"
+
+_environment: jinja2.Environment | None = None
+
+
+def environment() -> jinja2.Environment:
+    global _environment
+    if _environment is None:
+        _environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+            autoescape=jinja2.select_autoescape(["html"]),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    return _environment
+
+
+def font_stack(cjk_font: str, latin_font: str = "") -> str:
+    """A Latin face first (when set), then the CJK face, which has Latin glyphs of its own."""
+    faces = [f for f in (latin_font, cjk_font) if f]
+    generic = "sans-serif" if "sans" in cjk_font.lower() or "hei" in cjk_font.lower() else "serif"
+    return ", ".join(f'"{f}"' for f in faces) + f", {generic}"
+
+
+def page_css(settings: CatalogSettings, cjk_font: str) -> str:
+    """The stylesheet settings choose: page size, bleed and crop marks, fonts."""
+    rules = [f"@page {{ size: {settings.page_size}; }}"]
+    if settings.bleed:
+        rules.append("@page { bleed: 3mm; marks: crop cross; }")
+    if settings.page_size == "A5":
+        rules.append(
+            "@page { margin: 14mm 10mm 13mm 10mm; } html { font-size: 8pt; }"
+            " .entry { width: 100%; } .cover .segment-name { font-size: 24pt; }"
+            " .cover .mosaic img { width: 18mm; height: 25.2mm; }"
+        )
+    rules.append(f"html {{ font-family: {font_stack(cjk_font, settings.latin_font)}; }}")
+    return "\n".join(rules)
+
+
+def render_html(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def catalog_html(view: CatalogView, settings: CatalogSettings) -> str:
+    return render_html("catalog.html", c=view, page_css=page_css(settings, settings.segment_font))
+
+
+@dataclass
+class Renderer:
+    """Lays out and writes documents with one font configuration, image cache and fetcher.
+
+    Keep one per process: fonts, the parsed stylesheet's images and the
+    placeholder covers are reused from one document to the next.
+    """
+
+    fetcher: AssetFetcher
+    font_config: FontConfiguration
+    image_cache: dict[str, Any]
+
+    @classmethod
+    def create(cls, asset_roots: list[Path] | None = None) -> Renderer:
+        logging.getLogger("weasyprint").setLevel(logging.ERROR)
+        roots = [STATIC_DIR, *(asset_roots or [])]
+        return cls(AssetFetcher(roots), FontConfiguration(), {})
+
+    def layout(self, html: str) -> Document:
+        document = HTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
+        return document.render(font_config=self.font_config, cache=self.image_cache)
+
+    def write(self, document: Document, target: Path | None = None) -> bytes:
+        pdf = document.write_pdf()
+        assert isinstance(pdf, bytes)
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(pdf)
+        return pdf
+
+
+def render_catalog(
+    view: CatalogView, settings: CatalogSettings, target: Path, renderer: Renderer | None = None
+) -> int:
+    """Write the segment catalog to ``target``; return its page count."""
+    renderer = renderer or Renderer.create()
+    document = renderer.layout(catalog_html(view, settings))
+    renderer.write(document, target)
+    return len(document.pages)
