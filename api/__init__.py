@@ -1,0 +1,1 @@
+"""The recommendation HTTP API (FastAPI): ``api.app:create_app``."""

@@ -1,0 +1,104 @@
+"""The FastAPI application: ``create_app(settings)`` wires settings, database, model and routes.
+
+Served by ``bookclub serve`` as ``uvicorn api.app:create_app --factory``: each
+worker calls ``create_app()`` with settings from the environment, opens its own
+engine and loads the active model (memory-mapped, so workers share its pages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
+
+from api import errors, metrics
+from api.auth import KeyVerifier
+from api.model_holder import ModelHolder, ModelSource
+from api.recommending import feed_new_titles
+from api.routes import categories, health, members, models, purchases, titles
+from recsys.db import engine_from_settings
+from recsys.settings import Settings
+
+API_VERSION = "1.0.0"
+
+DESCRIPTION = """
+Recommendations for the book club's members, over the trained implicit-ALS model.
+
+**Auth**: send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`
+(`bookclub apikeys create --scope read|admin`). Read routes accept read and admin
+keys; admin routes (activate a model, post purchases, personal data) need admin.
+
+**Errors** are JSON `{error, message, errors}`; `errors` names each bad field
+(and, for a batch, the line index).
+
+Every model-backed answer carries the serving model's version in `model_version`
+and in the `X-Model-Version` header.
+"""
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "members", "description": "a member's recommendations and profile"},
+    {"name": "titles", "description": "similar titles"},
+    {"name": "categories", "description": "popular titles per category"},
+    {"name": "purchases", "description": "order lines posted as they happen"},
+    {"name": "models", "description": "trained models and the active one"},
+    {"name": "health", "description": "liveness, readiness, metrics"},
+]
+
+
+def _registry(settings: Settings) -> ModelSource:
+    from training.registry import ModelRegistry
+
+    registry: ModelSource = ModelRegistry(settings.models_dir)
+    return registry
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    registry: ModelSource | None = None,
+) -> FastAPI:
+    """The app; ``settings`` default to the environment (``BOOKCLUB_…``), as in factory mode."""
+    settings = settings if settings is not None else Settings.model_validate({})
+    owns_engine = engine is None
+    engine = engine if engine is not None else engine_from_settings(settings)
+    registry = registry if registry is not None else _registry(settings)
+    holder = ModelHolder(
+        registry,
+        prepare=partial(feed_new_titles, engine),
+        on_swap=metrics.model_swapped,
+        poll_seconds=settings.api.model_poll_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(holder.start)
+        try:
+            yield
+        finally:
+            holder.stop()
+            metrics.worker_exit()
+            if owns_engine:
+                engine.dispose()
+
+    app = FastAPI(
+        title="bookclub recommendations",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.holder = holder
+    app.state.keys = KeyVerifier(engine, settings.api.key_cache_seconds)
+    errors.install(app)
+    app.add_middleware(metrics.MetricsMiddleware)
+    for module in (members, titles, categories, purchases, models, health):
+        app.include_router(module.router)
+    return app

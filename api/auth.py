@@ -1,0 +1,130 @@
+"""API keys on requests: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+
+Read routes take a read or admin key (or none, when the server runs in open
+demo mode); admin routes always need an admin key. A worker remembers a
+verified key for ``key_cache_seconds`` (by its hash, never the key), so a
+revocation takes effect within that delay without a database read per request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from recsys.apikeys import ApiKeyInfo, hash_key, verify_key
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    bearerFormat="bk_<prefix>_<secret>",
+    description="an API key as a bearer token",
+)
+header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_MAX_CACHED = 10_000
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key's prefix and scope, or the anonymous reader of open demo mode."""
+
+    scope: str  # 'read' | 'admin'
+    prefix: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.scope == "admin"
+
+
+class KeyVerifier:
+    """Checks keys against the database, caching answers for ``ttl`` seconds per worker."""
+
+    def __init__(self, engine: Engine, ttl: float) -> None:
+        self.engine = engine
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, ApiKeyInfo | None]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, key: str) -> tuple[bool, ApiKeyInfo | None]:
+        hit = self._cache.get(hash_key(key))
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
+    def verify(self, key: str) -> ApiKeyInfo | None:
+        """Look the key up in the database (blocking) and remember the answer."""
+        with self.engine.connect() as connection:
+            info = verify_key(connection, key)
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._cache) >= _MAX_CACHED:
+                    self._cache.clear()
+                self._cache[hash_key(key)] = (time.monotonic() + self.ttl, info)
+        return info
+
+    def forget(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+
+def _presented_key(
+    credentials: HTTPAuthorizationCredentials | None, header_key: str | None
+) -> str | None:
+    if credentials is not None and credentials.credentials:
+        return credentials.credentials.strip()
+    if header_key:
+        return header_key.strip()
+    return None
+
+
+async def _principal(request: Request, key: str | None) -> Principal | None:
+    if key is None:
+        return None
+    verifier: KeyVerifier = request.app.state.keys
+    found, info = verifier.cached(key)
+    if not found:
+        info = await run_in_threadpool(verifier.verify, key)
+    if info is None:
+        raise HTTPException(401, "invalid or revoked API key", headers=_CHALLENGE)
+    return Principal(info.scope, info.prefix)
+
+
+async def require_read(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    header_key: Annotated[str | None, Depends(header_scheme)],
+) -> Principal:
+    principal = await _principal(request, _presented_key(credentials, header_key))
+    if principal is not None:
+        return principal
+    if request.app.state.settings.api.open_demo:
+        return Principal("read", None)
+    raise HTTPException(
+        401,
+        "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+        headers=_CHALLENGE,
+    )
+
+
+async def require_admin(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    header_key: Annotated[str | None, Depends(header_scheme)],
+) -> Principal:
+    principal = await _principal(request, _presented_key(credentials, header_key))
+    if principal is None:
+        raise HTTPException(401, "an admin API key is required", headers=_CHALLENGE)
+    if not principal.is_admin:
+        raise HTTPException(403, "this route needs an admin key; the key presented has read scope")
+    return principal
+
+
+ReadKeyDep = Annotated[Principal, Depends(require_read)]
+AdminKeyDep = Annotated[Principal, Depends(require_admin)]

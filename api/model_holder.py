@@ -1,0 +1,178 @@
+"""The model a worker serves, and how a newly activated one replaces it without a restart.
+
+Each worker holds one reference to a loaded model. A background thread looks at
+the registry's ``active_pointer`` every ``model_poll_seconds``; when the file
+changed (mtime, inode or size), it loads the new active model *beside* the
+current one, feeds it the titles added to the database since training, and
+swaps the reference. A request takes the reference once, at its start, and uses
+that model to the end, so an in-flight request is never cut over half way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from recsys.errors import BookclubError
+
+log = logging.getLogger("bookclub.api.models")
+
+
+class ModelUnavailableError(BookclubError):
+    """No model is loaded in this worker (none trained or activated yet)."""
+
+
+class RecommendationLike(Protocol):
+    @property
+    def title_id(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def reason_kind(self) -> str: ...
+    @property
+    def because(self) -> tuple[str, ...]: ...
+
+
+class ServingModel(Protocol):
+    """The part of ``recsys.trained_model.TrainedModel`` the API uses (docs/contracts.md)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def trained_until(self) -> dt.datetime: ...
+    def knows_member(self, member_id: str) -> bool: ...
+    def knows_title(self, title_id: str) -> bool: ...
+    def recommend(
+        self,
+        member_id: str,
+        *,
+        limit: int = 20,
+        recent: Sequence[tuple[str, float]] = (),
+        exclude_title_ids: Collection[str] = (),
+        only_title_ids: Collection[str] | None = None,
+        category: str | None = None,
+        declared_categories: Sequence[str] = (),
+    ) -> Sequence[RecommendationLike]: ...
+    def similar_titles(self, title_id: str, limit: int = 20) -> list[tuple[str, float]]: ...
+    def popular_in_category(self, code: str, limit: int = 20) -> list[tuple[str, float]]: ...
+    def add_titles(self, titles: Sequence[tuple[str, Sequence[str]]]) -> None: ...
+
+
+class ModelSource(Protocol):
+    """The part of ``training.registry.ModelRegistry`` the API uses."""
+
+    def list(self) -> Sequence[Any]: ...
+    def active_version(self) -> str | None: ...
+    def activate(self, version: str) -> None: ...
+    def load(self, version: str | None = None) -> Any: ...
+    @property
+    def active_pointer(self) -> Path: ...
+
+
+Stamp = tuple[int, int, int] | None
+Prepare = Callable[[ServingModel], object]
+OnSwap = Callable[[str | None, str], None]
+
+
+def _stamp(path: Path) -> Stamp:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
+
+
+class ModelHolder:
+    """One worker's model reference, refreshed from the registry."""
+
+    def __init__(
+        self,
+        registry: ModelSource,
+        *,
+        prepare: Prepare | None = None,
+        on_swap: OnSwap | None = None,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.registry = registry
+        self._prepare = prepare
+        self._on_swap = on_swap
+        self.poll_seconds = poll_seconds
+        self._model: ServingModel | None = None
+        self._stamp: Stamp = None
+        self._checked = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    @property
+    def model(self) -> ServingModel | None:
+        return self._model
+
+    def current(self) -> ServingModel:
+        """The model to serve this request with (one read of the reference)."""
+        model = self._model
+        if model is None:
+            raise ModelUnavailableError(
+                "no model is loaded: train one (`bookclub train`) and activate it"
+                + (f" (last load failed: {self.last_error})" if self.last_error else "")
+            )
+        return model
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Load the active model if the pointer changed; True when the reference was swapped."""
+        with self._lock:
+            stamp = _stamp(self.registry.active_pointer)
+            if self._checked and stamp == self._stamp and not force:
+                return False
+            version = self.registry.active_version()
+            current = self._model
+            if version is None or (current is not None and current.version == version):
+                self._stamp, self._checked = stamp, True
+                return False
+            try:
+                model: ServingModel = self.registry.load(version)
+                if self._prepare is not None:
+                    self._prepare(model)
+            except Exception as exc:  # keep serving the old model; retry at the next poll
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.error("loading model %s failed: %s", version, self.last_error)
+                return False
+            self._model = model
+            self._stamp, self._checked = stamp, True
+            self.last_error = None
+        log.info("serving model %s (was %s)", version, current.version if current else None)
+        if self._on_swap is not None:
+            self._on_swap(current.version if current else None, version)
+        return True
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # never let the poller die
+                log.exception("model refresh failed")
+
+    def start(self) -> None:
+        """Load the active model now (if any) and start polling for a new one."""
+        try:
+            self.refresh()
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("no model loaded at start: %s", self.last_error)
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._poll, name="model-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

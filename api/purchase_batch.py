@@ -1,0 +1,135 @@
+"""POST /v1/purchases: a batch of order lines, checked like a purchases CSV, all or nothing.
+
+Each line goes through the file importer's own row parser
+(``recsys.importing.specs.PURCHASES.parse``: the same fields, defaults and
+messages), then the importer's reference checks (member and title known, a
+line id once per batch). Any bad line rejects the whole batch with every fault
+listed (index, field, reason). Line ids already stored are counted
+``already_present`` and not written again, so a client may safely resend.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection
+
+from api.errors import InvalidInputError
+from api.schemas import PurchaseBatchPublic, PurchaseLineCreate
+from recsys import member_queries as q
+from recsys.importing.specs import PURCHASES, RowInvalid
+
+_COLUMNS = (
+    "line_id",
+    "order_id",
+    "member_id",
+    "title_id",
+    "purchased_at",
+    "quantity",
+    "unit_price",
+    "channel",
+)  # the order of PURCHASES.parse's tuple
+
+
+def _error(index: int, field: str, reason: str) -> dict[str, Any]:
+    return {"location": "body", "field": field, "index": index, "reason": reason}
+
+
+def _values(line: PurchaseLineCreate) -> dict[str, str]:
+    return {k: "" if v is None else str(v) for k, v in line.model_dump().items()}
+
+
+def _parse(
+    lines: list[PurchaseLineCreate],
+) -> tuple[list[dict[str, Any] | None], list[dict[str, Any]]]:
+    rows: list[dict[str, Any] | None] = []
+    errors: list[dict[str, Any]] = []
+    first_index: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        try:
+            row: dict[str, Any] | None = dict(
+                zip(_COLUMNS, PURCHASES.parse(_values(line)), strict=True)
+            )
+        except RowInvalid as exc:
+            errors.extend(_error(index, e.field, e.reason) for e in exc.errors)
+            row = None
+        if row is not None:
+            line_id = row["line_id"]
+            if line_id in first_index:
+                errors.append(
+                    _error(
+                        index,
+                        "line_id",
+                        f"duplicate line_id '{line_id}' (first at index {first_index[line_id]})",
+                    )
+                )
+            else:
+                first_index[line_id] = index
+        rows.append(row)
+    return rows, errors
+
+
+def store_batch(
+    connection: Connection, lines: list[PurchaseLineCreate], max_lines: int
+) -> PurchaseBatchPublic:
+    """Validate every line, then insert the new ones in one transaction (committed here)."""
+    if len(lines) > max_lines:
+        raise InvalidInputError(
+            f"{len(lines)} lines in one batch; send at most {max_lines} per request",
+            [_error(max_lines, "lines", f"more than {max_lines} lines")],
+        )
+    rows, errors = _parse(lines)
+    good = [r for r in rows if r is not None]
+    members = q.member_keys(connection, [r["member_id"] for r in good])
+    titles = q.title_keys(connection, [r["title_id"] for r in good])
+    for index, row in enumerate(rows):
+        if row is None:
+            continue
+        if row["member_id"] not in members:
+            errors.append(
+                _error(
+                    index,
+                    "member_id",
+                    f"unknown member '{row['member_id']}' (import the member first)",
+                )
+            )
+        if row["title_id"] not in titles:
+            errors.append(
+                _error(
+                    index, "title_id", f"unknown title '{row['title_id']}' (import the title first)"
+                )
+            )
+    if errors:
+        bad = len({e["index"] for e in errors})
+        raise InvalidInputError(
+            f"{bad} of {len(lines)} line(s) are invalid; nothing was written: fix them and resend",
+            sorted(errors, key=lambda e: (e["index"], e["field"])),
+        )
+    present = q.existing_line_ids(connection, [r["line_id"] for r in good])
+    new_rows = []
+    for r in good:
+        if r["line_id"] in present:
+            continue
+        title_key, list_price = titles[r["title_id"]]
+        price = r["unit_price"] if r["unit_price"] is not None else (list_price or Decimal("0"))
+        new_rows.append(
+            {
+                "line_id": r["line_id"],
+                "order_id": r["order_id"],
+                "member_key": members[r["member_id"]],
+                "title_key": title_key,
+                "quantity": r["quantity"],
+                "unit_price": price,
+                "purchased_at": r["purchased_at"],
+                "channel": r["channel"],
+            }
+        )
+    inserted = q.insert_purchase_rows(connection, new_rows)
+    connection.commit()
+    return PurchaseBatchPublic(
+        received=len(lines),
+        inserted=inserted,
+        already_present=len(lines) - inserted,
+        already_present_line_ids=sorted(present),
+    )

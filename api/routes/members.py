@@ -1,0 +1,82 @@
+"""/v1/members: a member's recommendations and profile."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response
+
+from api.deps import ConnectionDep, LimitDep, ModelDep, ReadKeyDep, SettingsDep
+from api.errors import RESPONSES
+from api.metrics import record_recommendation
+from api.profile import member_profile
+from api.recommending import recommend_for_member
+from api.schemas import MemberProfilePublic, RecommendationsPublic
+
+router = APIRouter(prefix="/v1/members", tags=["members"])
+
+MemberId = Annotated[
+    str, Path(min_length=1, max_length=64, description="the club's member id", examples=["M000123"])
+]
+
+
+@router.get(
+    "/{member_id}/recommendations",
+    response_model=RecommendationsPublic,
+    responses=RESPONSES,
+    summary="Titles recommended to a member, with a score and a readable reason",
+)
+def read_recommendations(
+    member_id: MemberId,
+    response: Response,
+    connection: ConnectionDep,
+    model: ModelDep,
+    limit: LimitDep,
+    _key: ReadKeyDep,
+    category: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=64,
+            description="only titles in this category (or below)",
+            examples=["I247"],
+        ),
+    ] = None,
+    include_purchased: Annotated[bool, Query(description="keep titles the member bought")] = False,
+    in_stock_only: Annotated[bool, Query(description="drop titles out of stock")] = True,
+) -> RecommendationsPublic:
+    """A member with no history gets cold-start titles (declared categories, then popular)
+    with their reason; purchases posted since training count at once."""
+    cold_start, data = recommend_for_member(
+        connection,
+        model,
+        member_id,
+        limit=limit,
+        category=category,
+        include_purchased=include_purchased,
+        in_stock_only=in_stock_only,
+    )
+    record_recommendation(cold_start)
+    response.headers["X-Model-Version"] = model.version
+    return RecommendationsPublic(
+        member_id=member_id,
+        model_version=model.version,
+        cold_start=cold_start,
+        data=data,
+        count=len(data),
+    )
+
+
+@router.get(
+    "/{member_id}",
+    response_model=MemberProfilePublic,
+    responses=RESPONSES,
+    summary="A member's profile: value tier, segment, top categories, purchase counts",
+)
+def read_member(
+    member_id: MemberId, connection: ConnectionDep, settings: SettingsDep, key: ReadKeyDep
+) -> MemberProfilePublic:
+    """Name and address are included for admin keys only."""
+    return member_profile(
+        connection, member_id, personal=key.is_admin, top=settings.api.top_categories
+    )

@@ -1,0 +1,249 @@
+"""The API's request and response bodies: one family per resource, lists as ``{data, count}``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from recsys.schema import CHANNELS
+
+Channel = Literal["mail", "phone", "sms", "email", "web", "shop"]
+assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]
+
+
+class ErrorDetail(BaseModel):
+    location: str = Field(description="'path', 'query', 'header' or 'body'")
+    field: str = Field(description="the parameter or body field at fault")
+    index: int | None = Field(None, description="for a batch: the 0-based line the error is on")
+    reason: str
+
+
+class ErrorPublic(BaseModel):
+    error: str = Field(description="a stable machine-readable code")
+    message: str = Field(description="what was wrong and what to do")
+    errors: list[ErrorDetail] = Field(default_factory=list)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "not_found",
+                    "message": "unknown member 'M404': check the member id",
+                    "errors": [],
+                }
+            ]
+        }
+    )
+
+
+# --- titles -------------------------------------------------------------------------------
+
+
+class TitlePublic(BaseModel):
+    title_id: str
+    title: str
+    author: str | None
+    price: float | None
+    categories: list[str] = Field(description="category codes, the primary one first")
+    in_stock: bool
+
+
+class RecommendationPublic(TitlePublic):
+    score: float
+    reason: str = Field(description="readable: why this title")
+    reason_kind: Literal["history", "new_in_category", "category_popular", "popular"] | str
+    because: list[str] = Field(
+        description="title ids (history) or category codes behind the reason"
+    )
+
+
+class RecommendationsPublic(BaseModel):
+    member_id: str
+    model_version: str
+    cold_start: bool = Field(description="true when the model does not know the member yet")
+    data: list[RecommendationPublic]
+    count: int
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "member_id": "M000123",
+                    "model_version": "20260101T000000-als",
+                    "cold_start": False,
+                    "data": [
+                        {
+                            "title_id": "T004711",
+                            "title": "活着",
+                            "author": "余华",
+                            "price": 28.0,
+                            "categories": ["I247", "I2"],
+                            "in_stock": True,
+                            "score": 0.83,
+                            "reason": "because you bought 许三观卖血记",
+                            "reason_kind": "history",
+                            "because": ["T000815"],
+                        }
+                    ],
+                    "count": 1,
+                }
+            ]
+        }
+    )
+
+
+class ScoredTitlePublic(TitlePublic):
+    score: float
+
+
+class SimilarTitlesPublic(BaseModel):
+    title_id: str
+    model_version: str
+    data: list[ScoredTitlePublic]
+    count: int
+
+
+class PopularTitlesPublic(BaseModel):
+    category: str
+    category_name: str
+    model_version: str
+    data: list[ScoredTitlePublic]
+    count: int
+
+
+# --- members ------------------------------------------------------------------------------
+
+
+class SegmentPublic(BaseModel):
+    quarter: str
+    segment: int
+    name: str | None
+
+
+class CategoryCountPublic(BaseModel):
+    code: str
+    name: str
+    units: int
+
+
+class PurchaseCountsPublic(BaseModel):
+    lines: int
+    orders: int
+    units_bought: int
+    units_returned: int
+    spent: float
+    first_purchase_at: dt.datetime | None
+    last_purchase_at: dt.datetime | None
+
+
+class MemberPersonalPublic(BaseModel):
+    """Personal data: only for admin keys."""
+
+    name: str
+    address: str | None
+    postcode: str | None
+    city: str | None
+    birth_year: int | None
+    joined_on: dt.date | None
+    channel: str | None
+
+
+class MemberProfilePublic(BaseModel):
+    member_id: str
+    status: str
+    value_tier: str | None = Field(description="from the latest quarter's segmentation, if any")
+    segment: SegmentPublic | None
+    top_categories: list[CategoryCountPublic]
+    declared_categories: list[str]
+    purchases: PurchaseCountsPublic
+    personal: MemberPersonalPublic | None = Field(
+        None, description="name and address: present for admin keys only"
+    )
+
+
+# --- purchases ----------------------------------------------------------------------------
+
+
+class PurchaseLineCreate(BaseModel):
+    """One order line, with the columns of the purchases CSV (same checks, same defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line_id: str = Field(description="unique per order line; resending it is harmless")
+    member_id: str
+    title_id: str
+    purchased_at: str = Field(description="ISO date or timestamp; aware times are stored as UTC")
+    quantity: int | str = Field(description="non-zero; negative for a return")
+    unit_price: float | str | None = Field(None, description="default: the title's list price")
+    channel: str | None = Field(None, description="one of " + ", ".join(CHANNELS) + "; default web")
+    order_id: str | None = Field(None, description="default: line_id up to its last '-'")
+
+
+class PurchaseBatchCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "lines": [
+                        {
+                            "line_id": "W-2026-000001-1",
+                            "member_id": "M000123",
+                            "title_id": "T004711",
+                            "purchased_at": "2026-11-20T10:15:00",
+                            "quantity": 1,
+                            "unit_price": 28.0,
+                            "channel": "web",
+                            "order_id": "W-2026-000001",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    lines: list[PurchaseLineCreate] = Field(min_length=1)
+
+
+class PurchaseBatchPublic(BaseModel):
+    received: int
+    inserted: int
+    already_present: int
+    already_present_line_ids: list[str]
+
+
+# --- models and health --------------------------------------------------------------------
+
+
+class ModelPublic(BaseModel):
+    version: str
+    created_at: dt.datetime | None
+    status: str
+    metrics: dict[str, Any]
+    reason: str | None
+    active: bool
+
+
+class ModelsPublic(BaseModel):
+    data: list[ModelPublic]
+    count: int
+    active_version: str | None
+    serving_version: str | None = Field(description="the version this worker serves right now")
+
+
+class ModelActivatedPublic(BaseModel):
+    active_version: str
+    serving_version: str | None
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadinessPublic(BaseModel):
+    status: Literal["ready", "not_ready"]
+    database: str
+    model_version: str | None
+    detail: str | None = None

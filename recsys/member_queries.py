@@ -1,0 +1,282 @@
+"""The SQL the API needs, and only here: members, their purchases, titles, categories.
+
+Every function takes a SQLAlchemy ``Connection``; the caller owns the
+transaction. Queries on one member go through ``ix_purchases_member_key_purchased_at``
+so they stay cheap however many order lines the club holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from recsys.bulk import insert_ignoring_conflicts
+from recsys.schema import (
+    Category,
+    Member,
+    MemberCategory,
+    MemberSegment,
+    Purchase,
+    Segment,
+    Title,
+    TitleCategory,
+)
+
+_IN_CHUNK = 900  # below SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    key: int
+    member_id: str
+    name: str
+    joined_on: dt.date | None
+    channel: str | None
+    address: str | None
+    postcode: str | None
+    city: str | None
+    birth_year: int | None
+    status: str
+
+
+@dataclass(frozen=True)
+class PurchasedLine:
+    title_id: str
+    quantity: int
+    purchased_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TitleRecord:
+    title_id: str
+    title: str
+    author: str | None
+    price: Decimal | None
+    in_stock: bool
+    categories: tuple[str, ...]  # primary first
+
+
+@dataclass(frozen=True)
+class SegmentRecord:
+    quarter: str
+    tier: str
+    segment: int
+    segment_name: str | None
+
+
+@dataclass(frozen=True)
+class PurchaseSummary:
+    lines: int
+    orders: int
+    units_bought: int
+    units_returned: int
+    spent: Decimal
+    first_purchase_at: dt.datetime | None
+    last_purchase_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class CategoryCount:
+    code: str
+    name: str
+    units: int
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+def find_member(connection: Connection, member_id: str) -> MemberRecord | None:
+    row = connection.execute(
+        select(
+            Member.id.label("key"),
+            Member.member_id,
+            Member.name,
+            Member.joined_on,
+            Member.channel,
+            Member.address,
+            Member.postcode,
+            Member.city,
+            Member.birth_year,
+            Member.status,
+        ).where(Member.member_id == member_id)
+    ).one_or_none()
+    return None if row is None else MemberRecord(**row._mapping)
+
+
+def member_key(connection: Connection, member_id: str) -> int | None:
+    return connection.scalar(select(Member.id).where(Member.member_id == member_id))
+
+
+def member_purchases(connection: Connection, key: int) -> list[PurchasedLine]:
+    """All of a member's order lines (returns included), oldest first."""
+    rows = connection.execute(
+        select(Title.title_id, Purchase.quantity, Purchase.purchased_at)
+        .join(Title, Title.id == Purchase.title_key)
+        .where(Purchase.member_key == key)
+        .order_by(Purchase.purchased_at)
+    )
+    return [PurchasedLine(*row) for row in rows]
+
+
+def declared_categories(connection: Connection, key: int) -> list[str]:
+    return list(
+        connection.scalars(
+            select(MemberCategory.category_code)
+            .where(MemberCategory.member_key == key)
+            .order_by(MemberCategory.category_code)
+        )
+    )
+
+
+def title_details(connection: Connection, title_ids: Collection[str]) -> dict[str, TitleRecord]:
+    """Details of the titles among ``title_ids`` that exist (primary category first)."""
+    wanted = list(dict.fromkeys(title_ids))
+    base: dict[str, tuple[Any, ...]] = {}
+    codes: dict[str, list[str]] = {}
+    for chunk in _chunks(wanted):
+        for row in connection.execute(
+            select(Title.title_id, Title.title, Title.author, Title.price, Title.in_stock).where(
+                Title.title_id.in_(chunk)
+            )
+        ):
+            base[row.title_id] = tuple(row)
+        for title_id, code in connection.execute(
+            select(Title.title_id, TitleCategory.category_code)
+            .join(TitleCategory, TitleCategory.title_key == Title.id)
+            .where(Title.title_id.in_(chunk))
+            .order_by(Title.title_id, TitleCategory.is_primary.desc(), TitleCategory.category_code)
+        ):
+            codes.setdefault(title_id, []).append(code)
+    return {
+        title_id: TitleRecord(
+            title_id, row[1], row[2], row[3], bool(row[4]), tuple(codes.get(title_id, ()))
+        )
+        for title_id, row in base.items()
+    }
+
+
+def title_exists(connection: Connection, title_id: str) -> bool:
+    return connection.scalar(select(Title.id).where(Title.title_id == title_id)) is not None
+
+
+def category_name(connection: Connection, code: str) -> str | None:
+    return connection.scalar(select(Category.name).where(Category.code == code))
+
+
+def all_title_categories(connection: Connection) -> list[tuple[str, list[str]]]:
+    """Every title with its category codes (primary first): what a freshly loaded model is fed."""
+    by_title: dict[str, list[str]] = {}
+    for title_id in connection.scalars(select(Title.title_id)):
+        by_title[title_id] = []
+    for title_id, code in connection.execute(
+        select(Title.title_id, TitleCategory.category_code)
+        .join(TitleCategory, TitleCategory.title_key == Title.id)
+        .order_by(Title.title_id, TitleCategory.is_primary.desc(), TitleCategory.category_code)
+    ):
+        by_title[title_id].append(code)
+    return list(by_title.items())
+
+
+def latest_segment(connection: Connection, key: int) -> SegmentRecord | None:
+    """The member's tier and segment in the latest quarter that has them."""
+    row = connection.execute(
+        select(MemberSegment.quarter, MemberSegment.tier, MemberSegment.segment, Segment.name)
+        .outerjoin(
+            Segment,
+            and_(
+                Segment.quarter == MemberSegment.quarter, Segment.segment == MemberSegment.segment
+            ),
+        )
+        .where(MemberSegment.member_key == key)
+        .order_by(MemberSegment.quarter.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else SegmentRecord(*row)
+
+
+def purchase_summary(connection: Connection, key: int) -> PurchaseSummary:
+    row = connection.execute(
+        select(
+            func.count(Purchase.id),
+            func.count(func.distinct(Purchase.order_id)),
+            func.coalesce(func.sum(Purchase.quantity).filter(Purchase.quantity > 0), 0),
+            func.coalesce(-func.sum(Purchase.quantity).filter(Purchase.quantity < 0), 0),
+            func.coalesce(func.sum(Purchase.quantity * Purchase.unit_price), 0),
+            func.min(Purchase.purchased_at),
+            func.max(Purchase.purchased_at),
+        ).where(Purchase.member_key == key)
+    ).one()
+    return PurchaseSummary(
+        lines=int(row[0]),
+        orders=int(row[1]),
+        units_bought=int(row[2]),
+        units_returned=int(row[3]),
+        spent=Decimal(str(row[4])).quantize(Decimal("0.01")),
+        first_purchase_at=row[5],
+        last_purchase_at=row[6],
+    )
+
+
+def top_categories(connection: Connection, key: int, limit: int) -> list[CategoryCount]:
+    """The primary categories of the titles a member bought most (net units)."""
+    units = func.sum(Purchase.quantity).label("units")
+    rows = connection.execute(
+        select(Category.code, Category.name, units)
+        .select_from(Purchase)
+        .join(
+            TitleCategory,
+            and_(TitleCategory.title_key == Purchase.title_key, TitleCategory.is_primary),
+        )
+        .join(Category, Category.code == TitleCategory.category_code)
+        .where(Purchase.member_key == key)
+        .group_by(Category.code, Category.name)
+        .having(func.sum(Purchase.quantity) > 0)
+        .order_by(units.desc(), Category.code)
+        .limit(limit)
+    )
+    return [CategoryCount(code, name, int(n)) for code, name, n in rows]
+
+
+def member_keys(connection: Connection, member_ids: Collection[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(list(dict.fromkeys(member_ids))):
+        found.update(
+            connection.execute(
+                select(Member.member_id, Member.id).where(Member.member_id.in_(chunk))
+            ).tuples()
+        )
+    return found
+
+
+def title_keys(
+    connection: Connection, title_ids: Collection[str]
+) -> dict[str, tuple[int, Decimal | None]]:
+    """``title_id`` → (key, list price) for the ids that exist."""
+    found: dict[str, tuple[int, Decimal | None]] = {}
+    for chunk in _chunks(list(dict.fromkeys(title_ids))):
+        for title_id, key, price in connection.execute(
+            select(Title.title_id, Title.id, Title.price).where(Title.title_id.in_(chunk))
+        ):
+            found[title_id] = (key, price)
+    return found
+
+
+def existing_line_ids(connection: Connection, line_ids: Collection[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(list(dict.fromkeys(line_ids))):
+        found.update(
+            connection.scalars(select(Purchase.line_id).where(Purchase.line_id.in_(chunk)))
+        )
+    return found
+
+
+def insert_purchase_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert order lines (``purchases`` columns), skipping line ids already stored."""
+    return insert_ignoring_conflicts(connection, Purchase.__table__, rows)
