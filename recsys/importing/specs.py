@@ -110,7 +110,7 @@ def make_stage(kind: ImportKind, suffix: str) -> tuple[Table, Table | None]:
         Column("_line", Integer, primary_key=True),
         Column("_bad", Integer, nullable=False, default=0, server_default="0"),
         Column("_new", Integer, nullable=False, default=0, server_default="0"),
-        *[c.copy() for c in kind.stage_columns],  # type: ignore[attr-defined]
+        *[Column(c.name, c.type) for c in kind.stage_columns],
         prefixes=["TEMPORARY"],
     )
     child = None
@@ -119,7 +119,7 @@ def make_stage(kind: ImportKind, suffix: str) -> tuple[Table, Table | None]:
             f"stage_{kind.name.replace('-', '_')}_child_{suffix}",
             metadata,
             Column("_line", Integer, nullable=False, index=True),
-            *[c.copy() for c in kind.child_columns],  # type: ignore[attr-defined]
+            *[Column(c.name, c.type) for c in kind.child_columns],
             prefixes=["TEMPORARY"],
         )
     return stage, child
