@@ -107,9 +107,7 @@ def title_category_matrix(
                 cols.append(pos[node])
                 vals.append(share)
     coords = (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))
-    matrix = sp.csr_matrix(
-        (np.array(vals, dtype=np.float32), coords), shape=(n_titles, len(index))
-    )
+    matrix = sp.csr_matrix((np.array(vals, dtype=np.float32), coords), shape=(n_titles, len(index)))
     matrix.sum_duplicates()
     return matrix
 
@@ -218,9 +216,7 @@ def build_affinity(
             for node in paths.get(col, [col]):
                 rows.append(member_idx)
                 cols.append(node)
-        vals = np.array(
-            [declared_weight / members_declaring[r] for r in rows], dtype=np.float32
-        )
+        vals = np.array([declared_weight / members_declaring[r] for r in rows], dtype=np.float32)
         extra = sp.csr_matrix((vals, (rows, cols)), shape=(n_members, n_cats))
         weights = sp.csr_matrix(weights + extra, dtype=np.float32)
         for member_idx, count in members_declaring.items():
@@ -230,3 +226,70 @@ def build_affinity(
     grand = float(totals.sum())
     global_share = (col_mass / grand if grand > 0 else np.zeros(n_cats)).astype(np.float32)
     return AffinityProfile(weights, totals, global_share, prior)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where titles without sales borrow their scores: the mean of warm titles in a category."""
+
+    cold_idx: npt.NDArray[np.int64]  # titles placed
+    category: npt.NDArray[np.int64]  # the category column each was placed in (-1: all titles)
+    weights: sp.csr_matrix  # len(cold_idx) × titles, each row averages warm titles
+
+    def fill_vectors(self, title_vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """titles × k: a placed title's vector becomes the mean of its peers' vectors."""
+        out = np.array(title_vectors, dtype=np.float32, copy=True)
+        if len(self.cold_idx):
+            out[self.cold_idx] = np.asarray(self.weights @ out)
+        return out
+
+    def fill_scores(self, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """members × titles: a placed title scores the mean of its peers' scores.
+
+        For a factor model this equals scoring with :meth:`fill_vectors` (it is linear).
+        """
+        out = np.array(scores, dtype=np.float32, copy=True)
+        if len(self.cold_idx):
+            out[:, self.cold_idx] = np.asarray(self.weights @ out.T).T
+        return out
+
+
+def place_titles(
+    title_categories: sp.csr_matrix,
+    levels: Sequence[int],
+    warm: npt.NDArray[np.bool_],
+    cold_idx: npt.NDArray[np.int64],
+    *,
+    min_titles: int = 3,
+) -> Placement:
+    """Place each cold title in its deepest category holding ``min_titles`` warm titles.
+
+    ``title_categories`` is titles × categories (all levels); a title none of
+    whose categories qualifies is placed among all warm titles (column -1).
+    """
+    if title_categories.shape[0] != len(warm):
+        raise ValueError("warm must have one flag per title row of title_categories")
+    cat_titles = sp.csr_matrix((title_categories.T > 0).astype(np.float32))
+    warm_f = warm.astype(np.float32)
+    cat_titles = sp.csr_matrix(cat_titles.multiply(warm_f[None, :]))
+    cat_titles.eliminate_zeros()
+    counts = np.diff(cat_titles.indptr)
+    level_arr = np.asarray(levels, dtype=np.int64)
+    chosen = np.full(len(cold_idx), -1, dtype=np.int64)
+    tc = title_categories.tocsr()
+    for i, t in enumerate(cold_idx):
+        cats = tc.indices[tc.indptr[t] : tc.indptr[t + 1]]
+        ok = cats[counts[cats] >= min_titles]
+        if ok.size:
+            chosen[i] = int(ok[np.argmax(level_arr[ok])])
+    n_warm = float(warm_f.sum())
+    rows = []
+    for c in chosen:
+        if c >= 0:
+            row = cat_titles.getrow(int(c))
+            rows.append(row / max(float(counts[c]), 1.0))
+        else:
+            rows.append(sp.csr_matrix(warm_f[None, :] / max(n_warm, 1.0)))
+    shape = (len(cold_idx), title_categories.shape[0])
+    weights = sp.vstack(rows, format="csr") if rows else sp.csr_matrix(shape, dtype=np.float32)
+    return Placement(cold_idx.astype(np.int64), chosen, sp.csr_matrix(weights, dtype=np.float32))

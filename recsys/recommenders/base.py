@@ -127,9 +127,7 @@ class Recommender(ABC):
         if member_titles.shape[0] != len(member_idx):
             raise ValueError("member_titles must hold one row per member_idx")
         scores = self.score(member_idx, member_titles)
-        return top_n(
-            scores, n, liked=member_titles if filter_already_liked else None, items=items
-        )
+        return top_n(scores, n, liked=member_titles if filter_already_liked else None, items=items)
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

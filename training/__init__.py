@@ -1,0 +1,1 @@
+"""Offline retraining: extract → matrix → fit → evaluate → versioned, promoted model."""
