@@ -264,6 +264,10 @@ class DemoChunk:
     postcode: NDArray[np.str_]
     city: NDArray[np.str_]
     status: NDArray[np.str_]
+    joined_day: NDArray[np.int64]
+    preferred: NDArray[np.int8]  # preferred channel, index into schema.CHANNELS
+    birth_year: NDArray[np.int16]
+    favourites: NDArray[np.int16]  # members × 3 indexes into DemoTitles.codes, -1 padded
     # order lines (returns have a negative quantity and an "R" order)
     order_no: NDArray[np.int64]
     is_return: NDArray[np.bool_]
@@ -438,6 +442,10 @@ def _chunk(
         postcode=postcode,
         city=city,
         status=status,
+        joined_day=members.joined_day[lo:hi],
+        preferred=members.channel[lo:hi],
+        birth_year=members.birth_year[lo:hi],
+        favourites=members.favourites[lo:hi],
         order_no=np.concatenate([order_base + 1 + line_order, return_base + 1 + np.arange(n_r)]),
         is_return=np.concatenate([np.zeros(n_l, bool), np.ones(n_r, bool)]),
         line_no=np.concatenate([line_no, np.ones(n_r, np.int64)]),
