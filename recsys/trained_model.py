@@ -244,7 +244,10 @@ class TrainedModel:
                 )
         cats = self.parts.title_categories[t]
         if shares.any() and cats.nnz:
-            col = int(cats.indices[np.argmax(shares[cats.indices] * cats.data)])
+            levels = np.asarray(self.parts.categories.levels)[cats.indices]
+            read = shares[cats.indices] > 0
+            key = np.where(read, levels * 10.0 + shares[cats.indices], -1.0)
+            col = int(cats.indices[np.argmax(key)])
             code, name = self.parts.categories.codes[col], self.parts.categories.names[col]
             return Recommendation(
                 title_id, score, f"popular in {code} {name}", "category_popular", (code,)

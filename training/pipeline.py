@@ -1,0 +1,165 @@
+"""One training run: extract → matrix → fit → (evaluate) → save → promote.
+
+With ``evaluate``, the served recommender (and the popularity baseline, for
+lift) is first fitted on the window before ``cutoff - holdout_days`` and scored
+on the last ``holdout_days``; those metrics decide promotion. The model saved
+is then fitted on the whole window up to the cutoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine
+
+from recsys.errors import TrainingError
+from recsys.purchases_extract import newest_purchase
+from recsys.recommenders import FactorRecommender, FitContext, build_recommender
+from recsys.recommenders.popularity import title_popularity
+from recsys.settings import Settings
+from recsys.trained_model import WARM, ModelParts
+from training.artifact import write_parts
+from training.dataset import TrainingSet, build_training_set, extract_window, read_catalogue
+from training.evaluate import EvaluationReport, cold_placement, evaluate
+from training.registry import ModelInfo, ModelRegistry, Promote
+
+Step = Callable[[str, int, int], None]
+
+
+@dataclass
+class TrainResult:
+    info: ModelInfo
+    training: TrainingSet
+    evaluation: EvaluationReport | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def default_cutoff(engine: Engine) -> dt.datetime:
+    """Just after the newest purchase in the database."""
+    with engine.connect() as connection:
+        newest = newest_purchase(connection)
+    if newest is None:
+        raise TrainingError("the database has no purchases: import some first")
+    return newest + dt.timedelta(seconds=1)
+
+
+def model_parts(
+    train: TrainingSet, recommender: FactorRecommender, settings: Settings
+) -> ModelParts:
+    """What the served model holds, cold titles placed in their categories."""
+    ts = settings.training
+    placement = cold_placement(train, ts.cold_start_min_titles)
+    placed = np.full(len(train.catalogue.titles), WARM, dtype=np.int64)
+    placed[placement.cold_idx] = placement.category
+    return ModelParts(
+        kind=recommender.kind,
+        params=recommender.params(),
+        members=train.catalogue.members,
+        titles=train.catalogue.titles,
+        title_names=train.catalogue.title_names,
+        member_factors=recommender.member_factors,
+        title_factors=placement.fill_vectors(recommender.title_factors),
+        member_titles=train.member_titles,
+        categories=train.catalogue.categories,
+        title_categories=train.catalogue.title_categories,
+        affinity=train.affinity,
+        popularity=title_popularity(train.member_titles),
+        placement=placed,
+        thin_history=ts.thin_history,
+        min_titles=ts.cold_start_min_titles,
+        threads=ts.threads,
+    )
+
+
+def run_training(
+    engine: Engine,
+    settings: Settings,
+    *,
+    cutoff: dt.datetime | None = None,
+    with_evaluation: bool = False,
+    promote: Promote = "auto",
+    on_step: Step | None = None,
+) -> TrainResult:
+    ts = settings.training
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 3)
+        clock = now
+
+    cutoff = cutoff or default_cutoff(engine)
+    report: EvaluationReport | None = None
+    with engine.connect() as connection:
+        catalogue = read_catalogue(connection)
+        lap("catalogue")
+        if with_evaluation:
+            eval_cutoff = cutoff - dt.timedelta(days=ts.holdout_days)
+            kinds = list(dict.fromkeys([ts.model, "popularity"]))
+            report = evaluate(connection, catalogue, ts, eval_cutoff, kinds=kinds, on_step=on_step)
+            lap("evaluate")
+        done = 0
+
+        def extracted(n: int) -> None:
+            nonlocal done
+            done += n
+            if on_step:
+                on_step("extract purchases", done, total)
+
+        total = 0
+
+        def set_total(n: int) -> None:
+            nonlocal total
+            total = n
+
+        start, purchases = extract_window(
+            connection, cutoff, ts, on_batch=extracted, on_total=set_total
+        )
+        lap("extract")
+    train = build_training_set(catalogue, purchases, window_start=start, cutoff=cutoff, settings=ts)
+    lap("matrix")
+    recommender = build_recommender(ts.model, ts)
+    if not isinstance(recommender, FactorRecommender):
+        raise TrainingError(f"training.model must be a factor model (als or bpr), not {ts.model}")
+    if on_step:
+        on_step(f"fit {ts.model}", 0, 1)
+    context = FitContext(
+        title_categories=catalogue.title_categories, seed=ts.seed, threads=ts.threads
+    )
+    recommender.fit(train.member_titles, context)
+    lap("fit")
+    parts = model_parts(train, recommender, settings)
+    metrics = dict(report.results.get(ts.model, {})) if report else {}
+    if report:
+        for name, values in report.new_titles.get(ts.model, {}).items():
+            metrics[f"new_titles_{name}"] = values
+    registry = ModelRegistry(settings.models_dir)
+    version = registry.new_version()
+    meta: dict[str, Any] = {
+        "version": version,
+        "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "trained_until": train.trained_until.isoformat(),
+        "settings": ts.model_dump(),
+        "snapshot": asdict(train.snapshot),
+        "metrics": metrics,
+        "evaluation": report.to_json() if report else None,
+    }
+    if on_step:
+        on_step("save", 0, 1)
+    info = registry.publish(
+        lambda directory: write_parts(parts, directory, meta),
+        metrics=metrics,
+        primary=ts.primary_metric,
+        tolerance=ts.promote_tolerance,
+        promote=promote,
+        version=version,
+    )
+    lap("save")
+    return TrainResult(info=info, training=train, evaluation=report, timings=timings)

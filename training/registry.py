@@ -1,0 +1,242 @@
+"""The model registry under ``settings.models_dir``: versions, promotion, activation, rollback.
+
+Layout::
+
+    models/
+      versions/<version>/   complete artifacts (``meta.json`` written last)
+      partial/<version>.<pid>/   a run in progress; renamed into versions/ when complete
+      registry.json         statuses, reasons and the activation history
+      ACTIVE                the active version, rewritten atomically; API workers poll its mtime
+
+Every write goes to a temporary file or directory first and is renamed into
+place, so a run killed at any point leaves the active model as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from recsys.errors import ModelNotFoundError
+from recsys.trained_model import TrainedModel
+from training.artifact import read_meta, read_model
+
+Promote = Literal["auto", "never", "force"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    version: str
+    created_at: str
+    status: str  # 'active' | 'candidate' | 'retired'
+    metrics: dict[str, float]
+    reason: str
+    trained_until: str | None = None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class ModelRegistry:
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = models_dir
+        self.versions_dir = models_dir / "versions"
+        self.partial_dir = models_dir / "partial"
+        self.state_file = models_dir / "registry.json"
+
+    @property
+    def active_pointer(self) -> Path:
+        return self.models_dir / "ACTIVE"
+
+    # ---- state -------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        """The registry state under an exclusive lock; saved atomically on clean exit."""
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        with (self.models_dir / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self._state()
+            yield state
+            _write_atomic(self.state_file, json.dumps(state, indent=2))
+
+    def _state(self) -> dict[str, Any]:
+        if not self.state_file.exists():
+            return {"models": {}, "history": []}
+        state: dict[str, Any] = json.loads(self.state_file.read_text(encoding="utf-8"))
+        return state
+
+    def active_version(self) -> str | None:
+        try:
+            return self.active_pointer.read_text(encoding="utf-8").strip() or None
+        except FileNotFoundError:
+            return None
+
+    def list(self) -> list[ModelInfo]:
+        """Every complete version, oldest first."""
+        state = self._state()["models"]
+        active = self.active_version()
+        infos = []
+        if not self.versions_dir.exists():
+            return []
+        for path in sorted(self.versions_dir.iterdir()):
+            try:
+                meta = read_meta(path)
+            except ModelNotFoundError:
+                continue
+            entry = state.get(path.name, {})
+            status = "active" if path.name == active else entry.get("status", "candidate")
+            if status == "active" and path.name != active:
+                status = "retired"
+            infos.append(
+                ModelInfo(
+                    version=path.name,
+                    created_at=str(meta.get("created_at", "")),
+                    status=status,
+                    metrics=dict(meta.get("metrics") or {}),
+                    reason=str(entry.get("reason", "")),
+                    trained_until=meta.get("trained_until"),
+                )
+            )
+        infos.sort(key=lambda i: (i.created_at, i.version))
+        return infos
+
+    def _require(self, version: str) -> Path:
+        path = self.versions_dir / version
+        if not (path / "meta.json").exists():
+            raise ModelNotFoundError(f"no model version {version!r} (see `bookclub models list`)")
+        return path
+
+    def load(self, version: str | None = None) -> TrainedModel:
+        """The model ``version`` (None: the active one)."""
+        version = version or self.active_version()
+        if version is None:
+            raise ModelNotFoundError("no active model: run `bookclub train`")
+        return read_model(self._require(version))
+
+    # ---- activation --------------------------------------------------------
+    def _activate(self, state: dict[str, Any], version: str, reason: str, push: bool) -> None:
+        previous = self.active_version()
+        models = state.setdefault("models", {})
+        if previous and previous != version:
+            models.setdefault(previous, {})["status"] = "retired"
+        models[version] = {"status": "active", "reason": reason}
+        if push and (not state["history"] or state["history"][-1] != version):
+            state["history"].append(version)
+        _write_atomic(self.active_pointer, version + "\n")
+
+    def activate(self, version: str) -> None:
+        self._require(version)
+        with self._locked() as state:
+            self._activate(state, version, "activated by hand", push=True)
+
+    def rollback(self) -> str:
+        """Re-activate the version active before the current one; return it."""
+        with self._locked() as state:
+            history: list[str] = state["history"]
+            current = self.active_version()
+            while history and history[-1] == current:
+                history.pop()
+            while history and not (self.versions_dir / history[-1]).exists():
+                history.pop()
+            if not history:
+                raise ModelNotFoundError("no earlier active model to roll back to")
+            target = history[-1]
+            if current:
+                state["models"].setdefault(current, {})["reason"] = f"rolled back to {target}"
+            self._activate(state, target, f"rollback from {current}", push=False)
+            return target
+
+    # ---- publishing --------------------------------------------------------
+    def _clean_partials(self) -> None:
+        if not self.partial_dir.exists():
+            return
+        for path in self.partial_dir.iterdir():
+            pid = path.name.rsplit(".", 1)[-1]
+            if not pid.isdigit() or not _pid_alive(int(pid)):
+                shutil.rmtree(path, ignore_errors=True)
+
+    def new_version(self, now: dt.datetime | None = None) -> str:
+        now = now or dt.datetime.now(dt.UTC)
+        base = now.strftime("%Y%m%dT%H%M%SZ")
+        version, n = base, 1
+        while (self.versions_dir / version).exists():
+            n += 1
+            version = f"{base}-{n}"
+        return version
+
+    def decide(
+        self, metrics: dict[str, float], primary: str, tolerance: float, promote: Promote
+    ) -> tuple[bool, str]:
+        """Whether a model with ``metrics`` should become active, and why."""
+        if promote == "force":
+            return True, "promoted by --promote force"
+        if promote == "never":
+            return False, "kept as candidate (--promote never)"
+        active = self.active_version()
+        if active is None:
+            return True, "first model"
+        current = read_meta(self.versions_dir / active).get("metrics") or {}
+        if primary not in metrics:
+            return False, f"not evaluated on {primary}: run with --evaluate or --promote force"
+        if primary not in current:
+            return True, f"active model {active} has no {primary}"
+        new, old = float(metrics[primary]), float(current[primary])
+        floor = old * (1.0 - tolerance)
+        if new >= floor:
+            return True, f"{primary} {new:.4f} vs active {old:.4f} (floor {floor:.4f})"
+        return False, f"{primary} {new:.4f} below active {old:.4f} beyond tolerance {tolerance:.0%}"
+
+    def publish(
+        self,
+        write: Callable[[Path], None],
+        *,
+        metrics: dict[str, float],
+        primary: str,
+        tolerance: float,
+        promote: Promote = "auto",
+        version: str | None = None,
+    ) -> ModelInfo:
+        """Write a new version through ``write(tmp_dir)``, rename it in, promote it or not."""
+        self.partial_dir.mkdir(parents=True, exist_ok=True)
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        self._clean_partials()
+        version = version or self.new_version()
+        tmp = self.partial_dir / f"{version}.{os.getpid()}"
+        try:
+            write(tmp)
+            read_meta(tmp)  # complete, or raise
+            os.replace(tmp, self.versions_dir / version)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        with self._locked() as state:
+            ok, reason = self.decide(metrics, primary, tolerance, promote)
+            if ok:
+                self._activate(state, version, reason, push=True)
+            else:
+                state["models"][version] = {"status": "candidate", "reason": reason}
+        return next(i for i in self.list() if i.version == version)
