@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,16 +40,15 @@ def _club(spec: DemoSpec) -> tuple[DemoTitles, DemoMembers, DemoChunk]:
     titles = generate_titles(spec, club_categories(codes))
     members = generate_members(spec, titles)
     chunks = list(purchase_chunks(spec, titles, members))
-    merged = DemoChunk(
-        **{
-            name: (
-                [x for c in chunks for x in getattr(c, name)]
-                if name == "member_id"
-                else np.concatenate([getattr(c, name) for c in chunks])
-            )
-            for name in DemoChunk.__dataclass_fields__
-        }
-    )
+    fields: dict[str, Any] = {
+        name: (
+            [x for c in chunks for x in getattr(c, name)]
+            if name == "member_id"
+            else np.concatenate([getattr(c, name) for c in chunks])
+        )
+        for name in DemoChunk.__dataclass_fields__
+    }
+    merged = DemoChunk(**fields)
     return titles, members, merged
 
 
@@ -139,7 +139,7 @@ def test_catalogue_has_unsold_new_releases_and_quarterly_releases(
     assert len(quarters) >= 4 * SPEC.years
     assert {"zh", "en"} <= set(titles.language.tolist())
     assert (~titles.in_stock).any() and titles.in_stock.mean() > 0.9
-    assert 1500 <= titles.price_cents.min() and titles.price_cents.max() <= 39800
+    assert titles.price_cents.min() >= 1500 and titles.price_cents.max() <= 39800
 
 
 def test_chunks_number_orders_uniquely(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,7 +173,7 @@ def test_loads_with_integrity_and_refuses_a_second_load(engine: Engine) -> None:
         line_id, order_id = connection.execute(
             select(Purchase.line_id, Purchase.order_id).where(Purchase.quantity < 0).limit(1)
         ).one()
-        assert line_id.startswith(order_id + "-")
+        assert order_id and line_id.startswith(order_id + "-")
         assert summary.counts["purchases"] == connection.scalar(
             select(func.count()).select_from(Purchase)
         )
