@@ -198,8 +198,7 @@ def build_affinity(
     """
     if member_titles.shape[1] != title_categories.shape[0]:
         raise ValueError(
-            f"member_titles has {member_titles.shape[1]} titles, "
-            f"title_categories {title_categories.shape[0]}"
+            f"member_titles has {member_titles.shape[1]} titles, title_categories {title_categories.shape[0]}"
         )
     n_members, n_cats = member_titles.shape[0], title_categories.shape[1]
     weights = sp.csr_matrix(member_titles @ title_categories, dtype=np.float32)

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
+from threadpoolctl import threadpool_limits
 
 from recsys.affinity import AffinityProfile, CategoryIndex
 from recsys.errors import UnknownCategoryError, UnknownMemberError, UnknownTitleError
@@ -104,12 +105,13 @@ class TrainedModel:
         with self._lock:
             if self._als is None:
                 p = self.parts.params
-                model = AlternatingLeastSquares(
-                    factors=int(p["factors"]),
-                    regularization=float(p["regularization"]),
-                    alpha=float(p["alpha"]),
-                    num_threads=self.parts.threads,
-                )
+                with threadpool_limits(1, "blas"):
+                    model = AlternatingLeastSquares(
+                        factors=int(p["factors"]),
+                        regularization=float(p["regularization"]),
+                        alpha=float(p["alpha"]),
+                        num_threads=self.parts.threads,
+                    )
                 model.item_factors = np.ascontiguousarray(self.parts.title_factors)
                 model.user_factors = self.parts.member_factors
                 self._als = model

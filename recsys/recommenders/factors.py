@@ -93,29 +93,30 @@ class ALSRecommender(FactorRecommender):
 
     def implicit_model(self, threads: int = 0) -> AlternatingLeastSquares:
         """An ``implicit`` ALS holding these factors (for ``explain`` and ``recalculate_user``)."""
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            num_threads=threads,
-        )
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                num_threads=threads,
+            )
         model.user_factors = self.member_factors
         model.item_factors = self.title_factors
         return model
 
     def fit(self, member_titles: sp.csr_matrix, context: FitContext) -> None:
         check_member_titles(member_titles)
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=context.seed,
-            num_threads=context.threads,
-            calculate_training_loss=False,
-        )
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=context.seed,
+                num_threads=context.threads,
+                calculate_training_loss=False,
+            )
             model.fit(member_titles, show_progress=context.show_progress)
         self._store(model.user_factors, model.item_factors)
 

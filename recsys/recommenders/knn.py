@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 from implicit.nearest_neighbours import BM25Recommender, CosineRecommender
+from implicit.utils import ParameterWarning
 
 from recsys.recommenders.base import (
     FitContext,
@@ -46,7 +48,9 @@ class ItemKNNRecommender(Recommender):
             model = BM25Recommender(K=self.neighbours, num_threads=context.threads)
         else:
             model = CosineRecommender(K=self.neighbours, num_threads=context.threads)
-        model.fit(member_titles.astype(np.float64), show_progress=context.show_progress)
+        with warnings.catch_warnings():  # implicit converts its own COO product to CSR
+            warnings.simplefilter("ignore", category=ParameterWarning)
+            model.fit(member_titles.astype(np.float64), show_progress=context.show_progress)
         self.similarity = sp.csr_matrix(model.similarity, dtype=np.float32)
 
     def score(self, member_idx: IdxArray, member_titles: sp.csr_matrix) -> ScoreArray:

@@ -20,6 +20,7 @@ from recsys.recommenders.base import (
 
 POPULARITY = "popularity.npy"
 TITLE_CATEGORIES = "title_categories.npz"
+CATEGORYLESS = 0.01  # affinity floor: categories first, then plain popularity
 
 
 def title_popularity(member_titles: sp.csr_matrix) -> npt.NDArray[np.float32]:
@@ -107,7 +108,8 @@ class CategoryPopularityRecommender(PopularityRecommender):
     def score(self, member_idx: IdxArray, member_titles: sp.csr_matrix) -> ScoreArray:
         shares = self.member_shares(member_titles)
         affinity = np.asarray(self.title_categories @ shares.T).T
-        return (affinity * self.popularity[None, :]).astype(np.float32)
+        # a title with no category still ranks by popularity, behind the member's classes
+        return ((CATEGORYLESS + affinity) * self.popularity[None, :]).astype(np.float32)
 
     def similar_titles(self, title_idx: int, n: int = 10) -> tuple[IdxArray, ScoreArray]:
         profile = self.title_categories.toarray() * np.log1p(self.popularity)[:, None]
