@@ -74,9 +74,7 @@ class KeyVerifier:
             self._cache.clear()
 
 
-def _presented_key(
-    credentials: HTTPAuthorizationCredentials | None, header_key: str | None
-) -> str | None:
+def _presented_key(credentials: HTTPAuthorizationCredentials | None, header_key: str | None) -> str | None:
     if credentials is not None and credentials.credentials:
         return credentials.credentials.strip()
     if header_key:

@@ -78,9 +78,7 @@ ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
 DB_DOWN_MESSAGE = "the database is not answering; try again shortly"
 
 
-def error_body(
-    error: str, message: str, errors: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def error_body(error: str, message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"error": error, "message": message, "errors": errors or []}
 
 
@@ -134,9 +132,7 @@ async def _database(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled %s", type(exc).__name__, exc_info=exc)
-    return _json(
-        500, error_body("internal_error", "the server failed on this request; it is logged")
-    )
+    return _json(500, error_body("internal_error", "the server failed on this request; it is logged"))
 
 
 def install(app: FastAPI) -> None:

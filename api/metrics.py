@@ -29,9 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_log = logging.getLogger("bookclub.api.access")
 
-REQUESTS = Counter(
-    "bookclub_http_requests_total", "HTTP requests answered", ["method", "route", "status"]
-)
+REQUESTS = Counter("bookclub_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 LATENCY = Histogram(
     "bookclub_http_request_duration_seconds",
     "Time to answer an HTTP request",

@@ -29,9 +29,7 @@ def member_profile(
         status=member.status,
         value_tier=segment.tier if segment else None,
         segment=(
-            SegmentPublic(
-                quarter=segment.quarter, segment=segment.segment, name=segment.segment_name
-            )
+            SegmentPublic(quarter=segment.quarter, segment=segment.segment, name=segment.segment_name)
             if segment
             else None
         ),

@@ -48,9 +48,7 @@ def _parse(
     first_index: dict[str, int] = {}
     for index, line in enumerate(lines):
         try:
-            row: dict[str, Any] | None = dict(
-                zip(_COLUMNS, PURCHASES.parse(_values(line)), strict=True)
-            )
+            row: dict[str, Any] | None = dict(zip(_COLUMNS, PURCHASES.parse(_values(line)), strict=True))
         except RowInvalid as exc:
             errors.extend(_error(index, e.field, e.reason) for e in exc.errors)
             row = None
@@ -81,25 +79,18 @@ def store_batch(
         )
     rows, errors = _parse(lines)
     good = [r for r in rows if r is not None]
-    members = q.member_keys(connection, [r["member_id"] for r in good])
-    titles = q.title_keys(connection, [r["title_id"] for r in good])
-    for index, row in enumerate(rows):
-        if row is None:
-            continue
-        if row["member_id"] not in members:
+    # references are checked on every line, parsed or not, so one answer lists every fault
+    member_ids = [line.member_id.strip() for line in lines]
+    title_ids = [line.title_id.strip() for line in lines]
+    members = q.member_keys(connection, [m for m in member_ids if m])
+    titles = q.title_keys(connection, [t for t in title_ids if t])
+    for index, (member_id, title_id) in enumerate(zip(member_ids, title_ids, strict=True)):
+        if member_id and member_id not in members:
             errors.append(
-                _error(
-                    index,
-                    "member_id",
-                    f"unknown member '{row['member_id']}' (import the member first)",
-                )
+                _error(index, "member_id", f"unknown member '{member_id}' (import the member first)")
             )
-        if row["title_id"] not in titles:
-            errors.append(
-                _error(
-                    index, "title_id", f"unknown title '{row['title_id']}' (import the title first)"
-                )
-            )
+        if title_id and title_id not in titles:
+            errors.append(_error(index, "title_id", f"unknown title '{title_id}' (import the title first)"))
     if errors:
         bad = len({e["index"] for e in errors})
         raise InvalidInputError(
@@ -112,7 +103,8 @@ def store_batch(
         if r["line_id"] in present:
             continue
         title_key, list_price = titles[r["title_id"]]
-        price = r["unit_price"] if r["unit_price"] is not None else (list_price or Decimal("0"))
+        given = r["unit_price"]  # the parser's fast path leaves it as checked text
+        price = Decimal(str(given)) if given is not None else (list_price or Decimal("0"))
         new_rows.append(
             {
                 "line_id": r["line_id"],

@@ -54,9 +54,7 @@ class RecommendationPublic(TitlePublic):
     score: float
     reason: str = Field(description="readable: why this title")
     reason_kind: Literal["history", "new_in_category", "category_popular", "popular"] | str
-    because: list[str] = Field(
-        description="title ids (history) or category codes behind the reason"
-    )
+    because: list[str] = Field(description="title ids (history) or category codes behind the reason")
 
 
 class RecommendationsPublic(BaseModel):

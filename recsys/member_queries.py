@@ -155,9 +155,7 @@ def title_details(connection: Connection, title_ids: Collection[str]) -> dict[st
         ):
             codes.setdefault(title_id, []).append(code)
     return {
-        title_id: TitleRecord(
-            title_id, row[1], row[2], row[3], bool(row[4]), tuple(codes.get(title_id, ()))
-        )
+        title_id: TitleRecord(title_id, row[1], row[2], row[3], bool(row[4]), tuple(codes.get(title_id, ())))
         for title_id, row in base.items()
     }
 
@@ -190,9 +188,7 @@ def latest_segment(connection: Connection, key: int) -> SegmentRecord | None:
         select(MemberSegment.quarter, MemberSegment.tier, MemberSegment.segment, Segment.name)
         .outerjoin(
             Segment,
-            and_(
-                Segment.quarter == MemberSegment.quarter, Segment.segment == MemberSegment.segment
-            ),
+            and_(Segment.quarter == MemberSegment.quarter, Segment.segment == MemberSegment.segment),
         )
         .where(MemberSegment.member_key == key)
         .order_by(MemberSegment.quarter.desc())
@@ -247,17 +243,14 @@ def top_categories(connection: Connection, key: int, limit: int) -> list[Categor
 def member_keys(connection: Connection, member_ids: Collection[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in _chunks(list(dict.fromkeys(member_ids))):
-        found.update(
-            connection.execute(
-                select(Member.member_id, Member.id).where(Member.member_id.in_(chunk))
-            ).tuples()
-        )
+        for member_id, key in connection.execute(
+            select(Member.member_id, Member.id).where(Member.member_id.in_(chunk))
+        ):
+            found[member_id] = key
     return found
 
 
-def title_keys(
-    connection: Connection, title_ids: Collection[str]
-) -> dict[str, tuple[int, Decimal | None]]:
+def title_keys(connection: Connection, title_ids: Collection[str]) -> dict[str, tuple[int, Decimal | None]]:
     """``title_id`` → (key, list price) for the ids that exist."""
     found: dict[str, tuple[int, Decimal | None]] = {}
     for chunk in _chunks(list(dict.fromkeys(title_ids))):
@@ -271,9 +264,7 @@ def title_keys(
 def existing_line_ids(connection: Connection, line_ids: Collection[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(list(dict.fromkeys(line_ids))):
-        found.update(
-            connection.scalars(select(Purchase.line_id).where(Purchase.line_id.in_(chunk)))
-        )
+        found.update(connection.scalars(select(Purchase.line_id).where(Purchase.line_id.in_(chunk))))
     return found
 
 

@@ -77,6 +77,4 @@ def read_member(
     member_id: MemberId, connection: ConnectionDep, settings: SettingsDep, key: ReadKeyDep
 ) -> MemberProfilePublic:
     """Name and address are included for admin keys only."""
-    return member_profile(
-        connection, member_id, personal=key.is_admin, top=settings.api.top_categories
-    )
+    return member_profile(connection, member_id, personal=key.is_admin, top=settings.api.top_categories)

@@ -30,6 +30,4 @@ def read_similar(
 ) -> SimilarTitlesPublic:
     data = similar_titles(connection, model, title_id, limit)
     response.headers["X-Model-Version"] = model.version
-    return SimilarTitlesPublic(
-        title_id=title_id, model_version=model.version, data=data, count=len(data)
-    )
+    return SimilarTitlesPublic(title_id=title_id, model_version=model.version, data=data, count=len(data))

@@ -1,0 +1,111 @@
+"""API keys: header forms, scopes, revocation, open demo mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from api.app import create_app
+from api.model_holder import ModelSource
+from recsys.apikeys import create_key, list_keys, revoke_key, verify_key
+from recsys.settings import Settings
+from tests.api.conftest import bearer
+
+READ_ROUTES = [
+    "/v1/members/M01/recommendations",
+    "/v1/members/M01",
+    "/v1/titles/T01/similar",
+    "/v1/categories/I/popular",
+    "/v1/models",
+]
+
+
+def test_read_routes_need_a_key(client: TestClient) -> None:
+    for route in READ_ROUTES:
+        r = client.get(route, headers={"Authorization": ""})
+        assert r.status_code == 401, route
+        assert r.json()["error"] == "unauthorized"
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_x_api_key_header_works_too(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.get(READ_ROUTES[0], headers={"Authorization": "", "X-API-Key": keys["read"]})
+    assert r.status_code == 200
+
+
+def test_wrong_or_malformed_keys_are_401(client: TestClient, keys: dict[str, str]) -> None:
+    tampered = keys["read"][:-2] + ("AA" if not keys["read"].endswith("AA") else "BB")
+    for key in (tampered, "nonsense", "bk_00000000_x"):
+        assert client.get(READ_ROUTES[0], headers=bearer(key)).status_code == 401
+
+
+def test_admin_routes_need_admin_scope(client: TestClient, keys: dict[str, str]) -> None:
+    r = client.post("/v1/models/v2/activate")
+    assert r.status_code == 403 and "admin" in r.json()["message"]
+    r = client.post("/v1/models/v2/activate", headers={"Authorization": ""})
+    assert r.status_code == 401
+
+
+def test_open_demo_allows_reads_without_key_but_not_admin(
+    api_settings: Settings, club_engine: Engine, registry: ModelSource
+) -> None:
+    settings = api_settings.model_copy(
+        update={"api": api_settings.api.model_copy(update={"open_demo": True})}
+    )
+    with TestClient(create_app(settings, engine=club_engine, registry=registry)) as client:
+        assert client.get(READ_ROUTES[0]).status_code == 200
+        profile = client.get("/v1/members/M01").json()
+        assert profile["personal"] is None  # anonymous reads are read scope
+        assert client.post("/v1/models/v2/activate").status_code == 401
+        assert client.get(READ_ROUTES[0], headers=bearer("bk_00000000_x")).status_code == 401
+
+
+def test_revoked_key_is_refused_after_the_cache(
+    api_settings: Settings, club_engine: Engine, registry: ModelSource
+) -> None:
+    settings = api_settings.model_copy(
+        update={"api": api_settings.api.model_copy(update={"key_cache_seconds": 0})}
+    )
+    with club_engine.begin() as connection:
+        key, info = create_key(connection, "read", "to revoke")
+    with TestClient(create_app(settings, engine=club_engine, registry=registry)) as client:
+        assert client.get(READ_ROUTES[0], headers=bearer(key)).status_code == 200
+        with club_engine.begin() as connection:
+            revoke_key(connection, info.prefix)
+        assert client.get(READ_ROUTES[0], headers=bearer(key)).status_code == 401
+
+
+def test_keys_are_stored_hashed(engine: Engine) -> None:
+    with engine.begin() as connection:
+        key, info = create_key(connection, "admin", "ops")
+        assert verify_key(connection, key) == info
+        stored = connection.exec_driver_sql("SELECT prefix, key_hash FROM api_keys").all()
+    assert len(stored) == 1
+    prefix, key_hash = stored[0]
+    assert key.startswith(f"bk_{prefix}_") and key_hash != key and key.split("_")[2] not in key_hash
+    with engine.begin() as connection:
+        assert [k.prefix for k in list_keys(connection)] == [prefix]
+        revoke_key(connection, prefix)
+        assert verify_key(connection, key) is None
+
+
+def test_cli_apikeys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bookclub_cli.main import app
+
+    monkeypatch.setenv("BOOKCLUB_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("BOOKCLUB_DATABASE_URL", raising=False)
+    runner = CliRunner()
+    created = runner.invoke(app, ["apikeys", "create", "--scope", "read", "--label", "shop"])
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    prefix = key.split("_")[1]
+    listed = runner.invoke(app, ["apikeys", "list"])
+    assert prefix in listed.stdout and key not in listed.stdout and "shop" in listed.stdout
+    assert runner.invoke(app, ["apikeys", "revoke", prefix]).exit_code == 0
+    assert runner.invoke(app, ["apikeys", "revoke", "ffffffff"]).exit_code == 1
+    assert runner.invoke(app, ["apikeys", "create", "--scope", "root"]).exit_code == 1
