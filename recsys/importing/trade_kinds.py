@@ -1,0 +1,231 @@
+"""Members and their purchases (order lines)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+)
+
+from recsys.importing import fields as f
+from recsys.importing.source import Row
+from recsys.importing.spec import CURRENT_YEAR, Check, Fields, ImportKind, RowTuple, known
+from recsys.schema import CHANNELS, Member, Purchase, Title
+
+# --- members -------------------------------------------------------------------------------
+
+
+def _parse_member(values: Row) -> RowTuple:
+    p = Fields(values)
+    return p.done(
+        (
+            p(f.required_text, "member_id", 64),
+            p(f.required_text, "name"),
+            p(f.date, "joined_on"),
+            p(f.channel),
+            p(f.text, "address"),
+            p(f.text, "postcode", max_len=32),
+            p(f.text, "city"),
+            p(f.integer, "birth_year", lo=1800, hi=CURRENT_YEAR),
+            p(f.status),
+        )
+    )
+
+
+MEMBER_COLUMNS = (
+    "member_id",
+    "name",
+    "joined_on",
+    "channel",
+    "address",
+    "postcode",
+    "city",
+    "birth_year",
+    "status",
+)
+
+
+def _land_members(connection: Any, stage: Table, _child: Table | None) -> None:
+    connection.execute(
+        Member.__table__.insert().from_select(
+            list(MEMBER_COLUMNS),
+            select(*(stage.c[c] for c in MEMBER_COLUMNS)).where(stage.c._new == 1).order_by(stage.c._line),
+        )
+    )
+
+
+MEMBERS = ImportKind(
+    name="members",
+    required=("member_id", "name"),
+    optional=MEMBER_COLUMNS[2:],
+    key="member_id",
+    stage_columns=[
+        Column("member_id", String(64)),
+        Column("name", Text),
+        Column("joined_on", Date),
+        Column("channel", String(8)),
+        Column("address", Text),
+        Column("postcode", String(32)),
+        Column("city", Text),
+        Column("birth_year", Integer),
+        Column("status", String(8)),
+    ],
+    parse=_parse_member,
+    present=lambda s: known(Member.__table__, Member.__table__.c.member_id, s.c.member_id),
+    land=_land_members,
+)
+
+
+# --- purchases -----------------------------------------------------------------------------
+
+_PRICE = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
+_CHANNELS = frozenset(CHANNELS)
+
+
+def _parse_purchase(values: Row) -> RowTuple:
+    """The fast path for well-formed lines; anything unusual goes to the thorough parser."""
+    try:
+        line_id = values["line_id"].strip()
+        member_id = values["member_id"].strip()
+        title_id = values["title_id"].strip()
+        quantity = int(values["quantity"])
+        price = (values.get("unit_price") or "").strip()
+        channel = (values.get("channel") or "").strip() or "web"
+        order_id = (values.get("order_id") or "").strip()
+        if (
+            0 < len(line_id) <= 96
+            and 0 < len(member_id) <= 64
+            and 0 < len(title_id) <= 64
+            and quantity != 0
+            and -1_000_000 <= quantity <= 1_000_000
+            and (not price or _PRICE.match(price))
+            and channel in _CHANNELS
+            and len(order_id) <= 64
+            and "__extra__" not in values
+        ):
+            purchased_at = dt.datetime.fromisoformat(values["purchased_at"].strip())
+            if purchased_at.tzinfo is None:
+                return (
+                    line_id,
+                    order_id or _order_of(line_id),
+                    member_id,
+                    title_id,
+                    purchased_at,
+                    quantity,
+                    price or None,
+                    channel,
+                )
+    except (KeyError, ValueError, AttributeError):
+        pass
+    return _parse_purchase_thoroughly(values)
+
+
+def _order_of(line_id: str) -> str:
+    return line_id.rpartition("-")[0] or line_id
+
+
+def _parse_purchase_thoroughly(values: Row) -> RowTuple:
+    p = Fields(values)
+    quantity = p(f.integer, "quantity", lo=-1_000_000, hi=1_000_000)
+    if quantity == 0:
+        p.errors.append(f.FieldError("quantity", "is 0 (returns are negative, sales positive)"))
+    line_id = p(f.required_text, "line_id", 96)
+    order_id = p(f.text, "order_id", max_len=64)
+    return p.done(
+        (
+            line_id,
+            order_id if order_id is not None else (_order_of(line_id) if line_id else None),
+            p(f.required_text, "member_id", 64),
+            p(f.required_text, "title_id", 64),
+            p(f.timestamp, "purchased_at"),
+            quantity,
+            p(f.money, "unit_price"),
+            p(f.channel, default="web"),
+        )
+    )
+
+
+def _land_purchases(connection: Any, stage: Table, _child: Table | None) -> None:
+    members, titles = Member.__table__, Title.__table__
+    select_rows = (
+        select(
+            stage.c.line_id,
+            stage.c.order_id,
+            members.c.id,
+            titles.c.id,
+            stage.c.quantity,
+            func.coalesce(stage.c.unit_price, titles.c.price, 0),
+            stage.c.purchased_at,
+            stage.c.channel,
+        )
+        .select_from(
+            stage.join(members, members.c.member_id == stage.c.member_id).join(
+                titles, titles.c.title_id == stage.c.title_id
+            )
+        )
+        .where(stage.c._new == 1)
+        .order_by(stage.c._line)
+    )
+    connection.execute(
+        Purchase.__table__.insert().from_select(
+            [
+                "line_id",
+                "order_id",
+                "member_key",
+                "title_key",
+                "quantity",
+                "unit_price",
+                "purchased_at",
+                "channel",
+            ],
+            select_rows,
+        )
+    )
+
+
+PURCHASES = ImportKind(
+    name="purchases",
+    required=("line_id", "member_id", "title_id", "purchased_at", "quantity"),
+    optional=("unit_price", "channel", "order_id"),
+    key="line_id",
+    stage_columns=[
+        Column("line_id", String(96)),
+        Column("order_id", String(64)),
+        Column("member_id", String(64)),
+        Column("title_id", String(64)),
+        Column("purchased_at", DateTime),
+        Column("quantity", Integer),
+        Column("unit_price", Numeric(12, 2)),
+        Column("channel", String(8)),
+    ],
+    parse=_parse_purchase,
+    present=lambda s: known(Purchase.__table__, Purchase.__table__.c.line_id, s.c.line_id),
+    land=_land_purchases,
+    extra_index=("member_id", "title_id"),
+    checks=[
+        Check(
+            "member_id",
+            lambda s, _c: ~known(Member.__table__, Member.__table__.c.member_id, s.c.member_id),
+            lambda s: s.c.member_id,
+            lambda v: f"unknown member '{v}' (import the member first)",
+        ),
+        Check(
+            "title_id",
+            lambda s, _c: ~known(Title.__table__, Title.__table__.c.title_id, s.c.title_id),
+            lambda s: s.c.title_id,
+            lambda v: f"unknown title '{v}' (import the title first)",
+        ),
+    ],
+)

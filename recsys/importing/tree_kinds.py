@@ -1,0 +1,157 @@
+"""The category tree and the mappings of outside labels onto it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    String,
+    Table,
+    Text,
+    and_,
+    exists,
+    literal,
+    select,
+)
+
+from recsys.importing import fields as f
+from recsys.importing.source import Row
+from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
+from recsys.schema import Category, CategoryMapping
+
+# --- categories ---------------------------------------------------------------------------
+
+
+def _parse_category(values: Row) -> RowTuple:
+    p = Fields(values)
+    return p.done(
+        (p(f.required_text, "code", 64), p(f.required_text, "name"), p(f.text, "parent_code", max_len=64))
+    )
+
+
+def _land_categories(connection: Any, stage: Table, _child: Table | None) -> None:
+    """Insert new categories parents first; their level follows from the parent's."""
+    categories = Category.__table__
+    depth = 1
+    pending = select(stage).where(stage.c._new == 1)
+    inserted: set[str] = set()
+    rows = [dict(r._mapping) for r in connection.execute(pending)]
+    known_levels = {
+        code: level for code, level in connection.execute(select(categories.c.code, categories.c.level))
+    }
+    while rows:
+        ready = [r for r in rows if r["parent_code"] is None or r["parent_code"] in known_levels]
+        if not ready:
+            break  # cycles were reported by the checks
+        connection.execute(
+            categories.insert(),
+            [
+                {
+                    "code": r["code"],
+                    "name": r["name"],
+                    "parent_code": r["parent_code"],
+                    "level": 1 if r["parent_code"] is None else known_levels[r["parent_code"]] + 1,
+                }
+                for r in ready
+            ],
+        )
+        for r in ready:
+            known_levels[r["code"]] = 1 if r["parent_code"] is None else known_levels[r["parent_code"]] + 1
+            inserted.add(r["code"])
+        rows = [r for r in rows if r["code"] not in inserted]
+        depth += 1
+
+
+def _category_parent_unknown(stage: Table, _c: Table | None) -> ColumnElement[bool]:
+    other = stage.alias("parent_stage")
+    categories = Category.__table__
+    return and_(
+        stage.c.parent_code.is_not(None),
+        ~known(categories, categories.c.code, stage.c.parent_code),
+        ~exists(select(literal(1)).select_from(other).where(other.c.code == stage.c.parent_code)),
+    )
+
+
+CATEGORIES = ImportKind(
+    name="categories",
+    required=("code", "name"),
+    optional=("parent_code",),
+    key="code",
+    stage_columns=[Column("code", String(64)), Column("name", Text), Column("parent_code", String(64))],
+    parse=_parse_category,
+    present=lambda s: known(Category.__table__, Category.__table__.c.code, s.c.code),
+    land=_land_categories,
+    checks=[
+        Check(
+            "parent_code",
+            _category_parent_unknown,
+            lambda s: s.c.parent_code,
+            lambda v: f"unknown parent category '{v}' (not in the file nor the database)",
+        ),
+        Check(
+            "parent_code",
+            lambda s, _c: s.c.parent_code == s.c.code,
+            lambda s: s.c.code,
+            lambda v: f"category '{v}' is its own parent",
+        ),
+    ],
+)
+
+
+# --- category mappings --------------------------------------------------------------------
+
+
+def _parse_mapping(values: Row) -> RowTuple:
+    p = Fields(values)
+    return p.done(
+        (
+            p(f.required_text, "scheme", 64),
+            p(f.required_text, "label", 255),
+            p(f.required_text, "category_code", 64),
+        )
+    )
+
+
+def _mapping_key(stage: Table) -> Any:
+    return stage.c.scheme + literal("\x1f") + stage.c.label
+
+
+def _land_mappings(connection: Any, stage: Table, _child: Table | None) -> None:
+    connection.execute(
+        CategoryMapping.__table__.insert().from_select(
+            ["scheme", "label", "category_code"],
+            select(stage.c.scheme, stage.c.label, stage.c.category_code).where(stage.c._new == 1),
+        )
+    )
+
+
+CATEGORY_MAPPINGS = ImportKind(
+    name="category-mappings",
+    required=("scheme", "label", "category_code"),
+    optional=(),
+    key="mapping_key",
+    stage_columns=[
+        Column("scheme", String(64)),
+        Column("label", String(255)),
+        Column("category_code", String(64)),
+        Column("mapping_key", String(320)),
+    ],
+    parse=lambda values: (*(r := _parse_mapping(values)), f"{r[0]}\x1f{r[1]}"),
+    present=lambda s: exists(
+        select(literal(1)).where(
+            CategoryMapping.__table__.c.scheme == s.c.scheme,
+            CategoryMapping.__table__.c.label == s.c.label,
+        )
+    ),
+    land=_land_mappings,
+    checks=[
+        Check(
+            "category_code",
+            lambda s, _c: ~known(Category.__table__, Category.__table__.c.code, s.c.category_code),
+            lambda s: s.c.category_code,
+            lambda v: f"unknown category '{v}' (load the tree first: bookclub categories load-clc)",
+        )
+    ],
+)
