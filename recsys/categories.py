@@ -10,7 +10,7 @@ from sqlalchemy import Connection, select
 
 from recsys.bulk import insert_ignoring_conflicts
 from recsys.errors import BookclubError
-from recsys.schema import Category
+from recsys.schema import Category, table_of
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def load_categories(connection: Connection, nodes: list[CategoryNode]) -> int:
     ]
     inserted = 0
     for start in range(0, len(rows), 5_000):
-        inserted += insert_ignoring_conflicts(connection, Category.__table__, rows[start : start + 5_000])
+        inserted += insert_ignoring_conflicts(connection, table_of(Category), rows[start : start + 5_000])
     return inserted
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -235,3 +236,10 @@ class ApiKey(Base):
     label: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table behind a mapped class, typed as a ``Table`` for Core statements."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table

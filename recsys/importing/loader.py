@@ -20,8 +20,8 @@ from recsys.bulk import bulk_insert
 from recsys.errors import ImportRejectedError
 from recsys.importing.report import ImportSummary, RejectsWriter, RowError
 from recsys.importing.source import RowSource
-from recsys.importing.specs import Check, ImportKind, RowInvalid, RowTuple, make_stage
-from recsys.schema import ImportRun
+from recsys.importing.spec import Check, ImportKind, RowInvalid, RowTuple, make_stage
+from recsys.schema import ImportRun, table_of
 
 Progress = Callable[[int], None]
 
@@ -210,7 +210,7 @@ def import_rows(
 
 def _record(connection: Connection, summary: ImportSummary) -> None:
     connection.execute(
-        ImportRun.__table__.insert().values(
+        table_of(ImportRun).insert().values(
             kind=summary.kind,
             source=summary.source,
             started_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),

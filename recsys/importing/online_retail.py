@@ -35,7 +35,7 @@ NOT_PRODUCT = "not a product (postage, fees, discounts, manual adjustments)"
 
 def _lines(path: Path) -> Iterator[SourceRow]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:  # type: ignore[operator]
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:

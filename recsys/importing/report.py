@@ -74,7 +74,7 @@ class RejectsWriter:
             return
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("w", encoding="utf-8", newline="")  # type: ignore[assignment]
+            self._handle = self.path.open("w", encoding="utf-8", newline="")
             self._writer = csv.writer(self._handle)
             self._writer.writerow(["line", "field", "reason", *self.columns])
         self._writer.writerow(

@@ -34,7 +34,7 @@ def _open_text(path: Path) -> io.TextIOBase:
         magic = probe.read(2)
     if magic == b"\x1f\x8b":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return path.open("r", encoding="utf-8-sig", newline="")  # type: ignore[return-value]
+    return path.open("r", encoding="utf-8-sig", newline="")
 
 
 def _rows(handle: io.TextIOBase, reader: csv.DictReader[str], name: str) -> Iterator[SourceRow]:
@@ -42,7 +42,7 @@ def _rows(handle: io.TextIOBase, reader: csv.DictReader[str], name: str) -> Iter
         start = reader.line_num + 1
         for values in reader:
             if None in values:  # more fields than the header
-                extra = values.pop(None)  # type: ignore[call-overload]
+                extra = values.pop(None)
                 values["__extra__"] = ",".join(extra)
             yield SourceRow(start, values)
             start = reader.line_num + 1

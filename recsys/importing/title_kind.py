@@ -20,7 +20,7 @@ from sqlalchemy import (
 from recsys.importing import fields as f
 from recsys.importing.source import Row
 from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
-from recsys.schema import Category, CategoryMapping, Title, TitleCategory
+from recsys.schema import Category, CategoryMapping, Title, TitleCategory, table_of
 
 # --- titles --------------------------------------------------------------------------------
 
@@ -72,7 +72,7 @@ def _title_categories(line: int, staged: dict[str, Any]) -> list[RowTuple]:
 
 
 def _land_titles(connection: Any, stage: Table, child: Table | None) -> None:
-    titles = Title.__table__
+    titles = table_of(Title)
     connection.execute(
         titles.insert().from_select(
             list(TITLE_COLUMNS),
@@ -96,16 +96,17 @@ def _land_titles(connection: Any, stage: Table, child: Table | None) -> None:
         .subquery()
     )
     connection.execute(
-        TitleCategory.__table__.insert().from_select(
+        table_of(TitleCategory).insert().from_select(
             ["title_key", "category_code", "is_primary"],
             select(first.c.title_key, first.c.category_code, first.c.position == 0),
         )
     )
 
 
-def _resolve_title_categories(connection: Any, child: Table) -> None:
+def _resolve_title_categories(connection: Any, _stage: Table, child: Table | None) -> None:
     """Codes resolve to themselves when known; ``scheme:label`` through category_mappings."""
-    categories, mappings = Category.__table__, CategoryMapping.__table__
+    assert child is not None
+    categories, mappings = table_of(Category), table_of(CategoryMapping)
     connection.execute(
         child.update()
         .where(child.c.code.is_not(None), known(categories, categories.c.code, child.c.code))
@@ -161,7 +162,7 @@ TITLES = ImportKind(
         Column("categories", Text),
     ],
     parse=_parse_title,
-    present=lambda s: known(Title.__table__, Title.__table__.c.title_id, s.c.title_id),
+    present=lambda s: known(table_of(Title), table_of(Title).c.title_id, s.c.title_id),
     land=_land_titles,
     child_columns=[
         Column("title_id", String(64)),
@@ -172,7 +173,7 @@ TITLES = ImportKind(
         Column("resolved", String(64)),
     ],
     children=_title_categories,
-    prepare=lambda connection, _stage, child: _resolve_title_categories(connection, child),
+    prepare=_resolve_title_categories,
     checks=[
         Check(
             "categories",

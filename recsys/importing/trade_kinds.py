@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -22,7 +23,7 @@ from sqlalchemy import (
 from recsys.importing import fields as f
 from recsys.importing.source import Row
 from recsys.importing.spec import CURRENT_YEAR, Check, Fields, ImportKind, RowTuple, known
-from recsys.schema import CHANNELS, Member, Purchase, Title
+from recsys.schema import CHANNELS, Member, Purchase, Title, table_of
 
 # --- members -------------------------------------------------------------------------------
 
@@ -59,7 +60,7 @@ MEMBER_COLUMNS = (
 
 def _land_members(connection: Any, stage: Table, _child: Table | None) -> None:
     connection.execute(
-        Member.__table__.insert().from_select(
+        table_of(Member).insert().from_select(
             list(MEMBER_COLUMNS),
             select(*(stage.c[c] for c in MEMBER_COLUMNS)).where(stage.c._new == 1).order_by(stage.c._line),
         )
@@ -83,7 +84,7 @@ MEMBERS = ImportKind(
         Column("status", String(8)),
     ],
     parse=_parse_member,
-    present=lambda s: known(Member.__table__, Member.__table__.c.member_id, s.c.member_id),
+    present=lambda s: known(table_of(Member), table_of(Member).c.member_id, s.c.member_id),
     land=_land_members,
 )
 
@@ -124,7 +125,7 @@ def _parse_purchase(values: Row) -> RowTuple:
                     title_id,
                     purchased_at,
                     quantity,
-                    price or None,
+                    Decimal(price) if price else None,
                     channel,
                 )
     except (KeyError, ValueError, AttributeError):
@@ -158,7 +159,7 @@ def _parse_purchase_thoroughly(values: Row) -> RowTuple:
 
 
 def _land_purchases(connection: Any, stage: Table, _child: Table | None) -> None:
-    members, titles = Member.__table__, Title.__table__
+    members, titles = table_of(Member), table_of(Title)
     select_rows = (
         select(
             stage.c.line_id,
@@ -179,7 +180,7 @@ def _land_purchases(connection: Any, stage: Table, _child: Table | None) -> None
         .order_by(stage.c._line)
     )
     connection.execute(
-        Purchase.__table__.insert().from_select(
+        table_of(Purchase).insert().from_select(
             [
                 "line_id",
                 "order_id",
@@ -211,19 +212,19 @@ PURCHASES = ImportKind(
         Column("channel", String(8)),
     ],
     parse=_parse_purchase,
-    present=lambda s: known(Purchase.__table__, Purchase.__table__.c.line_id, s.c.line_id),
+    present=lambda s: known(table_of(Purchase), table_of(Purchase).c.line_id, s.c.line_id),
     land=_land_purchases,
     extra_index=("member_id", "title_id"),
     checks=[
         Check(
             "member_id",
-            lambda s, _c: ~known(Member.__table__, Member.__table__.c.member_id, s.c.member_id),
+            lambda s, _c: ~known(table_of(Member), table_of(Member).c.member_id, s.c.member_id),
             lambda s: s.c.member_id,
             lambda v: f"unknown member '{v}' (import the member first)",
         ),
         Check(
             "title_id",
-            lambda s, _c: ~known(Title.__table__, Title.__table__.c.title_id, s.c.title_id),
+            lambda s, _c: ~known(table_of(Title), table_of(Title).c.title_id, s.c.title_id),
             lambda s: s.c.title_id,
             lambda v: f"unknown title '{v}' (import the title first)",
         ),

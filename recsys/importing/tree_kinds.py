@@ -19,7 +19,7 @@ from sqlalchemy import (
 from recsys.importing import fields as f
 from recsys.importing.source import Row
 from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
-from recsys.schema import Category, CategoryMapping
+from recsys.schema import Category, CategoryMapping, table_of
 
 # --- categories ---------------------------------------------------------------------------
 
@@ -33,7 +33,7 @@ def _parse_category(values: Row) -> RowTuple:
 
 def _land_categories(connection: Any, stage: Table, _child: Table | None) -> None:
     """Insert new categories parents first; their level follows from the parent's."""
-    categories = Category.__table__
+    categories = table_of(Category)
     depth = 1
     pending = select(stage).where(stage.c._new == 1)
     inserted: set[str] = set()
@@ -66,7 +66,7 @@ def _land_categories(connection: Any, stage: Table, _child: Table | None) -> Non
 
 def _category_parent_unknown(stage: Table, _c: Table | None) -> ColumnElement[bool]:
     other = stage.alias("parent_stage")
-    categories = Category.__table__
+    categories = table_of(Category)
     return and_(
         stage.c.parent_code.is_not(None),
         ~known(categories, categories.c.code, stage.c.parent_code),
@@ -81,7 +81,7 @@ CATEGORIES = ImportKind(
     key="code",
     stage_columns=[Column("code", String(64)), Column("name", Text), Column("parent_code", String(64))],
     parse=_parse_category,
-    present=lambda s: known(Category.__table__, Category.__table__.c.code, s.c.code),
+    present=lambda s: known(table_of(Category), table_of(Category).c.code, s.c.code),
     land=_land_categories,
     checks=[
         Check(
@@ -120,7 +120,7 @@ def _mapping_key(stage: Table) -> Any:
 
 def _land_mappings(connection: Any, stage: Table, _child: Table | None) -> None:
     connection.execute(
-        CategoryMapping.__table__.insert().from_select(
+        table_of(CategoryMapping).insert().from_select(
             ["scheme", "label", "category_code"],
             select(stage.c.scheme, stage.c.label, stage.c.category_code).where(stage.c._new == 1),
         )
@@ -141,15 +141,15 @@ CATEGORY_MAPPINGS = ImportKind(
     parse=lambda values: (*(r := _parse_mapping(values)), f"{r[0]}\x1f{r[1]}"),
     present=lambda s: exists(
         select(literal(1)).where(
-            CategoryMapping.__table__.c.scheme == s.c.scheme,
-            CategoryMapping.__table__.c.label == s.c.label,
+            table_of(CategoryMapping).c.scheme == s.c.scheme,
+            table_of(CategoryMapping).c.label == s.c.label,
         )
     ),
     land=_land_mappings,
     checks=[
         Check(
             "category_code",
-            lambda s, _c: ~known(Category.__table__, Category.__table__.c.code, s.c.category_code),
+            lambda s, _c: ~known(table_of(Category), table_of(Category).c.code, s.c.category_code),
             lambda s: s.c.category_code,
             lambda v: f"unknown category '{v}' (load the tree first: bookclub categories load-clc)",
         )
