@@ -31,7 +31,7 @@ from recsys.demo import (
     purchase_chunks,
 )
 from recsys.errors import BookclubError
-from recsys.schema import CHANNELS, Category, Member, MemberCategory, Purchase, Title, TitleCategory
+from recsys.schema import CHANNELS, Base, Category, Member, MemberCategory, Purchase, Title, TitleCategory
 
 DEMO_TABLES = ("purchases", "member_categories", "title_categories", "members", "titles")
 ROWS_PER_BATCH = 50_000
@@ -108,6 +108,10 @@ def load_demo(
         revenue = np.zeros(len(members), dtype=np.int64)
         first, last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
         lines = 0
+        # The table is empty: build its secondary indexes once at the end, not row by row.
+        indexes = sorted(Base.metadata.tables["purchases"].indexes, key=lambda ix: str(ix.name))
+        for index in indexes:
+            index.drop(connection)
         for chunk in purchase_chunks(spec, titles, members):
             _write_members(connection, chunk, titles.codes, len(members), progress)
             _write(connection, Purchase, _PURCHASE_COLUMNS, _purchase_rows(chunk))
@@ -118,6 +122,8 @@ def load_demo(
                 first = min(first, int(chunk.purchased_at.min().astype(np.int64)))
                 last = max(last, int(chunk.purchased_at.max().astype(np.int64)))
         progress("purchases", lines, lines)
+        for index in indexes:
+            index.create(connection)
         _move_sequences(connection)
         counts = {
             table.__tablename__: connection.scalar(select(func.count()).select_from(table)) or 0
