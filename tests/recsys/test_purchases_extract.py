@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Engine
+
+from recsys.bulk import bulk_insert
+from recsys.purchases_extract import (
+    newest_purchase,
+    read_members,
+    read_purchases,
+    read_title_categories,
+    titles_sold_before,
+    to_epoch,
+)
+
+T0 = dt.datetime(2024, 3, 1, 12, 30, 15)
+
+
+def _load(engine: Engine) -> None:
+    with engine.begin() as c:
+        bulk_insert(
+            c, "categories", ["code", "name", "parent_code", "level"], [("I", "文学", None, 1)]
+        )
+        bulk_insert(
+            c,
+            "titles",
+            ["id", "title_id", "title", "in_stock"],
+            [(1, "T1", "一", True), (2, "T2", "二", True)],
+        )
+        bulk_insert(
+            c, "title_categories", ["title_key", "category_code", "is_primary"], [(1, "I", True)]
+        )
+        bulk_insert(
+            c,
+            "members",
+            ["id", "member_id", "name", "status"],
+            [(1, "M1", "甲", "active"), (2, "M2", "乙", "active")],
+        )
+        rows = [
+            (1, "L1", 1, 1, 2, 10, T0, "web"),
+            (2, "L2", 1, 2, -1, 10, T0 + dt.timedelta(days=1), "shop"),
+            (3, "L3", 2, 2, 1, 10, T0 + dt.timedelta(days=40), "mail"),
+            (4, "L4", 2, 1, 1, 10, T0 - dt.timedelta(days=400), "mail"),
+        ]
+        bulk_insert(
+            c,
+            "purchases",
+            [
+                "id",
+                "line_id",
+                "member_key",
+                "title_key",
+                "quantity",
+                "unit_price",
+                "purchased_at",
+                "channel",
+            ],
+            rows,
+        )
+
+
+def test_window_streams_into_arrays(engine: Engine) -> None:
+    _load(engine)
+    with engine.connect() as c:
+        got = read_purchases(c, T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=30), batch_rows=1)
+        everything = read_purchases(c, None, T0 + dt.timedelta(days=365))
+        assert newest_purchase(c) == T0 + dt.timedelta(days=40)
+        assert sorted(titles_sold_before(c, T0).tolist()) == [1]
+        assert read_title_categories(c) == [(1, "I", True)]
+        assert read_members(c).ids == ["M1", "M2"]
+    order = got.purchased_at.argsort()
+    assert got.member_key[order].tolist() == [1, 1]
+    assert got.title_key[order].tolist() == [1, 2]
+    assert got.quantity[order].tolist() == [2, -1]
+    assert got.purchased_at[order][0] == pytest.approx(to_epoch(T0), abs=1e-3)
+    assert len(everything) == 4
+    assert (
+        got.newest() is not None
+        and abs((got.newest() - (T0 + dt.timedelta(days=1))).total_seconds()) < 1e-3
+    )

@@ -1,0 +1,119 @@
+"""One contract test, run against every recommender."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recsys.recommenders import RECOMMENDERS, FitContext, Recommender, build_recommender, top_n
+from recsys.recommenders.base import FactorsNaNError
+from recsys.recommenders.factors import ALSRecommender
+from recsys.settings import TrainingSettings
+
+SETTINGS = TrainingSettings(
+    factors=4,
+    iterations=20,
+    regularization=0.01,
+    bpr_factors=4,
+    bpr_iterations=300,
+    bpr_learning_rate=0.05,
+    knn_neighbours=10,
+)
+
+
+def two_tastes() -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Members 0-9 read titles 0-4, members 10-19 titles 5-9; title 0 (also bought by
+    members 10 and 11) is the overall best-seller.
+
+    Member 0 has bought every taste-A title except title 0, the best-seller among them:
+    every sensible recommender puts title 0 first for member 0.
+    """
+    rows, cols = [], []
+    for m in range(20):
+        base = 0 if m < 10 else 5
+        for t in range(base, base + 5):
+            if (m + t) % 3 != 0 or t in (0, 5):
+                rows.append(m)
+                cols.append(t)
+    rows += [10, 11]
+    cols += [0, 0]
+    matrix = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(20, 10))
+    lil = matrix.tolil()
+    lil[0, :] = 0
+    for t in (1, 2, 3, 4):
+        lil[0, t] = 1
+    tc = sp.csr_matrix(np.repeat(np.eye(2, dtype=np.float32), 5, axis=0))  # titles × 2 categories
+    return sp.csr_matrix(lil, dtype=np.float32), tc
+
+
+@pytest.fixture(params=sorted(RECOMMENDERS))
+def fitted(request: pytest.FixtureRequest) -> Recommender:
+    member_titles, tc = two_tastes()
+    model = build_recommender(request.param, SETTINGS)
+    model.fit(member_titles, FitContext(title_categories=tc, seed=3, threads=1))
+    return model
+
+
+def test_recommends_the_obvious_title_and_never_a_bought_one(fitted: Recommender) -> None:
+    member_titles, _ = two_tastes()
+    ids, scores = fitted.recommend(np.array([0]), member_titles[[0]], n=3)
+    assert ids.shape == (1, 3)
+    assert ids[0, 0] == 0
+    assert not set(ids[0].tolist()) & {1, 2, 3, 4}
+    assert scores[0, 0] >= scores[0, 1] >= scores[0, 2]
+
+
+def test_items_restricts_the_ranking(fitted: Recommender) -> None:
+    member_titles, _ = two_tastes()
+    ids, _ = fitted.recommend(np.array([0]), member_titles[[0]], n=5, items=np.array([6, 7]))
+    assert set(ids[0][ids[0] >= 0].tolist()) <= {6, 7}
+
+
+def test_save_load_round_trip(fitted: Recommender, tmp_path: Path) -> None:
+    member_titles, _ = two_tastes()
+    fitted.save(tmp_path / "m")
+    loaded = type(fitted).load(tmp_path / "m")
+    idx = np.arange(20)
+    np.testing.assert_allclose(
+        loaded.score(idx, member_titles), fitted.score(idx, member_titles), rtol=1e-6
+    )
+    assert loaded.params() == fitted.params()
+
+
+def test_similar_titles_excludes_itself(fitted: Recommender) -> None:
+    ids, _ = fitted.similar_titles(1, n=3)
+    assert 1 not in ids.tolist() and len(ids) > 0
+
+
+def test_wrong_shape_fails_loudly(fitted: Recommender) -> None:
+    with pytest.raises(ValueError):
+        fitted.recommend(np.array([0]), sp.csr_matrix((1, 3), dtype=np.float32))
+    with pytest.raises(ValueError):
+        fitted.recommend(np.array([0, 1]), two_tastes()[0][[0]])
+
+
+def test_fits_are_seeded() -> None:
+    member_titles, tc = two_tastes()
+    ctx = FitContext(title_categories=tc, seed=7, threads=1)
+    a, b = build_recommender("als", SETTINGS), build_recommender("als", SETTINGS)
+    a.fit(member_titles, ctx)
+    b.fit(member_titles, ctx)
+    assert isinstance(a, ALSRecommender) and isinstance(b, ALSRecommender)
+    np.testing.assert_array_equal(a.title_factors, b.title_factors)
+
+
+def test_nan_factors_are_a_distinct_error() -> None:
+    model = ALSRecommender()
+    with pytest.raises(FactorsNaNError):
+        model._store(np.full((2, 2), np.nan), np.zeros((2, 2)))
+
+
+def test_top_n_masks_and_pads() -> None:
+    scores = np.array([[0.1, 0.9, 0.5]], dtype=np.float32)
+    liked = sp.csr_matrix(np.array([[0, 1, 0]], dtype=np.float32))
+    ids, best = top_n(scores, 3, liked=liked)
+    assert ids.tolist() == [[2, 0, -1]]
+    assert best[0, 0] == pytest.approx(0.5)
