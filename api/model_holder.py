@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from recsys.errors import BookclubError
 
@@ -47,7 +47,6 @@ class ServingModel(Protocol):
     @property
     def trained_until(self) -> dt.datetime: ...
     def knows_member(self, member_id: str) -> bool: ...
-    def knows_title(self, title_id: str) -> bool: ...
     def recommend(
         self,
         member_id: str,
@@ -176,3 +175,14 @@ class ModelHolder:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+if TYPE_CHECKING:  # mypy checks that the real classes keep the contract the API codes against
+    from recsys.trained_model import TrainedModel
+    from training.registry import ModelRegistry
+
+    def _model_conforms(model: TrainedModel) -> ServingModel:
+        return model
+
+    def _registry_conforms(registry: ModelRegistry) -> ModelSource:
+        return registry

@@ -84,9 +84,8 @@ def recommend_for_member(
         raise UnknownMemberError(f"unknown member {member_id!r}: check the member id")
     _check_category(connection, category)
     history = member_history(connection, key, model.trained_until)
-    known = model.knows_member(member_id)
-    declared = q.declared_categories(connection, key) if not known else []
-    cold_start = not known and not history.recent
+    declared = q.declared_categories(connection, key)
+    cold_start = not history.bought  # no purchase kept: the model can only go by categories
     exclude: set[str] = set() if include_purchased else set(history.bought)
     fetch = limit + (max(10, limit // 2) if in_stock_only else 0)
     picked: list[tuple[RecommendationLike, q.TitleRecord]] = []
@@ -146,11 +145,11 @@ def popular_in_category(
     return name, _scored(connection, model.popular_in_category(code, limit=limit))
 
 
-def feed_new_titles(engine: Engine, model: ServingModel) -> int:
-    """Give ``model`` cold-start vectors for titles added to the DB after it was trained."""
+def feed_new_titles(engine: Engine, model: ServingModel) -> None:
+    """Give ``model`` cold-start vectors for titles added to the DB after it was trained.
+
+    Every title with a category is offered; ``add_titles`` keeps only those it does not know.
+    """
     with engine.connect() as connection:
         titles = q.all_title_categories(connection)
-    new = [(t, codes) for t, codes in titles if codes and not model.knows_title(t)]
-    if new:
-        model.add_titles(new)
-    return len(new)
+    model.add_titles([(t, codes) for t, codes in titles if codes])

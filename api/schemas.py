@@ -60,7 +60,10 @@ class RecommendationPublic(TitlePublic):
 class RecommendationsPublic(BaseModel):
     member_id: str
     model_version: str
-    cold_start: bool = Field(description="true when the model does not know the member yet")
+    cold_start: bool = Field(
+        description="true when the member has no purchase yet: titles from declared categories, "
+        "then popular ones"
+    )
     data: list[RecommendationPublic]
     count: int
 
@@ -217,7 +220,8 @@ class PurchaseBatchPublic(BaseModel):
 
 class ModelPublic(BaseModel):
     version: str
-    created_at: dt.datetime | None
+    created_at: str | None
+    trained_until: str | None = Field(None, description="newest purchase the model was trained on")
     status: str
     metrics: dict[str, Any]
     reason: str | None

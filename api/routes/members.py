@@ -42,7 +42,13 @@ def read_recommendations(
             examples=["I247"],
         ),
     ] = None,
-    include_purchased: Annotated[bool, Query(description="keep titles the member bought")] = False,
+    include_purchased: Annotated[
+        bool,
+        Query(
+            description="keep titles the member bought (the model itself always leaves out "
+            "the titles of the member's history)"
+        ),
+    ] = False,
     in_stock_only: Annotated[bool, Query(description="drop titles out of stock")] = True,
 ) -> RecommendationsPublic:
     """A member with no history gets cold-start titles (declared categories, then popular)

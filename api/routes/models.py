@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -17,12 +16,14 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 def _public(info: Any, active: str | None) -> ModelPublic:
     created = getattr(info, "created_at", None)
+    trained_until = getattr(info, "trained_until", None)
     return ModelPublic(
         version=str(info.version),
-        created_at=created if isinstance(created, dt.datetime) else None,
+        created_at=str(created) if created else None,
+        trained_until=str(trained_until) if trained_until else None,
         status=str(getattr(info, "status", "")),
         metrics=dict(getattr(info, "metrics", None) or {}),
-        reason=getattr(info, "reason", None),
+        reason=getattr(info, "reason", None) or None,
         active=info.version == active,
     )
 

@@ -9,7 +9,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
-from api.model_holder import ModelSource
 from recsys.apikeys import create_key, list_keys, revoke_key, verify_key
 from recsys.settings import Settings
 from tests.api.conftest import bearer
@@ -50,12 +49,12 @@ def test_admin_routes_need_admin_scope(client: TestClient, keys: dict[str, str])
 
 
 def test_open_demo_allows_reads_without_key_but_not_admin(
-    api_settings: Settings, club_engine: Engine, registry: ModelSource
+    api_settings: Settings, club_engine: Engine
 ) -> None:
     settings = api_settings.model_copy(
         update={"api": api_settings.api.model_copy(update={"open_demo": True})}
     )
-    with TestClient(create_app(settings, engine=club_engine, registry=registry)) as client:
+    with TestClient(create_app(settings, engine=club_engine)) as client:
         assert client.get(READ_ROUTES[0]).status_code == 200
         profile = client.get("/v1/members/M01").json()
         assert profile["personal"] is None  # anonymous reads are read scope
@@ -63,15 +62,13 @@ def test_open_demo_allows_reads_without_key_but_not_admin(
         assert client.get(READ_ROUTES[0], headers=bearer("bk_00000000_x")).status_code == 401
 
 
-def test_revoked_key_is_refused_after_the_cache(
-    api_settings: Settings, club_engine: Engine, registry: ModelSource
-) -> None:
+def test_revoked_key_is_refused_after_the_cache(api_settings: Settings, club_engine: Engine) -> None:
     settings = api_settings.model_copy(
         update={"api": api_settings.api.model_copy(update={"key_cache_seconds": 0})}
     )
     with club_engine.begin() as connection:
         key, info = create_key(connection, "read", "to revoke")
-    with TestClient(create_app(settings, engine=club_engine, registry=registry)) as client:
+    with TestClient(create_app(settings, engine=club_engine)) as client:
         assert client.get(READ_ROUTES[0], headers=bearer(key)).status_code == 200
         with club_engine.begin() as connection:
             revoke_key(connection, info.prefix)
