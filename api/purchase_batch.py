@@ -119,9 +119,10 @@ def store_batch(
         )
     inserted = q.insert_purchase_rows(connection, new_rows)
     connection.commit()
+    present = {r["line_id"] for r in good} - inserted  # incl. lines a concurrent call stored
     return PurchaseBatchPublic(
         received=len(lines),
-        inserted=inserted,
-        already_present=len(lines) - inserted,
+        inserted=len(inserted),
+        already_present=len(lines) - len(inserted),
         already_present_line_ids=sorted(present),
     )

@@ -14,8 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from recsys.bulk import insert_ignoring_conflicts
 from recsys.schema import (
     Category,
     Member,
@@ -28,6 +29,7 @@ from recsys.schema import (
 )
 
 _IN_CHUNK = 900  # below SQLite's bound-parameter limit
+_INSERT_CHUNK = 100  # rows per multi-row INSERT (8 parameters each)
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,19 @@ def existing_line_ids(connection: Connection, line_ids: Collection[str]) -> set[
     return found
 
 
-def insert_purchase_rows(connection: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert order lines (``purchases`` columns), skipping line ids already stored."""
-    return insert_ignoring_conflicts(connection, Purchase.__table__, rows)
+def insert_purchase_rows(connection: Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert order lines (``purchases`` columns), skipping line ids already stored.
+
+    Returns the line ids this call inserted (a concurrent writer's lines are not among them).
+    """
+    inserted: set[str] = set()
+    table = Purchase.__table__
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        stmt: Any
+        if connection.dialect.name == "postgresql":
+            stmt = pg_insert(table).values(chunk).on_conflict_do_nothing(index_elements=["line_id"])
+        else:
+            stmt = sqlite_insert(table).values(chunk).on_conflict_do_nothing(index_elements=["line_id"])
+        inserted.update(connection.scalars(stmt.returning(table.c.line_id)))
+    return inserted

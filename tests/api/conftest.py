@@ -55,11 +55,16 @@ def versions(trained_models: tuple[Path, list[str]]) -> list[str]:
     return trained_models[1]
 
 
-@pytest.fixture
-def club_engine(engine: Engine) -> Engine:
+def with_club(engine: Engine) -> Engine:
     with engine.begin() as connection:
         club.insert_club(connection)
     return engine
+
+
+@pytest.fixture
+def club_engine(sqlite_engine: Engine) -> Engine:
+    """SQLite by default; modules that exercise SQL override it with the two-backend ``engine``."""
+    return with_club(sqlite_engine)
 
 
 @pytest.fixture

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
-from tests.api.conftest import bearer
+from tests.api.conftest import bearer, with_club
+
+
+@pytest.fixture
+def club_engine(engine: Engine) -> Engine:
+    """This module runs on SQLite and PostgreSQL."""
+    return with_club(engine)
 
 
 def test_profile_with_read_key_has_no_personal_data(client: TestClient) -> None:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
 from recsys.schema import Purchase
-from tests.api.conftest import bearer
+from tests.api.conftest import bearer, with_club
+
+
+@pytest.fixture
+def club_engine(engine: Engine) -> Engine:
+    """This module runs on SQLite and PostgreSQL."""
+    return with_club(engine)
 
 
 def line(n: int, **over: Any) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""GET /v1/members/{id}/recommendations: filters, reasons, cold start, errors."""
+"""GET /v1/members/{id}/recommendations: filters, reasons, cold start, errors (SQLite; the
+PostgreSQL path of the same queries runs in test_purchases and test_members)."""
 
 from __future__ import annotations
 
