@@ -276,13 +276,13 @@ def insert_purchase_rows(connection: Connection, rows: list[dict[str, Any]]) -> 
     Returns the line ids this call inserted (a concurrent writer's lines are not among them).
     """
     inserted: set[str] = set()
-    table = Purchase.__table__
+    returned = Purchase.line_id
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start : start + _INSERT_CHUNK]
         stmt: Any
         if connection.dialect.name == "postgresql":
-            stmt = pg_insert(table).values(chunk).on_conflict_do_nothing(index_elements=["line_id"])
+            stmt = pg_insert(Purchase).values(chunk).on_conflict_do_nothing(index_elements=["line_id"])
         else:
-            stmt = sqlite_insert(table).values(chunk).on_conflict_do_nothing(index_elements=["line_id"])
-        inserted.update(connection.scalars(stmt.returning(table.c.line_id)))
+            stmt = sqlite_insert(Purchase).values(chunk).on_conflict_do_nothing(index_elements=["line_id"])
+        inserted.update(connection.scalars(stmt.returning(returned)))
     return inserted
