@@ -76,7 +76,7 @@ class MemberView:
     quarter_label: str
     club_name: str
     order_address: str
-    order_lines: int = 8
+    order_lines: int = 6
     prefilled: list[EntryView] = field(default_factory=list)
 
 

@@ -44,7 +44,8 @@ def quantile_scores(values: npt.NDArray[np.float64], bins: int) -> npt.NDArray[n
     if values.size == 0:
         return np.zeros(0, dtype=np.int64)
     percentile = rankdata(values, method="average") / values.size
-    return np.clip(np.ceil(percentile * bins), 1, bins).astype(np.int64)
+    scores: npt.NDArray[np.int64] = np.clip(np.ceil(percentile * bins), 1, bins).astype(np.int64)
+    return scores
 
 
 def score_tiers(

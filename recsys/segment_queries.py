@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, Float, and_, case, cast, delete, func, or_, select
+from sqlalchemy import Connection, Float, and_, case, cast, delete, func, insert, or_, select, update
 
 from recsys.bulk import bulk_insert
 from recsys.schema import (
@@ -156,7 +156,7 @@ def update_segment_profile(
     connection: Connection, quarter: str, segment: int, profile_json: str
 ) -> None:
     connection.execute(
-        Segment.__table__.update()
+        update(Segment)
         .where(and_(Segment.quarter == quarter, Segment.segment == segment))
         .values(profile_json=profile_json)
     )
@@ -323,7 +323,7 @@ def store_plan(
         )
     )
     connection.execute(
-        CatalogPlanRecord.__table__.insert().values(
+        insert(CatalogPlanRecord).values(
             quarter=quarter, segment=segment, model_version=model_version,
             settings_hash=settings_hash, plan_json=plan_json,
             created_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
