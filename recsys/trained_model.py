@@ -76,6 +76,7 @@ class TrainedModel:
         self._als: AlternatingLeastSquares | None = None
         top = float(parts.popularity.max()) if parts.popularity.size else 0.0
         self._pop = (parts.popularity / top if top > 0 else parts.popularity).astype(np.float32)
+        self._depth = (10.0 ** (np.asarray(parts.categories.levels) - 1)).astype(np.float32)
 
     # ---- ids ---------------------------------------------------------------
     def _title_idx(self, title_id: str) -> int:
@@ -161,8 +162,9 @@ class TrainedModel:
     def _category_popularity(self, shares: FloatArray) -> FloatArray:
         if not shares.any():
             return self._pop.copy()
-        affinity = np.asarray(self.parts.title_categories @ shares).ravel()
-        scores: FloatArray = (affinity * (0.05 + self._pop)).astype(np.float32)
+        # a deeper class counts 10× its parent; popularity orders titles within a class
+        affinity = np.asarray(self.parts.title_categories @ (shares * self._depth)).ravel()
+        scores: FloatArray = (affinity * (0.5 + self._pop)).astype(np.float32)
         return scores
 
     def _candidates(
