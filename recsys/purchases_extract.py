@@ -36,6 +36,14 @@ class PurchaseArrays:
     def __len__(self) -> int:
         return len(self.member_key)
 
+    def subset(self, mask: npt.NDArray[np.bool_]) -> PurchaseArrays:
+        return PurchaseArrays(
+            self.member_key[mask],
+            self.title_key[mask],
+            self.quantity[mask],
+            self.purchased_at[mask],
+        )
+
     def newest(self) -> dt.datetime | None:
         if len(self) == 0:
             return None

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from sqlalchemy import Connection
 
 from recsys.affinity import Placement, place_titles
-from recsys.purchases_extract import read_purchases, titles_sold_before
+from recsys.purchases_extract import PurchaseArrays, read_purchases, titles_sold_before
 from recsys.recommenders import FitContext, Recommender, build_recommender, top_n
 from recsys.settings import TrainingSettings
 from training.dataset import Catalogue, TrainingSet, build_training_set, extract_window
@@ -67,16 +67,23 @@ def build_holdout(
     holdout_days: int,
     batch_rows: int = 200_000,
 ) -> Holdout:
-    catalogue = train.catalogue
+    """The ``holdout_days`` after ``cutoff``, read from the database."""
     end = cutoff + dt.timedelta(days=holdout_days)
     test = read_purchases(connection, cutoff, end, batch_rows=batch_rows)
+    return holdout_from(train, test, titles_sold_before(connection, cutoff))
+
+
+def holdout_from(
+    train: TrainingSet, test: PurchaseArrays, sold_before_keys: npt.NDArray[np.int64]
+) -> Holdout:
+    """Ground truth from the test lines: per member, titles bought that they had not bought."""
+    catalogue = train.catalogue
     bought = test.quantity > 0
     members = catalogue.member_idx(test.member_key[bought])
     titles = catalogue.title_idx(test.title_key[bought])
     sold_before = np.zeros(len(catalogue.titles), dtype=bool)
-    keys = titles_sold_before(connection, cutoff)
-    if len(keys):
-        sold_before[catalogue.title_idx(keys)] = True
+    if len(sold_before_keys):
+        sold_before[catalogue.title_idx(sold_before_keys)] = True
     history = train.member_titles
     has_history = np.diff(history.indptr) > 0
     truth: dict[int, set[int]] = {}
@@ -148,8 +155,12 @@ def evaluate_on(
     *,
     k: int,
     on_step: Step | None = None,
+    fitted: dict[str, Recommender] | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """Fit each recommender of ``kinds`` on ``train`` and score it on ``holdout``."""
+    """Fit each recommender of ``kinds`` on ``train`` and score it on ``holdout``.
+
+    Fitted recommenders are left in ``fitted`` (by kind) when a dict is passed.
+    """
     placement = cold_placement(train, settings.cold_start_min_titles)
     context = FitContext(
         title_categories=train.catalogue.title_categories,
@@ -164,6 +175,8 @@ def evaluate_on(
         if on_step:
             on_step(f"fit {kind}", 0, 1)
         recommender.fit(train.member_titles, context)
+        if fitted is not None:
+            fitted[kind] = recommender
         done = 0
 
         def advance(n: int, kind: str = kind) -> None:

@@ -3,7 +3,7 @@
 With ``evaluate``, the served recommender (and the popularity baseline, for
 lift) is first fitted on the window before ``cutoff - holdout_days`` and scored
 on the last ``holdout_days``; those metrics decide promotion. The model saved
-is then fitted on the whole window up to the cutoff.
+is then brought up to the cutoff on the whole window (see :func:`run_training`).
 """
 
 from __future__ import annotations
@@ -15,17 +15,29 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Engine
 
 from recsys.errors import TrainingError
-from recsys.purchases_extract import newest_purchase
-from recsys.recommenders import FactorRecommender, FitContext, build_recommender
+from recsys.purchases_extract import (
+    PurchaseArrays,
+    newest_purchase,
+    titles_sold_before,
+    to_epoch,
+)
+from recsys.recommenders import (
+    ALSRecommender,
+    FactorRecommender,
+    FitContext,
+    Recommender,
+    build_recommender,
+)
 from recsys.recommenders.popularity import title_popularity
 from recsys.settings import Settings
 from recsys.trained_model import WARM, ModelParts
 from training.artifact import write_parts
 from training.dataset import TrainingSet, build_training_set, extract_window, read_catalogue
-from training.evaluate import EvaluationReport, cold_placement, evaluate
+from training.evaluate import EvaluationReport, cold_placement, evaluate_on, holdout_from
 from training.registry import ModelInfo, ModelRegistry, Promote
 
 Step = Callable[[str, int, int], None]
@@ -85,6 +97,14 @@ def run_training(
     promote: Promote = "auto",
     on_step: Step | None = None,
 ) -> TrainResult:
+    """Retrain up to ``cutoff`` (default: just after the newest purchase) and publish.
+
+    Purchases are read once. With ``with_evaluation`` the window is split at
+    ``cutoff - holdout_days``: the model (and the popularity baseline) is fitted
+    on the earlier part and scored on the later; the scored model is then brought
+    up to the cutoff with ``refresh_iterations`` warm-started ALS sweeps on the
+    whole window, instead of a second fit from scratch.
+    """
     ts = settings.training
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -96,44 +116,37 @@ def run_training(
         clock = now
 
     cutoff = cutoff or default_cutoff(engine)
-    report: EvaluationReport | None = None
+    eval_cutoff = cutoff - dt.timedelta(days=ts.holdout_days)
+    progress = _Counter("extract purchases", on_step)
     with engine.connect() as connection:
         catalogue = read_catalogue(connection)
-        lap("catalogue")
-        if with_evaluation:
-            eval_cutoff = cutoff - dt.timedelta(days=ts.holdout_days)
-            kinds = list(dict.fromkeys([ts.model, "popularity"]))
-            report = evaluate(connection, catalogue, ts, eval_cutoff, kinds=kinds, on_step=on_step)
-            lap("evaluate")
-        done = 0
-
-        def extracted(n: int) -> None:
-            nonlocal done
-            done += n
-            if on_step:
-                on_step("extract purchases", done, total)
-
-        total = 0
-
-        def set_total(n: int) -> None:
-            nonlocal total
-            total = n
-
         start, purchases = extract_window(
-            connection, cutoff, ts, on_batch=extracted, on_total=set_total
+            connection, cutoff, ts, on_batch=progress.add, on_total=progress.set_total
         )
-        lap("extract")
+        sold_before = titles_sold_before(connection, eval_cutoff) if with_evaluation else None
+    lap("extract")
     train = build_training_set(catalogue, purchases, window_start=start, cutoff=cutoff, settings=ts)
     lap("matrix")
-    recommender = build_recommender(ts.model, ts)
-    if not isinstance(recommender, FactorRecommender):
-        raise TrainingError(f"training.model must be a factor model (als or bpr), not {ts.model}")
-    if on_step:
-        on_step(f"fit {ts.model}", 0, 1)
     context = FitContext(
         title_categories=catalogue.title_categories, seed=ts.seed, threads=ts.threads
     )
-    recommender.fit(train.member_titles, context)
+    report: EvaluationReport | None = None
+    recommender: Recommender | None = None
+    if with_evaluation and sold_before is not None:
+        report, fitted = _evaluate_split(
+            train, purchases, start, eval_cutoff, sold_before, settings, on_step
+        )
+        recommender = fitted[ts.model]
+        lap("evaluate")
+    if on_step:
+        on_step(f"fit {ts.model}", 0, 1)
+    if isinstance(recommender, ALSRecommender):
+        recommender.refine(train.member_titles, context, ts.refresh_iterations)
+    else:
+        recommender = build_recommender(ts.model, ts)
+        recommender.fit(train.member_titles, context)
+    if not isinstance(recommender, FactorRecommender):
+        raise TrainingError(f"training.model must be a factor model (als or bpr), not {ts.model}")
     lap("fit")
     parts = model_parts(train, recommender, settings)
     metrics = dict(report.results.get(ts.model, {})) if report else {}
@@ -163,3 +176,54 @@ def run_training(
     )
     lap("save")
     return TrainResult(info=info, training=train, evaluation=report, timings=timings)
+
+
+def _evaluate_split(
+    full: TrainingSet,
+    purchases: PurchaseArrays,
+    start: dt.datetime,
+    eval_cutoff: dt.datetime,
+    sold_before: npt.NDArray[np.int64],
+    settings: Settings,
+    on_step: Step | None,
+) -> tuple[EvaluationReport, dict[str, Recommender]]:
+    ts = settings.training
+    early = purchases.purchased_at < to_epoch(eval_cutoff)
+    train = build_training_set(
+        full.catalogue, purchases.subset(early), window_start=start, cutoff=eval_cutoff, settings=ts
+    )
+    holdout = holdout_from(train, purchases.subset(~early), sold_before)
+    kinds = list(dict.fromkeys([ts.model, "popularity"]))
+    fitted: dict[str, Recommender] = {}
+    results, new_titles = evaluate_on(
+        train, holdout, ts, kinds, k=ts.k, on_step=on_step, fitted=fitted
+    )
+    report = EvaluationReport(
+        cutoff=eval_cutoff.isoformat(),
+        k=ts.k,
+        results=results,
+        new_titles=new_titles,
+        details={
+            "train": asdict(train.snapshot),
+            "test_rows": holdout.test_rows,
+            "test_members": len(holdout.truth),
+            "new_title_members": len(holdout.new_truth),
+            "new_title_candidates": len(holdout.new_candidates),
+        },
+    )
+    return report, fitted
+
+
+class _Counter:
+    """Progress of a step counted in rows."""
+
+    def __init__(self, what: str, on_step: Step | None) -> None:
+        self.what, self.on_step, self.done, self.total = what, on_step, 0, 0
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.on_step:
+            self.on_step(self.what, self.done, self.total)

@@ -120,6 +120,30 @@ class ALSRecommender(FactorRecommender):
             model.fit(member_titles, show_progress=context.show_progress)
         self._store(model.user_factors, model.item_factors)
 
+    def refine(self, member_titles: sp.csr_matrix, context: FitContext, iterations: int) -> None:
+        """``iterations`` more ALS sweeps on ``member_titles``, starting from the current factors.
+
+        Used to bring a model fitted on an earlier window up to date: from a good
+        start ALS converges in a few sweeps instead of ``self.iterations``.
+        """
+        check_member_titles(member_titles, self.n_titles)
+        if member_titles.shape[0] != self.member_factors.shape[0]:
+            raise ValueError("refine needs the same members (rows) as the fitted model")
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=iterations,
+                random_state=context.seed,
+                num_threads=context.threads,
+                calculate_training_loss=False,
+            )
+            model.user_factors = np.array(self.member_factors, dtype=np.float32)
+            model.item_factors = np.array(self.title_factors, dtype=np.float32)
+            model.fit(member_titles, show_progress=context.show_progress)
+        self._store(model.user_factors, model.item_factors)
+
 
 class BPRRecommender(FactorRecommender):
     """``implicit`` Bayesian Personalized Ranking (factors carry a bias column)."""

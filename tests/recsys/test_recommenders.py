@@ -117,3 +117,19 @@ def test_top_n_masks_and_pads() -> None:
     ids, best = top_n(scores, 3, liked=liked)
     assert ids.tolist() == [[2, 0, -1]]
     assert best[0, 0] == pytest.approx(0.5)
+
+
+def test_als_refine_warm_starts_from_current_factors() -> None:
+    member_titles, tc = two_tastes()
+    ctx = FitContext(title_categories=tc, seed=3, threads=1)
+    model = build_recommender("als", SETTINGS)
+    model.fit(member_titles, ctx)
+    assert isinstance(model, ALSRecommender)
+    before = model.title_factors.copy()
+    model.refine(member_titles, ctx, iterations=1)
+    # one more sweep from a converged start moves the factors little
+    assert np.abs(model.title_factors - before).max() < 0.5 * np.abs(before).max()
+    ids, _ = model.recommend(np.array([0]), member_titles[[0]], n=1)
+    assert ids[0, 0] == 0
+    with pytest.raises(ValueError):
+        model.refine(member_titles[:5], ctx, iterations=1)
