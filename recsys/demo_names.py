@@ -10,6 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
 # The most common Chinese surnames, roughly in order of frequency.
 SURNAMES = (
     *"王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶",
@@ -23,95 +28,17 @@ GIVEN_CHARS = tuple(
     "欣怡雨婷晨曦思远嘉琪佳慧一诺俊熙博雅若彤宁海林峰晓梅春雪冰心亦凡可馨天佑泽楷诗琪书航"
 )
 
-LATIN_FIRST = (
-    "James",
-    "Mary",
-    "John",
-    "Patricia",
-    "Robert",
-    "Jennifer",
-    "Michael",
-    "Linda",
-    "David",
-    "Elizabeth",
-    "William",
-    "Susan",
-    "Richard",
-    "Margaret",
-    "Thomas",
-    "Sarah",
-    "Daniel",
-    "Emily",
-    "Charles",
-    "Anna",
-    "George",
-    "Laura",
-    "Peter",
-    "Helen",
-    "Paul",
-    "Alice",
-    "Mark",
-    "Claire",
-    "Hannah",
-    "Oliver",
-    "Julia",
-    "Simon",
-    "Kate",
-    "Martin",
-    "Rachel",
-    "Adam",
-    "Nora",
-    "Lucas",
+LATIN_FIRST = _words(
+    "James Mary John Patricia Robert Jennifer Michael Linda David Elizabeth William "
+    "Susan Richard Margaret Thomas Sarah Daniel Emily Charles Anna George Laura Peter "
+    "Helen Paul Alice Mark Claire Hannah Oliver Julia Simon Kate Martin Rachel Adam "
+    "Nora Lucas"
 )
-LATIN_LAST = (
-    "Smith",
-    "Johnson",
-    "Williams",
-    "Brown",
-    "Jones",
-    "Miller",
-    "Davis",
-    "Wilson",
-    "Taylor",
-    "Clark",
-    "Lewis",
-    "Walker",
-    "Hall",
-    "Young",
-    "King",
-    "Wright",
-    "Green",
-    "Baker",
-    "Adams",
-    "Nelson",
-    "Hill",
-    "Campbell",
-    "Mitchell",
-    "Roberts",
-    "Carter",
-    "Turner",
-    "Parker",
-    "Evans",
-    "Collins",
-    "Stewart",
-    "Morris",
-    "Murphy",
-    "Cook",
-    "Bell",
-    "Bailey",
-    "Cooper",
-    "Ward",
-    "Fox",
-    "Hughes",
-    "Price",
-    "Bennett",
-    "Wood",
-    "Barnes",
-    "Ross",
-    "Fischer",
-    "Moreau",
-    "Rossi",
-    "Tanaka",
+LATIN_LAST = _words(
+    "Smith Johnson Williams Brown Jones Miller Davis Wilson Taylor Clark Lewis Walker "
+    "Hall Young King Wright Green Baker Adams Nelson Hill Campbell Mitchell Roberts "
+    "Carter Turner Parker Evans Collins Stewart Morris Murphy Cook Bell Bailey Cooper "
+    "Ward Fox Hughes Price Bennett Wood Barnes Ross Fischer Moreau Rossi Tanaka"
 )
 
 

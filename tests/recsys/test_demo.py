@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, func, insert, inspect, select, text
 from typer.testing import CliRunner
 
 from recsys import demo
@@ -177,6 +177,8 @@ def test_loads_with_integrity_and_refuses_a_second_load(engine: Engine) -> None:
         assert summary.counts["purchases"] == connection.scalar(
             select(func.count()).select_from(Purchase)
         )
+    index_names = {ix["name"] for ix in inspect(engine).get_indexes("purchases")}
+    assert {"ix_purchases_title_key", "ix_purchases_member_key_purchased_at"} <= index_names
     with pytest.raises(DemoDataExistsError, match="--replace"):
         load_demo(engine, spec, _clc())
     again = load_demo(engine, spec, _clc(), replace=True)
