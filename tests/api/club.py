@@ -125,7 +125,7 @@ def insert_club(connection: Connection, *, with_new_title: bool = True) -> None:
             connection.execute(insert(MemberCategory).values(member_key=key, category_code=code))
     member_key = {m[0]: i for i, m in enumerate(MEMBERS, start=1)}
     title_key = {t[0]: i for i, t in enumerate(titles, start=1)}
-    price = {t[0]: Decimal(t[3]) for t in titles}
+    list_price = {t[0]: Decimal(t[3]) for t in titles}
     connection.execute(
         insert(Purchase),
         [
@@ -135,7 +135,7 @@ def insert_club(connection: Connection, *, with_new_title: bool = True) -> None:
                 "member_key": member_key[m],
                 "title_key": title_key[t],
                 "quantity": qty,
-                "unit_price": price[t],
+                "unit_price": list_price[t],
                 "purchased_at": T0 + dt.timedelta(days=day),
                 "channel": "web",
             }
