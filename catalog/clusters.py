@@ -133,15 +133,19 @@ def segment_names(
     distinctive: Mapping[int, Sequence[tuple[str, float, float]]],
     tree: Mapping[str, CategoryNode],
     words: int = 2,
+    min_lift: float = 1.2,
 ) -> dict[int, str]:
     """A readable, unique name per segment from its distinctive categories.
 
     A category whose ancestor or descendant is already in the name is skipped
-    (``I 文学 · I2 中国文学`` says one thing twice); clashing names take one more word.
+    (``I 文学 · I2 中国文学`` says one thing twice), and so is one after the first whose
+    lift is below ``min_lift``; clashing names take one more word.
     """
     def pick(segment: int, count: int) -> list[str]:
         chosen: list[str] = []
-        for code, _share, _lift in distinctive[segment]:
+        for code, _share, lift in distinctive[segment]:
+            if chosen and lift < min_lift:
+                continue  # a second word must set the segment apart, not just be common
             family = set(ancestors(dict(tree), code))
             if any(c in family or code in ancestors(dict(tree), c) for c in chosen):
                 continue

@@ -166,10 +166,19 @@ def entry_view(
 
 
 def segment_line(profile: SegmentProfile | None) -> str:
+    """``为喜爱文学、历史的会员精选``: the categories that set the segment apart."""
     if profile is None:
         return ""
-    names = "、".join(c.name.split("、")[0] for c in profile.top_categories[:3])
-    return f"为喜爱{names}的会员精选 · Selected for readers of {profile.name}"
+    names: list[str] = []
+    codes: list[str] = []
+    for c in profile.top_categories:
+        if codes and c.lift < 1.2:
+            continue
+        if any(c.code.startswith(x) or x.startswith(c.code) for x in codes):
+            continue
+        codes.append(c.code)
+        names.append(c.name.split("、")[0])
+    return f"为喜爱{'、'.join(names[:3])}的会员精选 · Chosen for {profile.size:,} members who read {profile.name}"
 
 
 def catalog_view(
@@ -200,7 +209,7 @@ def catalog_view(
     ]
     best = sorted(
         (e for s in plan.sections for e in s.entries), key=lambda e: (-e.score, e.title_id)
-    )[:6]
+    )[:10]
     images = [next(x.image for s in sections for x in s.entries if x.title_id == e.title_id) for e in best]
     period = Quarter.parse(plan.quarter)
     return CatalogView(

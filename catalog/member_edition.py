@@ -9,7 +9,7 @@ the shared body (:mod:`catalog.pdfmerge`, pypdf objects).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,8 +25,11 @@ from recsys.settings import CatalogSettings
 
 
 class Pick(Protocol):
-    title_id: str
-    reason: str
+    @property
+    def title_id(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
 
 
 class PickingModel(Protocol):
@@ -35,8 +38,8 @@ class PickingModel(Protocol):
         member_id: str,
         *,
         limit: int = 20,
-        exclude_title_ids: Iterable[str] = (),
-        only_title_ids: Iterable[str] | None = None,
+        exclude_title_ids: Collection[str] = (),
+        only_title_ids: Collection[str] | None = None,
         declared_categories: Sequence[str] = (),
     ) -> Sequence[Pick]: ...
 

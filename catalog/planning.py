@@ -39,18 +39,31 @@ class ScoringModel(Protocol):
 
     def add_titles(self, titles: Sequence[tuple[str, Sequence[str]]]) -> None: ...
 
-    def knows_title(self, title_id: str) -> bool: ...
 
+def section_of(
+    code: str | None, tree: Mapping[str, CategoryNode], level: int, split: Collection[str] = ()
+) -> str:
+    """The ancestor of ``code`` at ``level`` (or the deepest above it); OTHER when unknown.
 
-def section_of(code: str | None, tree: Mapping[str, CategoryNode], level: int) -> str:
-    """The ancestor of ``code`` at ``level`` (or the deepest above it); OTHER when unknown."""
+    A section in ``split`` is too big for one section: its titles go one level down.
+    """
     if code is None or code not in tree:
         return OTHER_SECTION
-    path = ancestors(dict(tree), code)
-    for a in path:
-        if tree[a].level == level:
-            return a
-    return path[-1]
+    path = ancestors(dict(tree), code)[::-1]  # root first
+    section = path[min(level, len(path)) - 1]
+    if section in split and len(path) > level:
+        section = path[level]
+    return section
+
+
+def sections_to_split(
+    profile: SegmentProfile, tree: Mapping[str, CategoryNode], level: int, titles: int, largest: int
+) -> set[str]:
+    """Sections whose share of the segment's reading would give them more than ``largest``
+    titles: a literature segment gets 中国文学 and 各国文学 rather than one capped 文学."""
+    shares = {c: v for c, v in profile.affinity.items() if c in tree and tree[c].level == level}
+    total = sum(shares.values())
+    return {c for c, v in shares.items() if total > 0 and v / total * titles > largest}
 
 
 def is_new_release(title: TitleRow, period: Quarter, days: int) -> bool:
@@ -60,13 +73,18 @@ def is_new_release(title: TitleRow, period: Quarter, days: int) -> bool:
 
 
 def candidates_for(
-    titles: Sequence[TitleRow], period: Quarter, tree: Mapping[str, CategoryNode], level: int, new_days: int
+    titles: Sequence[TitleRow],
+    period: Quarter,
+    tree: Mapping[str, CategoryNode],
+    level: int,
+    new_days: int,
+    split: Collection[str] = (),
 ) -> list[Candidate]:
     return [
         Candidate(
             t.title_id,
             t.author,
-            section_of(t.primary_category, tree, level),
+            section_of(t.primary_category, tree, level, split),
             is_new_release(t, period, new_days),
             t.in_stock,
         )
@@ -74,12 +92,10 @@ def candidates_for(
     ]
 
 
-def add_cold_titles(model: ScoringModel, titles: Sequence[TitleRow]) -> int:
-    """Give titles the model has never seen (new releases) cold-start vectors; return how many."""
-    cold = [(t.title_id, list(t.categories)) for t in titles if not model.knows_title(t.title_id)]
-    if cold:
-        model.add_titles(cold)
-    return len(cold)
+def add_cold_titles(model: ScoringModel, titles: Sequence[TitleRow]) -> None:
+    """Titles the model has never seen (new releases) get cold-start vectors from their
+    categories; ``add_titles`` leaves the titles it knows as they are."""
+    model.add_titles([(t.title_id, list(t.categories)) for t in titles])
 
 
 def sample_members(member_ids: Sequence[str], size: int, seed: int) -> list[str]:
@@ -125,7 +141,12 @@ def plan_segment(
     """One segment's plan; the model must already know the quarter's titles (add_cold_titles)."""
     cfg = settings.catalog
     period = Quarter.parse(quarter)
-    candidates = candidates_for(titles, period, tree, cfg.section_level, cfg.new_release_days)
+    split = sections_to_split(
+        profile, tree, cfg.section_level, cfg.titles_per_catalog, cfg.max_per_section
+    )
+    candidates = candidates_for(
+        titles, period, tree, cfg.section_level, cfg.new_release_days, split
+    )
     eligible = [c.title_id for c in candidates if c.in_stock and c.title_id not in set(cfg.excluded)]
     sample = sample_members(member_ids, cfg.scoring_sample, settings.segments.seed + profile.segment)
     scores = segment_scores(model, sample, eligible)

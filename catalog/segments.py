@@ -184,10 +184,10 @@ def segment_quarter(
                 average_spend=round(float(rfm.monetary[members].mean()), 2),
                 average_orders=round(float(rfm.frequency[members].mean()), 2),
                 top_categories=[
-                    CategoryShare(c, tree[c].name, round(s, 4), round(lift, 3))
+                    CategoryShare(c, tree[c].name, round(float(s), 4), round(float(lift), 3))
                     for c, s, lift in distinctive[segment][:5]
                 ],
-                affinity={c: round(v, 6) for c, v in share.items() if v > 0},
+                affinity={c: round(float(v), 6) for c, v in share.items() if v > 0},
             )
         )
     names = segment_names(distinctive, tree)

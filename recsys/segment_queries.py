@@ -91,15 +91,39 @@ def rfm_aggregates(connection: Connection, as_of: dt.datetime, since: dt.datetim
     )
 
 
-def declared_categories(connection: Connection) -> dict[str, list[str]]:
-    """member_id → the category codes the member declared as favourites."""
+def declared_categories(
+    connection: Connection, member_ids: Sequence[str] | None = None
+) -> dict[str, list[str]]:
+    """member_id → the category codes the member declared as favourites (all members, or some)."""
     stmt = select(Member.member_id, MemberCategory.category_code).join(
         MemberCategory, MemberCategory.member_key == Member.id
     )
     out: dict[str, list[str]] = defaultdict(list)
-    for member_id, code in connection.execute(stmt):
-        out[member_id].append(code)
+    chunks = [None] if member_ids is None else [
+        list(member_ids[i : i + 900]) for i in range(0, len(member_ids), 900)
+    ]
+    for chunk in chunks:
+        query = stmt if chunk is None else stmt.where(Member.member_id.in_(chunk))
+        for member_id, code in connection.execute(query):
+            out[member_id].append(code)
     return dict(out)
+
+
+def best_members(connection: Connection, quarter: str, per_segment: int) -> list[tuple[str, int]]:
+    """(member_id, segment): each segment's ``per_segment`` biggest spenders not lapsed."""
+    stmt = (
+        select(Member.member_id, MemberSegment.segment, MemberSegment.monetary)
+        .join(Member, Member.id == MemberSegment.member_key)
+        .where(MemberSegment.quarter == quarter, MemberSegment.tier != "lapsed")
+        .order_by(MemberSegment.segment, MemberSegment.monetary.desc(), Member.member_id)
+    )
+    taken: dict[int, int] = defaultdict(int)
+    out: list[tuple[str, int]] = []
+    for member_id, segment, _money in connection.execute(stmt):
+        if taken[int(segment)] < per_segment:
+            taken[int(segment)] += 1
+            out.append((member_id, int(segment)))
+    return out
 
 
 def member_segment_labels(connection: Connection, quarter: str) -> dict[str, int]:

@@ -1,0 +1,155 @@
+"""Catalog production against the database: segment catalogs and member editions on disk.
+
+Files live under ``settings.catalogs_dir / quarter``: ``segment-<n>.pdf`` (and a
+``.json`` sidecar with the digest of the plan it was rendered from, so an
+unchanged plan is not rendered twice) and ``members/<member_id>.pdf``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from catalog.context import catalog_view
+from catalog.member_edition import (
+    PickingModel,
+    member_picks,
+    member_views,
+    merge_editions,
+    render_member_pages,
+)
+from catalog.pdfmerge import BodyTemplate
+from catalog.period import Quarter
+from catalog.plan import CatalogPlan
+from catalog.render import Renderer, render_catalog
+from catalog.segments import stored_profiles
+from recsys import segment_queries as q
+from recsys.errors import BookclubError, UnknownMemberError
+from recsys.segment_queries import TitleRow
+from recsys.settings import Settings
+
+Progress = Callable[[int], None]
+
+
+def _no_progress(_n: int) -> None:
+    return None
+
+
+def quarter_dir(settings: Settings, quarter: str) -> Path:
+    return settings.catalogs_dir / str(Quarter.parse(quarter))
+
+
+def catalog_path(settings: Settings, quarter: str, segment: int) -> Path:
+    return quarter_dir(settings, quarter) / f"segment-{segment}.pdf"
+
+
+def edition_path(settings: Settings, quarter: str, member_id: str) -> Path:
+    return quarter_dir(settings, quarter) / "members" / f"{member_id}.pdf"
+
+
+def renderer_for(settings: Settings) -> Renderer:
+    return Renderer.create([settings.data_dir / "covers"])
+
+
+def _digest(plan: CatalogPlan, settings: Settings) -> str:
+    text = plan.to_json() + settings.catalog.model_dump_json()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def titles_by_id(connection: Connection, quarter: str) -> dict[str, TitleRow]:
+    return {t.title_id: t for t in q.titles_for_quarter(connection, Quarter.parse(quarter).end)}
+
+
+def render_segment_catalogs(
+    connection: Connection,
+    settings: Settings,
+    quarter: str,
+    plans: Sequence[CatalogPlan],
+    *,
+    renderer: Renderer | None = None,
+    force: bool = False,
+    on_done: Progress = _no_progress,
+) -> dict[int, Path]:
+    """One PDF per plan; a plan rendered before with the same settings is reused."""
+    renderer = renderer or renderer_for(settings)
+    titles = titles_by_id(connection, quarter)
+    profiles = {p.segment: p for p in stored_profiles(connection, quarter)}
+    paths: dict[int, Path] = {}
+    for plan in plans:
+        path = catalog_path(settings, quarter, plan.segment)
+        sidecar = path.with_suffix(".json")
+        digest = _digest(plan, settings)
+        fresh = path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("digest") == digest
+        if force or not fresh:
+            view = catalog_view(
+                plan, titles, profiles.get(plan.segment), club_name=settings.catalog.club_name,
+                order_address=settings.catalog.order_address, font=settings.catalog.segment_font,
+                covers_dir=settings.data_dir / "covers",
+            )
+            pages = render_catalog(view, settings.catalog, path, renderer)
+            sidecar.write_text(json.dumps({"digest": digest, "pages": pages, "segment": plan.segment}))
+        paths[plan.segment] = path
+        on_done(1)
+    return paths
+
+
+def render_member_editions(
+    connection: Connection,
+    model: PickingModel,
+    settings: Settings,
+    quarter: str,
+    plans: Sequence[CatalogPlan],
+    member_ids: Sequence[str],
+    *,
+    renderer: Renderer | None = None,
+    on_done: Progress = _no_progress,
+) -> dict[str, Path]:
+    """Each member's pages (batched per segment) merged with their segment's catalog."""
+    renderer = renderer or renderer_for(settings)
+    by_segment = {p.segment: p for p in plans}
+    labels = q.member_segment_labels(connection, quarter)
+    if unknown := [m for m in member_ids if m not in labels]:
+        raise UnknownMemberError(
+            f"member {unknown[0]!r} has no segment in {quarter} (run `bookclub segment`)"
+        )
+    groups: dict[int, list[str]] = defaultdict(list)
+    for member_id in member_ids:
+        groups[labels[member_id]].append(member_id)
+    missing = sorted(set(groups) - set(by_segment))
+    if missing:
+        raise BookclubError(f"no catalog plan for segment {missing[0]} of {quarter}: run `bookclub catalogs plan`")
+    bodies = render_segment_catalogs(
+        connection, settings, quarter, [by_segment[s] for s in sorted(groups)], renderer=renderer
+    )
+    titles = titles_by_id(connection, quarter)
+    out_dir = quarter_dir(settings, quarter) / "members"
+    size = settings.catalog.members_per_batch
+    paths: dict[str, Path] = {}
+    for segment, members in sorted(groups.items()):
+        plan = by_segment[segment]
+        body = BodyTemplate(bodies[segment].read_bytes())
+        for start in range(0, len(members), size):
+            batch = members[start : start + size]
+            rows = q.members_by_id(connection, batch)
+            bought = q.bought_titles(connection, batch)
+            declared = q.declared_categories(connection, batch)
+            picks = {
+                m: member_picks(
+                    model, m, plan, limit=settings.catalog.picks_per_member,
+                    bought=bought.get(m, ()), declared=declared.get(m, ()),
+                )
+                for m in batch
+            }
+            views = member_views(
+                [rows[m] for m in batch], picks, plan, titles, settings.catalog, quarter,
+                covers_dir=settings.data_dir / "covers",
+            )
+            pages = render_member_pages(views, settings.catalog, renderer)
+            paths.update(merge_editions(pages, body, out_dir))
+            on_done(len(batch))
+    return paths
