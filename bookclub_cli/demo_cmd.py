@@ -25,7 +25,7 @@ def demo_data(
         None, "--purchases", min=0, help="order lines to aim for (default: members × years × 8)"
     ),
     end_date: dt.datetime | None = typer.Option(
-        None, "--end-date", formats=["%Y-%m-%d"], help="last day of history (default: today)"
+        None, "--end-date", formats=["%Y-%m-%d"], help="last day of history (default: yesterday, so that no order lies in the future)"
     ),
     replace: bool = typer.Option(
         False,
@@ -50,7 +50,7 @@ def demo_data(
         titles=titles,
         years=years,
         seed=seed,
-        end_date=end_date.date() if end_date else dt.date.today(),
+        end_date=end_date.date() if end_date else dt.date.today() - dt.timedelta(days=1),
         purchases=purchases,
     )
     clc_path = clc_file(settings.shared_data_dir / "clc", all_levels=False)
