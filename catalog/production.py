@@ -73,15 +73,17 @@ def render_segment_catalogs(
     *,
     renderer: Renderer | None = None,
     force: bool = False,
+    out_dir: Path | None = None,
     on_done: Progress = _no_progress,
 ) -> dict[int, Path]:
     """One PDF per plan; a plan rendered before with the same settings is reused."""
     renderer = renderer or renderer_for(settings)
+    out_dir = out_dir or quarter_dir(settings, quarter)
     titles = titles_by_id(connection, quarter)
     profiles = {p.segment: p for p in stored_profiles(connection, quarter)}
     paths: dict[int, Path] = {}
     for plan in plans:
-        path = catalog_path(settings, quarter, plan.segment)
+        path = out_dir / f"segment-{plan.segment}.pdf"
         sidecar = path.with_suffix(".json")
         digest = _digest(plan, settings)
         fresh = path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("digest") == digest
@@ -107,6 +109,7 @@ def render_member_editions(
     member_ids: Sequence[str],
     *,
     renderer: Renderer | None = None,
+    out_dir: Path | None = None,
     on_done: Progress = _no_progress,
 ) -> dict[str, Path]:
     """Each member's pages (batched per segment) merged with their segment's catalog."""
@@ -123,11 +126,12 @@ def render_member_editions(
     missing = sorted(set(groups) - set(by_segment))
     if missing:
         raise BookclubError(f"no catalog plan for segment {missing[0]} of {quarter}: run `bookclub catalogs plan`")
+    out_dir = out_dir or quarter_dir(settings, quarter)
     bodies = render_segment_catalogs(
-        connection, settings, quarter, [by_segment[s] for s in sorted(groups)], renderer=renderer
+        connection, settings, quarter, [by_segment[s] for s in sorted(groups)],
+        renderer=renderer, out_dir=out_dir,
     )
     titles = titles_by_id(connection, quarter)
-    out_dir = quarter_dir(settings, quarter) / "members"
     size = settings.catalog.members_per_batch
     paths: dict[str, Path] = {}
     for segment, members in sorted(groups.items()):
@@ -150,6 +154,6 @@ def render_member_editions(
                 covers_dir=settings.data_dir / "covers",
             )
             pages = render_member_pages(views, settings.catalog, renderer)
-            paths.update(merge_editions(pages, body, out_dir))
+            paths.update(merge_editions(pages, body, out_dir / "members"))
             on_done(len(batch))
     return paths
