@@ -53,7 +53,12 @@ class CategoryIndex:
         return len(self.codes)
 
     def position(self) -> dict[str, int]:
-        return {c: i for i, c in enumerate(self.codes)}
+        """code → column (computed once)."""
+        cached: dict[str, int] | None = self.__dict__.get("_position")
+        if cached is None:
+            cached = {c: i for i, c in enumerate(self.codes)}
+            self.__dict__["_position"] = cached
+        return cached
 
     def path(self, code: str) -> list[str]:
         """``code`` and its ancestors, nearest first."""
@@ -229,17 +234,24 @@ def build_affinity(
 
 @dataclass(frozen=True)
 class Placement:
-    """Where titles without sales borrow their scores: the mean of warm titles in a category."""
+    """Where titles without sales borrow their scores: the mean of warm titles in a category.
+
+    ``peers`` is titles × groups (a group = one category used for placement, or
+    all warm titles), each column averaging its warm titles; ``group[i]`` is the
+    column cold title ``cold_idx[i]`` reads.
+    """
 
     cold_idx: npt.NDArray[np.int64]  # titles placed
     category: npt.NDArray[np.int64]  # the category column each was placed in (-1: all titles)
-    weights: sp.csr_matrix  # len(cold_idx) × titles, each row averages warm titles
+    peers: sp.csc_matrix  # titles × groups, column means over warm titles
+    group: npt.NDArray[np.int64]  # per cold title, its column of ``peers``
 
     def fill_vectors(self, title_vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """titles × k: a placed title's vector becomes the mean of its peers' vectors."""
         out = np.array(title_vectors, dtype=np.float32, copy=True)
         if len(self.cold_idx):
-            out[self.cold_idx] = np.asarray(self.weights @ out)
+            means = np.asarray(self.peers.T @ out, dtype=np.float32)
+            out[self.cold_idx] = means[self.group]
         return out
 
     def fill_scores(self, scores: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -249,7 +261,8 @@ class Placement:
         """
         out = np.array(scores, dtype=np.float32, copy=True)
         if len(self.cold_idx):
-            out[:, self.cold_idx] = np.asarray(self.weights @ out.T).T
+            means = np.asarray(self.peers.T @ out.T, dtype=np.float32).T
+            out[:, self.cold_idx] = means[:, self.group]
         return out
 
 
@@ -268,11 +281,10 @@ def place_titles(
     """
     if title_categories.shape[0] != len(warm):
         raise ValueError("warm must have one flag per title row of title_categories")
-    cat_titles = sp.csr_matrix((title_categories.T > 0).astype(np.float32))
-    warm_f = warm.astype(np.float32)
-    cat_titles = sp.csr_matrix(cat_titles.multiply(warm_f[None, :]))
-    cat_titles.eliminate_zeros()
-    counts = np.diff(cat_titles.indptr)
+    member = sp.csc_matrix((title_categories > 0).astype(np.float32))
+    member = sp.csc_matrix(member.multiply(warm.astype(np.float32)[:, None]))
+    member.eliminate_zeros()
+    counts = np.diff(member.indptr)
     level_arr = np.asarray(levels, dtype=np.int64)
     chosen = np.full(len(cold_idx), -1, dtype=np.int64)
     tc = title_categories.tocsr()
@@ -281,14 +293,18 @@ def place_titles(
         ok = cats[counts[cats] >= min_titles]
         if ok.size:
             chosen[i] = int(ok[np.argmax(level_arr[ok])])
-    n_warm = float(warm_f.sum())
-    rows = []
-    for c in chosen:
+    used, group = np.unique(chosen, return_inverse=True)
+    columns = []
+    for c in used:
         if c >= 0:
-            row = cat_titles.getrow(int(c))
-            rows.append(row / max(float(counts[c]), 1.0))
+            columns.append(member[:, int(c)] / max(float(counts[c]), 1.0))
         else:
-            rows.append(sp.csr_matrix(warm_f[None, :] / max(n_warm, 1.0)))
-    shape = (len(cold_idx), title_categories.shape[0])
-    weights = sp.vstack(rows, format="csr") if rows else sp.csr_matrix(shape, dtype=np.float32)
-    return Placement(cold_idx.astype(np.int64), chosen, sp.csr_matrix(weights, dtype=np.float32))
+            columns.append(sp.csc_matrix(warm.astype(np.float32)[:, None] / max(warm.sum(), 1)))
+    n_titles = title_categories.shape[0]
+    peers = sp.hstack(columns, "csc") if columns else sp.csc_matrix((n_titles, 0))
+    return Placement(
+        cold_idx.astype(np.int64),
+        chosen,
+        sp.csc_matrix(peers, dtype=np.float32),
+        group.astype(np.int64).ravel(),
+    )

@@ -60,7 +60,7 @@ class TrainingSettings(BaseModel):
     extract_batch_rows: int = Field(200_000, ge=1000, description="rows per fetch when extracting")
     eval_batch_members: int = Field(2048, ge=1, description="members scored at a time")
     refresh_iterations: int = Field(
-        4, ge=1, description="ALS sweeps bringing the evaluated model up to the cutoff"
+        2, ge=1, description="ALS sweeps bringing the evaluated model up to the cutoff"
     )
 
 

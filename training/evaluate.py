@@ -11,6 +11,7 @@ recommender's ranking of only those titles put in the top k.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,13 @@ from sqlalchemy import Connection
 
 from recsys.affinity import Placement, place_titles
 from recsys.purchases_extract import PurchaseArrays, read_purchases, titles_sold_before
-from recsys.recommenders import FitContext, Recommender, build_recommender, top_n
+from recsys.recommenders import (
+    FactorRecommender,
+    FitContext,
+    Recommender,
+    build_recommender,
+    top_n,
+)
 from recsys.settings import TrainingSettings
 from training.dataset import Catalogue, TrainingSet, build_training_set, extract_window
 from training.metrics.coverage import catalog_coverage
@@ -136,7 +143,9 @@ def score_recommender(
             acc.add(ids[i].tolist(), holdout.truth[m])
         new_rows = [i for i, m in enumerate(idx.tolist()) if m in holdout.new_truth]
         if new_rows and len(holdout.new_candidates):
-            new_ids, _ = top_n(scores[new_rows], k, items=holdout.new_candidates)
+            among_new = scores[np.ix_(new_rows, holdout.new_candidates)]
+            pos, _ = top_n(among_new, k)
+            new_ids = np.where(pos >= 0, holdout.new_candidates[np.maximum(pos, 0)], -1)
             for row, i in zip(new_ids, new_rows, strict=True):
                 acc_new.add(row.tolist(), holdout.new_truth[int(idx[i])])
         if on_batch is not None:
@@ -170,6 +179,12 @@ def evaluate_on(
     results: dict[str, dict[str, float]] = {}
     new_titles: dict[str, dict[str, float]] = {}
     n_members = len(holdout.truth)
+    no_placement = Placement(
+        np.empty(0, dtype=np.int64),
+        np.empty(0, dtype=np.int64),
+        sp.csc_matrix((0, 0)),
+        np.empty(0, dtype=np.int64),
+    )
     for kind in kinds:
         recommender = build_recommender(kind, settings)
         if on_step:
@@ -185,11 +200,17 @@ def evaluate_on(
             if on_step:
                 on_step(f"score {kind}", done, n_members)
 
+        scorer, placed = recommender, placement
+        if isinstance(recommender, FactorRecommender):
+            # same scores as fill_scores (linear), computed once on the factors
+            scorer = copy.copy(recommender)
+            scorer.title_factors = placement.fill_vectors(recommender.title_factors)
+            placed = no_placement
         results[kind], new_titles[kind] = score_recommender(
-            recommender,
+            scorer,
             train.member_titles,
             holdout,
-            placement,
+            placed,
             k=k,
             batch=settings.eval_batch_members,
             on_batch=advance,

@@ -123,7 +123,15 @@ def run_training(
         start, purchases = extract_window(
             connection, cutoff, ts, on_batch=progress.add, on_total=progress.set_total
         )
-        sold_before = titles_sold_before(connection, eval_cutoff) if with_evaluation else None
+        # titles sold before the evaluation cutoff: before the window (SQL) or in its early part
+        sold_before = (
+            np.union1d(
+                titles_sold_before(connection, start),
+                purchases.title_key[purchases.purchased_at < to_epoch(eval_cutoff)],
+            )
+            if with_evaluation
+            else None
+        )
     lap("extract")
     train = build_training_set(catalogue, purchases, window_start=start, cutoff=cutoff, settings=ts)
     lap("matrix")

@@ -63,6 +63,10 @@ RANKING_METRICS: dict[str, Metric] = {
 }
 
 
+_DISCOUNT = [float(1.0 / np.log2(i + 2)) for i in range(1000)]
+_IDEAL_DCG = [0.0, *np.cumsum(_DISCOUNT).tolist()]
+
+
 class RankingAccumulator:
     """Running sums of every ranking metric over members, for batch-wise evaluation."""
 
@@ -73,11 +77,34 @@ class RankingAccumulator:
         self.members = 0
 
     def add(self, ranked: Sequence[int], relevant: set[int]) -> None:
+        """One member's ranking (best first) against the titles they did buy."""
         if not relevant:
             return
         self.members += 1
+        k = self.k
+        hit_ranks = [i for i, t in enumerate(list(ranked)[:k]) if t in relevant]
+        hits = len(hit_ranks)
         for name in self.names:
-            self.sums[name] += RANKING_METRICS[name](ranked, relevant, self.k)
+            if name == "precision":
+                value = hits / k
+            elif name == "recall":
+                value = hits / len(relevant)
+            elif name == "hitrate":
+                value = 1.0 if hits else 0.0
+            elif name == "ndcg":
+                ideal = _IDEAL_DCG[min(len(relevant), k)] if k < len(_IDEAL_DCG) else None
+                value = (
+                    ndcg_at_k(ranked, relevant, k)
+                    if ideal is None
+                    else (sum(_DISCOUNT[i] for i in hit_ranks) / ideal)
+                )
+            elif name == "map":
+                value = sum((j + 1) / (i + 1) for j, i in enumerate(hit_ranks)) / min(
+                    len(relevant), k
+                )
+            else:
+                value = RANKING_METRICS[name](ranked, relevant, k)
+            self.sums[name] += value
 
     def means(self) -> dict[str, float]:
         """``{"recall@20": …}``; zeros when no member had relevant titles."""
