@@ -59,6 +59,9 @@ class TrainingSettings(BaseModel):
     )
     extract_batch_rows: int = Field(200_000, ge=1000, description="rows per fetch when extracting")
     eval_batch_members: int = Field(2048, ge=1, description="members scored at a time")
+    recency_decay: bool = Field(
+        True, description="apply half_life_days (false: every purchase in the window counts fully)"
+    )
     refresh_iterations: int = Field(
         2, ge=1, description="ALS sweeps bringing the evaluated model up to the cutoff"
     )

@@ -180,7 +180,7 @@ def build_training_set(
         purchases.purchased_at,
         shape,
         reference=to_epoch(cutoff),
-        half_life_days=settings.half_life_days,
+        half_life_days=settings.half_life_days if settings.recency_decay else None,
         weighting=settings.weighting,
         k1=settings.bm25_k1,
         b=settings.bm25_b,

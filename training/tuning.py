@@ -29,7 +29,7 @@ DEFAULT_GRID: dict[str, list[Any]] = {
     "alpha": [1.0, 5.0, 20.0],
     "iterations": [15],
 }
-MATRIX_KEYS = ("weighting", "half_life_days", "bm25_k1", "bm25_b")
+MATRIX_KEYS = ("weighting", "half_life_days", "recency_decay", "bm25_k1", "bm25_b")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ def tune(
         cache: dict[str, Any] = {}
         for point in points:
             ts = TrainingSettings(**{**settings.training.model_dump(), **point})
+            if "half_life_days" in point and point["half_life_days"] is None:
+                ts = ts.model_copy(update={"recency_decay": False})
             matrix_key = json.dumps([getattr(ts, m) for m in MATRIX_KEYS])
             if matrix_key not in cache:
                 cache.clear()
