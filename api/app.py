@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
+from threadpoolctl import threadpool_limits
 
 from api import errors, metrics
 from api.auth import KeyVerifier
@@ -77,10 +78,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # one BLAS thread per request thread: with 2 cores and a threadpool of 40,
+        # multi-threaded BLAS calls only fight each other
+        blas = threadpool_limits(1, "blas")
         await run_in_threadpool(holder.start)
         try:
             yield
         finally:
+            blas.restore_original_limits()
             holder.stop()
             metrics.worker_exit()
             if owns_engine:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from api.auth import AdminKeyDep, ReadKeyDep
 from api.errors import InvalidInputError
@@ -16,6 +16,7 @@ from recsys.settings import Settings
 __all__ = [
     "AdminKeyDep",
     "ConnectionDep",
+    "EngineDep",
     "HolderDep",
     "LimitDep",
     "ModelDep",
@@ -40,6 +41,11 @@ async def get_model(request: Request) -> ServingModel:
     return holder.current()
 
 
+async def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
 def get_connection(request: Request) -> Iterator[Connection]:
     """A connection for the request; routes that write commit it themselves."""
     with request.app.state.engine.connect() as connection:
@@ -50,6 +56,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 ModelDep = Annotated[ServingModel, Depends(get_model)]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 async def get_limit(

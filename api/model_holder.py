@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -74,6 +75,7 @@ class ModelSource(Protocol):
     def active_pointer(self) -> Path: ...
 
 
+PREPARE_RETRY_SECONDS = 30.0
 Stamp = tuple[int, int, int] | None
 Prepare = Callable[[ServingModel], object]
 OnSwap = Callable[[str | None, str], None]
@@ -105,6 +107,8 @@ class ModelHolder:
         self._model: ServingModel | None = None
         self._stamp: Stamp = None
         self._checked = False
+        self._complete = True  # False: the served model missed its preparation (new titles)
+        self._retry_at = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -120,7 +124,7 @@ class ModelHolder:
         if model is None:
             raise ModelUnavailableError(
                 "no model is loaded: train one (`bookclub train`) and activate it"
-                + (f" (last load failed: {self.last_error})" if self.last_error else "")
+                + ("; the last load failed (see the server log)" if self.last_error else "")
             )
         return model
 
@@ -128,26 +132,38 @@ class ModelHolder:
         """Load the active model if the pointer changed; True when the reference was swapped."""
         with self._lock:
             stamp = _stamp(self.registry.active_pointer)
-            if self._checked and stamp == self._stamp and not force:
+            unchanged = self._checked and stamp == self._stamp and not force
+            if unchanged and (self._complete or time.monotonic() < self._retry_at):
                 return False
             version = self.registry.active_version()
             current = self._model
-            if version is None or (current is not None and current.version == version):
+            same = current is not None and current.version == version
+            if version is None or (same and self._complete):
                 self._stamp, self._checked = stamp, True
                 return False
             try:
                 model: ServingModel = self.registry.load(version)
-                if self._prepare is not None:
-                    self._prepare(model)
             except Exception as exc:  # keep serving the old model; retry at the next poll
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.error("loading model %s failed: %s", version, self.last_error)
                 return False
+            complete = True
+            if self._prepare is not None:
+                try:
+                    self._prepare(model)
+                except Exception as exc:  # serve it anyway; load and prepare again later
+                    complete = False
+                    self._retry_at = time.monotonic() + PREPARE_RETRY_SECONDS
+                    log.warning(
+                        "model %s loaded but not prepared (%s): retrying", version, type(exc).__name__
+                    )
+                    if same:
+                        return False
             self._model = model
-            self._stamp, self._checked = stamp, True
+            self._stamp, self._checked, self._complete = stamp, True, complete
             self.last_error = None
         log.info("serving model %s (was %s)", version, current.version if current else None)
-        if self._on_swap is not None:
+        if self._on_swap is not None and not same:
             self._on_swap(current.version if current else None, version)
         return True
 

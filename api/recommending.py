@@ -29,10 +29,10 @@ class MemberHistory:
     recent: tuple[tuple[str, float], ...]  # bought after trained_until, net > 0
 
 
-def member_history(connection: Connection, key: int, trained_until: object) -> MemberHistory:
+def member_history(lines: Sequence[q.PurchasedLine], trained_until: object) -> MemberHistory:
     net: dict[str, int] = defaultdict(int)
     recent: dict[str, int] = defaultdict(int)
-    for line in q.member_purchases(connection, key):
+    for line in lines:
         net[line.title_id] += line.quantity
         if line.purchased_at > trained_until:  # type: ignore[operator]
             recent[line.title_id] += line.quantity
@@ -69,7 +69,7 @@ def _check_category(connection: Connection, category: str | None) -> None:
 
 
 def recommend_for_member(
-    connection: Connection,
+    engine: Engine,
     model: ServingModel,
     member_id: str,
     *,
@@ -78,35 +78,41 @@ def recommend_for_member(
     include_purchased: bool,
     in_stock_only: bool,
 ) -> tuple[bool, list[RecommendationPublic]]:
-    """(cold_start, recommendations) for a member; UnknownMemberError if the club has none such."""
-    key = q.member_key(connection, member_id)
-    if key is None:
-        raise UnknownMemberError(f"unknown member {member_id!r}: check the member id")
-    _check_category(connection, category)
-    history = member_history(connection, key, model.trained_until)
-    declared = q.declared_categories(connection, key)
+    """(cold_start, recommendations) for a member; UnknownMemberError if the club has none such.
+
+    Blocking (database and numpy): the route runs it in one threadpool call.
+    """
+    with engine.connect() as connection:
+        found = q.member_with_purchases(connection, member_id)
+        if found is None:
+            raise UnknownMemberError(f"unknown member {member_id!r}: check the member id")
+        key, lines = found
+        _check_category(connection, category)
+        history = member_history(lines, model.trained_until)
+        declared = q.declared_categories(connection, key)
+        exclude: set[str] = set() if include_purchased else set(history.bought)
+        # a few more than asked, to make up for titles found out of stock
+        fetch = limit + (max(3, limit // 8) if in_stock_only else 0)
+        picked: list[tuple[RecommendationLike, q.TitleRecord]] = []
+        for _round in range(_MAX_ROUNDS):
+            recs = model.recommend(
+                member_id,
+                limit=fetch,
+                recent=history.recent,
+                exclude_title_ids=exclude,
+                category=category,
+                declared_categories=declared,
+            )
+            details = q.title_details(connection, [r.title_id for r in recs])
+            picked = [
+                (r, details[r.title_id])
+                for r in recs
+                if r.title_id in details and (details[r.title_id].in_stock or not in_stock_only)
+            ]
+            if len(picked) >= limit or len(recs) < fetch:
+                break
+            fetch *= 3
     cold_start = not history.bought  # no purchase kept: the model can only go by categories
-    exclude: set[str] = set() if include_purchased else set(history.bought)
-    fetch = limit + (max(10, limit // 2) if in_stock_only else 0)
-    picked: list[tuple[RecommendationLike, q.TitleRecord]] = []
-    for _round in range(_MAX_ROUNDS):
-        recs = model.recommend(
-            member_id,
-            limit=fetch,
-            recent=history.recent,
-            exclude_title_ids=exclude,
-            category=category,
-            declared_categories=declared,
-        )
-        details = q.title_details(connection, [r.title_id for r in recs])
-        picked = [
-            (r, details[r.title_id])
-            for r in recs
-            if r.title_id in details and (details[r.title_id].in_stock or not in_stock_only)
-        ]
-        if len(picked) >= limit or len(recs) < fetch:
-            break
-        fetch *= 3
     return cold_start, [
         RecommendationPublic(
             **_title(record).model_dump(),

@@ -127,6 +127,22 @@ def member_purchases(connection: Connection, key: int) -> list[PurchasedLine]:
     return [PurchasedLine(*row) for row in rows]
 
 
+def member_with_purchases(connection: Connection, member_id: str) -> tuple[int, list[PurchasedLine]] | None:
+    """(member key, order lines oldest first) in one round trip; None for an unknown member."""
+    rows = connection.execute(
+        select(Member.id, Title.title_id, Purchase.quantity, Purchase.purchased_at)
+        .select_from(Member)
+        .outerjoin(Purchase, Purchase.member_key == Member.id)
+        .outerjoin(Title, Title.id == Purchase.title_key)
+        .where(Member.member_id == member_id)
+        .order_by(Purchase.purchased_at)
+    ).all()
+    if not rows:
+        return None
+    lines = [PurchasedLine(t, q, at) for _k, t, q, at in rows if t is not None]
+    return int(rows[0][0]), lines
+
+
 def declared_categories(connection: Connection, key: int) -> list[str]:
     return list(
         connection.scalars(
@@ -140,26 +156,29 @@ def declared_categories(connection: Connection, key: int) -> list[str]:
 def title_details(connection: Connection, title_ids: Collection[str]) -> dict[str, TitleRecord]:
     """Details of the titles among ``title_ids`` that exist (primary category first)."""
     wanted = list(dict.fromkeys(title_ids))
-    base: dict[str, tuple[Any, ...]] = {}
+    found: dict[str, tuple[Any, ...]] = {}
     codes: dict[str, list[str]] = {}
     for chunk in _chunks(wanted):
-        for row in connection.execute(
-            select(Title.title_id, Title.title, Title.author, Title.price, Title.in_stock).where(
-                Title.title_id.in_(chunk)
+        rows = connection.execute(
+            select(
+                Title.title_id,
+                Title.title,
+                Title.author,
+                Title.price,
+                Title.in_stock,
+                TitleCategory.category_code,
             )
-        ):
-            base[row.title_id] = tuple(row)
-        for title_id, code in connection.execute(
-            select(Title.title_id, TitleCategory.category_code)
-            .join(TitleCategory, TitleCategory.title_key == Title.id)
+            .outerjoin(TitleCategory, TitleCategory.title_key == Title.id)
             .where(Title.title_id.in_(chunk))
-            .order_by(Title.title_id, TitleCategory.is_primary.desc(), TitleCategory.category_code)
-        ):
-            codes.setdefault(title_id, []).append(code)
-    return {
-        title_id: TitleRecord(title_id, row[1], row[2], row[3], bool(row[4]), tuple(codes.get(title_id, ())))
-        for title_id, row in base.items()
-    }
+            .order_by(TitleCategory.is_primary.desc(), TitleCategory.category_code)
+        )
+        for title_id, title, author, price, in_stock, code in rows:
+            if title_id not in found:
+                found[title_id] = (title, author, price, bool(in_stock))
+                codes[title_id] = []
+            if code is not None:
+                codes[title_id].append(code)
+    return {t: TitleRecord(t, row[0], row[1], row[2], row[3], tuple(codes[t])) for t, row in found.items()}
 
 
 def title_exists(connection: Connection, title_id: str) -> bool:

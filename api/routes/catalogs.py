@@ -78,9 +78,7 @@ def read_catalogs(
                 titles=len(plan.title_ids),
                 new_titles=sum(e.is_new for s in plan.sections for e in s.entries),
                 sections=[
-                    PlanSectionPublic(
-                        code=s.code, name=s.name, title_ids=[e.title_id for e in s.entries]
-                    )
+                    PlanSectionPublic(code=s.code, name=s.name, title_ids=[e.title_id for e in s.entries])
                     for s in plan.sections
                 ],
                 pdf=str(pdf) if pdf.exists() else None,
@@ -107,9 +105,7 @@ def read_segment_pdf(
             404,
             f"segment {segment} of {quarter} is not rendered: run `bookclub catalogs render --quarter {quarter}`",
         )
-    return FileResponse(
-        path, media_type="application/pdf", filename=f"{quarter}-segment-{segment}.pdf"
-    )
+    return FileResponse(path, media_type="application/pdf", filename=f"{quarter}-segment-{segment}.pdf")
 
 
 @router.get(

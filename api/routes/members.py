@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from fastapi.concurrency import run_in_threadpool
 
-from api.deps import ConnectionDep, LimitDep, ModelDep, ReadKeyDep, SettingsDep
+from api.deps import ConnectionDep, EngineDep, LimitDep, ModelDep, ReadKeyDep, SettingsDep
 from api.errors import RESPONSES
 from api.metrics import record_recommendation
 from api.profile import member_profile
@@ -26,10 +27,10 @@ MemberId = Annotated[
     responses=RESPONSES,
     summary="Titles recommended to a member, with a score and a readable reason",
 )
-def read_recommendations(
+async def read_recommendations(
     member_id: MemberId,
     response: Response,
-    connection: ConnectionDep,
+    engine: EngineDep,
     model: ModelDep,
     limit: LimitDep,
     _key: ReadKeyDep,
@@ -53,8 +54,9 @@ def read_recommendations(
 ) -> RecommendationsPublic:
     """A member with no history gets cold-start titles (declared categories, then popular)
     with their reason; purchases posted since training count at once."""
-    cold_start, data = recommend_for_member(
-        connection,
+    cold_start, data = await run_in_threadpool(
+        recommend_for_member,
+        engine,
         model,
         member_id,
         limit=limit,

@@ -34,9 +34,7 @@ class SegmentPublic(BaseModel):
     name: str
     size: int
     model_version: str | None
-    tier_mix: dict[str, int] = Field(
-        description="members per value tier: core, regular, occasional, lapsed"
-    )
+    tier_mix: dict[str, int] = Field(description="members per value tier: core, regular, occasional, lapsed")
     average_spend: float
     average_orders: float
     top_categories: list[CategorySharePublic]

@@ -131,3 +131,28 @@ def test_no_model_means_503_and_not_ready(tmp_path: Path) -> None:
         assert "no model is loaded" in str(exc)
     else:
         raise AssertionError("expected ModelUnavailableError")
+
+
+def test_holder_serves_unprepared_model_and_prepares_it_later(tmp_path: Path) -> None:
+    """A database outage while new titles are fed: serve the model anyway, redo it later."""
+    import api.model_holder as holder_module
+
+    registry = FakeRegistry(tmp_path, [FakeModel("v1")], active="v1")
+    attempts: list[str] = []
+
+    def prepare(model: object) -> None:
+        attempts.append("try")
+        if len(attempts) == 1:
+            raise OSError("database down")
+
+    holder = ModelHolder(registry, prepare=prepare, poll_seconds=60)
+    original = holder_module.PREPARE_RETRY_SECONDS
+    holder_module.PREPARE_RETRY_SECONDS = 0.0
+    try:
+        holder.refresh()
+        assert holder.current().version == "v1" and attempts == ["try"]
+        assert holder.refresh() is True  # reloaded beside and prepared this time
+        assert attempts == ["try", "try"] and registry.loads == 2
+        assert holder.refresh() is False  # complete: nothing more to do
+    finally:
+        holder_module.PREPARE_RETRY_SECONDS = original

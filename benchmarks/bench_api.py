@@ -1,0 +1,402 @@
+"""The recommendation route under load vs a bare numpy top-k endpoint (the floor), in one run.
+
+    .venv/bin/python -m benchmarks.bench_api [--titles 50000 --members 100000] [--full]
+        [--workers 1,2] [--connections 16] [--duration 10] [--data-dir /tmp/bookclub-bench-api]
+
+Setup (reused on later runs of the same size): the demo club (``recsys.demo``) in
+SQLite, one model trained with ``training.pipeline.run_training`` (ALS, settings'
+defaults), a read API key. ``--full``: 1.5M members with 3 order lines each (4.5M
+lines, not the 36M of three real years) and a 5-iteration ALS fit, to keep the setup
+short — serving cost depends on the factor matrices' sizes, which are the real ones.
+
+Measured against real uvicorn on loopback (``bookclub serve --workers N``), 16
+concurrent clients from ``wrk`` (else an async httpx client), random members:
+
+- ``/v1/members/{id}/recommendations?limit=20`` — key check, member + purchases +
+  declared categories + title details from the DB, ``TrainedModel.recommend``;
+- the floor: a bare FastAPI endpoint doing only ``title_factors @ member_vector`` and
+  an argpartition top-20 over the same memory-mapped factors.
+
+Prints requests/s and p50/p99 per worker count, the ratio to the floor (target
+≥ 0.5) and p99 (target ≤ 25 ms), and RSS/PSS per worker from
+``/proc/PID/smaps_rollup`` plus the member-factor mapping's RSS/PSS from
+``/proc/PID/smaps`` (PSS ≈ RSS / workers when the pages are shared). Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOOR_ENV = "BENCH_FLOOR_MODEL_DIR"
+
+
+# ---- the floor: a bare endpoint over the same factors -------------------------------------
+
+
+def floor_app() -> Any:
+    """uvicorn factory: GET /floor/{member_id} → top-20 titles by a dot product, nothing else."""
+    from fastapi import FastAPI
+
+    from recsys.idmap import IdMap
+
+    directory = Path(os.environ[FLOOR_ENV])
+    members = IdMap.load(directory / "member_ids.npy")
+    titles = IdMap.load(directory / "title_ids.npy")
+    member_factors = np.load(directory / "member_factors.npy", mmap_mode="r")
+    title_factors = np.load(directory / "title_factors.npy")
+    app = FastAPI()
+
+    @app.get("/floor/{member_id}")
+    def floor(member_id: str, limit: int = 20) -> dict[str, Any]:
+        idx = members.find(member_id)
+        scores = title_factors @ np.asarray(member_factors[max(idx, 0)], dtype=np.float32)
+        best = np.argpartition(-scores, limit)[:limit]
+        best = best[np.argsort(-scores[best])]
+        return {"data": [{"title_id": titles.to_id(int(t)), "score": float(scores[t])} for t in best]}
+
+    return app
+
+
+# ---- setup -----------------------------------------------------------------------------------
+
+
+def prepare(data_dir: Path, titles: int, members: int, full: bool) -> tuple[str, list[str], Path]:
+    """Database, model and key for this size; returns (key, member ids to ask for, model dir)."""
+    from sqlalchemy import select
+
+    from recsys.apikeys import create_key
+    from recsys.categories import clc_file
+    from recsys.db import make_engine, upgrade
+    from recsys.demo import DemoSpec
+    from recsys.demo_load import has_club_data, load_demo
+    from recsys.schema import Member
+    from recsys.settings import Settings
+    from training.pipeline import run_training
+    from training.registry import ModelRegistry
+
+    settings = Settings(data_dir=data_dir)
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        loaded = has_club_data(connection)
+    if not loaded:
+        started = time.perf_counter()
+        spec = DemoSpec(
+            members=members,
+            titles=titles,
+            years=3,
+            end_date=dt.date(2026, 6, 30),
+            purchases=members * 3 if full else None,  # --full: 4.5M lines, not 36M
+        )
+        summary = load_demo(engine, spec, clc_file(settings.shared_data_dir / "clc", False))
+        print(f"demo club written in {time.perf_counter() - started:.0f}s: {summary.counts}")
+    registry = ModelRegistry(settings.models_dir)
+    if registry.active_version() is None:
+        started = time.perf_counter()
+        if full:  # a shorter fit: the training benchmark measures full fits
+            training = settings.training.model_copy(update={"iterations": 5})
+            settings = settings.model_copy(update={"training": training})
+        result = run_training(engine, settings, promote="force")
+        print(f"model {result.info.version} trained in {time.perf_counter() - started:.0f}s")
+    with engine.begin() as connection:
+        key, _ = create_key(connection, "read", "bench_api")
+        rows = connection.scalars(select(Member.member_id).order_by(Member.id)).all()
+    engine.dispose()
+    rng = np.random.default_rng(7)
+    asked = [str(m) for m in rng.choice(np.array(rows, dtype=object), size=5000)]
+    version = registry.active_version()
+    assert version is not None
+    return key, asked, registry.versions_dir / version
+
+
+# ---- servers -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(argv: list[str], env: dict[str, str], port: int, probe: str) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with {server.returncode}: {' '.join(argv)}")
+        time.sleep(0.2)
+    stop_server(server)
+    raise SystemExit("server did not become ready")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    os.killpg(server.pid, signal.SIGINT)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def worker_pids(server: subprocess.Popen[bytes]) -> list[int]:
+    """The processes serving requests: the uvicorn children, or the server itself alone."""
+    children: list[int] = []
+    for task in Path(f"/proc/{server.pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        children.extend(int(p) for p in text)
+    workers = [
+        p
+        for p in children
+        if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")
+    ]
+    return workers or [server.pid]
+
+
+# ---- load ----------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(value) * _UNITS[unit]
+
+
+def wrk_run(
+    url_base: str, paths: list[str], key: str | None, connections: int, duration: int
+) -> dict[str, float]:
+    """wrk with a Lua script cycling through ``paths``; requests/s, p50, p99 (ms), errors."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "paths.lua"
+        quoted = ",".join(f'"{p}"' for p in paths)
+        header = f'wrk.headers["Authorization"] = "Bearer {key}"\n' if key else ""
+        script.write_text(
+            f"{header}local paths = {{{quoted}}}\nlocal i = 0\n"
+            "request = function()\n  i = i % #paths + 1\n"
+            '  return wrk.format("GET", paths[i])\nend\n'
+        )
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(connections),
+                "-d",
+                f"{duration}s",
+                "--latency",
+                "-s",
+                str(script),
+                url_base,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    bad = float(non2xx.group(1)) if non2xx else 0.0
+    if errors:
+        print(f"    wrk: {errors.group(0)}")
+    return {"rps": rps, "p50": p50, "p99": p99, "non2xx": bad}
+
+
+def httpx_run(
+    url_base: str, paths: list[str], key: str | None, connections: int, duration: int
+) -> dict[str, float]:
+    """The fallback load generator: ``connections`` async httpx clients in a closed loop."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    latencies: list[float] = []
+    bad = 0
+
+    async def client(offset: int, deadline: float) -> None:
+        nonlocal bad
+        async with httpx.AsyncClient(base_url=url_base, headers=headers) as http:
+            i = offset
+            while time.perf_counter() < deadline:
+                start = time.perf_counter()
+                r = await http.get(paths[i % len(paths)])
+                latencies.append((time.perf_counter() - start) * 1000)
+                bad += r.status_code >= 300
+                i += connections
+
+    async def main() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(c, start + duration) for c in range(connections)))
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(main())
+    arr = np.array(latencies)
+    return {
+        "rps": len(arr) / elapsed,
+        "p50": float(np.percentile(arr, 50)),
+        "p99": float(np.percentile(arr, 99)),
+        "non2xx": float(bad),
+    }
+
+
+# ---- memory --------------------------------------------------------------------------------
+
+
+def _kib(text: str, field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def memory(pid: int, factors: Path) -> dict[str, float]:
+    """MiB: the process's RSS and PSS, and its member-factor mapping's RSS and PSS."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    smaps = Path(f"/proc/{pid}/smaps").read_text()
+    mapped_rss = mapped_pss = 0
+    for block in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", smaps):
+        if block.splitlines()[0].endswith(str(factors)):
+            mapped_rss += _kib(block, "Rss")
+            mapped_pss += _kib(block, "Pss")
+    return {
+        "rss": _kib(rollup, "Rss") / 1024,
+        "pss": _kib(rollup, "Pss") / 1024,
+        "factors_rss": mapped_rss / 1024,
+        "factors_pss": mapped_pss / 1024,
+    }
+
+
+# ---- main ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--titles", type=int, default=50_000)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--full", action="store_true", help="1.5M members (see above)")
+    parser.add_argument("--workers", default="1,2", help="worker counts to measure")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args()
+    members = 1_500_000 if args.full else args.members
+    data_dir = args.data_dir or Path(tempfile.gettempdir()) / f"bookclub-bench-api-{args.titles}-{members}"
+    key, asked, model_dir = prepare(data_dir, args.titles, members, args.full)
+    factors = (model_dir / "member_factors.npy").resolve()
+    load = wrk_run if shutil.which("wrk") else httpx_run
+    print(
+        f"load generator: {'wrk' if load is wrk_run else 'httpx (wrk not installed)'}, "
+        f"{args.connections} connections, {args.duration}s per run, {len(asked)} random members"
+    )
+    print(f"member factors: {factors.stat().st_size / 2**20:.0f} MiB at {factors}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKCLUB_", "PROMETHEUS_"))}
+    env.update(BOOKCLUB_DATA_DIR=str(data_dir), **{FLOOR_ENV: str(model_dir)})
+    rec_paths = [f"/v1/members/{m}/recommendations?limit=20" for m in asked]
+    floor_paths = [f"/floor/{m}?limit=20" for m in asked]
+    python = sys.executable
+    rows = []
+    for workers in [int(w) for w in args.workers.split(",")]:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        floor = start_server(
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "benchmarks.bench_api:floor_app",
+                "--factory",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            port,
+            floor_paths[0],
+        )
+        try:
+            load(base, floor_paths[:200], None, args.connections, 2)  # warm-up
+            floor_result = load(base, floor_paths, None, args.connections, args.duration)
+        finally:
+            stop_server(floor)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        api = start_server(
+            [python, "-m", "bookclub_cli.main", "serve", "--port", str(port), "--workers", str(workers)],
+            env,
+            port,
+            "/readyz",
+        )
+        try:
+            load(base, rec_paths[:200], key, args.connections, 2)  # warm-up
+            api_result = load(base, rec_paths, key, args.connections, args.duration)
+            mem = [memory(pid, factors) for pid in worker_pids(api)]
+        finally:
+            stop_server(api)
+        rows.append((workers, api_result, floor_result, mem))
+
+    print(f"\n{'workers':>7} {'route':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for workers, api_result, floor_result, _mem in rows:
+        for name, r in (("recommendations", api_result), ("floor (numpy)", floor_result)):
+            print(
+                f"{workers:>7} {name:<16} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
+                f"{r['non2xx']:>8.0f}"
+            )
+        ratio = api_result["rps"] / floor_result["rps"]
+        print(
+            f"{'':>7} ratio to floor {ratio:.2f} (target >= 0.5: "
+            f"{'met' if ratio >= 0.5 else 'NOT met'}); p99 {api_result['p99']:.1f} ms "
+            f"(target <= 25: {'met' if api_result['p99'] <= 25 else 'NOT met'})"
+        )
+    print("\nmemory per API worker after the run (MiB):")
+    print(f"{'workers':>7} {'pid':>3} {'RSS':>8} {'PSS':>8} {'factors RSS':>12} {'factors PSS':>12}")
+    for workers, _a, _f, mem in rows:
+        for n, m in enumerate(mem):
+            print(
+                f"{workers:>7} {n:>3} {m['rss']:>8.1f} {m['pss']:>8.1f} {m['factors_rss']:>12.1f} "
+                f"{m['factors_pss']:>12.1f}"
+            )
+    print(
+        "(factors PSS ≈ RSS / workers: the memory-mapped member factors are one copy in the "
+        "page cache, shared by the workers)"
+    )
+
+
+if __name__ == "__main__":
+    main()
