@@ -143,7 +143,7 @@ def score_recommender(
             acc.add(ids[i].tolist(), holdout.truth[m])
         new_rows = [i for i, m in enumerate(idx.tolist()) if m in holdout.new_truth]
         if new_rows and len(holdout.new_candidates):
-            among_new = scores[np.ix_(new_rows, holdout.new_candidates)]
+            among_new = scores[np.ix_(np.asarray(new_rows, dtype=np.int64), holdout.new_candidates)]
             pos, _ = top_n(among_new, k)
             new_ids = np.where(pos >= 0, holdout.new_candidates[np.maximum(pos, 0)], -1)
             for row, i in zip(new_ids, new_rows, strict=True):

@@ -76,7 +76,6 @@ def test_window_streams_into_arrays(engine: Engine) -> None:
     assert got.quantity[order].tolist() == [2, -1]
     assert got.purchased_at[order][0] == pytest.approx(to_epoch(T0), abs=1e-3)
     assert len(everything) == 4
-    assert (
-        got.newest() is not None
-        and abs((got.newest() - (T0 + dt.timedelta(days=1))).total_seconds()) < 1e-3
-    )
+    newest = got.newest()
+    assert newest is not None
+    assert abs((newest - (T0 + dt.timedelta(days=1))).total_seconds()) < 1e-3

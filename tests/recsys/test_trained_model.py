@@ -85,7 +85,7 @@ def test_filters_and_recent_purchases(trained) -> None:  # type: ignore[no-untyp
 def test_categories_similar_and_added_titles(trained) -> None:  # type: ignore[no-untyped-def]
     model, club = trained
     affinity = model.category_affinity("M00001")
-    assert max(affinity, key=affinity.get) == "I"  # type: ignore[arg-type]
+    assert max(affinity, key=affinity.get) == "I"
     assert affinity["I22"] > affinity["I24"]
     members, codes, matrix = model.affinity_matrix()
     assert matrix.shape == (len(members), len(codes))

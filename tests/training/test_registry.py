@@ -99,7 +99,7 @@ def test_exception_midway_leaves_active_model(
     first = run_training(sqlite_engine, fast_settings)
     registry = ModelRegistry(fast_settings.models_dir)
     assert registry.active_version() == first.info.version
-    real_write = pipeline.write_parts
+    real_write = pipeline.write_parts  # type: ignore[attr-defined]
 
     def crash_after_factors(parts, directory, meta):  # type: ignore[no-untyped-def]
         directory.mkdir(parents=True)
