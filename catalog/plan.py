@@ -200,14 +200,17 @@ def build_plan(
     for t in promoted:
         take(t, force=True)
     total = sum(quotas.values())
-    new_target = min(math.ceil(rules.new_release_share * total), sum(
-        1 for s in kept for t in pools[s] if eligible[t].is_new
-    ))
-    # New releases first, spread over sections in proportion to their quotas.
+    # New releases first, spread over sections in proportion to their quotas and as far
+    # as each section has new titles.
+    new_room = {s: min(quotas[s], sum(eligible[t].is_new for t in pools[s])) for s in kept}
+    new_target = min(math.ceil(rules.new_release_share * total), sum(new_room.values()))
+    new_quota = _allocate(
+        new_target, {s: quotas[s] + 1e-9 for s in kept}, dict.fromkeys(kept, 0), new_room
+    ) if kept else {}
     for s in kept:
-        share = math.ceil(quotas[s] * new_target / total) if total else 0
         for t in pools[s]:
-            if len(chosen[s]) >= quotas[s] or sum(eligible[x].is_new for x in chosen[s]) >= share:
+            have = sum(eligible[x].is_new for x in chosen[s])
+            if len(chosen[s]) >= quotas[s] or have >= new_quota[s]:
                 break
             if eligible[t].is_new:
                 take(t)

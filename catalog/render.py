@@ -8,6 +8,7 @@ The only generated CSS is the part settings choose: size, bleed and fonts.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from weasyprint.text.fonts import FontConfiguration
 
 from catalog.context import CatalogView
 from catalog.fetcher import STATIC_DIR, AssetFetcher
+from recsys.errors import ConfigurationError
 from recsys.settings import CatalogSettings
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -40,9 +42,18 @@ def environment() -> jinja2.Environment:
     return _environment
 
 
+_FONT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
+
+
 def font_stack(cjk_font: str, latin_font: str = "") -> str:
-    """A Latin face first (when set), then the CJK face, which has Latin glyphs of its own."""
+    """A Latin face first (when set), then the CJK face, which has Latin glyphs of its own.
+
+    The names go into a stylesheet unescaped, so only plain font names are accepted.
+    """
     faces = [f for f in (latin_font, cjk_font) if f]
+    for face in faces:
+        if not _FONT_NAME.match(face):
+            raise ConfigurationError(f"not a font family name: {face!r} (letters, digits, spaces)")
     generic = "sans-serif" if "sans" in cjk_font.lower() or "hei" in cjk_font.lower() else "serif"
     return ", ".join(f'"{f}"' for f in faces) + f", {generic}"
 
@@ -58,7 +69,9 @@ def page_css(settings: CatalogSettings, cjk_font: str) -> str:
             " .entry { width: 100%; } .cover .segment-name { font-size: 24pt; }"
             " .cover .mosaic img { width: 18mm; height: 25.2mm; }"
         )
-    rules.append(f"html {{ font-family: {font_stack(cjk_font, settings.latin_font)}; }}")
+    # Margin boxes (running heads, page numbers) take their font from @page, not from <html>.
+    fonts = font_stack(cjk_font, settings.latin_font)
+    rules.append(f"html {{ font-family: {fonts}; }} @page {{ font-family: {fonts}; }}")
     return "\n".join(rules)
 
 

@@ -158,7 +158,7 @@ def store_segmentation(
     """
     connection.execute(delete(MemberSegment).where(MemberSegment.quarter == quarter))
     connection.execute(delete(Segment).where(Segment.quarter == quarter))
-    keys = dict(connection.execute(select(Member.member_id, Member.id)).tuples().all())
+    keys = {m: k for m, k in connection.execute(select(Member.member_id, Member.id))}
     bulk_insert(
         connection,
         MemberSegment.__tablename__,

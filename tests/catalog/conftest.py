@@ -1,0 +1,71 @@
+"""A small demo club, a really trained model, its segments and plans — built once per session.
+
+300 members and 160 titles (recsys.demo), trained with implicit ALS (training.pipeline),
+segmented for 2026Q3 and 2026Q4 into 3 segments, planned at 16 titles a catalog so
+rendering tests stay a few seconds each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Engine
+
+from catalog.plan import CatalogPlan
+from catalog.planning import plan_quarter
+from catalog.segments import SegmentationResult, segment_quarter
+from recsys.db import make_engine, upgrade
+from recsys.demo import DemoSpec
+from recsys.demo_load import load_demo
+from recsys.settings import CatalogSettings, SegmentSettings, Settings, TrainingSettings
+from recsys.trained_model import TrainedModel
+from tests.conftest import shared_data
+from training.pipeline import run_training
+from training.registry import ModelRegistry
+
+QUARTER = "2026Q4"
+PREVIOUS = "2026Q3"
+
+
+@dataclass
+class Club:
+    settings: Settings
+    engine: Engine
+    model: TrainedModel
+    previous: SegmentationResult
+    segmentation: SegmentationResult
+    plans: list[CatalogPlan]
+
+
+def club_settings(data_dir: object) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        training=TrainingSettings(factors=8, iterations=6, threads=1),
+        segments=SegmentSettings(clusters=3, kmeans_init=4),
+        catalog=CatalogSettings(
+            titles_per_catalog=16, min_per_section=2, max_per_section=8, max_per_author=2,
+            members_per_batch=4, picks_per_member=4,
+        ),
+    )
+
+
+@pytest.fixture(scope="session")
+def club(tmp_path_factory: pytest.TempPathFactory) -> Club:
+    clc = shared_data("clc", "clc_level1_2.csv")
+    root = tmp_path_factory.mktemp("catalog-club")
+    settings = club_settings(root / "var")
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    spec = DemoSpec(members=300, titles=160, years=2, seed=5, end_date=dt.date(2026, 11, 20))
+    load_demo(engine, spec, clc)
+    run_training(engine, settings, promote="force")
+    model = ModelRegistry(settings.models_dir).load()
+    with engine.begin() as connection:
+        previous = segment_quarter(connection, model, settings.segments, PREVIOUS)
+    with engine.begin() as connection:
+        segmentation = segment_quarter(connection, model, settings.segments, QUARTER)
+    with engine.begin() as connection:
+        plans = plan_quarter(connection, model, settings, QUARTER)
+    return Club(settings, engine, model, previous, segmentation, plans)
