@@ -21,7 +21,16 @@ from api import errors, metrics
 from api.auth import KeyVerifier
 from api.model_holder import ModelHolder, ModelSource
 from api.recommending import feed_new_titles
-from api.routes import categories, health, members, models, purchases, titles
+from api.routes import (
+    catalogs,
+    categories,
+    health,
+    members,
+    models,
+    purchases,
+    segments,
+    titles,
+)
 from recsys.db import engine_from_settings
 from recsys.settings import Settings
 
@@ -46,6 +55,8 @@ TAGS: list[dict[str, Any]] = [
     {"name": "titles", "description": "similar titles"},
     {"name": "categories", "description": "popular titles per category"},
     {"name": "purchases", "description": "order lines posted as they happen"},
+    {"name": "segments", "description": "a quarter's reading-preference segments"},
+    {"name": "catalogs", "description": "quarterly catalog plans and their PDFs"},
     {"name": "models", "description": "trained models and the active one"},
     {"name": "health", "description": "liveness, readiness, metrics"},
 ]
@@ -104,6 +115,7 @@ def create_app(
     app.state.keys = KeyVerifier(engine, settings.api.key_cache_seconds)
     errors.install(app)
     app.add_middleware(metrics.MetricsMiddleware)
-    for module in (members, titles, categories, purchases, models, health):
+    routers = (members, titles, categories, purchases, segments, catalogs, models, health)
+    for module in routers:
         app.include_router(module.router)
     return app

@@ -105,6 +105,29 @@ class SimilarTitlesPublic(BaseModel):
     data: list[ScoredTitlePublic]
     count: int
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "title_id": "T004711",
+                    "model_version": "20260101T000000Z",
+                    "count": 1,
+                    "data": [
+                        {
+                            "title_id": "T000815",
+                            "title": "许三观卖血记",
+                            "author": "余华",
+                            "price": 26.0,
+                            "categories": ["I247"],
+                            "in_stock": True,
+                            "score": 0.91,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
 
 class PopularTitlesPublic(BaseModel):
     category: str
@@ -112,6 +135,30 @@ class PopularTitlesPublic(BaseModel):
     model_version: str
     data: list[ScoredTitlePublic]
     count: int
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "category": "I247",
+                    "category_name": "当代小说",
+                    "model_version": "20260101T000000Z",
+                    "count": 1,
+                    "data": [
+                        {
+                            "title_id": "T004711",
+                            "title": "活着",
+                            "author": "余华",
+                            "price": 28.0,
+                            "categories": ["I247"],
+                            "in_stock": True,
+                            "score": 1.0,
+                        }
+                    ],
+                }
+            ]
+        }
+    )
 
 
 # --- members ------------------------------------------------------------------------------
@@ -161,6 +208,31 @@ class MemberProfilePublic(BaseModel):
     purchases: PurchaseCountsPublic
     personal: MemberPersonalPublic | None = Field(
         None, description="name and address: present for admin keys only"
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "member_id": "M000123",
+                    "status": "active",
+                    "value_tier": "core",
+                    "segment": {"quarter": "2026Q1", "segment": 2, "name": "当代小说读者"},
+                    "top_categories": [{"code": "I247", "name": "当代小说", "units": 7}],
+                    "declared_categories": ["I247"],
+                    "purchases": {
+                        "lines": 12,
+                        "orders": 9,
+                        "units_bought": 13,
+                        "units_returned": 1,
+                        "spent": 412.5,
+                        "first_purchase_at": "2023-04-02T10:11:00",
+                        "last_purchase_at": "2026-03-01T19:40:00",
+                    },
+                    "personal": None,
+                }
+            ]
+        }
     )
 
 
@@ -214,6 +286,19 @@ class PurchaseBatchPublic(BaseModel):
     already_present: int
     already_present_line_ids: list[str]
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "received": 2,
+                    "inserted": 1,
+                    "already_present": 1,
+                    "already_present_line_ids": ["W-2026-000001-1"],
+                }
+            ]
+        }
+    )
+
 
 # --- models and health --------------------------------------------------------------------
 
@@ -233,6 +318,29 @@ class ModelsPublic(BaseModel):
     count: int
     active_version: str | None
     serving_version: str | None = Field(description="the version this worker serves right now")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": [
+                        {
+                            "version": "20260101T000000Z",
+                            "created_at": "2026-01-01T00:00:00",
+                            "trained_until": "2025-12-31T23:59:59",
+                            "status": "active",
+                            "metrics": {"ndcg@20": 0.12},
+                            "reason": "first model",
+                            "active": True,
+                        }
+                    ],
+                    "count": 1,
+                    "active_version": "20260101T000000Z",
+                    "serving_version": "20260101T000000Z",
+                }
+            ]
+        }
+    )
 
 
 class ModelActivatedPublic(BaseModel):
