@@ -232,6 +232,9 @@ def build_affinity(
     return AffinityProfile(weights, totals, global_share, prior)
 
 
+DENSE_GROUPS = 1024
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where titles without sales borrow their scores: the mean of warm titles in a category.
@@ -261,7 +264,10 @@ class Placement:
         """
         out = np.array(scores, dtype=np.float32, copy=True)
         if len(self.cold_idx):
-            means = np.asarray(self.peers.T @ out.T, dtype=np.float32).T
+            if self.peers.shape[1] <= DENSE_GROUPS:  # a BLAS product beats sparse × dense here
+                means = out @ self.peers.toarray()
+            else:
+                means = np.asarray(self.peers.T @ out.T, dtype=np.float32).T
             out[:, self.cold_idx] = means[:, self.group]
         return out
 

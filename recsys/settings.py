@@ -59,6 +59,9 @@ class TrainingSettings(BaseModel):
     )
     extract_batch_rows: int = Field(200_000, ge=1000, description="rows per fetch when extracting")
     eval_batch_members: int = Field(2048, ge=1, description="members scored at a time")
+    eval_members: int = Field(
+        20_000, ge=0, description="test members scored (seeded sample); 0 = all"
+    )
     recency_decay: bool = Field(
         True, description="apply half_life_days (false: every purchase in the window counts fully)"
     )

@@ -59,7 +59,7 @@ class Catalogue:
         pos = self.categories.position()
         return {
             col: [pos[c] for c in self.categories.path(self.categories.codes[col])]
-            for _, col in self.declared
+            for col in {col for _, col in self.declared}
         }
 
 

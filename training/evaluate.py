@@ -86,24 +86,30 @@ def holdout_from(
     """Ground truth from the test lines: per member, titles bought that they had not bought."""
     catalogue = train.catalogue
     bought = test.quantity > 0
+    shape = train.member_titles.shape
     members = catalogue.member_idx(test.member_key[bought])
     titles = catalogue.title_idx(test.title_key[bought])
     sold_before = np.zeros(len(catalogue.titles), dtype=bool)
     if len(sold_before_keys):
         sold_before[catalogue.title_idx(sold_before_keys)] = True
+    bought_after = sp.csr_matrix(
+        (np.ones(len(members), dtype=np.float32), (members, titles)), shape=shape
+    )
+    bought_after.sum_duplicates()
     history = train.member_titles
-    has_history = np.diff(history.indptr) > 0
+    has_history = (np.diff(history.indptr) > 0).astype(np.float32)
+    # titles bought after the cutoff, not bought before, by members with history
+    fresh = bought_after - bought_after.multiply(history > 0)
+    fresh = sp.csr_matrix(sp.diags(has_history) @ fresh)
+    fresh.eliminate_zeros()
     truth: dict[int, set[int]] = {}
     new_truth: dict[int, set[int]] = {}
-    for m, t in zip(members.tolist(), titles.tolist(), strict=True):
-        if not has_history[m]:
-            continue
-        row = history.indices[history.indptr[m] : history.indptr[m + 1]]
-        if t in row:
-            continue
-        truth.setdefault(m, set()).add(t)
-        if not sold_before[t]:
-            new_truth.setdefault(m, set()).add(t)
+    for m in np.flatnonzero(np.diff(fresh.indptr)).tolist():
+        row = fresh.indices[fresh.indptr[m] : fresh.indptr[m + 1]]
+        truth[m] = set(row.tolist())
+        new = row[~sold_before[row]]
+        if new.size:
+            new_truth[m] = set(new.tolist())
     return Holdout(truth, new_truth, np.flatnonzero(~sold_before).astype(np.int64), len(test))
 
 
@@ -127,10 +133,17 @@ def score_recommender(
     *,
     k: int,
     batch: int = 2048,
+    sample: int = 0,
+    seed: int = 0,
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """(ranking metrics and coverage over all titles, recall@k among new titles only)."""
+    """(ranking metrics and coverage over all titles, recall@k among new titles only).
+
+    ``sample`` > 0 scores a seeded random sample of that many test members.
+    """
     members = np.array(sorted(holdout.truth), dtype=np.int64)
+    if sample and len(members) > sample:
+        members = np.sort(np.random.default_rng(seed).choice(members, sample, replace=False))
     acc, acc_new = RankingAccumulator(k), RankingAccumulator(k, ["recall"])
     recommended: list[npt.NDArray[np.int64]] = []
     for start in range(0, len(members), batch):
@@ -178,7 +191,7 @@ def evaluate_on(
     )
     results: dict[str, dict[str, float]] = {}
     new_titles: dict[str, dict[str, float]] = {}
-    n_members = len(holdout.truth)
+    n_members = min(len(holdout.truth), settings.eval_members or len(holdout.truth))
     no_placement = Placement(
         np.empty(0, dtype=np.int64),
         np.empty(0, dtype=np.int64),
@@ -213,6 +226,8 @@ def evaluate_on(
             placed,
             k=k,
             batch=settings.eval_batch_members,
+            sample=settings.eval_members,
+            seed=settings.seed,
             on_batch=advance,
         )
     return results, new_titles
