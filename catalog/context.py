@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from catalog.clusters import short_name
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.segments import SegmentProfile
@@ -157,7 +158,7 @@ def entry_view(
 ) -> EntryView:
     category = section_label.split(" ", 1)[-1]
     image = cover_url(title.cover, covers_dir) or placeholder_cover(
-        title.title, section_code, category, font
+        title.title, section_code, short_name(category), font
     )
     return EntryView(
         title.title_id, title.title, title.author or "", price_text(title.price),

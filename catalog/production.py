@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from catalog.context import catalog_view
+from catalog.fetcher import STATIC_DIR
 from catalog.member_edition import (
     PickingModel,
     member_picks,
@@ -26,7 +27,7 @@ from catalog.member_edition import (
 from catalog.pdfmerge import BodyTemplate
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
-from catalog.render import Renderer, render_catalog
+from catalog.render import TEMPLATES_DIR, Renderer, render_catalog
 from catalog.segments import stored_profiles
 from recsys import segment_queries as q
 from recsys.errors import BookclubError, UnknownMemberError
@@ -56,8 +57,18 @@ def renderer_for(settings: Settings) -> Renderer:
     return Renderer.create([settings.data_dir / "covers"])
 
 
+def _design_digest() -> str:
+    """The templates and stylesheets: a change to them re-renders every catalog."""
+    digest = hashlib.sha256()
+    for folder in (TEMPLATES_DIR, STATIC_DIR):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def _digest(plan: CatalogPlan, settings: Settings) -> str:
-    text = plan.to_json() + settings.catalog.model_dump_json()
+    text = plan.to_json() + settings.catalog.model_dump_json() + _design_digest()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
