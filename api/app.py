@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
@@ -88,10 +89,12 @@ def create_app(
     )
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # one BLAS thread per request thread: with 2 cores and a threadpool of 40,
         # multi-threaded BLAS calls only fight each other
         blas = threadpool_limits(1, "blas")
+        # numpy/Python work holds the GIL: a few threads at a time beat 16 fighting for it
+        app.state.compute = anyio.CapacityLimiter(settings.api.compute_threads)
         await run_in_threadpool(holder.start)
         try:
             yield

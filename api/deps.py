@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Query, Request
 from sqlalchemy import Connection, Engine
 
@@ -15,6 +16,7 @@ from recsys.settings import Settings
 
 __all__ = [
     "AdminKeyDep",
+    "ComputeDep",
     "ConnectionDep",
     "EngineDep",
     "HolderDep",
@@ -41,6 +43,11 @@ async def get_model(request: Request) -> ServingModel:
     return holder.current()
 
 
+async def get_compute(request: Request) -> anyio.CapacityLimiter:
+    limiter: anyio.CapacityLimiter = request.app.state.compute
+    return limiter
+
+
 async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
@@ -57,6 +64,7 @@ HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 ModelDep = Annotated[ServingModel, Depends(get_model)]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+ComputeDep = Annotated[anyio.CapacityLimiter, Depends(get_compute)]
 
 
 async def get_limit(

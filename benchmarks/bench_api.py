@@ -52,9 +52,11 @@ FLOOR_ENV = "BENCH_FLOOR_MODEL_DIR"
 def floor_app() -> Any:
     """uvicorn factory: GET /floor/{member_id} → top-20 titles by a dot product, nothing else."""
     from fastapi import FastAPI
+    from threadpoolctl import threadpool_limits
 
     from recsys.idmap import IdMap
 
+    threadpool_limits(1, "blas")  # as the API does: no BLAS threads fighting the threadpool
     directory = Path(os.environ[FLOOR_ENV])
     members = IdMap.load(directory / "member_ids.npy")
     titles = IdMap.load(directory / "title_ids.npy")

@@ -83,6 +83,9 @@ class ApiSettings(BaseModel):
         5.0, ge=0, description="how long a worker trusts a verified API key (revocation delay)"
     )
     top_categories: int = Field(5, ge=1, le=50, description="categories in a member profile")
+    compute_threads: int = Field(
+        4, ge=1, le=64, description="recommendation computations at once per worker (GIL-bound)"
+    )
 
 
 class SegmentSettings(BaseModel):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Path, Query, Response
-from fastapi.concurrency import run_in_threadpool
 
-from api.deps import ConnectionDep, EngineDep, LimitDep, ModelDep, ReadKeyDep, SettingsDep
+from api.deps import ComputeDep, ConnectionDep, EngineDep, LimitDep, ModelDep, ReadKeyDep, SettingsDep
 from api.errors import RESPONSES
 from api.metrics import record_recommendation
 from api.profile import member_profile
@@ -31,6 +32,7 @@ async def read_recommendations(
     member_id: MemberId,
     response: Response,
     engine: EngineDep,
+    compute: ComputeDep,
     model: ModelDep,
     limit: LimitDep,
     _key: ReadKeyDep,
@@ -54,7 +56,7 @@ async def read_recommendations(
 ) -> RecommendationsPublic:
     """A member with no history gets cold-start titles (declared categories, then popular)
     with their reason; purchases posted since training count at once."""
-    cold_start, data = await run_in_threadpool(
+    work = partial(
         recommend_for_member,
         engine,
         model,
@@ -64,6 +66,7 @@ async def read_recommendations(
         include_purchased=include_purchased,
         in_stock_only=in_stock_only,
     )
+    cold_start, data = await anyio.to_thread.run_sync(work, limiter=compute)
     record_recommendation(cold_start)
     response.headers["X-Model-Version"] = model.version
     return RecommendationsPublic(
