@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -22,14 +23,14 @@ from tests.catalog.conftest import QUARTER, Club
 def client(club: Club, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     settings = club.settings.model_copy(update={"data_dir": tmp_path_factory.mktemp("api-var")})
     settings.models_dir.mkdir(parents=True)
-    with club.engine.connect() as connection:
-        render_segment_catalogs(connection, settings, QUARTER, club.plans[:1])
+    with club.engine.connect() as conn:
+        render_segment_catalogs(conn, settings, QUARTER, club.plans[:1])
     app = FastAPI()
     errors.install(app)
     app.include_router(segments.router)
     app.include_router(catalogs.router)
 
-    def connection() -> Iterator[Connection]:
+    def connection_dep() -> Iterator[Connection]:
         with club.engine.connect() as c:
             yield c
 
@@ -42,9 +43,10 @@ def client(club: Club, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tes
     async def model() -> object:
         return club.model
 
-    app.dependency_overrides.update(
-        {get_connection: connection, get_settings: settings_dep, require_read: reader, get_model: model}
-    )
+    overrides: dict[Callable[..., Any], Callable[..., Any]] = {
+        get_connection: connection_dep, get_settings: settings_dep, require_read: reader, get_model: model,
+    }
+    app.dependency_overrides.update(overrides)
     with TestClient(app) as test_client:
         yield test_client
 
