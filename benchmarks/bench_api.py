@@ -372,6 +372,8 @@ def main() -> None:
         finally:
             stop_server(api)
         rows.append((workers, api_result, floor_result, mem))
+        print(f"  {workers} worker(s) done; load average {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} CPUs (other work on the machine skews the figures)")
 
     print(f"\n{'workers':>7} {'route':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for workers, api_result, floor_result, _mem in rows:

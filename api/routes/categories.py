@@ -21,12 +21,12 @@ router = APIRouter(prefix="/v1/categories", tags=["categories"])
     summary="The most bought titles in a category or any category below it",
 )
 def read_popular(
+    _key: ReadKeyDep,
     code: Annotated[str, Path(min_length=1, max_length=64, examples=["I247"])],
     response: Response,
     connection: ConnectionDep,
     model: ModelDep,
     limit: LimitDep,
-    _key: ReadKeyDep,
 ) -> PopularTitlesPublic:
     name, data = popular_in_category(connection, model, code, limit)
     response.headers["X-Model-Version"] = model.version

@@ -29,13 +29,13 @@ MemberId = Annotated[
     summary="Titles recommended to a member, with a score and a readable reason",
 )
 async def read_recommendations(
+    _key: ReadKeyDep,
     member_id: MemberId,
     response: Response,
     engine: EngineDep,
     compute: ComputeDep,
     model: ModelDep,
     limit: LimitDep,
-    _key: ReadKeyDep,
     category: Annotated[
         str | None,
         Query(
@@ -85,7 +85,7 @@ async def read_recommendations(
     summary="A member's profile: value tier, segment, top categories, purchase counts",
 )
 def read_member(
-    member_id: MemberId, connection: ConnectionDep, settings: SettingsDep, key: ReadKeyDep
+    key: ReadKeyDep, member_id: MemberId, connection: ConnectionDep, settings: SettingsDep
 ) -> MemberProfilePublic:
     """Name and address are included for admin keys only."""
     return member_profile(connection, member_id, personal=key.is_admin, top=settings.api.top_categories)

@@ -43,9 +43,9 @@ def read_models(holder: HolderDep, _key: ReadKeyDep) -> ModelsPublic:
     summary="Make a model the active one (admin): every worker switches within seconds",
 )
 async def activate_model(
+    _key: AdminKeyDep,
     version: Annotated[str, Path(min_length=1, max_length=64)],
     holder: HolderDep,
-    _key: AdminKeyDep,
 ) -> ModelActivatedPublic:
     """This worker loads it at once; the others see the registry's pointer change at their
     next poll (``api.model_poll_seconds``). In-flight requests finish on the model they began

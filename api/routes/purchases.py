@@ -19,10 +19,10 @@ router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
     summary="Record a batch of order lines (all or nothing, idempotent by line_id)",
 )
 def create_purchases(
+    _key: AdminKeyDep,
     batch: PurchaseBatchCreate,
     connection: ConnectionDep,
     settings: SettingsDep,
-    _key: AdminKeyDep,
 ) -> PurchaseBatchPublic:
     """Needs an admin key. Lines are checked like a purchases CSV; a bad line rejects
     the batch (422), listing every fault by index, field and reason. Lines whose ``line_id``

@@ -21,12 +21,12 @@ router = APIRouter(prefix="/v1/titles", tags=["titles"])
     summary="Titles bought by the same members (item-item similarity of the model)",
 )
 def read_similar(
+    _key: ReadKeyDep,
     title_id: Annotated[str, Path(min_length=1, max_length=64, examples=["T004711"])],
     response: Response,
     connection: ConnectionDep,
     model: ModelDep,
     limit: LimitDep,
-    _key: ReadKeyDep,
 ) -> SimilarTitlesPublic:
     data = similar_titles(connection, model, title_id, limit)
     response.headers["X-Model-Version"] = model.version

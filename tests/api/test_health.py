@@ -37,6 +37,8 @@ def test_no_model_is_503_on_model_routes(
         r = client.get("/v1/members/M01/recommendations", headers=bearer(keys["read"]))
         assert r.status_code == 503
         assert r.json()["error"] == "model_unavailable" and "bookclub train" in r.json()["message"]
+        # authentication comes first: no key is a 401 even without a model
+        assert client.get("/v1/members/M01/recommendations").status_code == 401
         # the profile needs no model
         assert client.get("/v1/members/M01", headers=bearer(keys["read"])).status_code == 200
 
