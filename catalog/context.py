@@ -101,9 +101,11 @@ def initials(title: str) -> str:
 
 
 def placeholder_cover(title: str, category_code: str, category_label: str, font: str) -> str:
-    """A data: URL of an SVG cover: the class colour, the title's initials, the category."""
-    bg = class_colour(category_code)
-    band = class_colour(category_code, 30)
+    """A data: URL of an SVG cover: the class colour (a shade per title), the title's
+    initials, the category."""
+    shade = int(hashlib.sha1(title.encode()).hexdigest(), 16) % 5
+    bg = class_colour(category_code, 36 + 3 * shade)
+    band = class_colour(category_code, 26 + 2 * shade)
     svg = (
         '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 140" width="100" height="140">'
         f'<rect width="100" height="140" fill="{bg}"/>'
@@ -182,6 +184,15 @@ def segment_line(profile: SegmentProfile | None) -> str:
     return f"为喜爱{'、'.join(names[:3])}的会员精选 · Chosen for {profile.size:,} members who read {profile.name}"
 
 
+def _main_class(plan: CatalogPlan, profile: SegmentProfile | None) -> str:
+    """The segment's leading category: the cover takes its colour."""
+    if profile is not None and profile.top_categories:
+        return profile.top_categories[0].code
+    if plan.sections:
+        return max(plan.sections, key=lambda s: (len(s.entries), s.code)).code
+    return "I"
+
+
 def catalog_view(
     plan: CatalogPlan,
     titles: Mapping[str, TitleRow],
@@ -216,7 +227,7 @@ def catalog_view(
     return CatalogView(
         club_name, order_address, plan.quarter, period.label, plan.segment,
         plan.segment_name, segment_line(profile),
-        class_colour(plan.sections[0].code if plan.sections else "I", 34),
+        class_colour(_main_class(plan, profile), 34),
         sections, sum(len(s.entries) for s in sections), images,
     )
 

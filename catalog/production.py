@@ -58,12 +58,13 @@ def renderer_for(settings: Settings) -> Renderer:
 
 
 def _design_digest() -> str:
-    """The templates and stylesheets: a change to them re-renders every catalog."""
+    """Templates, stylesheets and the code that fills them: a change re-renders every catalog."""
     digest = hashlib.sha256()
+    code = [Path(__file__).with_name(n) for n in ("context.py", "render.py", "fetcher.py")]
     for folder in (TEMPLATES_DIR, STATIC_DIR):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file():
-                digest.update(path.name.encode() + path.read_bytes())
+        code += sorted(p for p in folder.rglob("*") if p.is_file())
+    for path in code:
+        digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 
 
