@@ -95,14 +95,17 @@ def recommend_for_member(
         fetch = limit + (max(3, limit // 8) if in_stock_only else 0)
         picked: list[tuple[RecommendationLike, q.TitleRecord]] = []
         for _round in range(_MAX_ROUNDS):
-            recs = model.recommend(
-                member_id,
-                limit=fetch,
-                recent=history.recent,
-                exclude_title_ids=exclude,
-                category=category,
-                declared_categories=declared,
-            )
+            try:
+                recs = model.recommend(
+                    member_id,
+                    limit=fetch,
+                    recent=history.recent,
+                    exclude_title_ids=exclude,
+                    category=category,
+                    declared_categories=declared,
+                )
+            except UnknownCategoryError:  # in the club's tree, added after training: no titles
+                recs = []
             details = q.title_details(connection, [r.title_id for r in recs])
             picked = [
                 (r, details[r.title_id])
@@ -148,7 +151,11 @@ def popular_in_category(
     name = q.category_name(connection, code)
     if name is None:
         raise UnknownCategoryError(f"unknown category {code!r}: use a code of the category tree")
-    return name, _scored(connection, model.popular_in_category(code, limit=limit))
+    try:
+        popular = model.popular_in_category(code, limit=limit)
+    except UnknownCategoryError:  # in the club's tree but added after training: no sales yet
+        popular = []
+    return name, _scored(connection, popular)
 
 
 def feed_new_titles(engine: Engine, model: ServingModel) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, insert
+
+from recsys.schema import Category
 
 
 def test_similar_titles(client: TestClient) -> None:
@@ -39,3 +42,12 @@ def test_popular_in_parent_category_covers_children(client: TestClient) -> None:
 def test_unknown_category_is_404(client: TestClient) -> None:
     r = client.get("/v1/categories/ZZZ/popular")
     assert r.status_code == 404 and "ZZZ" in r.json()["message"]
+
+
+def test_category_added_after_training_has_no_titles_yet(client: TestClient, club_engine: Engine) -> None:
+    with club_engine.begin() as connection:
+        connection.execute(insert(Category).values(code="TP3", name="计算技术", parent_code="TP", level=2))
+    body = client.get("/v1/categories/TP3/popular").json()
+    assert body["category_name"] == "计算技术" and body["data"] == []
+    r = client.get("/v1/members/M01/recommendations", params={"category": "TP3"})
+    assert r.status_code == 200 and r.json()["data"] == []
