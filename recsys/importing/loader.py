@@ -174,8 +174,12 @@ def import_rows(
             connection, stage.name, columns,
             _stage_rows(kind, source, summary, log, progress), batch_size=options.batch_size,
         )
-        for name in (kind.key, *kind.extra_index):
-            Index(f"ix_{stage.name}_{name}", stage.c[name]).create(connection)
+        if connection.dialect.name == "postgresql":
+            # hash joins need no index, but the planner needs row counts of a fresh temp table
+            connection.exec_driver_sql(f"ANALYZE {stage.name}")
+        else:
+            for name in (kind.key, *kind.extra_index):
+                Index(f"ix_{stage.name}_{name}", stage.c[name]).create(connection)
         if child is not None:
             child.create(connection)
             _stage_children(connection, kind, stage, child, options.batch_size)
@@ -192,12 +196,16 @@ def import_rows(
             raise ImportRejectedError(
                 f"{source.name}: {log.bad_lines} bad row(s), nothing was written{where}. {first}"
             )
-        connection.execute(
-            stage.update().where(stage.c._bad == 0, ~kind.present(stage)).values(_new=1)
-        )
-        summary.inserted = _count(connection, stage, stage.c._new == 1)
-        summary.already_present = _count(connection, stage, stage.c._bad == 0) - summary.inserted
-        kind.land(connection, stage, child)
+        valid = _count(connection, stage, stage.c._bad == 0)
+        if kind.mark_new:
+            connection.execute(
+                stage.update().where(stage.c._bad == 0, ~kind.present(stage)).values(_new=1)
+            )
+            fresh: Any = stage.c._new == 1
+        else:
+            fresh = and_(stage.c._bad == 0, ~kind.present(stage))
+        summary.inserted = kind.land(connection, stage, child, fresh)
+        summary.already_present = valid - summary.inserted
         summary.landed = True
         _record(connection, summary)
     finally:

@@ -79,13 +79,15 @@ class ImportKind:
     stage_columns: Sequence[Column[Any]]
     parse: Callable[[Row], RowTuple]
     present: Callable[[Table], ColumnElement[bool]]  # the staged row's key is already stored
-    land: Callable[[Any, Table, Table | None], None]  # (connection, stage, child) -> None
+    # (connection, stage, child, fresh) -> rows inserted; ``fresh`` selects the staged rows to land
+    land: Callable[[Any, Table, Table | None, ColumnElement[bool]], int]
     checks: Sequence[Check] = ()
     child_columns: Sequence[Column[Any]] = ()
     # (line, staged row) -> child rows, read back from the staging table after loading
     children: Callable[[int, dict[str, Any]], list[RowTuple]] | None = None
     prepare: Callable[[Any, Table, Table | None], None] | None = None
     extra_index: Sequence[str] = field(default_factory=tuple)
+    mark_new: bool = False  # flag the rows to land in ``_new`` first (when landing takes several steps)
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -71,12 +71,12 @@ def _title_categories(line: int, staged: dict[str, Any]) -> list[RowTuple]:
     return out
 
 
-def _land_titles(connection: Any, stage: Table, child: Table | None) -> None:
+def _land_titles(connection: Any, stage: Table, child: Table | None, fresh: Any) -> int:
     titles = table_of(Title)
-    connection.execute(
+    result = connection.execution_options(preserve_rowcount=True).execute(
         titles.insert().from_select(
             list(TITLE_COLUMNS),
-            select(*(stage.c[c] for c in TITLE_COLUMNS)).where(stage.c._new == 1).order_by(stage.c._line),
+            select(*(stage.c[c] for c in TITLE_COLUMNS)).where(fresh).order_by(stage.c._line),
         )
     )
     assert child is not None
@@ -101,6 +101,7 @@ def _land_titles(connection: Any, stage: Table, child: Table | None) -> None:
             select(first.c.title_key, first.c.category_code, first.c.position == 0),
         )
     )
+    return int(result.rowcount)
 
 
 def _resolve_title_categories(connection: Any, _stage: Table, child: Table | None) -> None:
@@ -164,6 +165,7 @@ TITLES = ImportKind(
     parse=_parse_title,
     present=lambda s: known(table_of(Title), table_of(Title).c.title_id, s.c.title_id),
     land=_land_titles,
+    mark_new=True,
     child_columns=[
         Column("title_id", String(64)),
         Column("position", Integer),

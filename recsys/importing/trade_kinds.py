@@ -58,13 +58,14 @@ MEMBER_COLUMNS = (
 )
 
 
-def _land_members(connection: Any, stage: Table, _child: Table | None) -> None:
-    connection.execute(
+def _land_members(connection: Any, stage: Table, _child: Table | None, fresh: Any) -> int:
+    result = connection.execution_options(preserve_rowcount=True).execute(
         table_of(Member).insert().from_select(
             list(MEMBER_COLUMNS),
-            select(*(stage.c[c] for c in MEMBER_COLUMNS)).where(stage.c._new == 1).order_by(stage.c._line),
+            select(*(stage.c[c] for c in MEMBER_COLUMNS)).where(fresh).order_by(stage.c._line),
         )
     )
+    return int(result.rowcount)
 
 
 MEMBERS = ImportKind(
@@ -158,7 +159,7 @@ def _parse_purchase_thoroughly(values: Row) -> RowTuple:
     )
 
 
-def _land_purchases(connection: Any, stage: Table, _child: Table | None) -> None:
+def _land_purchases(connection: Any, stage: Table, _child: Table | None, fresh: Any) -> int:
     members, titles = table_of(Member), table_of(Title)
     select_rows = (
         select(
@@ -176,10 +177,10 @@ def _land_purchases(connection: Any, stage: Table, _child: Table | None) -> None
                 titles, titles.c.title_id == stage.c.title_id
             )
         )
-        .where(stage.c._new == 1)
+        .where(fresh)
         .order_by(stage.c._line)
     )
-    connection.execute(
+    result = connection.execution_options(preserve_rowcount=True).execute(
         table_of(Purchase).insert().from_select(
             [
                 "line_id",
@@ -194,6 +195,7 @@ def _land_purchases(connection: Any, stage: Table, _child: Table | None) -> None
             select_rows,
         )
     )
+    return int(result.rowcount)
 
 
 PURCHASES = ImportKind(

@@ -31,11 +31,10 @@ def _parse_category(values: Row) -> RowTuple:
     )
 
 
-def _land_categories(connection: Any, stage: Table, _child: Table | None) -> None:
+def _land_categories(connection: Any, stage: Table, _child: Table | None, fresh: Any) -> int:
     """Insert new categories parents first; their level follows from the parent's."""
     categories = table_of(Category)
-    depth = 1
-    pending = select(stage).where(stage.c._new == 1)
+    pending = select(stage).where(fresh)
     inserted: set[str] = set()
     rows = [dict(r._mapping) for r in connection.execute(pending)]
     known_levels = {
@@ -61,7 +60,7 @@ def _land_categories(connection: Any, stage: Table, _child: Table | None) -> Non
             known_levels[r["code"]] = 1 if r["parent_code"] is None else known_levels[r["parent_code"]] + 1
             inserted.add(r["code"])
         rows = [r for r in rows if r["code"] not in inserted]
-        depth += 1
+    return len(inserted)
 
 
 def _category_parent_unknown(stage: Table, _c: Table | None) -> ColumnElement[bool]:
@@ -83,6 +82,7 @@ CATEGORIES = ImportKind(
     parse=_parse_category,
     present=lambda s: known(table_of(Category), table_of(Category).c.code, s.c.code),
     land=_land_categories,
+    mark_new=True,
     checks=[
         Check(
             "parent_code",
@@ -118,13 +118,14 @@ def _mapping_key(stage: Table) -> Any:
     return stage.c.scheme + literal("\x1f") + stage.c.label
 
 
-def _land_mappings(connection: Any, stage: Table, _child: Table | None) -> None:
-    connection.execute(
+def _land_mappings(connection: Any, stage: Table, _child: Table | None, fresh: Any) -> int:
+    result = connection.execution_options(preserve_rowcount=True).execute(
         table_of(CategoryMapping).insert().from_select(
             ["scheme", "label", "category_code"],
-            select(stage.c.scheme, stage.c.label, stage.c.category_code).where(stage.c._new == 1),
+            select(stage.c.scheme, stage.c.label, stage.c.category_code).where(fresh),
         )
     )
+    return int(result.rowcount)
 
 
 CATEGORY_MAPPINGS = ImportKind(
