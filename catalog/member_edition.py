@@ -19,7 +19,7 @@ import segno
 from catalog.context import EntryView, MemberView, entry_view, member_view
 from catalog.pdfmerge import BodyTemplate, MemberBatch
 from catalog.plan import CatalogPlan
-from catalog.render import Renderer, page_css, render_html
+from catalog.render import Renderer, page_css, per_row, render_html
 from recsys.segment_queries import MemberRow, TitleRow
 from recsys.settings import CatalogSettings
 
@@ -108,7 +108,7 @@ def member_views(
 def member_pages_html(views: Sequence[MemberView], settings: CatalogSettings) -> str:
     return render_html(
         "member.html", members=views, club_name=settings.club_name,
-        page_css=page_css(settings, settings.member_font),
+        page_css=page_css(settings, settings.member_font), per_row=per_row(settings),
     )
 
 

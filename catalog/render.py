@@ -45,6 +45,26 @@ def environment() -> jinja2.Environment:
 _FONT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,63}$")
 
 
+# A5: one title per row, a smaller cover. The A4 rules stay in static/catalog.css.
+A5_CSS = """
+@page { margin: 14mm 10mm 13mm 10mm; }
+html { font-size: 8pt; }
+.pair { display: block; }
+.entry { display: block; }
+.cover .club { padding: 14mm 12mm 0; }
+.cover .band { margin-top: 10mm; padding: 9mm 12mm 8mm; }
+.cover .segment-name { font-size: 24pt; }
+.cover .segment-line { font-size: 8.5pt; }
+.cover .mosaic { margin: 8mm 12mm 0; }
+.cover .mosaic img { width: 20mm; height: 28mm; margin: 0 4mm 4mm 0; }
+.cover .count { margin: 3mm 12mm 0; font-size: 9pt; }
+.cover-sections { margin: 2mm 12mm 0; font-size: 7.5pt; }
+.cover-sections li { padding: 0.3mm 0; }
+.picks .entry { height: 36mm; padding-left: 30mm; }
+.picks .entry .jacket { width: 26mm; height: 36.4mm; }
+"""
+
+
 def font_stack(cjk_font: str, latin_font: str = "") -> str:
     """A Latin face first (when set), then the CJK face, which has Latin glyphs of its own.
 
@@ -64,11 +84,7 @@ def page_css(settings: CatalogSettings, cjk_font: str) -> str:
     if settings.bleed:
         rules.append("@page { bleed: 3mm; marks: crop cross; }")
     if settings.page_size == "A5":
-        rules.append(
-            "@page { margin: 14mm 10mm 13mm 10mm; } html { font-size: 8pt; }"
-            " .entry { width: 100%; } .cover .segment-name { font-size: 24pt; }"
-            " .cover .mosaic img { width: 18mm; height: 25.2mm; }"
-        )
+        rules.append(A5_CSS)
     # Margin boxes (running heads, page numbers) take their font from @page, not from <html>.
     fonts = font_stack(cjk_font, settings.latin_font)
     rules.append(f"html {{ font-family: {fonts}; }} @page {{ font-family: {fonts}; }}")
@@ -79,8 +95,16 @@ def render_html(template: str, **context: Any) -> str:
     return environment().get_template(template).render(**context)
 
 
+def per_row(settings: CatalogSettings) -> int:
+    """Title entries side by side: two on A4, one on A5."""
+    return 1 if settings.page_size == "A5" else 2
+
+
 def catalog_html(view: CatalogView, settings: CatalogSettings) -> str:
-    return render_html("catalog.html", c=view, page_css=page_css(settings, settings.segment_font))
+    return render_html(
+        "catalog.html", c=view, page_css=page_css(settings, settings.segment_font),
+        per_row=per_row(settings),
+    )
 
 
 @dataclass
