@@ -58,6 +58,7 @@ case "${1:-}" in
     shift
     setup
     "$VENV/bin/ruff" check recsys training catalog api bookclub_cli tests benchmarks
+    "$VENV/bin/mypy" recsys training catalog api bookclub_cli
     set +e
     "$VENV/bin/python" -m pytest "$@"
     status=$?

@@ -43,11 +43,10 @@ def bulk_insert(
     written = 0
     iterator = iter(rows)
     if connection.dialect.name == "postgresql":
-        with raw.cursor() as cursor:  # type: ignore[union-attr]
-            with cursor.copy(f"COPY {_quote(table)} ({cols}) FROM STDIN") as copy:
-                for row in iterator:
-                    copy.write_row(row)
-                    written += 1
+        with raw.cursor() as cursor, cursor.copy(f"COPY {_quote(table)} ({cols}) FROM STDIN") as copy:  # type: ignore[union-attr]
+            for row in iterator:
+                copy.write_row(row)
+                written += 1
         return written
     placeholders = ", ".join("?" for _ in columns)
     sql = f"INSERT INTO {_quote(table)} ({cols}) VALUES ({placeholders})"
