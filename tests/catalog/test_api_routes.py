@@ -18,6 +18,8 @@ from catalog.production import render_segment_catalogs
 from recsys.settings import Settings
 from tests.catalog.conftest import QUARTER, Club
 
+pytestmark = pytest.mark.slow  # renders PDFs (a few seconds each)
+
 
 @pytest.fixture(scope="module")
 def client(club: Club, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:

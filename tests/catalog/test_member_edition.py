@@ -13,6 +13,8 @@ from catalog.production import render_member_editions
 from recsys import segment_queries as q
 from tests.catalog.conftest import QUARTER, Club
 
+pytestmark = pytest.mark.slow  # renders PDFs (a few seconds each)
+
 
 @pytest.fixture(scope="module")
 def editions(club: Club, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Path]:

@@ -17,6 +17,8 @@ from catalog.production import render_segment_catalogs, titles_by_id
 from catalog.render import Renderer
 from tests.catalog.conftest import QUARTER, Club
 
+pytestmark = pytest.mark.slow  # renders PDFs (a few seconds each)
+
 MM = 72 / 25.4
 
 
