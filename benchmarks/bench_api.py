@@ -297,6 +297,52 @@ def memory(pid: int, factors: Path) -> dict[str, float]:
     }
 
 
+# ---- where the time goes (in process, serial) --------------------------------------------
+
+
+def breakdown(data_dir: Path, model_dir: Path, asked: list[str]) -> dict[str, float]:
+    """ms per call, one thread: the whole recommendation work, the model alone, the floor."""
+    from threadpoolctl import threadpool_limits
+
+    from api.recommending import feed_new_titles, recommend_for_member
+    from recsys.db import make_engine
+    from recsys.idmap import IdMap
+    from recsys.settings import Settings
+    from training.artifact import read_model
+
+    threadpool_limits(1, "blas")
+    engine = make_engine(Settings(data_dir=data_dir).db_url)
+    model = read_model(model_dir)
+    feed_new_titles(engine, model)
+    members = IdMap.load(model_dir / "member_ids.npy")
+    member_factors = np.load(model_dir / "member_factors.npy", mmap_mode="r")
+    title_factors = np.load(model_dir / "title_factors.npy")
+    sample = asked[:300]
+
+    def whole(m: str) -> object:
+        return recommend_for_member(
+            engine, model, m, limit=20, category=None, include_purchased=False, in_stock_only=True
+        )
+
+    def model_only(m: str) -> object:
+        return model.recommend(m, limit=20)
+
+    def floor(m: str) -> object:
+        scores = title_factors @ np.asarray(member_factors[max(members.find(m), 0)])
+        return np.argpartition(-scores, 20)[:20]
+
+    out = {}
+    for name, fn in (("request work", whole), ("model.recommend", model_only), ("floor", floor)):
+        for m in sample[:20]:
+            fn(m)
+        start = time.perf_counter()
+        for m in sample:
+            fn(m)
+        out[name] = (time.perf_counter() - start) / len(sample) * 1000
+    engine.dispose()
+    return out
+
+
 # ---- main ----------------------------------------------------------------------------------
 
 
@@ -372,8 +418,10 @@ def main() -> None:
         finally:
             stop_server(api)
         rows.append((workers, api_result, floor_result, mem))
-        print(f"  {workers} worker(s) done; load average {os.getloadavg()[0]:.1f} "
-              f"on {os.cpu_count()} CPUs (other work on the machine skews the figures)")
+        print(
+            f"  {workers} worker(s) done; load average {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} CPUs (other work on the machine skews the figures)"
+        )
 
     print(f"\n{'workers':>7} {'route':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for workers, api_result, floor_result, _mem in rows:
@@ -399,6 +447,12 @@ def main() -> None:
     print(
         "(factors PSS ≈ RSS / workers: the memory-mapped member factors are one copy in the "
         "page cache, shared by the workers)"
+    )
+    parts = breakdown(data_dir, model_dir, asked)
+    print("\nserial cost per call, in process (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+    print(
+        f"model.recommend is {parts['model.recommend'] / parts['request work']:.0%} of the "
+        f"route's work; the floor is {parts['floor'] / parts['request work']:.0%} of it"
     )
 
 
