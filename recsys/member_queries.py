@@ -112,21 +112,6 @@ def find_member(connection: Connection, member_id: str) -> MemberRecord | None:
     return None if row is None else MemberRecord(**row._mapping)
 
 
-def member_key(connection: Connection, member_id: str) -> int | None:
-    return connection.scalar(select(Member.id).where(Member.member_id == member_id))
-
-
-def member_purchases(connection: Connection, key: int) -> list[PurchasedLine]:
-    """All of a member's order lines (returns included), oldest first."""
-    rows = connection.execute(
-        select(Title.title_id, Purchase.quantity, Purchase.purchased_at)
-        .join(Title, Title.id == Purchase.title_key)
-        .where(Purchase.member_key == key)
-        .order_by(Purchase.purchased_at)
-    )
-    return [PurchasedLine(*row) for row in rows]
-
-
 def member_with_purchases(connection: Connection, member_id: str) -> tuple[int, list[PurchasedLine]] | None:
     """(member key, order lines oldest first) in one round trip; None for an unknown member."""
     rows = connection.execute(
