@@ -6,6 +6,7 @@ The answers must also match the documented status codes and response schemas.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,7 +40,7 @@ def test_no_server_errors(started_app: FastAPI, keys: dict[str, str]) -> None:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=25,
+            max_examples=int(os.environ.get("BOOKCLUB_TEST_SCHEMA_EXAMPLES", "25")),
             deadline=None,
             database=None,
             suppress_health_check=list(HealthCheck),
