@@ -31,6 +31,9 @@ class Pick(Protocol):
     @property
     def reason(self) -> str: ...
 
+    @property
+    def reason_zh(self) -> str: ...
+
 
 class PickingModel(Protocol):
     def recommend(
@@ -70,7 +73,7 @@ def member_picks(
         only_title_ids=set(plan.title_ids),
         declared_categories=declared,
     )
-    return [(r.title_id, r.reason) for r in recommendations]
+    return [(r.title_id, r.reason_zh or r.reason) for r in recommendations]
 
 
 def member_views(

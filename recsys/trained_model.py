@@ -42,6 +42,7 @@ class Recommendation:
     reason: str
     reason_kind: str  # 'history' | 'new_in_category' | 'category_popular' | 'popular'
     because: tuple[str, ...]
+    reason_zh: str = ""  # the same reason in Chinese, for the printed catalogs
 
 
 @dataclass
@@ -235,8 +236,10 @@ class TrainedModel:
                 col = self._categories[code]
                 reads = shares[col] > self.parts.affinity.global_share[col]
                 tail = ", a class you read" if reads else ""
+                tail_zh = "，您常读的类别" if reads else ""
                 return Recommendation(
-                    title_id, score, f"new in {code} {name}{tail}", "new_in_category", (code,)
+                    title_id, score, f"new in {code} {name}{tail}", "new_in_category", (code,),
+                    f"新书：{code} {name}{tail_zh}",
                 )
         if explainer is not None:
             because = explainer.because(t)
@@ -244,7 +247,8 @@ class TrainedModel:
                 names = "、".join(f"《{self._title_name(i)}》" for i in because)
                 ids = tuple(self._title_id(i) for i in because)
                 return Recommendation(
-                    title_id, score, f"because you bought {names}", "history", ids
+                    title_id, score, f"because you bought {names}", "history", ids,
+                    f"因为您买过{names}",
                 )
         cats = self.parts.title_categories[t]
         if shares.any() and cats.nnz:
@@ -254,9 +258,10 @@ class TrainedModel:
             col = int(cats.indices[np.argmax(key)])
             code, name = self.parts.categories.codes[col], self.parts.categories.names[col]
             return Recommendation(
-                title_id, score, f"popular in {code} {name}", "category_popular", (code,)
+                title_id, score, f"popular in {code} {name}", "category_popular", (code,),
+                f"{code} {name}类热销",
             )
-        return Recommendation(title_id, score, "popular with members", "popular", ())
+        return Recommendation(title_id, score, "popular with members", "popular", (), "会员热选")
 
     def _placement_code(self, t: int) -> str | None:
         placed = int(self.parts.placement[t])
