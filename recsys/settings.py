@@ -68,6 +68,14 @@ class TrainingSettings(BaseModel):
     refresh_iterations: int = Field(
         2, ge=1, description="ALS sweeps bringing the evaluated model up to the cutoff"
     )
+    extract_cache: bool = Field(
+        True,
+        description="keep the purchases extract under DATA_DIR/models/extract_cache and read "
+        "only newer lines on the next run (see recsys/extract_cache.py)",
+    )
+    extract_cache_verify_rows: int = Field(
+        1024, ge=0, description="cached lines compared with the database before the cache is used"
+    )
 
 
 class ApiSettings(BaseModel):

@@ -20,15 +20,17 @@ from recsys.affinity import AffinityProfile, CategoryIndex, build_affinity, titl
 from recsys.categories import category_tree
 from recsys.confidence import confidence_matrix
 from recsys.errors import TrainingError
+from recsys.extract_cache import CacheReport, ExtractCache
 from recsys.idmap import IdMap
 from recsys.purchases_extract import (
     PurchaseArrays,
-    count_purchases,
+    purchase_id_bounds,
     read_member_categories,
     read_members,
-    read_purchases,
+    read_purchase_log,
     read_title_categories,
     read_titles,
+    titles_sold_before,
     to_epoch,
 )
 from recsys.settings import TrainingSettings
@@ -123,6 +125,10 @@ def read_catalogue(connection: Connection) -> Catalogue:
     )
 
 
+def window_start(cutoff: dt.datetime, settings: TrainingSettings) -> dt.datetime:
+    return cutoff - dt.timedelta(days=365.25 * settings.window_years)
+
+
 def extract_window(
     connection: Connection,
     cutoff: dt.datetime,
@@ -132,19 +138,60 @@ def extract_window(
     on_total: Callable[[int], None] | None = None,
 ) -> tuple[dt.datetime, PurchaseArrays]:
     """Order lines of the ``window_years`` before ``cutoff``: (window start, arrays)."""
-    start = cutoff - dt.timedelta(days=365.25 * settings.window_years)
-    total = count_purchases(connection, start, cutoff)
+    start = window_start(cutoff, settings)
     if on_total is not None:
-        on_total(total)
-    arrays = read_purchases(
-        connection,
-        start,
-        cutoff,
-        batch_rows=settings.extract_batch_rows,
-        expected_rows=total,
+        low, high = purchase_id_bounds(connection)
+        on_total(max(high - low + 1, 0))  # an upper bound: lines are read by id range
+    log = read_purchase_log(
+        connection, start=start, end=cutoff, batch_rows=settings.extract_batch_rows,
         on_batch=on_batch,
-    )
-    return start, arrays
+    )  # fmt: skip
+    return start, log.arrays
+
+
+@dataclass(frozen=True)
+class TrainingExtract:
+    """The window's order lines and what evaluation needs besides them."""
+
+    window_start: dt.datetime
+    purchases: PurchaseArrays
+    sold_before: npt.NDArray[np.int64] | None  # title keys sold before ``eval_cutoff``
+    cache: CacheReport | None
+
+
+def extract_for_training(
+    connection: Connection,
+    cutoff: dt.datetime,
+    settings: TrainingSettings,
+    *,
+    cache: ExtractCache | None = None,
+    eval_cutoff: dt.datetime | None = None,
+    on_batch: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> TrainingExtract:
+    """One read of the purchases for a retrain: the window before ``cutoff`` and, with
+    ``eval_cutoff``, the keys of the titles sold before it (new-title recall needs them).
+
+    With ``cache`` every line is served from it where it still holds (see
+    :mod:`recsys.extract_cache`) and the window is cut out in numpy.
+    """
+    start = window_start(cutoff, settings)
+    if cache is None:
+        start, purchases = extract_window(connection, cutoff, settings, on_batch=on_batch, on_total=on_total)
+        sold_before = None
+        if eval_cutoff is not None:
+            early = purchases.title_key[purchases.purchased_at < to_epoch(eval_cutoff)]
+            sold_before = np.union1d(titles_sold_before(connection, start), early)
+        return TrainingExtract(start, purchases, sold_before, None)
+    if on_total is not None:
+        low, high = purchase_id_bounds(connection)
+        on_total(max(high - low + 1, 0))
+    log, report = cache.read(connection, batch_rows=settings.extract_batch_rows, on_batch=on_batch)
+    sold_before = None
+    if eval_cutoff is not None:
+        everything = log.arrays
+        sold_before = np.unique(everything.title_key[everything.purchased_at < to_epoch(eval_cutoff)])
+    return TrainingExtract(start, log.window(start, cutoff), sold_before, report)
 
 
 def matrix_hash(matrix: sp.csr_matrix) -> str:

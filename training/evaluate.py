@@ -23,7 +23,13 @@ import scipy.sparse as sp
 from sqlalchemy import Connection
 
 from recsys.affinity import Placement, place_titles
-from recsys.purchases_extract import PurchaseArrays, read_purchases, titles_sold_before
+from recsys.purchases_extract import (
+    PurchaseArrays,
+    read_purchase_log,
+    read_purchases,
+    titles_sold_before,
+    to_epoch,
+)
 from recsys.recommenders import (
     FactorRecommender,
     FitContext,
@@ -32,7 +38,7 @@ from recsys.recommenders import (
     top_n,
 )
 from recsys.settings import TrainingSettings
-from training.dataset import Catalogue, TrainingSet, build_training_set, extract_window
+from training.dataset import Catalogue, TrainingSet, build_training_set, window_start
 from training.metrics.coverage import catalog_coverage
 from training.metrics.ranking import RankingAccumulator
 
@@ -92,9 +98,7 @@ def holdout_from(
     sold_before = np.zeros(len(catalogue.titles), dtype=bool)
     if len(sold_before_keys):
         sold_before[catalogue.title_idx(sold_before_keys)] = True
-    bought_after = sp.csr_matrix(
-        (np.ones(len(members), dtype=np.float32), (members, titles)), shape=shape
-    )
+    bought_after = sp.csr_matrix((np.ones(len(members), dtype=np.float32), (members, titles)), shape=shape)
     bought_after.sum_duplicates()
     history = train.member_titles
     has_history = (np.diff(history.indptr) > 0).astype(np.float32)
@@ -246,11 +250,15 @@ def evaluate(
     """Train every recommender before ``cutoff``, test on the next ``holdout_days``."""
     k = k or settings.k
     kinds = list(kinds or settings.recommenders)
-    start, purchases = extract_window(connection, cutoff, settings)
-    train = build_training_set(
-        catalogue, purchases, window_start=start, cutoff=cutoff, settings=settings
-    )
-    holdout = build_holdout(connection, train, cutoff, settings.holdout_days)
+    # one read for the window and the holdout, split here
+    start = window_start(cutoff, settings)
+    end = cutoff + dt.timedelta(days=settings.holdout_days)
+    lines = read_purchase_log(connection, start=start, end=end, batch_rows=settings.extract_batch_rows).arrays
+    early = lines.purchased_at < to_epoch(cutoff)
+    purchases = lines.subset(early)
+    train = build_training_set(catalogue, purchases, window_start=start, cutoff=cutoff, settings=settings)
+    sold_before = np.union1d(titles_sold_before(connection, start), purchases.title_key)
+    holdout = holdout_from(train, lines.subset(~early), sold_before)
     results, new_titles = evaluate_on(train, holdout, settings, kinds, k=k, on_step=on_step)
     return EvaluationReport(
         cutoff=cutoff.date().isoformat() if cutoff.time() == dt.time() else cutoff.isoformat(),

@@ -19,12 +19,8 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 
 from recsys.errors import TrainingError
-from recsys.purchases_extract import (
-    PurchaseArrays,
-    newest_purchase,
-    titles_sold_before,
-    to_epoch,
-)
+from recsys.extract_cache import CacheReport, ExtractCache
+from recsys.purchases_extract import PurchaseArrays, newest_purchase, to_epoch
 from recsys.recommenders import (
     ALSRecommender,
     FactorRecommender,
@@ -36,7 +32,7 @@ from recsys.recommenders.popularity import title_popularity
 from recsys.settings import Settings
 from recsys.trained_model import WARM, ModelParts
 from training.artifact import write_parts
-from training.dataset import TrainingSet, build_training_set, extract_window, read_catalogue
+from training.dataset import TrainingSet, build_training_set, extract_for_training, read_catalogue
 from training.evaluate import EvaluationReport, cold_placement, evaluate_on, holdout_from
 from training.registry import ModelInfo, ModelRegistry, Promote
 
@@ -49,6 +45,7 @@ class TrainResult:
     training: TrainingSet
     evaluation: EvaluationReport | None
     timings: dict[str, float] = field(default_factory=dict)
+    extract_cache: CacheReport | None = None
 
 
 def default_cutoff(engine: Engine) -> dt.datetime:
@@ -60,9 +57,7 @@ def default_cutoff(engine: Engine) -> dt.datetime:
     return newest + dt.timedelta(seconds=1)
 
 
-def model_parts(
-    train: TrainingSet, recommender: FactorRecommender, settings: Settings
-) -> ModelParts:
+def model_parts(train: TrainingSet, recommender: FactorRecommender, settings: Settings) -> ModelParts:
     """What the served model holds, cold titles placed in their categories."""
     ts = settings.training
     placement = cold_placement(train, ts.cold_start_min_titles)
@@ -118,32 +113,27 @@ def run_training(
     cutoff = cutoff or default_cutoff(engine)
     eval_cutoff = cutoff - dt.timedelta(days=ts.holdout_days)
     progress = _Counter("extract purchases", on_step)
+    cache = ExtractCache(settings.models_dir / "extract_cache", verify_rows=ts.extract_cache_verify_rows)
     with engine.connect() as connection:
         catalogue = read_catalogue(connection)
-        start, purchases = extract_window(
-            connection, cutoff, ts, on_batch=progress.add, on_total=progress.set_total
+        extract = extract_for_training(
+            connection,
+            cutoff,
+            ts,
+            cache=cache if ts.extract_cache else None,
+            eval_cutoff=eval_cutoff if with_evaluation else None,
+            on_batch=progress.add,
+            on_total=progress.set_total,
         )
-        # titles sold before the evaluation cutoff: before the window (SQL) or in its early part
-        sold_before = (
-            np.union1d(
-                titles_sold_before(connection, start),
-                purchases.title_key[purchases.purchased_at < to_epoch(eval_cutoff)],
-            )
-            if with_evaluation
-            else None
-        )
+    start, purchases, sold_before = extract.window_start, extract.purchases, extract.sold_before
     lap("extract")
     train = build_training_set(catalogue, purchases, window_start=start, cutoff=cutoff, settings=ts)
     lap("matrix")
-    context = FitContext(
-        title_categories=catalogue.title_categories, seed=ts.seed, threads=ts.threads
-    )
+    context = FitContext(title_categories=catalogue.title_categories, seed=ts.seed, threads=ts.threads)
     report: EvaluationReport | None = None
     recommender: Recommender | None = None
     if with_evaluation and sold_before is not None:
-        report, fitted = _evaluate_split(
-            train, purchases, start, eval_cutoff, sold_before, settings, on_step
-        )
+        report, fitted = _evaluate_split(train, purchases, start, eval_cutoff, sold_before, settings, on_step)
         recommender = fitted[ts.model]
         lap("evaluate")
     if on_step:
@@ -183,7 +173,9 @@ def run_training(
         version=version,
     )
     lap("save")
-    return TrainResult(info=info, training=train, evaluation=report, timings=timings)
+    return TrainResult(
+        info=info, training=train, evaluation=report, timings=timings, extract_cache=extract.cache
+    )
 
 
 def _evaluate_split(
@@ -203,9 +195,7 @@ def _evaluate_split(
     holdout = holdout_from(train, purchases.subset(~early), sold_before)
     kinds = list(dict.fromkeys([ts.model, "popularity"]))
     fitted: dict[str, Recommender] = {}
-    results, new_titles = evaluate_on(
-        train, holdout, ts, kinds, k=ts.k, on_step=on_step, fitted=fitted
-    )
+    results, new_titles = evaluate_on(train, holdout, ts, kinds, k=ts.k, on_step=on_step, fitted=fitted)
     report = EvaluationReport(
         cutoff=eval_cutoff.isoformat(),
         k=ts.k,
