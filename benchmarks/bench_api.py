@@ -355,6 +355,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--compute-threads", type=int, default=None, help="settings.api.compute_threads")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the in-process part")
     args = parser.parse_args()
     members = 1_500_000 if args.full else args.members
     data_dir = args.data_dir or Path(tempfile.gettempdir()) / f"bookclub-bench-api-{args.titles}-{members}"
@@ -368,6 +370,8 @@ def main() -> None:
     print(f"member factors: {factors.stat().st_size / 2**20:.0f} MiB at {factors}")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKCLUB_", "PROMETHEUS_"))}
     env.update(BOOKCLUB_DATA_DIR=str(data_dir), **{FLOOR_ENV: str(model_dir)})
+    if args.compute_threads:
+        env["BOOKCLUB_API__COMPUTE_THREADS"] = str(args.compute_threads)
     rec_paths = [f"/v1/members/{m}/recommendations?limit=20" for m in asked]
     floor_paths = [f"/floor/{m}?limit=20" for m in asked]
     python = sys.executable
@@ -448,6 +452,8 @@ def main() -> None:
         "(factors PSS ≈ RSS / workers: the memory-mapped member factors are one copy in the "
         "page cache, shared by the workers)"
     )
+    if args.no_breakdown:
+        return
     parts = breakdown(data_dir, model_dir, asked)
     print("\nserial cost per call, in process (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
     print(
