@@ -189,16 +189,15 @@ def all_title_categories(connection: Connection) -> list[tuple[str, list[str]]]:
 
 
 def latest_segment(connection: Connection, key: int) -> SegmentRecord | None:
-    """The member's tier and segment in the latest quarter that has them."""
+    """The member's tier and segment in the latest quarter segmented, if the member is in it."""
+    latest = select(func.max(MemberSegment.quarter)).scalar_subquery()
     row = connection.execute(
         select(MemberSegment.quarter, MemberSegment.tier, MemberSegment.segment, Segment.name)
         .outerjoin(
             Segment,
             and_(Segment.quarter == MemberSegment.quarter, Segment.segment == MemberSegment.segment),
         )
-        .where(MemberSegment.member_key == key)
-        .order_by(MemberSegment.quarter.desc())
-        .limit(1)
+        .where(MemberSegment.member_key == key, MemberSegment.quarter == latest)
     ).one_or_none()
     return None if row is None else SegmentRecord(*row)
 

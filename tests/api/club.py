@@ -156,6 +156,17 @@ def insert_club(connection: Connection, *, with_new_title: bool = True) -> None:
             monetary=300.0,
         )
     )
+    connection.execute(  # M03 was segmented in 2025Q4 only: no segment in the latest quarter
+        insert(MemberSegment).values(
+            quarter="2025Q4",
+            member_key=member_key["M03"],
+            tier="regular",
+            segment=0,
+            recency_days=40,
+            frequency=3,
+            monetary=90.0,
+        )
+    )
     connection.execute(
         insert(MemberSegment).values(
             quarter="2025Q4",

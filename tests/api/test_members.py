@@ -46,6 +46,11 @@ def test_profile_of_member_without_history_or_segment(client: TestClient) -> Non
     assert body["purchases"]["lines"] == 0 and body["purchases"]["last_purchase_at"] is None
 
 
+def test_segment_comes_from_the_latest_quarter_only(client: TestClient) -> None:
+    body = client.get("/v1/members/M03").json()  # in 2025Q4, not in 2026Q1
+    assert body["value_tier"] is None and body["segment"] is None
+
+
 def test_returns_are_counted(client: TestClient) -> None:
     counts = client.get("/v1/members/M02").json()["purchases"]
     assert counts["units_returned"] == 1 and counts["units_bought"] == 6
