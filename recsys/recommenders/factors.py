@@ -91,32 +91,30 @@ class ALSRecommender(FactorRecommender):
             "iterations": self.iterations,
         }
 
-    def implicit_model(self, threads: int = 0) -> AlternatingLeastSquares:
-        """An ``implicit`` ALS holding these factors (for ``explain`` and ``recalculate_user``)."""
+    def _als(self, *, iterations: int, threads: int, seed: int | None = None) -> AlternatingLeastSquares:
+        # implicit warns and slows down when BLAS runs threads of its own under its threads
         with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(
+            return AlternatingLeastSquares(
                 factors=self.factors,
                 regularization=self.regularization,
                 alpha=self.alpha,
-                iterations=self.iterations,
+                iterations=iterations,
+                random_state=seed,
                 num_threads=threads,
+                calculate_training_loss=False,
             )
+
+    def implicit_model(self, threads: int = 0) -> AlternatingLeastSquares:
+        """An ``implicit`` ALS holding these factors (for ``explain`` and ``recalculate_user``)."""
+        model = self._als(iterations=self.iterations, threads=threads)
         model.user_factors = self.member_factors
         model.item_factors = self.title_factors
         return model
 
     def fit(self, member_titles: sp.csr_matrix, context: FitContext) -> None:
         check_member_titles(member_titles)
+        model = self._als(iterations=self.iterations, threads=context.threads, seed=context.seed)
         with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=context.seed,
-                num_threads=context.threads,
-                calculate_training_loss=False,
-            )
             model.fit(member_titles, show_progress=context.show_progress)
         self._store(model.user_factors, model.item_factors)
 
@@ -129,18 +127,10 @@ class ALSRecommender(FactorRecommender):
         check_member_titles(member_titles, self.n_titles)
         if member_titles.shape[0] != self.member_factors.shape[0]:
             raise ValueError("refine needs the same members (rows) as the fitted model")
+        model = self._als(iterations=iterations, threads=context.threads, seed=context.seed)
+        model.user_factors = np.array(self.member_factors, dtype=np.float32)
+        model.item_factors = np.array(self.title_factors, dtype=np.float32)
         with threadpool_limits(1, "blas"):
-            model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=iterations,
-                random_state=context.seed,
-                num_threads=context.threads,
-                calculate_training_loss=False,
-            )
-            model.user_factors = np.array(self.member_factors, dtype=np.float32)
-            model.item_factors = np.array(self.title_factors, dtype=np.float32)
             model.fit(member_titles, show_progress=context.show_progress)
         self._store(model.user_factors, model.item_factors)
 
