@@ -169,8 +169,10 @@ class _Columns:
 
 def purchase_id_bounds(connection: Connection) -> tuple[int, int]:
     """(lowest, highest) ``purchases.id``; (1, 0) for no purchases."""
-    low, high = connection.execute(select(func.min(Purchase.id), func.max(Purchase.id))).one()
-    return (int(low), int(high)) if low is not None else (1, 0)
+    # two statements: SQLite answers min() or max() alone from the key, both together by a scan
+    low = connection.execute(select(func.min(Purchase.id))).scalar_one_or_none()
+    high = connection.execute(select(func.max(Purchase.id))).scalar_one_or_none()
+    return (int(low), int(high)) if low is not None and high is not None else (1, 0)
 
 
 def _sqlite_window(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str, list[str]]:

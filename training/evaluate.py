@@ -11,7 +11,6 @@ recommender's ranking of only those titles put in the top k.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from implicit.cpu.topk import topk
 from sqlalchemy import Connection
 
 from recsys.affinity import Placement, place_titles
@@ -129,6 +129,94 @@ def cold_placement(train: TrainingSet, min_titles: int) -> Placement:
     )
 
 
+def _structure(rows: sp.csr_matrix) -> sp.csr_matrix:
+    """Ones where ``rows`` has an entry (``top_n``'s ``liked`` reads structure, not values)."""
+    ones = sp.csr_matrix((np.ones(rows.nnz, dtype=np.float32), rows.indices, rows.indptr), shape=rows.shape)
+    return ones
+
+
+class _Ranker:
+    """Top-k titles per member, three ways with the same answers as ``top_n`` on the
+    dense scores (up to the order of exact ties):
+
+    - factor models: ``implicit``'s blocked top-k on the factors (BLAS + a C++
+      heap, ``threads`` wide), never a members × titles matrix;
+    - popularity (every member scores alike): one ordering of the titles, and per
+      member its first ``k`` not yet bought;
+    - anything else: dense scores and ``top_n``.
+    """
+
+    def __init__(
+        self, recommender: Recommender, placement: Placement, new_candidates: npt.NDArray[np.int64], k: int,
+        threads: int,
+    ) -> None:  # fmt: skip
+        self.recommender, self.placement, self.k, self.threads = recommender, placement, k, threads
+        self.new_candidates = new_candidates
+        self.factors: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None
+        self.shared: npt.NDArray[np.float32] | None = None
+        if isinstance(recommender, FactorRecommender):
+            titles = recommender.title_factors
+            if len(placement.cold_idx):
+                titles = placement.fill_vectors(titles)
+            self.factors = (np.asarray(recommender.member_factors), np.ascontiguousarray(titles))
+        elif recommender.kind == "popularity":
+            one = sp.csr_matrix((1, recommender.n_titles), dtype=np.float32)
+            self.shared = placement.fill_scores(recommender.score(np.zeros(1, dtype=np.int64), one))[0]
+            self.order = np.argsort(-self.shared, kind="stable")
+            if len(new_candidates):
+                pos, _ = top_n(self.shared[None, new_candidates], k)
+                self.shared_new = np.where(pos >= 0, new_candidates[np.maximum(pos, 0)], -1)[0]
+
+    def rank(
+        self, idx: npt.NDArray[np.int64], rows: sp.csr_matrix, new_rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(top k of all titles, bought ones left out; top k among the new titles for ``new_rows``)."""
+        if self.factors is not None:
+            return self._rank_factors(idx, rows, new_rows)
+        if self.shared is not None:
+            return self._rank_shared(rows, new_rows)
+        scores = self.placement.fill_scores(self.recommender.score(idx, rows))
+        ids, _ = top_n(scores, self.k, liked=rows)
+        new_ids = np.empty((0, self.k), dtype=np.int64)
+        if len(new_rows) and len(self.new_candidates):
+            pos, _ = top_n(scores[np.ix_(new_rows, self.new_candidates)], self.k)
+            new_ids = np.where(pos >= 0, self.new_candidates[np.maximum(pos, 0)], -1)
+        return ids, new_ids
+
+    def _rank_factors(
+        self, idx: npt.NDArray[np.int64], rows: sp.csr_matrix, new_rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        assert self.factors is not None
+        members, titles = self.factors
+        query = np.ascontiguousarray(members[idx], dtype=np.float32)
+        k = min(self.k, titles.shape[0])
+        pos, best = topk(titles, query, k, filter_query_items=_structure(rows), num_threads=self.threads)
+        ids = np.asarray(pos, dtype=np.int64)
+        ids[~np.isfinite(best)] = -1
+        new_ids = np.empty((0, self.k), dtype=np.int64)
+        if len(new_rows) and len(self.new_candidates):
+            k_new = min(self.k, len(self.new_candidates))
+            candidates = np.ascontiguousarray(titles[self.new_candidates])
+            pos, best = topk(candidates, query[new_rows], k_new, num_threads=self.threads)
+            new_ids = np.where(np.isfinite(best), self.new_candidates[np.asarray(pos, dtype=np.int64)], -1)
+        return ids, new_ids
+
+    def _rank_shared(
+        self, rows: sp.csr_matrix, new_rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        assert self.shared is not None
+        bought = np.diff(rows.indptr)
+        head = self.order[: self.k + (int(bought.max()) if len(bought) else 0)]
+        scores = np.broadcast_to(self.shared[head], (rows.shape[0], len(head))).copy()
+        scores[_structure(rows)[:, head].toarray() > 0] = -np.inf
+        pos, _ = top_n(scores, self.k)
+        ids = np.where(pos >= 0, head[np.maximum(pos, 0)], -1)
+        new_ids = np.empty((0, self.k), dtype=np.int64)
+        if len(new_rows) and len(self.new_candidates):
+            new_ids = np.broadcast_to(self.shared_new, (len(new_rows), len(self.shared_new)))
+        return ids, new_ids
+
+
 def score_recommender(
     recommender: Recommender,
     member_titles: sp.csr_matrix,
@@ -139,6 +227,7 @@ def score_recommender(
     batch: int = 2048,
     sample: int = 0,
     seed: int = 0,
+    threads: int = 0,
     on_batch: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(ranking metrics and coverage over all titles, recall@k among new titles only).
@@ -149,22 +238,18 @@ def score_recommender(
     if sample and len(members) > sample:
         members = np.sort(np.random.default_rng(seed).choice(members, sample, replace=False))
     acc, acc_new = RankingAccumulator(k), RankingAccumulator(k, ["recall"])
+    ranker = _Ranker(recommender, placement, holdout.new_candidates, k, threads)
     recommended: list[npt.NDArray[np.int64]] = []
     for start in range(0, len(members), batch):
         idx = members[start : start + batch]
         rows = member_titles[idx]
-        scores = placement.fill_scores(recommender.score(idx, rows))
-        ids, _ = top_n(scores, k, liked=rows)
+        new_rows = np.array([i for i, m in enumerate(idx.tolist()) if m in holdout.new_truth], dtype=np.int64)
+        ids, new_ids = ranker.rank(idx, rows, new_rows)
         recommended.append(ids)
-        for i, m in enumerate(idx.tolist()):
-            acc.add(ids[i].tolist(), holdout.truth[m])
-        new_rows = [i for i, m in enumerate(idx.tolist()) if m in holdout.new_truth]
-        if new_rows and len(holdout.new_candidates):
-            among_new = scores[np.ix_(np.asarray(new_rows, dtype=np.int64), holdout.new_candidates)]
-            pos, _ = top_n(among_new, k)
-            new_ids = np.where(pos >= 0, holdout.new_candidates[np.maximum(pos, 0)], -1)
-            for row, i in zip(new_ids, new_rows, strict=True):
-                acc_new.add(row.tolist(), holdout.new_truth[int(idx[i])])
+        for m, row in zip(idx.tolist(), ids.tolist(), strict=True):
+            acc.add(row, holdout.truth[m])
+        for i, row in zip(new_rows.tolist(), new_ids.tolist(), strict=False):
+            acc_new.add(row, holdout.new_truth[int(idx[i])])
         if on_batch is not None:
             on_batch(len(idx))
     metrics = acc.means()
@@ -196,12 +281,6 @@ def evaluate_on(
     results: dict[str, dict[str, float]] = {}
     new_titles: dict[str, dict[str, float]] = {}
     n_members = min(len(holdout.truth), settings.eval_members or len(holdout.truth))
-    no_placement = Placement(
-        np.empty(0, dtype=np.int64),
-        np.empty(0, dtype=np.int64),
-        sp.csc_matrix((0, 0)),
-        np.empty(0, dtype=np.int64),
-    )
     for kind in kinds:
         recommender = build_recommender(kind, settings)
         if on_step:
@@ -217,21 +296,16 @@ def evaluate_on(
             if on_step:
                 on_step(f"score {kind}", done, n_members)
 
-        scorer, placed = recommender, placement
-        if isinstance(recommender, FactorRecommender):
-            # same scores as fill_scores (linear), computed once on the factors
-            scorer = copy.copy(recommender)
-            scorer.title_factors = placement.fill_vectors(recommender.title_factors)
-            placed = no_placement
         results[kind], new_titles[kind] = score_recommender(
-            scorer,
+            recommender,
             train.member_titles,
             holdout,
-            placed,
+            placement,
             k=k,
             batch=settings.eval_batch_members,
             sample=settings.eval_members,
             seed=settings.seed,
+            threads=settings.threads,
             on_batch=advance,
         )
     return results, new_titles
