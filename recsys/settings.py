@@ -128,7 +128,18 @@ class CatalogSettings(BaseModel):
     promotions: list[str] = Field(default_factory=list, description="title_ids every catalog carries")
     excluded: list[str] = Field(default_factory=list, description="title_ids no catalog carries")
     scoring_sample: int = Field(2000, ge=10, description="members scored per segment (seeded sample)")
-    members_per_batch: int = Field(20, ge=1, description="member inserts laid out per document")
+    members_per_batch: int = Field(
+        20, ge=1, description="member inserts laid out per document (and per fan-out task)"
+    )
+    dask_scheduler: str = Field(
+        "",
+        description="Dask scheduler address for `catalogs render --all-members` (e.g. tcp://host:8786); "
+        "empty = a local cluster on this machine. A real cluster needs PostgreSQL and data_dir "
+        "(models, catalogs) on storage every worker mounts at the same path",
+    )
+    dask_workers: int = Field(
+        0, ge=0, description="worker processes of the local cluster (1 thread each); 0 = one per core"
+    )
     club_name: str = "书友会 Book Club"
     order_address: str = "书友会 · 邮政信箱 1234 · 上海 200000"
 

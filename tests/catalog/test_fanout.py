@@ -1,0 +1,106 @@
+"""Every member's edition over Dask distributed: a local cluster of 2 worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from catalog.fanout import (
+    Batch,
+    FanoutResult,
+    check_placement,
+    dask_client,
+    make_batches,
+    prepare_job,
+    render_all_editions,
+    run_batches,
+)
+from recsys import segment_queries as q
+from recsys.errors import ConfigurationError, UnknownMemberError
+from recsys.schema import Member
+from recsys.settings import Settings
+from tests.catalog.conftest import QUARTER, Club
+
+BOGUS = "NO-SUCH-MEMBER"
+
+
+def test_batches_are_per_segment_and_sized() -> None:
+    labels = {"a": 0, "b": 1, "c": 0, "d": 0, "e": 1}
+    batches = make_batches(labels, ["a", "b", "c", "d", "e"], 2)
+    assert [(b.segment, b.member_ids) for b in batches] == [
+        (0, ("a", "c")), (0, ("d",)), (1, ("b", "e")),
+    ]
+    assert [b.index for b in batches] == [0, 1, 2]
+    with pytest.raises(UnknownMemberError, match="'zz'"):
+        make_batches(labels, ["a", "zz"], 2)
+
+
+def test_a_remote_scheduler_with_sqlite_is_refused(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match="PostgreSQL"):
+        check_placement(settings, "tcp://elsewhere:8786")
+    check_placement(settings, "")  # a local cluster is fine
+    check_placement(Settings(data_dir=tmp_path, database_url="postgresql://db/club"), "tcp://elsewhere:8786")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    with dask_client(workers=2) as c:
+        assert len(c.nthreads()) == 2 and set(c.nthreads().values()) == {1}
+        yield c
+
+
+def _settings(club: Club) -> Settings:
+    # bigger documents than the club's 4, so the test stays short
+    catalog = club.settings.catalog.model_copy(update={"members_per_batch": 25})
+    return club.settings.model_copy(update={"catalog": catalog})
+
+
+@pytest.mark.slow
+def test_every_member_gets_an_edition(club: Club, client: Any, tmp_path: Path) -> None:
+    started: list[tuple[int, int]] = []
+    done: list[int] = []
+    result = render_all_editions(
+        club.engine, _settings(club), QUARTER, club.plans, out_dir=tmp_path, client=client,
+        on_start=lambda m, b: started.append((m, b)), on_done=done.append,
+    )
+    with club.engine.connect() as connection:
+        everyone = {m for (m,) in connection.execute(select(Member.member_id))}
+        members = set(q.member_segment_labels(connection, QUARTER))
+    assert members <= everyone and len(members) == club.segmentation.members
+    assert not result.failures and result.retried == 0
+    assert set(result.editions) == members
+    assert started == [(len(members), result.batches)] and sum(done) == len(members)
+    assert result.batches >= len(club.plans)
+    assert len(result.per_worker) == 2, result.per_worker  # both processes did work
+    for member_id, path in result.editions.items():
+        assert path == tmp_path / "members" / f"{member_id}.pdf" and path.exists()
+        assert member_id in (PdfReader(path).pages[0].extract_text() or "")
+
+
+@pytest.mark.slow
+def test_a_failing_batch_is_retried_then_reported_while_the_others_land(
+    club: Club, client: Any, tmp_path: Path
+) -> None:
+    settings = _settings(club)
+    with club.engine.connect() as connection:
+        labels = q.member_segment_labels(connection, QUARTER)
+        chosen = [m for p in club.plans for m in q.members_of_segment(connection, QUARTER, p.segment)[:6]]
+        batches = make_batches(labels, chosen, 4)
+        bad = Batch(len(batches), batches[0].segment, (chosen[0], BOGUS))
+        batches.append(bad)
+        job = prepare_job(connection, settings, QUARTER, club.plans, model_version=club.model.version,
+                          out_dir=tmp_path)
+    result: FanoutResult = run_batches(client, job, batches)
+    assert set(result.editions) == set(chosen)  # chosen[0] also landed, from its good batch
+    assert result.retried == 1
+    [failure] = result.failures
+    assert failure.batch == bad and failure.attempts == 2
+    assert failure.member_ids == (chosen[0], BOGUS)
+    assert "UnknownMemberError" in failure.reason and BOGUS in failure.reason
+    assert not (tmp_path / "members" / f"{BOGUS}.pdf").exists()
