@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from recsys.errors import TrainingError
 from recsys.schema import Member, MemberCategory, Purchase, Title, TitleCategory
@@ -384,19 +384,33 @@ def newest_purchase(connection: Connection) -> dt.datetime | None:
     return value
 
 
-def read_members(connection: Connection) -> KeyedIds:
-    rows = connection.execute(select(Member.id, Member.member_id, Member.name)).all()
+def _driver_rows(connection: Connection, stmt: Select[*tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """A parameterless select on the driver's cursor: plain tuples, no Row per line."""
+    raw: Any = connection.connection.driver_connection
+    cursor = raw.cursor()
+    try:
+        cursor.execute(str(stmt.compile(dialect=connection.dialect)))
+        rows: list[tuple[Any, ...]] = cursor.fetchall()  # tuples from both sqlite3 and psycopg
+        return rows
+    finally:
+        cursor.close()
+
+
+def read_members(connection: Connection, *, names: bool = False) -> KeyedIds:
+    """Members' keys and ids (and names only if asked: training does not use them)."""
+    columns = (Member.id, Member.member_id, Member.name) if names else (Member.id, Member.member_id)
+    rows = _driver_rows(connection, select(*columns))
     return KeyedIds(
-        keys=np.array([r[0] for r in rows], dtype=np.int64),
+        keys=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
         ids=[r[1] for r in rows],
-        names=[r[2] for r in rows],
+        names=[r[2] for r in rows] if names else [],
     )
 
 
 def read_titles(connection: Connection) -> KeyedIds:
-    rows = connection.execute(select(Title.id, Title.title_id, Title.title)).all()
+    rows = _driver_rows(connection, select(Title.id, Title.title_id, Title.title))
     return KeyedIds(
-        keys=np.array([r[0] for r in rows], dtype=np.int64),
+        keys=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
         ids=[r[1] for r in rows],
         names=[r[2] for r in rows],
     )
@@ -405,10 +419,9 @@ def read_titles(connection: Connection) -> KeyedIds:
 def read_title_categories(connection: Connection) -> list[tuple[int, str, bool]]:
     """(title_key, category_code, is_primary) for every mapping."""
     stmt = select(TitleCategory.title_key, TitleCategory.category_code, TitleCategory.is_primary)
-    return [(int(k), str(c), bool(p)) for k, c, p in connection.execute(stmt)]
+    return [(int(k), str(c), bool(p)) for k, c, p in _driver_rows(connection, stmt)]
 
 
 def read_member_categories(connection: Connection) -> list[tuple[int, str]]:
     """(member_key, category_code) for every declared favourite."""
-    stmt = select(MemberCategory.member_key, MemberCategory.category_code)
-    return [(int(k), str(c)) for k, c in connection.execute(stmt)]
+    return _driver_rows(connection, select(MemberCategory.member_key, MemberCategory.category_code))

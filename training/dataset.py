@@ -83,7 +83,7 @@ class TrainingSet:
     catalogue: Catalogue
     member_weights: sp.csr_matrix  # decayed net quantity, member × title
     member_titles: sp.csr_matrix  # confidence after BM25/TF-IDF, member × title
-    affinity: AffinityProfile
+    affinity: AffinityProfile | None  # None when built without (evaluation's earlier window)
     snapshot: DataSnapshot
     trained_until: dt.datetime
 
@@ -108,11 +108,16 @@ def read_catalogue(connection: Connection) -> Catalogue:
     member_key_idx = _key_lookup(members_raw.keys, members.find_many(members_raw.ids))
     pairs_raw = read_title_categories(connection)
     declared_raw = read_member_categories(connection)
-    used = {code for _, code, _ in pairs_raw} | {code for _, code in declared_raw}
+    declared_codes = [code for _, code in declared_raw]
+    used = {code for _, code, _ in pairs_raw} | set(declared_codes)
     index = CategoryIndex.build(category_tree(connection), used)
     pairs = [(int(title_key_idx[key]), code) for key, code, _ in pairs_raw]
     pos = index.position()
-    declared = [(int(member_key_idx[key]), pos[code]) for key, code in declared_raw if code in pos]
+    # millions of favourites at full size: mapped in numpy, not per pair in Python
+    columns = np.fromiter((pos.get(code, -1) for code in declared_codes), np.int64, len(declared_codes))
+    keys = np.fromiter((key for key, _ in declared_raw), np.int64, len(declared_raw))
+    known = columns >= 0
+    declared = list(zip(member_key_idx[keys[known]].tolist(), columns[known].tolist(), strict=True))
     return Catalogue(
         members=members,
         titles=titles,
@@ -210,8 +215,10 @@ def build_training_set(
     window_start: dt.datetime,
     cutoff: dt.datetime,
     settings: TrainingSettings,
+    with_affinity: bool = True,
 ) -> TrainingSet:
-    """Purchases → decayed weights, confidence, affinity and the snapshot record."""
+    """Purchases → decayed weights, confidence, affinity (unless ``with_affinity`` is
+    false: evaluation does not read it) and the snapshot record."""
     if len(purchases) == 0:
         raise TrainingError(
             f"no purchases between {window_start:%Y-%m-%d} and {cutoff:%Y-%m-%d}: "
@@ -232,13 +239,17 @@ def build_training_set(
         k1=settings.bm25_k1,
         b=settings.bm25_b,
     )
-    affinity = build_affinity(
-        weights,
-        catalogue.title_categories,
-        declared=catalogue.declared,
-        declared_weight=settings.declared_category_weight,
-        prior=settings.category_prior_weight,
-        declared_paths=catalogue.declared_paths(),
+    affinity = (
+        build_affinity(
+            weights,
+            catalogue.title_categories,
+            declared=catalogue.declared,
+            declared_weight=settings.declared_category_weight,
+            prior=settings.category_prior_weight,
+            declared_paths=catalogue.declared_paths(),
+        )
+        if with_affinity
+        else None
     )
     newest = purchases.newest()
     snapshot = DataSnapshot(
@@ -246,7 +257,7 @@ def build_training_set(
         cutoff=cutoff.isoformat(),
         purchase_rows=len(purchases),
         members_with_purchases=int(np.count_nonzero(np.diff(weights.indptr))),
-        titles_with_purchases=int(np.unique(weights.indices).size),
+        titles_with_purchases=int(np.count_nonzero(np.bincount(weights.indices, minlength=shape[1]))),
         newest_purchase=newest.isoformat() if newest else None,
         sha256=matrix_hash(weights),
     )

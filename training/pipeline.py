@@ -60,6 +60,8 @@ def default_cutoff(engine: Engine) -> dt.datetime:
 def model_parts(train: TrainingSet, recommender: FactorRecommender, settings: Settings) -> ModelParts:
     """What the served model holds, cold titles placed in their categories."""
     ts = settings.training
+    if train.affinity is None:
+        raise TrainingError("the served model needs the training set's category affinity")
     placement = cold_placement(train, ts.cold_start_min_titles)
     placed = np.full(len(train.catalogue.titles), WARM, dtype=np.int64)
     placed[placement.cold_idx] = placement.category
@@ -190,7 +192,12 @@ def _evaluate_split(
     ts = settings.training
     early = purchases.purchased_at < to_epoch(eval_cutoff)
     train = build_training_set(
-        full.catalogue, purchases.subset(early), window_start=start, cutoff=eval_cutoff, settings=ts
+        full.catalogue,
+        purchases.subset(early),
+        window_start=start,
+        cutoff=eval_cutoff,
+        settings=ts,
+        with_affinity=False,
     )
     holdout = holdout_from(train, purchases.subset(~early), sold_before)
     kinds = list(dict.fromkeys([ts.model, "popularity"]))
