@@ -14,7 +14,6 @@ model does not know get popularity in their declared categories.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,15 +21,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from implicit.cpu.als import AlternatingLeastSquares
-from threadpoolctl import threadpool_limits
 
 from recsys.affinity import AffinityProfile, CategoryIndex
 from recsys.errors import UnknownCategoryError, UnknownMemberError, UnknownTitleError
+from recsys.explain import MemberSystem
 from recsys.idmap import IdMap
 from recsys.recommenders.base import cosine_neighbours
+from recsys.serving_index import ServingIndex, TitleMask, blend, mask_of, top_n
 
 FloatArray = npt.NDArray[np.float32]
+IdxArray = npt.NDArray[np.int64]
 WARM = -2  # placement of a title that had sales: it has its own factors
 EXPLAIN_TOP = 3
 
@@ -73,22 +73,27 @@ class TrainedModel:
         self.parts, self.version, self.trained_until = parts, version, trained_until
         self._categories = parts.categories.position()
         self._extra = {t: len(parts.titles) + i for i, t in enumerate(parts.extra_title_ids)}
-        self._lock = threading.Lock()
-        self._als: AlternatingLeastSquares | None = None
-        top = float(parts.popularity.max()) if parts.popularity.size else 0.0
-        self._pop = (parts.popularity / top if top > 0 else parts.popularity).astype(np.float32)
-        self._depth = (10.0 ** (np.asarray(parts.categories.levels) - 1)).astype(np.float32)
+        self._index = ServingIndex.build(parts)
+        self._unit: float | None = None
+        self._title_ids = parts.titles.all_ids()  # the strings once, not per answer
 
     # ---- ids ---------------------------------------------------------------
     def _title_idx(self, title_id: str) -> int:
         idx = self.parts.titles.find(title_id)
         return idx if idx >= 0 else self._extra.get(title_id, -1)
 
+    def _title_idx_many(self, title_ids: Collection[str]) -> IdxArray:
+        """Indices of ``title_ids`` in one search; -1 for ids the model does not know."""
+        ids = list(title_ids)
+        idx = self.parts.titles.find_many(ids)
+        if self._extra and (missing := np.flatnonzero(idx < 0)).size:
+            for i in missing:
+                idx[i] = self._extra.get(ids[i], -1)
+        return idx
+
     def _title_id(self, idx: int) -> str:
-        base = len(self.parts.titles)
-        return (
-            self.parts.titles.to_id(idx) if idx < base else self.parts.extra_title_ids[idx - base]
-        )
+        ids = self._title_ids
+        return ids[idx] if idx < len(ids) else self.parts.extra_title_ids[idx - len(ids)]
 
     def _category_col(self, code: str) -> int:
         if code not in self._categories:
@@ -102,50 +107,46 @@ class TrainedModel:
     def n_titles(self) -> int:
         return int(self.parts.title_factors.shape[0])
 
+    def title_mask(self, title_ids: Collection[str]) -> TitleMask:
+        """``title_ids`` as a :class:`TitleMask`: build once, pass as ``exclude_title_ids`` often."""
+        ids = list(dict.fromkeys(title_ids))
+        idx = self._title_idx_many(ids)
+        known = [(int(i), t) for i, t in zip(idx, ids, strict=True) if i >= 0]
+        unknown = frozenset(t for i, t in zip(idx, ids, strict=True) if i < 0)
+        mask = mask_of((i for i, _ in known), self.n_titles)
+        return TitleMask(mask, [t for _, t in known], unknown)
+
     # ---- scoring -----------------------------------------------------------
-    def _implicit_als(self) -> AlternatingLeastSquares:
-        with self._lock:
-            if self._als is None:
-                p = self.parts.params
-                with threadpool_limits(1, "blas"):
-                    model = AlternatingLeastSquares(
-                        factors=int(p["factors"]),
-                        regularization=float(p["regularization"]),
-                        alpha=float(p["alpha"]),
-                        num_threads=self.parts.threads,
-                    )
-                model.item_factors = np.ascontiguousarray(self.parts.title_factors)
-                model.user_factors = self.parts.member_factors
-                self._als = model
-            return self._als
-
-    def _history_row(self, member_idx: int, recent: Sequence[tuple[str, float]]) -> sp.csr_matrix:
-        """The member's confidence row, with purchases since training folded in."""
-        n = self.n_titles
+    def _history(
+        self, member_idx: int, recent: Sequence[tuple[str, float]]
+    ) -> tuple[IdxArray, npt.NDArray[np.float64]]:
+        """(title_idx, confidence) of the member's history, purchases since training folded in."""
+        mt = self.parts.member_titles
         if member_idx >= 0:
-            row = self.parts.member_titles[member_idx]
-            row = sp.csr_matrix((row.data, row.indices, row.indptr), shape=(1, n))
+            start, end = int(mt.indptr[member_idx]), int(mt.indptr[member_idx + 1])
+            cols = np.asarray(mt.indices[start:end], dtype=np.int64)
+            vals = np.asarray(mt.data[start:end], dtype=np.float64)
         else:
-            row = sp.csr_matrix((1, n), dtype=np.float32)
-        if recent:
-            unit = (
-                float(row.data.mean()) if row.nnz else float(self.parts.member_titles.data.mean())
-            )
-            cols = [self._title_idx(t) for t, _ in recent]
-            vals = [
-                unit * max(float(q), 0.0) for (_, q), c in zip(recent, cols, strict=True) if c >= 0
-            ]
-            cols = [c for c in cols if c >= 0]
-            row = sp.csr_matrix(row + sp.csr_matrix((vals, ([0] * len(cols), cols)), shape=(1, n)))
-            row.eliminate_zeros()
-        return sp.csr_matrix(row, dtype=np.float32)
+            cols, vals = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        if not recent:
+            keep = vals != 0
+            return cols[keep], vals[keep]
+        unit = float(vals.mean()) if len(vals) else self._mean_confidence()
+        fresh = self._title_idx_many([t for t, _ in recent])
+        qty = np.array([max(float(q), 0.0) for _, q in recent], dtype=np.float64)
+        cols = np.concatenate([cols, fresh[fresh >= 0]])
+        vals = np.concatenate([vals, unit * qty[fresh >= 0]])
+        uniq, inverse = np.unique(cols, return_inverse=True)
+        summed = np.bincount(inverse, weights=vals, minlength=len(uniq))
+        keep = summed != 0
+        return uniq[keep], summed[keep]
 
-    def _member_vector(self, member_idx: int, row: sp.csr_matrix, recalc: bool) -> FloatArray:
-        if recalc and self.parts.kind == "als" and row.nnz:
-            return np.asarray(self._implicit_als().recalculate_user(0, row), dtype=np.float32)
-        if member_idx >= 0:
-            return np.asarray(self.parts.member_factors[member_idx], dtype=np.float32)
-        return np.zeros(self.parts.title_factors.shape[1], dtype=np.float32)
+    def _mean_confidence(self) -> float:
+        """Mean confidence of a training purchase: the weight of one bought since (cached)."""
+        if self._unit is None:
+            data = self.parts.member_titles.data
+            self._unit = float(np.mean(data, dtype=np.float64)) if len(data) else 1.0
+        return self._unit
 
     def _shares(self, member_idx: int, declared: Sequence[str]) -> FloatArray:
         """Category shares: the stored profile, or the declared favourites (with ancestors)."""
@@ -160,34 +161,29 @@ class TrainedModel:
                 shares[self._categories[node]] += 1.0 / len(known)
         return shares
 
-    def _category_popularity(self, shares: FloatArray) -> FloatArray:
-        if not shares.any():
-            return self._pop.copy()
-        # a deeper class counts 10× its parent; popularity orders titles within a class
-        affinity = np.asarray(self.parts.title_categories @ (shares * self._depth)).ravel()
-        scores: FloatArray = (affinity * (0.5 + self._pop)).astype(np.float32)
-        return scores
-
     def _candidates(
         self,
-        bought: npt.NDArray[np.int32],
+        bought: IdxArray,
         exclude: Collection[str],
         only: Collection[str] | None,
         category: str | None,
     ) -> npt.NDArray[np.bool_]:
-        ok = np.ones(self.n_titles, dtype=bool)
+        n = self.n_titles
+        if isinstance(exclude, TitleMask):
+            ok = ~exclude.padded(n)
+        else:
+            ok = np.ones(n, dtype=bool)
+            if exclude:
+                idx = self._title_idx_many(exclude)
+                ok[idx[idx >= 0]] = False
         ok[bought] = False
-        for t in exclude:
-            if (i := self._title_idx(t)) >= 0:
-                ok[i] = False
         if only is not None:
-            keep = np.zeros_like(ok)
-            idx = [i for i in (self._title_idx(t) for t in only) if i >= 0]
-            keep[idx] = True
+            keep = only.padded(n) if isinstance(only, TitleMask) else None
+            if keep is None:
+                keep = mask_of(self._title_idx_many(only).tolist(), n)
             ok &= keep
         if category is not None:
-            col = self.parts.title_categories[:, self._category_col(category)]
-            ok &= np.asarray(col.todense()).ravel() > 0
+            ok &= self._index.in_category(self._category_col(category))
         return ok
 
     def recommend(
@@ -201,36 +197,73 @@ class TrainedModel:
         category: str | None = None,
         declared_categories: Sequence[str] = (),
     ) -> list[Recommendation]:
-        """Titles for ``member_id``, best first, each with a readable reason."""
+        """Titles for ``member_id``, best first, each with a readable reason.
+
+        ``exclude_title_ids`` / ``only_title_ids`` may be :class:`TitleMask` objects
+        (:meth:`title_mask`): no id is converted per call then.
+        """
+        index = self._index  # one reference for the whole call (add_titles swaps it)
         member_idx = self.parts.members.find(member_id)
-        row = self._history_row(member_idx, recent)
-        ok = self._candidates(row.indices, exclude_title_ids, only_title_ids, category)
+        history, confidence = self._history(member_idx, recent)
+        ok = self._candidates(history, exclude_title_ids, only_title_ids, category)
         shares = self._shares(member_idx, declared_categories)
-        catpop = self._category_popularity(shares)
-        history = float(row.nnz)
-        if history > 0:
-            vector = self._member_vector(member_idx, row, recalc=bool(recent))
-            factor_scores = self.parts.title_factors @ vector
-            weight = history / (history + self.parts.thin_history)
-            scores = weight * _scaled(factor_scores, ok) + (1 - weight) * _scaled(catpop, ok)
+        catpop = index.category_popularity(shares)
+        system: MemberSystem | None = None
+        if len(history):
+            if self.parts.kind == "als":
+                system = MemberSystem.build(
+                    index.title_factors,
+                    index.yty,
+                    history,
+                    confidence * float(self.parts.params.get("alpha", 1.0)),
+                    float(self.parts.params["regularization"]),
+                )
+            if recent and system is not None:
+                vector = system.member_vector()
+            elif member_idx >= 0:
+                vector = np.asarray(self.parts.member_factors[member_idx], dtype=np.float32)
+            else:
+                vector = np.zeros(index.title_factors.shape[1], dtype=np.float32)
+            factor_scores = index.title_factors @ vector
+            weight = len(history) / (len(history) + self.parts.thin_history)
+            scores = blend(factor_scores, catpop, ok, weight)
         else:
             scores = catpop
-        scores = np.where(ok, scores, -np.inf)
-        n = int(min(limit, ok.sum()))
-        if n <= 0:
+        best = top_n(np.where(ok, scores, -np.inf), min(limit, int(np.count_nonzero(ok))))
+        if not len(best):
             return []
-        best = np.argpartition(-scores, n - 1)[:n]
-        best = best[np.argsort(-scores[best], kind="stable")]
-        explainer = _Explainer(self, row) if history > 0 else None
-        return [self._with_reason(int(t), float(scores[t]), shares, explainer) for t in best]
+        reasons = self._because(index, best, history, system)
+        return [
+            self._with_reason(index, int(t), float(scores[t]), shares, because)
+            for t, because in zip(best, reasons, strict=True)
+        ]
+
+    def _because(
+        self,
+        index: ServingIndex,
+        best: IdxArray,
+        history: IdxArray,
+        system: MemberSystem | None,
+    ) -> list[list[int]]:
+        """Per returned title, the purchased titles that drive its score (best first)."""
+        if not len(history):
+            return [[] for _ in best]
+        if system is not None:
+            return system.top_reasons(index.title_factors, best, EXPLAIN_TOP)
+        factors = index.title_factors
+        sims = factors[history] @ factors[best].T  # history × best
+        order = np.argsort(-sims, axis=0, kind="stable")[:EXPLAIN_TOP]
+        return [
+            [int(history[r]) for r in order[:, c] if sims[r, c] > 0] for c in range(len(best))
+        ]
 
     def _with_reason(
-        self, t: int, score: float, shares: FloatArray, explainer: _Explainer | None
+        self, index: ServingIndex, t: int, score: float, shares: FloatArray, because: list[int]
     ) -> Recommendation:
         title_id = self._title_id(t)
         placed = int(self.parts.placement[t])
         if placed != WARM:
-            code = self._placement_code(t)
+            code = self._placement_code(index, t)
             if code is not None:
                 name = self.parts.categories.names[self._categories[code]]
                 col = self._categories[code]
@@ -241,21 +274,18 @@ class TrainedModel:
                     title_id, score, f"new in {code} {name}{tail}", "new_in_category", (code,),
                     f"新书：{code} {name}{tail_zh}",
                 )
-        if explainer is not None:
-            because = explainer.because(t)
-            if because:
-                names = "、".join(f"《{self._title_name(i)}》" for i in because)
-                ids = tuple(self._title_id(i) for i in because)
-                return Recommendation(
-                    title_id, score, f"because you bought {names}", "history", ids,
-                    f"因为您买过{names}",
-                )
-        cats = self.parts.title_categories[t]
-        if shares.any() and cats.nnz:
-            levels = np.asarray(self.parts.categories.levels)[cats.indices]
-            read = shares[cats.indices] > 0
-            key = np.where(read, levels * 10.0 + shares[cats.indices], -1.0)
-            col = int(cats.indices[np.argmax(key)])
+        if because:
+            names = "、".join(f"《{self._title_name(i)}》" for i in because)
+            ids = tuple(self._title_id(i) for i in because)
+            return Recommendation(
+                title_id, score, f"because you bought {names}", "history", ids,
+                f"因为您买过{names}",
+            )
+        cats = index.codes_of(t)
+        if shares.any() and len(cats):
+            read = shares[cats] > 0
+            key = np.where(read, index.levels[cats] * 10.0 + shares[cats], -1.0)
+            col = int(cats[np.argmax(key)])
             code, name = self.parts.categories.codes[col], self.parts.categories.names[col]
             return Recommendation(
                 title_id, score, f"popular in {code} {name}", "category_popular", (code,),
@@ -263,15 +293,14 @@ class TrainedModel:
             )
         return Recommendation(title_id, score, "popular with members", "popular", (), "会员热选")
 
-    def _placement_code(self, t: int) -> str | None:
+    def _placement_code(self, index: ServingIndex, t: int) -> str | None:
         placed = int(self.parts.placement[t])
         if placed >= 0:
             return self.parts.categories.codes[placed]
-        cats = self.parts.title_categories[t]
-        if not cats.nnz:
+        cats = index.codes_of(t)
+        if not len(cats):
             return None
-        levels = np.asarray(self.parts.categories.levels)[cats.indices]
-        return self.parts.categories.codes[int(cats.indices[np.argmax(levels)])]
+        return self.parts.categories.codes[int(cats[np.argmax(index.levels[cats])])]
 
     def _title_name(self, idx: int) -> str:
         names = self.parts.title_names
@@ -328,16 +357,17 @@ class TrainedModel:
         return self.parts.member_factors
 
     def popular_in_category(self, code: str, limit: int = 20) -> list[tuple[str, float]]:
-        col = self.parts.title_categories[:, self._category_col(code)]
-        members = np.flatnonzero(np.asarray(col.todense()).ravel() > 0)
-        order = members[np.argsort(-self._pop[members], kind="stable")][:limit]
-        return [(self._title_id(int(t)), float(self._pop[t])) for t in order]
+        index = self._index
+        members = np.flatnonzero(index.in_category(self._category_col(code)))
+        order = members[np.argsort(-index.pop[members], kind="stable")][:limit]
+        return [(self._title_id(int(t)), float(index.pop[t])) for t in order]
 
     def add_titles(self, titles: Sequence[tuple[str, Sequence[str]]]) -> None:
         """Titles added after training: placed in their categories, scored like new releases."""
         from recsys.affinity import place_titles
 
-        fresh = [(t, c) for t, c in titles if self._title_idx(t) < 0]
+        found = self._title_idx_many([t for t, _ in titles])
+        fresh = [(t, c) for (t, c), i in zip(titles, found, strict=True) if i < 0]
         if not fresh:
             return
         p = self.parts
@@ -361,36 +391,8 @@ class TrainedModel:
         p.title_categories = title_categories
         p.placement = np.concatenate([p.placement, placement.category])
         p.popularity = np.concatenate([p.popularity, np.zeros(len(fresh), dtype=np.float32)])
-        self._pop = np.concatenate([self._pop, np.zeros(len(fresh), dtype=np.float32)])
         for i, (title_id, _) in enumerate(fresh):
             p.extra_title_ids.append(title_id)
             self._extra[title_id] = start + i
-        with self._lock:
-            self._als = None
+        self._index = ServingIndex.build(p)
 
-
-class _Explainer:
-    """Which purchased titles drive a score: ``implicit``'s ALS explain, else factor cosine."""
-
-    def __init__(self, model: TrainedModel, row: sp.csr_matrix) -> None:
-        self.model, self.row = model, row
-        self.weights: Any = None
-
-    def because(self, t: int) -> list[int]:
-        if self.model.parts.kind == "als":
-            als = self.model._implicit_als()
-            _, top, self.weights = als.explain(
-                0, self.row, t, user_weights=self.weights, N=EXPLAIN_TOP
-            )
-            return [int(i) for i, s in top if s > 0]
-        factors = self.model.parts.title_factors
-        bought = self.row.indices
-        sims = factors[bought] @ factors[t]
-        order = np.argsort(-sims)[:EXPLAIN_TOP]
-        return [int(bought[i]) for i in order if sims[i] > 0]
-
-
-def _scaled(scores: FloatArray, ok: npt.NDArray[np.bool_]) -> FloatArray:
-    """Scores divided by their largest magnitude among the candidates."""
-    top = float(np.abs(scores[ok]).max()) if ok.any() else 0.0
-    return (scores / top if top > 0 else scores).astype(np.float32)

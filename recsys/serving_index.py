@@ -1,0 +1,177 @@
+"""What a loaded model precomputes once so that a recommendation is a few array operations.
+
+:class:`ServingIndex` holds, per set of title factors and title categories: the
+titles × categories matrix both ways (CSR rows for a title's codes, CSC columns
+for a category's titles), category levels and depth weights, normalised
+popularity and ``YᵀY`` for the ALS normal equations. It is rebuilt whole (one reference swap)
+when titles are added after training.
+
+:class:`TitleMask` is a set of titles as a boolean array over the model's
+``title_idx``: built once (e.g. the titles out of stock), it is passed as
+``exclude_title_ids`` without converting thousands of ids per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+import scipy.sparse as sp
+
+from recsys.explain import gram
+
+if TYPE_CHECKING:
+    from recsys.trained_model import ModelParts
+
+FloatArray = npt.NDArray[np.float32]
+IdxArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+class TitleMask:
+    """A frozen set of title ids held as a boolean mask over one model's titles.
+
+    It is a ``Collection[str]`` (``in``, ``len``, iteration), so it can be given
+    wherever title ids are; :meth:`recommend` uses the mask directly. Ids the
+    model does not know are kept aside, for ``in`` only.
+    """
+
+    __slots__ = ("_frozen", "_ids", "_unknown", "mask")
+
+    def __init__(self, mask: BoolArray, ids: list[str], unknown: frozenset[str] = frozenset()) -> None:
+        self.mask = mask
+        self.mask.flags.writeable = False
+        self._ids = ids  # the known ids, by title_idx
+        self._unknown = unknown
+        self._frozen: frozenset[str] | None = None
+
+    def __contains__(self, title_id: object) -> bool:
+        return title_id in self._unknown or title_id in self._set()
+
+    def _set(self) -> frozenset[str]:
+        if self._frozen is None:
+            self._frozen = frozenset(self._ids)
+        return self._frozen
+
+    def __len__(self) -> int:
+        return len(self._ids) + len(self._unknown)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._ids
+        yield from self._unknown
+
+    def padded(self, n_titles: int) -> BoolArray:
+        """The mask over ``n_titles`` (titles added after it was built are not in it)."""
+        if len(self.mask) >= n_titles:
+            return self.mask[:n_titles]
+        out = np.zeros(n_titles, dtype=bool)
+        out[: len(self.mask)] = self.mask
+        return out
+
+
+@dataclass(frozen=True)
+class ServingIndex:
+    """Arrays a model derives from its parts once, for every request after."""
+
+    n_titles: int
+    tc_indptr: npt.NDArray[np.int64]  # titles × categories, CSR: a title's codes
+    tc_indices: npt.NDArray[np.int32]
+    title_categories: sp.csr_matrix
+    category_titles: sp.csc_matrix  # the same matrix by column: a category's titles
+    levels: npt.NDArray[np.int64]  # per category
+    depth: FloatArray  # 10 ** (level - 1): a deeper class counts 10× its parent
+    pop: FloatArray  # popularity / max
+    yty: npt.NDArray[np.float64]  # YᵀY of the title factors (k × k)
+    title_factors: FloatArray  # C-contiguous float32
+
+    @classmethod
+    def build(cls, parts: ModelParts) -> ServingIndex:
+        tc = sp.csr_matrix(parts.title_categories, dtype=np.float32)
+        top = float(parts.popularity.max()) if parts.popularity.size else 0.0
+        pop = (parts.popularity / top if top > 0 else parts.popularity).astype(np.float32)
+        levels = np.asarray(parts.categories.levels, dtype=np.int64)
+        factors = np.ascontiguousarray(parts.title_factors, dtype=np.float32)
+        return cls(
+            n_titles=int(factors.shape[0]),
+            tc_indptr=tc.indptr.astype(np.int64),
+            tc_indices=tc.indices.astype(np.int32),
+            title_categories=tc,
+            category_titles=tc.tocsc(),
+            levels=levels,
+            depth=(10.0 ** (levels - 1)).astype(np.float32),
+            pop=pop,
+            yty=gram(factors),
+            title_factors=factors,
+        )
+
+    def codes_of(self, title_idx: int) -> npt.NDArray[np.int32]:
+        """Category columns of a title (all levels)."""
+        return self.tc_indices[self.tc_indptr[title_idx] : self.tc_indptr[title_idx + 1]]
+
+    def in_category(self, col: int) -> BoolArray:
+        """Titles carrying category column ``col`` (itself or below)."""
+        c = self.category_titles
+        rows = c.indices[c.indptr[col] : c.indptr[col + 1]]
+        mask = np.zeros(self.n_titles, dtype=bool)
+        mask[rows[c.data[c.indptr[col] : c.indptr[col + 1]] > 0]] = True
+        return mask
+
+    def category_popularity(self, shares: FloatArray) -> FloatArray:
+        """Per title: its affinity to the member's categories, times (0.5 + popularity)."""
+        if not shares.any():
+            return self.pop.copy()
+        affinity = self.title_categories @ (shares * self.depth)
+        scores: FloatArray = (np.asarray(affinity, dtype=np.float32) * (0.5 + self.pop)).astype(
+            np.float32, copy=False
+        )
+        return scores
+
+
+def mask_of(indices: Iterable[int], n_titles: int) -> BoolArray:
+    mask = np.zeros(n_titles, dtype=bool)
+    idx = np.fromiter(indices, dtype=np.int64)
+    mask[idx[idx >= 0]] = True
+    return mask
+
+
+def blend(
+    factor_scores: FloatArray, catpop: FloatArray, ok: npt.NDArray[np.bool_], weight: float
+) -> FloatArray:
+    """``weight`` × factor scores + (1 - weight) × category popularity, each divided by its
+    largest magnitude among the candidates (category popularity is never negative)."""
+    top = max(
+        float(np.max(factor_scores, where=ok, initial=0.0)),
+        -float(np.min(factor_scores, where=ok, initial=0.0)),
+    )
+    top_pop = float(np.max(catpop, where=ok, initial=0.0))
+    out: FloatArray = np.multiply(factor_scores, weight / top if top > 0 else weight, dtype=np.float32)
+    out += catpop * np.float32((1 - weight) / top_pop if top_pop > 0 else 1 - weight)
+    return out
+
+
+def top_n(scores: FloatArray, n: int) -> IdxArray:
+    """Indices of the ``n`` largest scores, best first (ties: lower index first).
+
+    The n-th largest of every 16th score bounds the answer from below, so only the few
+    scores above it are partitioned and sorted, not all of them.
+    """
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    candidates: IdxArray | None = None
+    sample = scores[::16]
+    if len(sample) > n:
+        bound = np.partition(sample, len(sample) - n)[len(sample) - n]
+        if np.isfinite(bound):
+            candidates = np.flatnonzero(scores >= bound)
+    if candidates is None:
+        candidates = np.arange(len(scores), dtype=np.int64)
+    picked = scores[candidates]
+    if len(picked) > n:
+        keep = np.argpartition(picked, len(picked) - n)[len(picked) - n :]
+        candidates, picked = candidates[keep], picked[keep]
+    order = np.lexsort((candidates, -picked))
+    out: IdxArray = candidates[order]
+    return out
