@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
-from bookclub_cli.common import cli_errors, console, load_settings, open_engine, progress
+from bookclub_cli.common import cli_errors, console, err_console, load_settings, open_engine, progress
 from recsys.errors import BookclubError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from catalog.plan import CatalogPlan
+    from recsys.settings import Settings
 
 catalogs_app = typer.Typer(help="Quarterly catalogs: plans and PDFs per segment and member.", no_args_is_help=True)
 
@@ -84,34 +91,51 @@ def render(
     quarter: str = QUARTER,
     segments: list[int] | None = SEGMENT,
     members: str | None = typer.Option(None, "--members", help="member ids, comma-separated"),
-    all_members: bool = typer.Option(False, "--all-members", help="an edition for every member"),
+    all_members: bool = typer.Option(
+        False, "--all-members", help="an edition for every member, fanned out over Dask distributed"
+    ),
     out: Path | None = typer.Option(None, "--out", help="folder for the PDFs [settings: data_dir/catalogs/QUARTER]"),
     force: bool = typer.Option(False, "--force", help="re-render segment catalogs whose plan did not change"),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler",
+        help="with --all-members: a Dask scheduler address (tcp://host:8786); needs PostgreSQL and "
+        "data_dir on shared storage [settings: catalog.dask_scheduler; empty = a local cluster]",
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1,
+        help="with --all-members and no scheduler: local worker processes [settings: catalog.dask_workers, "
+        "0 = one per core]",
+    ),
 ) -> None:
     """Render segment catalogs (and member editions) from the stored plans."""
+    from catalog.fanout import placement_free
     from catalog.planning import stored_plans
     from catalog.production import render_member_editions, render_segment_catalogs, renderer_for
-    from recsys import segment_queries as q
 
     if members and all_members:
         raise BookclubError("give --members or --all-members, not both")
+    if (scheduler or workers) and not all_members:
+        raise BookclubError("--scheduler and --workers go with --all-members")
+    if scheduler and workers:
+        raise BookclubError("--workers sizes a local cluster; a scheduler brings its own workers")
     settings = load_settings()
     engine = open_engine(settings)
     with engine.connect() as connection:
         plans = [p for p in stored_plans(connection, quarter) if not segments or p.segment in segments]
-        if not plans:
-            raise BookclubError(f"no catalog plans for {quarter}: run `bookclub catalogs plan --quarter {quarter}`")
-        member_ids: list[str] = []
-        if members:
-            member_ids = [m.strip() for m in members.split(",") if m.strip()]
-        elif all_members:
-            for p in plans:
-                member_ids += q.members_of_segment(connection, quarter, p.segment)
-        renderer = renderer_for(settings)
+    if not plans:
+        raise BookclubError(f"no catalog plans for {quarter}: run `bookclub catalogs plan --quarter {quarter}`")
+    if all_members:
+        _render_all(settings, engine, quarter, plans, out, force, scheduler, workers)
+        return
+    # where the editions render is not part of a catalog's design
+    design = placement_free(settings)
+    member_ids = [m.strip() for m in members.split(",") if m.strip()] if members else []
+    with engine.connect() as connection:
+        renderer = renderer_for(design)
         with progress() as bars:
             task = bars.add_task("segment catalogs", total=len(plans))
             paths = render_segment_catalogs(
-                connection, settings, quarter, plans, renderer=renderer, force=force, out_dir=out,
+                connection, design, quarter, plans, renderer=renderer, force=force, out_dir=out,
                 on_done=lambda n: bars.advance(task, n),
             )
             editions: dict[str, Path] = {}
@@ -119,7 +143,7 @@ def render(
                 model = _load_model(settings.models_dir)
                 task = bars.add_task("member editions", total=len(member_ids))
                 editions = render_member_editions(
-                    connection, model, settings, quarter, plans, member_ids, renderer=renderer,
+                    connection, model, design, quarter, plans, member_ids, renderer=renderer,
                     out_dir=out, on_done=lambda n: bars.advance(task, n),
                 )
     for segment_no, path in sorted(paths.items()):
@@ -127,6 +151,57 @@ def render(
     if editions:
         first = next(iter(editions.values()))
         console.print(f"{len(editions):,} member editions in {first.parent}")
+
+
+def _render_all(
+    settings: Settings,
+    engine: Engine,
+    quarter: str,
+    plans: list[CatalogPlan],
+    out: Path | None,
+    force: bool,
+    scheduler: str | None,
+    workers: int | None,
+) -> None:
+    """Every member of the plans' segments: one Dask task per batch (catalog.fanout)."""
+    from catalog.fanout import render_all_editions
+
+    where = scheduler or settings.catalog.dask_scheduler
+    with progress() as bars:
+        catalogs = bars.add_task("segment catalogs", total=len(plans))
+        editions = bars.add_task("member editions", total=None, start=False)
+
+        def started(n_members: int, n_batches: int) -> None:
+            bars.update(editions, total=n_members, description=f"member editions ({n_batches:,} batches)")
+            bars.start_task(editions)
+
+        result = render_all_editions(
+            engine, settings, quarter, plans, scheduler=scheduler, workers=workers, out_dir=out,
+            force=force, on_catalog=lambda n: bars.advance(catalogs, n), on_start=started,
+            on_done=lambda n: bars.advance(editions, n),
+        )
+    place = f"scheduler {where}" if where else "a local cluster"
+    console.print(
+        f"{len(result.editions):,} member editions in {result.seconds:.0f} s "
+        f"({result.rate:.2f}/s) on {place} of {result.workers} workers, {result.batches:,} batches"
+        + (f", {result.retried} retried" if result.retried else "")
+    )
+    if result.editions:
+        console.print(f"editions in {next(iter(result.editions.values())).parent}")
+    if result.failures:
+        for failure in result.failures[:20]:
+            ids = ", ".join(failure.member_ids)
+            err_console.print(
+                f"batch {failure.batch.index} (segment {failure.batch.segment}) failed after "
+                f"{failure.attempts} attempts: {failure.reason}\n   members: {ids}",
+                highlight=False, soft_wrap=True,
+            )
+        if len(result.failures) > 20:
+            err_console.print(f"… and {len(result.failures) - 20} more failed batches")
+        raise BookclubError(
+            f"{len(result.failed_members):,} member editions in {len(result.failures)} batches were not "
+            "rendered (listed above); re-run them with --members"
+        )
 
 
 def register(app: typer.Typer) -> None:

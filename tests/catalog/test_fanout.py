@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +58,14 @@ def client() -> Iterator[Any]:
         yield c
 
 
+def _first_page(path: Path) -> str:
+    """Page 1's text: pdftotext (fast, poppler) if installed, else pypdf."""
+    if shutil.which("pdftotext"):
+        run = ["pdftotext", "-f", "1", "-l", "1", str(path), "-"]
+        return subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    return PdfReader(path).pages[0].extract_text() or ""
+
+
 def _settings(club: Club) -> Settings:
     # bigger documents than the club's 4, so the test stays short
     catalog = club.settings.catalog.model_copy(update={"members_per_batch": 25})
@@ -80,7 +91,9 @@ def test_every_member_gets_an_edition(club: Club, client: Any, tmp_path: Path) -
     assert len(result.per_worker) == 2, result.per_worker  # both processes did work
     for member_id, path in result.editions.items():
         assert path == tmp_path / "members" / f"{member_id}.pdf" and path.exists()
-        assert member_id in (PdfReader(path).pages[0].extract_text() or "")
+    with ThreadPoolExecutor(4) as pool:
+        first_pages = dict(zip(result.editions, pool.map(_first_page, result.editions.values()), strict=True))
+    assert [m for m, text in first_pages.items() if m not in text] == []
 
 
 @pytest.mark.slow
@@ -104,3 +117,18 @@ def test_a_failing_batch_is_retried_then_reported_while_the_others_land(
     assert failure.member_ids == (chosen[0], BOGUS)
     assert "UnknownMemberError" in failure.reason and BOGUS in failure.reason
     assert not (tmp_path / "members" / f"{BOGUS}.pdf").exists()
+
+
+def test_cli_refuses_a_remote_scheduler_on_sqlite(club: Club, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from bookclub_cli.main import app
+
+    monkeypatch.setenv("BOOKCLUB_DATA_DIR", str(club.settings.data_dir))
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["catalogs", "render", "--quarter", QUARTER, "--all-members", "--scheduler", "tcp://elsewhere:8786"]
+    )
+    assert result.exit_code == 1 and "PostgreSQL" in result.output, result.output
+    result = runner.invoke(app, ["catalogs", "render", "--quarter", QUARTER, "--workers", "2"])
+    assert result.exit_code == 1 and "--all-members" in result.output, result.output
