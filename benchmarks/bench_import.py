@@ -15,7 +15,10 @@ import csv
 import datetime as dt
 import os
 import resource
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from decimal import Decimal
@@ -116,13 +119,66 @@ def drop(engine: Engine, handle: Any) -> None:
         admin.dispose()
 
 
+def _anon_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure_import_memory(url: str, path: str) -> None:
+    """(Run in a fresh process.) Import ``path``, sampling anonymous RSS; print peak and end."""
+    peak = [_anon_mib()]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _anon_mib())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    our_load(make_engine(url), Path(path))
+    done.set()
+    sampler.join()
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{max(peak[0], _anon_mib()):.0f} {maxrss:.0f}")
+
+
+def peak_rss_of_import(rows: int, members: int, titles: int, workdir: Path) -> tuple[float, float]:
+    """Peak anonymous RSS and peak total RSS (MiB) of a fresh process that only imports a
+    ``rows``-line file into SQLite. The difference is the database file mapped by SQLite's
+    mmap: shared, reclaimable page cache, not memory the import holds."""
+    path = workdir / f"purchases-{rows}.csv"
+    write_csv(path, make_rows(rows, members, titles))
+    engine, _ = fresh("sqlite", workdir, None)
+    prepare(engine, members, titles)
+    engine.dispose()
+    code = (
+        "from benchmarks.bench_import import measure_import_memory; "
+        f"measure_import_memory({str(engine.url)!r}, {str(path)!r})"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    anon, total = (float(v) for v in out.stdout.split()[-2:])
+    return anon, total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--titles", type=int, default=20_000)
     parser.add_argument("--postgres", default=os.environ.get("BOOKCLUB_TEST_POSTGRES_URL"))
+    parser.add_argument("--memory", action="store_true",
+                        help="only: peak RSS of importing 100k, 400k and --rows lines (flat = streaming)")
     args = parser.parse_args()
+    if args.memory:
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in sorted({100_000, 400_000, args.rows}):
+                anon, total = peak_rss_of_import(n, args.members, args.titles, Path(tmp))
+                print(f"import of {n:>9,} lines: peak anonymous RSS {anon:,.0f} MiB "
+                      f"(peak RSS with the mmap'd database file {total:,.0f} MiB)")
+        return
     rows = make_rows(args.rows, args.members, args.titles)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -24,8 +24,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA temp_store=MEMORY")
-    cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB page cache
+    cursor.execute("PRAGMA temp_store=FILE")  # staging tables of big imports stay on disk
+    cursor.execute("PRAGMA cache_size=-131072")  # 128 MiB page cache: bounded, whatever the file size
     cursor.execute("PRAGMA mmap_size=1073741824")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
