@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from recsys.errors import BookclubError
 
@@ -75,6 +75,13 @@ class ModelSource(Protocol):
     def active_pointer(self) -> Path: ...
 
 
+class Serving(NamedTuple):
+    """A model and what ``prepare`` returned for it (e.g. cached title data), or None."""
+
+    model: ServingModel
+    prepared: object
+
+
 PREPARE_RETRY_SECONDS = 30.0
 Stamp = tuple[int, int, int] | None
 Prepare = Callable[[ServingModel], object]
@@ -104,7 +111,7 @@ class ModelHolder:
         self._prepare = prepare
         self._on_swap = on_swap
         self.poll_seconds = poll_seconds
-        self._model: ServingModel | None = None
+        self._serving: Serving | None = None
         self._stamp: Stamp = None
         self._checked = False
         self._complete = True  # False: the served model missed its preparation (new titles)
@@ -116,17 +123,22 @@ class ModelHolder:
 
     @property
     def model(self) -> ServingModel | None:
-        return self._model
+        serving = self._serving
+        return serving.model if serving is not None else None
 
     def current(self) -> ServingModel:
         """The model to serve this request with (one read of the reference)."""
-        model = self._model
-        if model is None:
+        return self.serving().model
+
+    def serving(self) -> Serving:
+        """The model and its prepared data, together (one read of the reference)."""
+        serving = self._serving
+        if serving is None:
             raise ModelUnavailableError(
                 "no model is loaded: train one (`bookclub train`) and activate it"
                 + ("; the last load failed (see the server log)" if self.last_error else "")
             )
-        return model
+        return serving
 
     def refresh(self, *, force: bool = False) -> bool:
         """Load the active model if the pointer changed; True when the reference was swapped."""
@@ -136,7 +148,7 @@ class ModelHolder:
             if unchanged and (self._complete or time.monotonic() < self._retry_at):
                 return False
             version = self.registry.active_version()
-            current = self._model
+            current = self.model
             same = current is not None and current.version == version
             if version is None or (same and self._complete):
                 self._stamp, self._checked = stamp, True
@@ -148,9 +160,10 @@ class ModelHolder:
                 log.error("loading model %s failed: %s", version, self.last_error)
                 return False
             complete = True
+            prepared: object = None
             if self._prepare is not None:
                 try:
-                    self._prepare(model)
+                    prepared = self._prepare(model)
                 except Exception as exc:  # serve it anyway; load and prepare again later
                     complete = False
                     self._retry_at = time.monotonic() + PREPARE_RETRY_SECONDS
@@ -159,7 +172,7 @@ class ModelHolder:
                     )
                     if same:
                         return False
-            self._model = model
+            self._serving = Serving(model, prepared)
             self._stamp, self._checked, self._complete = stamp, True, complete
             self.last_error = None
         log.info("serving model %s (was %s)", version, current.version if current else None)

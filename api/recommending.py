@@ -3,13 +3,19 @@
 Purchases are read per request (indexed by member), so a line posted to any
 worker shows in the next answer of every worker: bought titles are filtered
 out, and lines newer than the model's ``trained_until`` are folded into the
-member's vector by ``TrainedModel.recommend(recent=…)``.
+member's vector by ``TrainedModel.recommend(recent=…)``. Title display data
+and stock come from the worker's :class:`TitleShelf` (read with the model,
+re-read every ``SHELF_TTL_SECONDS``), not from a query per request.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import threading
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
@@ -19,8 +25,11 @@ from api.model_holder import RecommendationLike, ServingModel
 from api.schemas import RecommendationPublic, ScoredTitlePublic, TitlePublic
 from recsys import member_queries as q
 from recsys.errors import UnknownCategoryError, UnknownMemberError, UnknownTitleError
+from recsys.serving_index import TitleMask
 
 _MAX_ROUNDS = 4
+SHELF_TTL_SECONDS = 60.0  # how stale a worker's stock and prices may get
+log = logging.getLogger("bookclub.api.titles")
 
 
 @dataclass(frozen=True)
@@ -77,21 +86,26 @@ def recommend_for_member(
     category: str | None,
     include_purchased: bool,
     in_stock_only: bool,
+    shelf: TitleShelf | None = None,
 ) -> tuple[bool, list[RecommendationPublic]]:
     """(cold_start, recommendations) for a member; UnknownMemberError if the club has none such.
 
-    Blocking (database and numpy): the route runs it in one threadpool call.
+    Blocking (database and numpy): the route runs it in one threadpool call. One query
+    per request (the member's lines and declared categories); title data comes from
+    ``shelf`` when the worker has one, else from the database.
     """
+    stock = shelf.current() if shelf is not None else None
     with engine.connect() as connection:
-        found = q.member_with_purchases(connection, member_id)
+        found = q.member_snapshot(connection, member_id)
         if found is None:
             raise UnknownMemberError(f"unknown member {member_id!r}: check the member id")
-        key, lines = found
-        _check_category(connection, category)
-        history = member_history(lines, model.trained_until)
-        declared = q.declared_categories(connection, key)
-        exclude: set[str] = set() if include_purchased else set(history.bought)
-        # a few more than asked, to make up for titles found out of stock
+        if stock is None or (category is not None and category not in stock.categories):
+            _check_category(connection, category)
+        history = member_history(found.lines, model.trained_until)
+        exclude: Collection[str] = () if include_purchased else history.bought
+        if stock is not None and in_stock_only:  # out-of-stock titles never come back
+            exclude = stock.without(model, exclude)
+        # a few more than asked, to make up for titles found out of stock since
         fetch = limit + (max(3, limit // 8) if in_stock_only else 0)
         picked: list[tuple[RecommendationLike, q.TitleRecord]] = []
         for _round in range(_MAX_ROUNDS):
@@ -102,11 +116,14 @@ def recommend_for_member(
                     recent=history.recent,
                     exclude_title_ids=exclude,
                     category=category,
-                    declared_categories=declared,
+                    declared_categories=found.declared,
                 )
             except UnknownCategoryError:  # in the club's tree, added after training: no titles
                 recs = []
-            details = q.title_details(connection, [r.title_id for r in recs])
+            ids = [r.title_id for r in recs]
+            details = stock.details_of(ids) if stock is not None else {}
+            if len(details) < len(ids):  # titles the shelf does not hold (yet)
+                details.update(q.title_details(connection, [t for t in ids if t not in details]))
             picked = [
                 (r, details[r.title_id])
                 for r in recs
@@ -117,8 +134,13 @@ def recommend_for_member(
             fetch *= 3
     cold_start = not history.bought  # no purchase kept: the model can only go by categories
     return cold_start, [
-        RecommendationPublic(
-            **_title(record).model_dump(),
+        RecommendationPublic.model_construct(
+            title_id=record.title_id,
+            title=record.title,
+            author=record.author,
+            price=float(record.price) if record.price is not None else None,
+            categories=list(record.categories),
+            in_stock=record.in_stock,
             score=float(rec.score),
             reason=rec.reason,
             reason_kind=rec.reason_kind,
@@ -158,11 +180,77 @@ def popular_in_category(
     return name, _scored(connection, popular)
 
 
-def feed_new_titles(engine: Engine, model: ServingModel) -> None:
-    """Give ``model`` cold-start vectors for titles added to the DB after it was trained.
+@dataclass(frozen=True)
+class ShelfState:
+    """Every title's display data and stock, read at one moment."""
+
+    details: dict[str, q.TitleRecord]
+    categories: frozenset[str]
+    out_of_stock: Collection[str]  # a TitleMask when the model builds one
+    read_at: float  # time.monotonic()
+
+    def details_of(self, title_ids: Sequence[str]) -> dict[str, q.TitleRecord]:
+        found = self.details
+        return {t: found[t] for t in title_ids if t in found}
+
+    def without(self, model: ServingModel, bought: Collection[str]) -> Collection[str]:
+        """The titles out of stock plus ``bought``, as the model takes them fastest."""
+        if not bought:
+            return self.out_of_stock
+        make_mask = getattr(model, "title_mask", None)
+        if make_mask is not None and isinstance(self.out_of_stock, TitleMask):
+            combined: Collection[str] = make_mask(bought, base=self.out_of_stock)
+            return combined
+        return set(self.out_of_stock) | set(bought)
+
+
+class TitleShelf:
+    """A worker's cache of title data for one model: built when the model is loaded, then
+    re-read in the background every ``ttl`` seconds (stock and prices change without a
+    retrain; a request never waits for the re-read)."""
+
+    def __init__(self, engine: Engine, model: ServingModel, ttl: float = SHELF_TTL_SECONDS) -> None:
+        self.engine, self.model, self.ttl = engine, model, ttl
+        self._lock = threading.Lock()
+        self._reading = False
+        self._state = self._read()
+
+    def _read(self) -> ShelfState:
+        with self.engine.connect() as connection:
+            details = q.all_title_details(connection)
+            codes = q.category_codes(connection)
+        gone = [t for t, record in details.items() if not record.in_stock]
+        make_mask = getattr(self.model, "title_mask", None)
+        out: Collection[str] = make_mask(gone) if make_mask is not None else frozenset(gone)
+        return ShelfState(details, frozenset(codes), out, time.monotonic())
+
+    def current(self) -> ShelfState:
+        state = self._state
+        if time.monotonic() - state.read_at > self.ttl:
+            with self._lock:
+                start, self._reading = not self._reading, True
+            if start:
+                threading.Thread(target=self._reread, name="title-shelf", daemon=True).start()
+        return state
+
+    def _reread(self) -> None:
+        try:
+            self._state = self._read()
+        except Exception:  # keep the old data; try again after the next ttl
+            log.exception("re-reading title data failed")
+            self._state = dataclasses.replace(self._state, read_at=time.monotonic())
+        finally:
+            with self._lock:
+                self._reading = False
+
+
+def feed_new_titles(engine: Engine, model: ServingModel) -> TitleShelf:
+    """Give ``model`` cold-start vectors for titles added to the DB after it was trained,
+    and return the worker's title cache for it (the holder keeps it beside the model).
 
     Every title with a category is offered; ``add_titles`` keeps only those it does not know.
     """
     with engine.connect() as connection:
         titles = q.all_title_categories(connection)
     model.add_titles([(t, codes) for t, codes in titles if codes])
+    return TitleShelf(engine, model)

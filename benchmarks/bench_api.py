@@ -313,7 +313,7 @@ def breakdown(data_dir: Path, model_dir: Path, asked: list[str]) -> dict[str, fl
     threadpool_limits(1, "blas")
     engine = make_engine(Settings(data_dir=data_dir).db_url)
     model = read_model(model_dir)
-    feed_new_titles(engine, model)
+    shelf = feed_new_titles(engine, model)
     members = IdMap.load(model_dir / "member_ids.npy")
     member_factors = np.load(model_dir / "member_factors.npy", mmap_mode="r")
     title_factors = np.load(model_dir / "title_factors.npy")
@@ -321,7 +321,14 @@ def breakdown(data_dir: Path, model_dir: Path, asked: list[str]) -> dict[str, fl
 
     def whole(m: str) -> object:
         return recommend_for_member(
-            engine, model, m, limit=20, category=None, include_purchased=False, in_stock_only=True
+            engine,
+            model,
+            m,
+            limit=20,
+            category=None,
+            include_purchased=False,
+            in_stock_only=True,
+            shelf=shelf,
         )
 
     def model_only(m: str) -> object:

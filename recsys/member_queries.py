@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -128,6 +140,52 @@ def member_with_purchases(connection: Connection, member_id: str) -> tuple[int, 
     return int(rows[0][0]), lines
 
 
+@dataclass(frozen=True)
+class MemberSnapshot:
+    """What a recommendation needs from the database about one member."""
+
+    key: int
+    lines: list[PurchasedLine]  # every order line, in no particular order
+    declared: list[str]  # declared favourite categories, sorted
+
+
+_MEMBER_ID = bindparam("member_id", type_=String)
+# one statement, built once: the member's lines (index on purchases.member_key) and
+# declared categories, as one UNION ALL so a request costs one round trip
+_SNAPSHOT = union_all(
+    select(
+        Member.id.label("key"),
+        Title.title_id,
+        Purchase.quantity,
+        Purchase.purchased_at,
+        cast(null(), String).label("code"),
+    )
+    .select_from(Member)
+    .outerjoin(Purchase, Purchase.member_key == Member.id)
+    .outerjoin(Title, Title.id == Purchase.title_key)
+    .where(Member.member_id == _MEMBER_ID),
+    select(
+        MemberCategory.member_key,
+        cast(null(), String),
+        cast(null(), Integer),
+        cast(null(), DateTime),
+        MemberCategory.category_code,
+    )
+    .join(Member, Member.id == MemberCategory.member_key)
+    .where(Member.member_id == _MEMBER_ID),
+)
+
+
+def member_snapshot(connection: Connection, member_id: str) -> MemberSnapshot | None:
+    """Key, order lines and declared categories of a member in one query; None if unknown."""
+    rows = connection.execute(_SNAPSHOT, {"member_id": member_id}).all()
+    if not rows:
+        return None
+    lines = [PurchasedLine(t, q, at) for _k, t, q, at, code in rows if t is not None]
+    declared = sorted(code for *_rest, code in rows if code is not None)
+    return MemberSnapshot(int(rows[0][0]), lines, declared)
+
+
 def declared_categories(connection: Connection, key: int) -> list[str]:
     return list(
         connection.scalars(
@@ -164,6 +222,30 @@ def title_details(connection: Connection, title_ids: Collection[str]) -> dict[st
             if code is not None:
                 codes[title_id].append(code)
     return {t: TitleRecord(t, row[0], row[1], row[2], row[3], tuple(codes[t])) for t, row in found.items()}
+
+
+def all_title_details(connection: Connection) -> dict[str, TitleRecord]:
+    """Every title's display record (primary category first): what a worker caches."""
+    found: dict[str, tuple[Any, ...]] = {}
+    codes: dict[str, list[str]] = {}
+    rows = connection.execute(
+        select(Title.title_id, Title.title, Title.author, Title.price, Title.in_stock)
+    )
+    for title_id, title, author, price, in_stock in rows:
+        found[title_id] = (title, author, price, bool(in_stock))
+        codes[title_id] = []
+    for title_id, code in connection.execute(
+        select(Title.title_id, TitleCategory.category_code)
+        .join(TitleCategory, TitleCategory.title_key == Title.id)
+        .order_by(Title.title_id, TitleCategory.is_primary.desc(), TitleCategory.category_code)
+    ):
+        if title_id in codes:
+            codes[title_id].append(code)
+    return {t: TitleRecord(t, row[0], row[1], row[2], row[3], tuple(codes[t])) for t, row in found.items()}
+
+
+def category_codes(connection: Connection) -> set[str]:
+    return set(connection.scalars(select(Category.code)))
 
 
 def title_exists(connection: Connection, title_id: str) -> bool:

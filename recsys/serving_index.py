@@ -63,6 +63,14 @@ class TitleMask:
         yield from self._ids
         yield from self._unknown
 
+    @property
+    def ids(self) -> list[str]:
+        return self._ids
+
+    @property
+    def unknown(self) -> frozenset[str]:
+        return self._unknown
+
     def padded(self, n_titles: int) -> BoolArray:
         """The mask over ``n_titles`` (titles added after it was built are not in it)."""
         if len(self.mask) >= n_titles:

@@ -107,14 +107,18 @@ class TrainedModel:
     def n_titles(self) -> int:
         return int(self.parts.title_factors.shape[0])
 
-    def title_mask(self, title_ids: Collection[str]) -> TitleMask:
-        """``title_ids`` as a :class:`TitleMask`: build once, pass as ``exclude_title_ids`` often."""
+    def title_mask(self, title_ids: Collection[str], *, base: TitleMask | None = None) -> TitleMask:
+        """``title_ids`` (plus ``base``'s) as a :class:`TitleMask`, to pass as ``exclude_title_ids``."""
         ids = list(dict.fromkeys(title_ids))
         idx = self._title_idx_many(ids)
-        known = [(int(i), t) for i, t in zip(idx, ids, strict=True) if i >= 0]
-        unknown = frozenset(t for i, t in zip(idx, ids, strict=True) if i < 0)
-        mask = mask_of((i for i, _ in known), self.n_titles)
-        return TitleMask(mask, [t for _, t in known], unknown)
+        known = [t for i, t in zip(idx.tolist(), ids, strict=True) if i >= 0]
+        unknown = frozenset(t for i, t in zip(idx.tolist(), ids, strict=True) if i < 0)
+        mask = mask_of(idx.tolist(), self.n_titles)
+        if base is None:
+            return TitleMask(mask, known, unknown)
+        old = base.padded(self.n_titles)
+        fresh = [t for i, t in zip(idx.tolist(), ids, strict=True) if i >= 0 and not old[i]]
+        return TitleMask(mask | old, base.ids + fresh, base.unknown | unknown)
 
     # ---- scoring -----------------------------------------------------------
     def _history(

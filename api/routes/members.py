@@ -8,11 +8,11 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import ComputeDep, ConnectionDep, EngineDep, LimitDep, ModelDep, ReadKeyDep, SettingsDep
+from api.deps import ComputeDep, ConnectionDep, EngineDep, HolderDep, LimitDep, ReadKeyDep, SettingsDep
 from api.errors import RESPONSES
 from api.metrics import record_recommendation
 from api.profile import member_profile
-from api.recommending import recommend_for_member
+from api.recommending import TitleShelf, recommend_for_member
 from api.schemas import MemberProfilePublic, RecommendationsPublic
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -34,7 +34,7 @@ async def read_recommendations(
     response: Response,
     engine: EngineDep,
     compute: ComputeDep,
-    model: ModelDep,
+    holder: HolderDep,
     limit: LimitDep,
     category: Annotated[
         str | None,
@@ -56,6 +56,7 @@ async def read_recommendations(
 ) -> RecommendationsPublic:
     """A member with no history gets cold-start titles (declared categories, then popular)
     with their reason; purchases posted since training count at once."""
+    model, prepared = holder.serving()  # one model (and its title cache) for the whole request
     work = partial(
         recommend_for_member,
         engine,
@@ -65,6 +66,7 @@ async def read_recommendations(
         category=category,
         include_purchased=include_purchased,
         in_stock_only=in_stock_only,
+        shelf=prepared if isinstance(prepared, TitleShelf) else None,
     )
     cold_start, data = await anyio.to_thread.run_sync(work, limiter=compute)
     record_recommendation(cold_start)
