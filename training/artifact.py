@@ -1,9 +1,14 @@
 """A model's files on disk: write a :class:`ModelParts` into a directory and read it back.
 
-Member factors are a plain ``.npy`` so every API worker can ``np.load(...,
-mmap_mode="r")`` the same pages. ``meta.json`` records parameters, the data
-snapshot and metrics; it is written last, so a directory without it is not a
-model (the registry writes into a temporary directory and renames it anyway).
+Format 2: every big read-only array is a plain ``.npy`` that every API worker
+opens with ``np.load(..., mmap_mode="r")``, so the workers share one copy in the
+page cache: member and title factors, the member × title confidence matrix
+(``member_titles.{data,indices,indptr}.npy``) and the member × category
+affinity (``affinity.{data,indices,indptr,totals}.npy``). Format 1 (those two
+matrices as ``.npz``, read into each worker's memory) is still read.
+``meta.json`` records the format, parameters, the data snapshot and metrics; it
+is written last, so a directory without it is not a model (the registry writes
+into a temporary directory and renames it anyway).
 """
 
 from __future__ import annotations
@@ -22,6 +27,28 @@ from recsys.idmap import IdMap
 from recsys.trained_model import ModelParts, TrainedModel
 
 META = "meta.json"
+FORMAT = 2  # meta["format"]; a model without it is format 1
+
+
+class ModelFormatError(ModelNotFoundError):
+    """A model directory written by a newer bookclub than this one."""
+
+
+def _save_csr(directory: Path, name: str, matrix: sp.csr_matrix) -> None:
+    for field in ("data", "indices", "indptr"):
+        np.save(directory / f"{name}.{field}.npy", np.ascontiguousarray(getattr(matrix, field)))
+
+
+def _load_csr(directory: Path, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
+    """A CSR matrix over read-only memory maps (never written: nothing sorts it in place)."""
+    data, indices, indptr = (
+        np.load(directory / f"{name}.{field}.npy", mmap_mode="r")
+        for field in ("data", "indices", "indptr")
+    )
+    matrix = sp.csr_matrix(shape, dtype=data.dtype)
+    matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
+    matrix.has_sorted_indices = True  # written from a canonical matrix: do not re-check
+    return matrix
 
 
 def write_parts(parts: ModelParts, directory: Path, meta: dict[str, Any]) -> None:
@@ -31,10 +58,12 @@ def write_parts(parts: ModelParts, directory: Path, meta: dict[str, Any]) -> Non
     parts.titles.save(directory / "title_ids.npy")
     np.save(directory / "member_factors.npy", np.ascontiguousarray(parts.member_factors))
     np.save(directory / "title_factors.npy", np.ascontiguousarray(parts.title_factors))
-    sp.save_npz(directory / "member_titles.npz", parts.member_titles, compressed=False)
+    _save_csr(directory, "member_titles", sp.csr_matrix(parts.member_titles))
     sp.save_npz(directory / "title_categories.npz", parts.title_categories, compressed=False)
     np.savez(directory / "categories.npz", **parts.categories.to_arrays())  # type: ignore[arg-type]
-    parts.affinity.save(directory / "affinity.npz")
+    affinity = parts.affinity
+    _save_csr(directory, "affinity", sp.csr_matrix(affinity.member_weights))
+    np.save(directory / "affinity.totals.npy", np.ascontiguousarray(affinity.member_totals))
     np.save(directory / "popularity.npy", parts.popularity)
     np.save(directory / "placement.npy", parts.placement)
     (directory / "title_names.json").write_text(
@@ -42,6 +71,11 @@ def write_parts(parts: ModelParts, directory: Path, meta: dict[str, Any]) -> Non
     )
     full = dict(meta)
     full.update(
+        format=FORMAT,
+        member_titles_shape=list(parts.member_titles.shape),
+        affinity_shape=list(affinity.member_weights.shape),
+        affinity_global_share=[float(v) for v in affinity.global_share],
+        affinity_prior=float(affinity.prior),
         kind=parts.kind,
         params=parts.params,
         thin_history=parts.thin_history,
@@ -60,9 +94,32 @@ def read_meta(directory: Path) -> dict[str, Any]:
     return meta
 
 
+def _read_matrices(directory: Path, meta: dict[str, Any]) -> tuple[sp.csr_matrix, AffinityProfile]:
+    """(member_titles, affinity): memory-mapped from format 2, read into memory from format 1."""
+    version = int(meta.get("format", 1))
+    if version > FORMAT:
+        raise ModelFormatError(
+            f"{directory} is a format-{version} model; this bookclub reads up to format {FORMAT}: "
+            "upgrade bookclub or retrain the model with this version"
+        )
+    if version == 1:
+        member_titles = sp.load_npz(directory / "member_titles.npz").tocsr()
+        return member_titles, AffinityProfile.load(directory / "affinity.npz")
+    shape = meta["affinity_shape"]
+    affinity = AffinityProfile(
+        _load_csr(directory, "affinity", (int(shape[0]), int(shape[1]))),
+        np.load(directory / "affinity.totals.npy", mmap_mode="r"),
+        np.asarray(meta["affinity_global_share"], dtype=np.float32),
+        float(meta["affinity_prior"]),
+    )
+    rows, cols = meta["member_titles_shape"]
+    return _load_csr(directory, "member_titles", (int(rows), int(cols))), affinity
+
+
 def read_model(directory: Path, *, threads: int = 1) -> TrainedModel:
-    """The model in ``directory``; member factors memory-mapped read-only."""
+    """The model in ``directory``; its big arrays memory-mapped read-only (format 2)."""
     meta = read_meta(directory)
+    member_titles, affinity = _read_matrices(directory, meta)
     with np.load(directory / "categories.npz") as arrays:
         categories = CategoryIndex.from_arrays(dict(arrays))
     parts = ModelParts(
@@ -72,11 +129,11 @@ def read_model(directory: Path, *, threads: int = 1) -> TrainedModel:
         titles=IdMap.load(directory / "title_ids.npy"),
         title_names=json.loads((directory / "title_names.json").read_text(encoding="utf-8")),
         member_factors=np.load(directory / "member_factors.npy", mmap_mode="r"),
-        title_factors=np.load(directory / "title_factors.npy"),
-        member_titles=sp.load_npz(directory / "member_titles.npz").tocsr(),
+        title_factors=np.load(directory / "title_factors.npy", mmap_mode="r"),
+        member_titles=member_titles,
         categories=categories,
         title_categories=sp.load_npz(directory / "title_categories.npz").tocsr(),
-        affinity=AffinityProfile.load(directory / "affinity.npz"),
+        affinity=affinity,
         popularity=np.load(directory / "popularity.npy"),
         placement=np.load(directory / "placement.npy"),
         thin_history=float(meta.get("thin_history", 3.0)),
