@@ -62,17 +62,20 @@ class MemberSystem:
         a = yty + regularization * np.eye(yty.shape[0])
         a += (y.T * (np.abs(confidence) - 1.0)) @ y
         b = y.T @ np.where(confidence > 0, confidence, 0.0)
-        keep = confidence > 0
-        return cls(history[keep], confidence[keep], y[keep], scipy.linalg.cho_factor(a), b)
+        keep = np.flatnonzero(confidence > 0)
+        keep = keep[np.argsort(-history[keep])]  # by descending title index
+        cho = scipy.linalg.cho_factor(a, check_finite=False)
+        return cls(history[keep], confidence[keep], y[keep], cho, b)
 
     def member_vector(self) -> FloatArray:
         """``x_u = A⁻¹ b``: the member's factors re-solved against the current history."""
-        out: FloatArray = scipy.linalg.cho_solve(self.cho, self.b).astype(np.float32)
+        out: FloatArray = scipy.linalg.cho_solve(self.cho, self.b, check_finite=False).astype(np.float32)
         return out
 
     def contributions(self, title_factors: FloatArray, targets: IdxArray) -> npt.NDArray[np.float64]:
         """history × targets: ``c_uj · y_jᵀ W_u y_i``, one column per target title."""
-        weighted = scipy.linalg.cho_solve(self.cho, np.asarray(title_factors[targets], np.float64).T)
+        targets_t = np.asarray(title_factors[targets], np.float64).T
+        weighted = scipy.linalg.cho_solve(self.cho, targets_t, check_finite=False)
         out: npt.NDArray[np.float64] = (self.factors @ weighted) * self.confidence[:, None]
         return out
 
@@ -84,10 +87,8 @@ class MemberSystem:
         if not len(targets) or not len(self.history):
             return [[] for _ in targets]
         contrib = self.contributions(title_factors, targets)
-        # descending score, then descending title index
-        order = np.lexsort((-self.history[:, None].repeat(len(targets), 1), -contrib), axis=0)[:n]
-        out: list[list[int]] = []
-        for col in range(len(targets)):
-            rows = order[:, col]
-            out.append([int(self.history[r]) for r in rows if contrib[r, col] > 0])
-        return out
+        # descending score, then descending title index (the history is sorted that way)
+        order = np.argsort(-contrib, axis=0, kind="stable")[:n]
+        best = self.history[order].T.tolist()
+        positive = (np.take_along_axis(contrib, order, axis=0) > 0).T.tolist()
+        return [[t for t, p in zip(ts, ps, strict=True) if p] for ts, ps in zip(best, positive, strict=True)]

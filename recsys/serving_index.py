@@ -89,6 +89,9 @@ class ServingIndex:
     tc_indices: npt.NDArray[np.int32]
     title_categories: sp.csr_matrix
     category_titles: sp.csc_matrix  # the same matrix by column: a category's titles
+    profiles: sp.csr_matrix  # distinct rows of titles × categories (few: titles share codes)
+    profile_of: npt.NDArray[np.int32]  # per title, its row of ``profiles``
+    half_pop: FloatArray  # 0.5 + popularity
     levels: npt.NDArray[np.int64]  # per category
     depth: FloatArray  # 10 ** (level - 1): a deeper class counts 10× its parent
     pop: FloatArray  # popularity / max
@@ -102,12 +105,16 @@ class ServingIndex:
         pop = (parts.popularity / top if top > 0 else parts.popularity).astype(np.float32)
         levels = np.asarray(parts.categories.levels, dtype=np.int64)
         factors = np.ascontiguousarray(parts.title_factors, dtype=np.float32)
+        profiles, profile_of = _distinct_rows(tc)
         return cls(
             n_titles=int(factors.shape[0]),
             tc_indptr=tc.indptr.astype(np.int64),
             tc_indices=tc.indices.astype(np.int32),
             title_categories=tc,
             category_titles=tc.tocsc(),
+            profiles=profiles,
+            profile_of=profile_of,
+            half_pop=(0.5 + pop).astype(np.float32),
             levels=levels,
             depth=(10.0 ** (levels - 1)).astype(np.float32),
             pop=pop,
@@ -131,11 +138,28 @@ class ServingIndex:
         """Per title: its affinity to the member's categories, times (0.5 + popularity)."""
         if not shares.any():
             return self.pop.copy()
-        affinity = self.title_categories @ (shares * self.depth)
-        scores: FloatArray = (np.asarray(affinity, dtype=np.float32) * (0.5 + self.pop)).astype(
-            np.float32, copy=False
-        )
+        # a title's affinity depends only on its categories: score each distinct set once
+        per_profile = np.asarray(self.profiles @ (shares * self.depth), dtype=np.float32)
+        scores: FloatArray = per_profile.take(self.profile_of)
+        scores *= self.half_pop
         return scores
+
+
+def _distinct_rows(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, npt.NDArray[np.int32]]:
+    """(the distinct rows, each row's position among them) of a CSR matrix."""
+    matrix.sort_indices()
+    seen: dict[bytes, int] = {}
+    first: list[int] = []
+    row_of = np.empty(matrix.shape[0], dtype=np.int32)
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    for row in range(matrix.shape[0]):
+        a, b = indptr[row], indptr[row + 1]
+        key = indices[a:b].tobytes() + data[a:b].tobytes()
+        pos = seen.setdefault(key, len(seen))
+        if pos == len(first):
+            first.append(row)
+        row_of[row] = pos
+    return sp.csr_matrix(matrix[first]), row_of
 
 
 def mask_of(indices: Iterable[int], n_titles: int) -> BoolArray:
@@ -145,19 +169,18 @@ def mask_of(indices: Iterable[int], n_titles: int) -> BoolArray:
     return mask
 
 
-def blend(
-    factor_scores: FloatArray, catpop: FloatArray, ok: npt.NDArray[np.bool_], weight: float
-) -> FloatArray:
+def blend(factor_scores: FloatArray, catpop: FloatArray, drop: IdxArray, weight: float) -> FloatArray:
     """``weight`` × factor scores + (1 - weight) × category popularity, each divided by its
-    largest magnitude among the candidates (category popularity is never negative)."""
-    top = max(
-        float(np.max(factor_scores, where=ok, initial=0.0)),
-        -float(np.min(factor_scores, where=ok, initial=0.0)),
-    )
-    top_pop = float(np.max(catpop, where=ok, initial=0.0))
-    out: FloatArray = np.multiply(factor_scores, weight / top if top > 0 else weight, dtype=np.float32)
-    out += catpop * np.float32((1 - weight) / top_pop if top_pop > 0 else 1 - weight)
-    return out
+    largest magnitude among the candidates (all titles but ``drop``). Both inputs are
+    scratch: they are overwritten."""
+    factor_scores[drop] = 0.0
+    catpop[drop] = 0.0  # category popularity is never negative
+    top = max(float(factor_scores.max(initial=0.0)), -float(factor_scores.min(initial=0.0)))
+    top_pop = float(catpop.max(initial=0.0))
+    factor_scores *= np.float32(weight / top if top > 0 else weight)
+    catpop *= np.float32((1 - weight) / top_pop if top_pop > 0 else 1 - weight)
+    factor_scores += catpop
+    return factor_scores
 
 
 def top_n(scores: FloatArray, n: int) -> IdxArray:

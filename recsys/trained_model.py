@@ -210,6 +210,7 @@ class TrainedModel:
         member_idx = self.parts.members.find(member_id)
         history, confidence = self._history(member_idx, recent)
         ok = self._candidates(history, exclude_title_ids, only_title_ids, category)
+        drop = np.flatnonzero(~ok)  # a few thousand at most: cheaper to index than to mask
         shares = self._shares(member_idx, declared_categories)
         catpop = index.category_popularity(shares)
         system: MemberSystem | None = None
@@ -230,10 +231,11 @@ class TrainedModel:
                 vector = np.zeros(index.title_factors.shape[1], dtype=np.float32)
             factor_scores = index.title_factors @ vector
             weight = len(history) / (len(history) + self.parts.thin_history)
-            scores = blend(factor_scores, catpop, ok, weight)
+            scores = blend(factor_scores, catpop, drop, weight)
         else:
             scores = catpop
-        best = top_n(np.where(ok, scores, -np.inf), min(limit, int(np.count_nonzero(ok))))
+        scores[drop] = -np.inf
+        best = top_n(scores, min(limit, self.n_titles - len(drop)))
         if not len(best):
             return []
         reasons = self._because(index, best, history, system)
