@@ -74,6 +74,14 @@ def spread(batches: list[Batch], n: int) -> list[Batch]:
     return out
 
 
+def _projection(label: str, rate: float) -> None:
+    cells = []
+    for machines in (1, 2, 4, 8, 16, 32):
+        hours = MEMBERS_AT_SCALE / (rate * machines) / 3600
+        cells.append(f"{machines}: {hours:.1f} h")
+    print(f"  {label}\n    machines " + ", ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configured", action="store_true", help="use BOOKCLUB_DATA_DIR, not a demo club")
@@ -108,6 +116,7 @@ def main() -> None:
     print(f"fan-out: {len(labels):,} members in {len(plans)} segments, {size} members a batch, "
           f"catalogs up to {titles} titles, font {cfg.member_font}; {os.cpu_count()} cores")
     rates: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     for workers in args.workers:
         sample = spread(list(batches), timed_n + workers)
         warm, timed = sample[:workers], sample[workers:]
@@ -119,22 +128,23 @@ def main() -> None:
         if result.failures:
             raise SystemExit(f"{len(result.failures)} batches failed: {result.failures[0].reason}")
         rates[workers] = result.rate
-        per_task = result.task_seconds / max(len(result.editions), 1)
+        n = max(len(result.editions), 1)
+        cpu[workers] = result.cpu_seconds / n
         print(f"  {workers} worker(s): {len(result.editions)} editions in {result.seconds:.1f} s = "
-              f"{result.rate:.2f} editions/s ({per_task * 1000:.0f} ms of task time each); "
-              f"load average {load_before:.1f} → {load_after:.1f} on {os.cpu_count()} cores")
+              f"{result.rate:.2f} editions/s ({result.task_seconds / n * 1000:.0f} ms of task time, "
+              f"{cpu[workers] * 1000:.0f} ms CPU each); load average {load_before:.1f} → "
+              f"{load_after:.1f} on {os.cpu_count()} cores")
     base = args.workers[0]
     for workers in args.workers[1:]:
         print(f"  speed-up {base}→{workers} workers: {rates[workers] / rates[base]:.2f}× "
               f"(ideal {workers / base:.0f}× on idle cores)")
     best = max(rates, key=lambda w: rates[w])
     rate = rates[best]
-    print(f"Fan-out: 1.5M members at {rate:.2f} editions/s per machine ({best} workers, as measured):")
-    cells = []
-    for machines in (1, 2, 4, 8, 16, 32):
-        hours = MEMBERS_AT_SCALE / (rate * machines) / 3600
-        cells.append(f"{machines} machine{'s' if machines > 1 else ''} {hours:.1f} h")
-    print("  " + ", ".join(cells))
+    cores = os.cpu_count() or 1
+    idle = cores / min(cpu.values())  # every core busy with one worker, nothing else running
+    print("Fan-out: 1.5M members on N machines of this size, assuming machines scale linearly")
+    _projection(f"as measured, {rate:.2f} editions/s a machine ({best} workers, shared machine)", rate)
+    _projection(f"idle machine, {idle:.2f} editions/s ({cores} workers × 1 / CPU s per edition)", idle)
     engine.dispose()
 
 

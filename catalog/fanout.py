@@ -24,7 +24,13 @@ For a real cluster (workers on other machines):
   folder ``data_dir/catalogs/QUARTER/members``) must be on storage every
   worker mounts at the same absolute path (NFS, a shared volume): workers
   read the model from it and write the editions to it;
-* every worker runs the same bookclub version and fonts as the client.
+* every worker runs the same bookclub version and fonts as the client, one
+  process per core with one thread each (WeasyPrint layout holds the GIL and a
+  worker's renderer is not shared between threads)::
+
+      dask scheduler                                   # on one machine
+      dask worker tcp://HOST:8786 --nworkers 2 --nthreads 1   # on each 2-core machine
+      bookclub catalogs render --quarter 2026Q4 --all-members --scheduler tcp://HOST:8786
 
 A batch that fails is retried once; if it fails again its member ids and the
 reason are reported in :attr:`FanoutResult.failures`, never dropped silently.
@@ -84,6 +90,7 @@ class BatchResult:
     pages: int  # personal pages laid out
     seconds: float
     worker: str
+    cpu_seconds: float = 0.0  # the worker process's CPU time in the task (load-independent)
 
 
 @dataclass(frozen=True)
@@ -105,7 +112,8 @@ class FanoutResult:
     retried: int  # batches that failed once and were resubmitted
     workers: int
     seconds: float
-    task_seconds: float = 0.0  # sum of the tasks' own render times
+    task_seconds: float = 0.0  # sum of the tasks' own render times (wall clock)
+    cpu_seconds: float = 0.0  # sum of the tasks' CPU times
     per_worker: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -218,7 +226,7 @@ def _worker_state(job: Job) -> _WorkerState:
 
 def render_batch(job: Job, batch: Batch) -> BatchResult:
     """The Dask task: one batch of editions, written under ``job.out_dir/members``."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     state = _worker_state(job)
     body = state.bodies.get(batch.segment)
     if body is None:
@@ -245,7 +253,7 @@ def render_batch(job: Job, batch: Batch) -> BatchResult:
     return BatchResult(
         batch, {m: str(p) for m, p in paths.items()},
         sum(stop - first for first, stop in pages.ranges.values()),
-        time.perf_counter() - start, worker,
+        time.perf_counter() - start, worker, time.process_time() - cpu,
     )
 
 
@@ -328,7 +336,7 @@ def run_batches(
     failures: list[BatchFailure] = []
     per_worker: dict[str, int] = defaultdict(int)
     retried = 0
-    task_seconds = 0.0
+    task_seconds = cpu_seconds = 0.0
     for future in running:
         batch = of_key.pop(future.key)
         if future.status == "finished":
@@ -336,6 +344,7 @@ def run_batches(
             editions.update({m: Path(p) for m, p in result.paths.items()})
             per_worker[result.worker] += len(result.paths)
             task_seconds += result.seconds
+            cpu_seconds += result.cpu_seconds
             on_done(len(result.paths))
         else:
             try:
@@ -359,7 +368,7 @@ def run_batches(
             running.add(submit(nxt))  # type: ignore[no-untyped-call]
     return FanoutResult(
         editions, sorted(failures, key=lambda f: f.batch.index), len(batches), retried,
-        len(client.nthreads()), time.perf_counter() - start, task_seconds, dict(per_worker),
+        len(client.nthreads()), time.perf_counter() - start, task_seconds, cpu_seconds, dict(per_worker),
     )
 
 
