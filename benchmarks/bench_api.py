@@ -17,10 +17,11 @@ concurrent clients from ``wrk`` (else an async httpx client), random members:
 - the floor: a bare FastAPI endpoint doing only ``title_factors @ member_vector`` and
   an argpartition top-20 over the same memory-mapped factors.
 
-Prints requests/s and p50/p99 per worker count, the ratio to the floor (target
-≥ 0.5) and p99 (target ≤ 25 ms), and RSS/PSS per worker from
-``/proc/PID/smaps_rollup`` plus the member-factor mapping's RSS/PSS from
-``/proc/PID/smaps`` (PSS ≈ RSS / workers when the pages are shared). Not a test.
+Prints requests/s, p50/p99 and the server's CPU ms per request per worker count, the
+ratio to the floor (target ≥ 0.5) and p99 (target ≤ 25 ms), and per worker RSS, PSS and
+private memory from ``/proc/PID/smaps_rollup`` plus the RSS/PSS of the model-file
+mappings from ``/proc/PID/smaps`` (PSS ≈ RSS / workers when the pages are shared). A
+model saved in an older artifact format is rewritten in the current one first. Not a test.
 """
 
 from __future__ import annotations
@@ -124,7 +125,25 @@ def prepare(data_dir: Path, titles: int, members: int, full: bool) -> tuple[str,
     asked = [str(m) for m in rng.choice(np.array(rows, dtype=object), size=5000)]
     version = registry.active_version()
     assert version is not None
+    upgrade_model(registry.versions_dir / version)
     return key, asked, registry.versions_dir / version
+
+
+def upgrade_model(model_dir: Path) -> None:
+    """Rewrite a model saved in an older artifact format in the current one (same version)."""
+    from training.artifact import FORMAT, read_meta, read_model, write_parts
+
+    meta = read_meta(model_dir)
+    if int(meta.get("format", 1)) >= FORMAT:
+        return
+    staging = model_dir.with_name(model_dir.name + ".upgrading")
+    shutil.rmtree(staging, ignore_errors=True)
+    write_parts(read_model(model_dir).parts, staging, meta)
+    old = model_dir.with_name(model_dir.name + ".format1")
+    model_dir.rename(old)
+    staging.rename(model_dir)
+    shutil.rmtree(old)
+    print(f"model {model_dir.name} rewritten in artifact format {FORMAT}")
 
 
 # ---- servers -------------------------------------------------------------------------------
@@ -272,6 +291,34 @@ def httpx_run(
     }
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """user + system CPU time the processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def measured(
+    server: subprocess.Popen[bytes],
+    load: Any,
+    base: str,
+    paths: list[str],
+    key: str | None,
+    args: argparse.Namespace,
+) -> dict[str, float]:
+    """The load run, plus the server's CPU ms per answered request: unlike req/s, it holds
+    up when other work shares the machine (wrk itself takes one of its CPUs)."""
+    pids = worker_pids(server)
+    before = cpu_seconds(pids)
+    result: dict[str, float] = load(base, paths, key, args.connections, args.duration)
+    used = cpu_seconds(pids) - before
+    result["cpu_ms"] = used * 1000 / max(result["rps"] * args.duration, 1.0)
+    return result
+
+
 # ---- memory --------------------------------------------------------------------------------
 
 
@@ -280,20 +327,22 @@ def _kib(text: str, field: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def memory(pid: int, factors: Path) -> dict[str, float]:
-    """MiB: the process's RSS and PSS, and its member-factor mapping's RSS and PSS."""
+def memory(pid: int, model_dir: Path) -> dict[str, float]:
+    """MiB: the process's RSS, PSS and private heap (anonymous), and the RSS and PSS of its
+    mappings of the model's files (member/title factors, member_titles, affinity, ids)."""
     rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
     smaps = Path(f"/proc/{pid}/smaps").read_text()
     mapped_rss = mapped_pss = 0
     for block in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", smaps):
-        if block.splitlines()[0].endswith(str(factors)):
+        if f" {model_dir}/" in block.splitlines()[0]:
             mapped_rss += _kib(block, "Rss")
             mapped_pss += _kib(block, "Pss")
     return {
         "rss": _kib(rollup, "Rss") / 1024,
         "pss": _kib(rollup, "Pss") / 1024,
-        "factors_rss": mapped_rss / 1024,
-        "factors_pss": mapped_pss / 1024,
+        "anon": _kib(rollup, "Anonymous") / 1024,
+        "model_rss": mapped_rss / 1024,
+        "model_pss": mapped_pss / 1024,
     }
 
 
@@ -369,12 +418,16 @@ def main() -> None:
     data_dir = args.data_dir or Path(tempfile.gettempdir()) / f"bookclub-bench-api-{args.titles}-{members}"
     key, asked, model_dir = prepare(data_dir, args.titles, members, args.full)
     factors = (model_dir / "member_factors.npy").resolve()
+    model_mib = sum(f.stat().st_size for f in model_dir.iterdir()) / 2**20
     load = wrk_run if shutil.which("wrk") else httpx_run
     print(
         f"load generator: {'wrk' if load is wrk_run else 'httpx (wrk not installed)'}, "
         f"{args.connections} connections, {args.duration}s per run, {len(asked)} random members"
     )
-    print(f"member factors: {factors.stat().st_size / 2**20:.0f} MiB at {factors}")
+    print(
+        f"member factors: {factors.stat().st_size / 2**20:.0f} MiB at {factors}; "
+        f"model files {model_mib:.0f} MiB"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKCLUB_", "PROMETHEUS_"))}
     env.update(BOOKCLUB_DATA_DIR=str(data_dir), **{FLOOR_ENV: str(model_dir)})
     if args.compute_threads:
@@ -411,7 +464,7 @@ def main() -> None:
         )
         try:
             load(base, floor_paths[:200], None, args.connections, 2)  # warm-up
-            floor_result = load(base, floor_paths, None, args.connections, args.duration)
+            floor_result = measured(floor, load, base, floor_paths, None, args)
         finally:
             stop_server(floor)
         port = free_port()
@@ -424,8 +477,8 @@ def main() -> None:
         )
         try:
             load(base, rec_paths[:200], key, args.connections, 2)  # warm-up
-            api_result = load(base, rec_paths, key, args.connections, args.duration)
-            mem = [memory(pid, factors) for pid in worker_pids(api)]
+            api_result = measured(api, load, base, rec_paths, key, args)
+            mem = [memory(pid, model_dir.resolve()) for pid in worker_pids(api)]
         finally:
             stop_server(api)
         rows.append((workers, api_result, floor_result, mem))
@@ -434,30 +487,42 @@ def main() -> None:
             f"on {os.cpu_count()} CPUs (other work on the machine skews the figures)"
         )
 
-    print(f"\n{'workers':>7} {'route':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(
+        f"\n{'workers':>7} {'route':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
+        f"{'CPU ms/req':>10}"
+    )
     for workers, api_result, floor_result, _mem in rows:
         for name, r in (("recommendations", api_result), ("floor (numpy)", floor_result)):
             print(
                 f"{workers:>7} {name:<16} {r['rps']:>8.0f} {r['p50']:>8.2f} {r['p99']:>8.2f} "
-                f"{r['non2xx']:>8.0f}"
+                f"{r['non2xx']:>8.0f} {r['cpu_ms']:>10.2f}"
             )
         ratio = api_result["rps"] / floor_result["rps"]
+        cpu_ratio = floor_result["cpu_ms"] / api_result["cpu_ms"]
+        print(
+            f"{'':>7} CPU per request: floor / route = {cpu_ratio:.2f} (the ratio req/s tends to "
+            "on an idle machine)"
+        )
         print(
             f"{'':>7} ratio to floor {ratio:.2f} (target >= 0.5: "
             f"{'met' if ratio >= 0.5 else 'NOT met'}); p99 {api_result['p99']:.1f} ms "
             f"(target <= 25: {'met' if api_result['p99'] <= 25 else 'NOT met'})"
         )
     print("\nmemory per API worker after the run (MiB):")
-    print(f"{'workers':>7} {'pid':>3} {'RSS':>8} {'PSS':>8} {'factors RSS':>12} {'factors PSS':>12}")
+    print(
+        f"{'workers':>7} {'pid':>3} {'RSS':>8} {'PSS':>8} {'private':>8} {'model RSS':>10} "
+        f"{'model PSS':>10}"
+    )
     for workers, _a, _f, mem in rows:
         for n, m in enumerate(mem):
             print(
-                f"{workers:>7} {n:>3} {m['rss']:>8.1f} {m['pss']:>8.1f} {m['factors_rss']:>12.1f} "
-                f"{m['factors_pss']:>12.1f}"
+                f"{workers:>7} {n:>3} {m['rss']:>8.1f} {m['pss']:>8.1f} {m['anon']:>8.1f} "
+                f"{m['model_rss']:>10.1f} {m['model_pss']:>10.1f}"
             )
     print(
-        "(factors PSS ≈ RSS / workers: the memory-mapped member factors are one copy in the "
-        "page cache, shared by the workers)"
+        "(private = anonymous memory, each worker's own; model = the memory-mapped model files, "
+        "one copy in the page cache: PSS ≈ RSS / workers. RSS also counts the SQLite file's "
+        "shared mmap pages)"
     )
     if args.no_breakdown:
         return

@@ -6,7 +6,7 @@ For implicit ALS (Hu, Koren, Volinsky 2008, section 5) a member's vector is
 
     score(u, i) = Σ_j c_uj · y_jᵀ W_u y_i
 
-This module builds ``YᵀC_uY + λI`` once per member (from a precomputed ``YᵀY``)
+This module builds ``YᵀC_uY + λI`` once per member (from a precomputed ``YᵀY + λI``)
 and scores every (history title, returned title) pair in one matrix product:
 the same numbers as ``implicit``'s ``AlternatingLeastSquares.explain``, without
 a Cholesky solve and a Python loop per returned title. The same factorisation
@@ -29,10 +29,10 @@ FloatArray = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.int64]
 
 
-def gram(title_factors: FloatArray) -> npt.NDArray[np.float64]:
-    """``YᵀY`` (k × k), computed once per set of title factors."""
+def gram(title_factors: FloatArray, regularization: float = 0.0) -> npt.NDArray[np.float64]:
+    """``YᵀY + λI`` (k × k), computed once per set of title factors."""
     y = np.asarray(title_factors, dtype=np.float64)
-    out: npt.NDArray[np.float64] = y.T @ y
+    out: npt.NDArray[np.float64] = y.T @ y + regularization * np.eye(y.shape[1])
     return out
 
 
@@ -50,17 +50,16 @@ class MemberSystem:
     def build(
         cls,
         title_factors: FloatArray,
-        yty: npt.NDArray[np.float64],
+        base: npt.NDArray[np.float64],
         history: IdxArray,
         confidence: npt.NDArray[np.float64],
-        regularization: float,
     ) -> MemberSystem:
-        """As ``implicit.cpu.als.user_linear_equation``: negative confidences count as |c| in A only."""
+        """As ``implicit.cpu.als.user_linear_equation``, from ``base = gram(Y, λ)``: negative
+        confidences count as |c| in A only."""
         if history.shape != confidence.shape:
             raise ValueError(f"history {history.shape} and confidence {confidence.shape} differ")
         y = np.asarray(title_factors[history], dtype=np.float64)
-        a = yty + regularization * np.eye(yty.shape[0])
-        a += (y.T * (np.abs(confidence) - 1.0)) @ y
+        a = base + (y.T * (np.abs(confidence) - 1.0)) @ y
         b = y.T @ np.where(confidence > 0, confidence, 0.0)
         keep = np.flatnonzero(confidence > 0)
         keep = keep[np.argsort(-history[keep])]  # by descending title index
@@ -92,3 +91,21 @@ class MemberSystem:
         best = self.history[order].T.tolist()
         positive = (np.take_along_axis(contrib, order, axis=0) > 0).T.tolist()
         return [[t for t, p in zip(ts, ps, strict=True) if p] for ts, ps in zip(best, positive, strict=True)]
+
+
+def history_reasons(
+    title_factors: FloatArray,
+    targets: IdxArray,
+    history: IdxArray,
+    system: MemberSystem | None,
+    n: int,
+) -> list[list[int]]:
+    """Per target title, up to ``n`` purchased titles that drive its score, best first: the ALS
+    decomposition when there is a ``system``, else the most similar purchases (factor dot)."""
+    if not len(history):
+        return [[] for _ in targets]
+    if system is not None:
+        return system.top_reasons(title_factors, targets, n)
+    sims = title_factors[history] @ title_factors[targets].T  # history × targets
+    order = np.argsort(-sims, axis=0, kind="stable")[:n]
+    return [[int(history[r]) for r in order[:, c] if sims[r, c] > 0] for c in range(len(targets))]

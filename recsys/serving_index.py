@@ -3,7 +3,7 @@
 :class:`ServingIndex` holds, per set of title factors and title categories: the
 titles × categories matrix both ways (CSR rows for a title's codes, CSC columns
 for a category's titles), category levels and depth weights, normalised
-popularity and ``YᵀY`` for the ALS normal equations. It is rebuilt whole (one reference swap)
+popularity and ``YᵀY + λI`` for the ALS normal equations. It is rebuilt whole (one reference swap)
 when titles are added after training.
 
 :class:`TitleMask` is a set of titles as a boolean array over the model's
@@ -95,7 +95,7 @@ class ServingIndex:
     levels: npt.NDArray[np.int64]  # per category
     depth: FloatArray  # 10 ** (level - 1): a deeper class counts 10× its parent
     pop: FloatArray  # popularity / max
-    yty: npt.NDArray[np.float64]  # YᵀY of the title factors (k × k)
+    gram: npt.NDArray[np.float64]  # YᵀY + λI of the title factors (k × k), for ALS
     title_factors: FloatArray  # C-contiguous float32
 
     @classmethod
@@ -118,7 +118,7 @@ class ServingIndex:
             levels=levels,
             depth=(10.0 ** (levels - 1)).astype(np.float32),
             pop=pop,
-            yty=gram(factors),
+            gram=gram(factors, float(parts.params.get("regularization", 0.0))),
             title_factors=factors,
         )
 

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 
 from recsys.affinity import AffinityProfile, CategoryIndex
 from recsys.errors import UnknownCategoryError, UnknownMemberError, UnknownTitleError
-from recsys.explain import MemberSystem
+from recsys.explain import MemberSystem, history_reasons
 from recsys.idmap import IdMap
 from recsys.recommenders.base import cosine_neighbours
 from recsys.serving_index import ServingIndex, TitleMask, blend, mask_of, top_n
@@ -100,8 +100,16 @@ class TrainedModel:
             raise UnknownCategoryError(f"unknown category {code!r}")
         return self._categories[code]
 
+    def _member_idx(self, member_id: str) -> int:
+        """``members.find`` for one id, without building arrays (once per request)."""
+        ids, key = self.parts.members.ids, member_id.encode("utf-8")
+        if not len(ids) or len(key) > ids.dtype.itemsize:
+            return -1
+        pos = int(np.searchsorted(ids, key))
+        return pos if pos < len(ids) and bytes(ids[pos]) == key else -1
+
     def knows_member(self, member_id: str) -> bool:
-        return self.parts.members.find(member_id) >= 0
+        return self._member_idx(member_id) >= 0
 
     @property
     def n_titles(self) -> int:
@@ -207,7 +215,7 @@ class TrainedModel:
         (:meth:`title_mask`): no id is converted per call then.
         """
         index = self._index  # one reference for the whole call (add_titles swaps it)
-        member_idx = self.parts.members.find(member_id)
+        member_idx = self._member_idx(member_id)
         history, confidence = self._history(member_idx, recent)
         ok = self._candidates(history, exclude_title_ids, only_title_ids, category)
         drop = np.flatnonzero(~ok)  # a few thousand at most: cheaper to index than to mask
@@ -216,13 +224,8 @@ class TrainedModel:
         system: MemberSystem | None = None
         if len(history):
             if self.parts.kind == "als":
-                system = MemberSystem.build(
-                    index.title_factors,
-                    index.yty,
-                    history,
-                    confidence * float(self.parts.params.get("alpha", 1.0)),
-                    float(self.parts.params["regularization"]),
-                )
+                alpha = float(self.parts.params.get("alpha", 1.0))
+                system = MemberSystem.build(index.title_factors, index.gram, history, confidence * alpha)
             if recent and system is not None:
                 vector = system.member_vector()
             elif member_idx >= 0:
@@ -238,29 +241,10 @@ class TrainedModel:
         best = top_n(scores, min(limit, self.n_titles - len(drop)))
         if not len(best):
             return []
-        reasons = self._because(index, best, history, system)
+        reasons = history_reasons(index.title_factors, best, history, system, EXPLAIN_TOP)
         return [
             self._with_reason(index, int(t), float(scores[t]), shares, because)
             for t, because in zip(best, reasons, strict=True)
-        ]
-
-    def _because(
-        self,
-        index: ServingIndex,
-        best: IdxArray,
-        history: IdxArray,
-        system: MemberSystem | None,
-    ) -> list[list[int]]:
-        """Per returned title, the purchased titles that drive its score (best first)."""
-        if not len(history):
-            return [[] for _ in best]
-        if system is not None:
-            return system.top_reasons(index.title_factors, best, EXPLAIN_TOP)
-        factors = index.title_factors
-        sims = factors[history] @ factors[best].T  # history × best
-        order = np.argsort(-sims, axis=0, kind="stable")[:EXPLAIN_TOP]
-        return [
-            [int(history[r]) for r in order[:, c] if sims[r, c] > 0] for c in range(len(best))
         ]
 
     def _with_reason(

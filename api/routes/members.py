@@ -31,7 +31,6 @@ MemberId = Annotated[
 async def read_recommendations(
     _key: ReadKeyDep,
     member_id: MemberId,
-    response: Response,
     engine: EngineDep,
     compute: ComputeDep,
     holder: HolderDep,
@@ -53,7 +52,7 @@ async def read_recommendations(
         ),
     ] = False,
     in_stock_only: Annotated[bool, Query(description="drop titles out of stock")] = True,
-) -> RecommendationsPublic:
+) -> Response:
     """A member with no history gets cold-start titles (declared categories, then popular)
     with their reason; purchases posted since training count at once."""
     model, prepared = holder.serving()  # one model (and its title cache) for the whole request
@@ -70,13 +69,18 @@ async def read_recommendations(
     )
     cold_start, data = await anyio.to_thread.run_sync(work, limiter=compute)
     record_recommendation(cold_start)
-    response.headers["X-Model-Version"] = model.version
-    return RecommendationsPublic(
+    body = RecommendationsPublic.model_construct(
         member_id=member_id,
         model_version=model.version,
         cold_start=cold_start,
         data=data,
         count=len(data),
+    )
+    # built from typed records: serialised once here, not validated again by FastAPI
+    return Response(
+        body.model_dump_json(),
+        media_type="application/json",
+        headers={"X-Model-Version": model.version},
     )
 
 

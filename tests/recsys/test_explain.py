@@ -25,11 +25,11 @@ def fitted() -> tuple[AlternatingLeastSquares, sp.csr_matrix]:
 def test_top_reasons_match_implicit_explain(fitted: tuple[AlternatingLeastSquares, sp.csr_matrix]) -> None:
     model, member_titles = fitted
     factors = np.ascontiguousarray(model.item_factors)
-    yty = gram(factors)
+    base = gram(factors, model.regularization)
     for member in range(8):
         row = member_titles[member]
         system = MemberSystem.build(
-            factors, yty, row.indices.astype(np.int64), row.data.astype(np.float64) * model.alpha, model.regularization
+            factors, base, row.indices.astype(np.int64), row.data.astype(np.float64) * model.alpha
         )
         targets = np.arange(member_titles.shape[1], dtype=np.int64)
         ours = system.top_reasons(factors, targets, 3)
@@ -45,8 +45,8 @@ def test_member_vector_matches_recalculate_user(fitted: tuple[AlternatingLeastSq
     factors = np.ascontiguousarray(model.item_factors)
     row = member_titles[5]
     system = MemberSystem.build(
-        factors, gram(factors), row.indices.astype(np.int64), row.data.astype(np.float64) * model.alpha,
-        model.regularization,
+        factors, gram(factors, model.regularization), row.indices.astype(np.int64),
+        row.data.astype(np.float64) * model.alpha,
     )
     expected = np.asarray(model.recalculate_user(0, row)).ravel()
     assert system.member_vector() == pytest.approx(expected, rel=1e-3, abs=1e-4)
@@ -55,4 +55,4 @@ def test_member_vector_matches_recalculate_user(fitted: tuple[AlternatingLeastSq
 def test_shapes_are_checked() -> None:
     factors = np.ones((3, 2), dtype=np.float32)
     with pytest.raises(ValueError, match="differ"):
-        MemberSystem.build(factors, gram(factors), np.array([0, 1]), np.array([1.0]), 0.1)
+        MemberSystem.build(factors, gram(factors, 0.1), np.array([0, 1]), np.array([1.0]))
