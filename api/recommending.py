@@ -103,10 +103,11 @@ def recommend_for_member(
             _check_category(connection, category)
         history = member_history(found.lines, model.trained_until)
         exclude: Collection[str] = () if include_purchased else history.bought
+        fetch = limit
         if stock is not None and in_stock_only:  # out-of-stock titles never come back
             exclude = stock.without(model, exclude)
-        # a few more than asked, to make up for titles found out of stock since
-        fetch = limit + (max(3, limit // 8) if in_stock_only else 0)
+        elif in_stock_only:  # a few more than asked, to make up for titles out of stock
+            fetch += max(3, limit // 8)
         picked: list[tuple[RecommendationLike, q.TitleRecord]] = []
         for _round in range(_MAX_ROUNDS):
             try:
