@@ -105,7 +105,7 @@ def recommend_for_member(
         exclude: Collection[str] = () if include_purchased else history.bought
         fetch = limit
         if stock is not None and in_stock_only:  # out-of-stock titles never come back
-            exclude = stock.without(model, exclude)
+            exclude = stock.without(exclude)
         elif in_stock_only:  # a few more than asked, to make up for titles out of stock
             fetch += max(3, limit // 8)
         picked: list[tuple[RecommendationLike, q.TitleRecord]] = []
@@ -194,14 +194,12 @@ class ShelfState:
         found = self.details
         return {t: found[t] for t in title_ids if t in found}
 
-    def without(self, model: ServingModel, bought: Collection[str]) -> Collection[str]:
+    def without(self, bought: Collection[str]) -> Collection[str]:
         """The titles out of stock plus ``bought``, as the model takes them fastest."""
         if not bought:
             return self.out_of_stock
-        make_mask = getattr(model, "title_mask", None)
-        if make_mask is not None and isinstance(self.out_of_stock, TitleMask):
-            combined: Collection[str] = make_mask(bought, base=self.out_of_stock)
-            return combined
+        if isinstance(self.out_of_stock, TitleMask):
+            return self.out_of_stock.plus(bought)
         return set(self.out_of_stock) | set(bought)
 
 

@@ -13,7 +13,7 @@ when titles are added after training.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,20 +36,34 @@ class TitleMask:
 
     It is a ``Collection[str]`` (``in``, ``len``, iteration), so it can be given
     wherever title ids are; :meth:`recommend` uses the mask directly. Ids the
-    model does not know are kept aside, for ``in`` only.
+    model does not know are kept aside, for ``in`` only. :meth:`plus` adds a few
+    ids (e.g. a member's purchases) without copying the mask.
     """
 
-    __slots__ = ("_frozen", "_ids", "_unknown", "mask")
+    __slots__ = ("_frozen", "_ids", "_unknown", "extra", "mask")
 
-    def __init__(self, mask: BoolArray, ids: list[str], unknown: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        mask: BoolArray,
+        ids: list[str],
+        unknown: frozenset[str] = frozenset(),
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.mask = mask
         self.mask.flags.writeable = False
-        self._ids = ids  # the known ids, by title_idx
+        self._ids = ids  # the ids in the mask
         self._unknown = unknown
+        self.extra = extra  # ids added by plus(), converted by whoever reads the mask
         self._frozen: frozenset[str] | None = None
 
+    def plus(self, title_ids: Collection[str]) -> TitleMask:
+        """This set and ``title_ids`` (sharing this mask)."""
+        out = TitleMask(self.mask, self._ids, self._unknown, tuple(title_ids))
+        out._frozen = self._frozen
+        return out
+
     def __contains__(self, title_id: object) -> bool:
-        return title_id in self._unknown or title_id in self._set()
+        return title_id in self._unknown or title_id in self.extra or title_id in self._set()
 
     def _set(self) -> frozenset[str]:
         if self._frozen is None:
@@ -57,19 +71,10 @@ class TitleMask:
         return self._frozen
 
     def __len__(self) -> int:
-        return len(self._ids) + len(self._unknown)
+        return len(set(self))
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._ids
-        yield from self._unknown
-
-    @property
-    def ids(self) -> list[str]:
-        return self._ids
-
-    @property
-    def unknown(self) -> frozenset[str]:
-        return self._unknown
+        yield from dict.fromkeys([*self._ids, *self._unknown, *self.extra])
 
     def padded(self, n_titles: int) -> BoolArray:
         """The mask over ``n_titles`` (titles added after it was built are not in it)."""

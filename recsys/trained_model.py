@@ -115,18 +115,13 @@ class TrainedModel:
     def n_titles(self) -> int:
         return int(self.parts.title_factors.shape[0])
 
-    def title_mask(self, title_ids: Collection[str], *, base: TitleMask | None = None) -> TitleMask:
-        """``title_ids`` (plus ``base``'s) as a :class:`TitleMask`, to pass as ``exclude_title_ids``."""
+    def title_mask(self, title_ids: Collection[str]) -> TitleMask:
+        """``title_ids`` as a :class:`TitleMask`: build once, pass as ``exclude_title_ids`` often."""
         ids = list(dict.fromkeys(title_ids))
-        idx = self._title_idx_many(ids)
-        known = [t for i, t in zip(idx.tolist(), ids, strict=True) if i >= 0]
-        unknown = frozenset(t for i, t in zip(idx.tolist(), ids, strict=True) if i < 0)
-        mask = mask_of(idx.tolist(), self.n_titles)
-        if base is None:
-            return TitleMask(mask, known, unknown)
-        old = base.padded(self.n_titles)
-        fresh = [t for i, t in zip(idx.tolist(), ids, strict=True) if i >= 0 and not old[i]]
-        return TitleMask(mask | old, base.ids + fresh, base.unknown | unknown)
+        idx = self._title_idx_many(ids).tolist()
+        known = [t for i, t in zip(idx, ids, strict=True) if i >= 0]
+        unknown = frozenset(t for i, t in zip(idx, ids, strict=True) if i < 0)
+        return TitleMask(mask_of(idx, self.n_titles), known, unknown)
 
     # ---- scoring -----------------------------------------------------------
     def _history(
@@ -183,6 +178,9 @@ class TrainedModel:
         n = self.n_titles
         if isinstance(exclude, TitleMask):
             ok = ~exclude.padded(n)
+            if exclude.extra:
+                idx = self._title_idx_many(exclude.extra)
+                ok[idx[idx >= 0]] = False
         else:
             ok = np.ones(n, dtype=bool)
             if exclude:

@@ -102,3 +102,16 @@ def test_categories_similar_and_added_titles(trained) -> None:  # type: ignore[n
     recs = model.recommend("M00001", limit=3, only_title_ids=["FRESH-1", "TK5-001"])
     assert recs[0].title_id == "FRESH-1" and recs[0].reason_kind == "new_in_category"
     assert model.similar_titles("FRESH-1", limit=3)
+
+
+def test_a_title_mask_excludes_like_the_ids_it_holds(trained) -> None:  # type: ignore[no-untyped-def]
+    model, _club = trained
+    member = "M00001"
+    ids = [r.title_id for r in model.recommend(member, limit=3)]
+    mask = model.title_mask([ids[0], ids[1], "NOT-A-TITLE"])
+    assert ids[0] in mask and "NOT-A-TITLE" in mask and ids[2] not in mask and len(mask) == 3
+    plus = mask.plus([ids[2], ids[0]])
+    assert ids[2] in plus and len(plus) == 4 and ids[2] not in mask
+    by_mask = [r.title_id for r in model.recommend(member, limit=5, exclude_title_ids=plus)]
+    by_ids = [r.title_id for r in model.recommend(member, limit=5, exclude_title_ids=set(ids))]
+    assert by_mask == by_ids and not set(ids) & set(by_mask)
