@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from catalog.fanout import (
     Batch,
@@ -23,11 +24,16 @@ from catalog.fanout import (
     render_all_editions,
     run_batches,
 )
+from catalog.planning import plan_quarter
+from catalog.segments import segment_quarter
 from recsys import segment_queries as q
+from recsys.demo import DemoSpec
+from recsys.demo_load import load_demo
 from recsys.errors import ConfigurationError, UnknownMemberError
 from recsys.schema import Member
 from recsys.settings import Settings
 from tests.catalog.conftest import QUARTER, Club
+from tests.conftest import shared_data
 
 BOGUS = "NO-SUCH-MEMBER"
 
@@ -132,3 +138,27 @@ def test_cli_refuses_a_remote_scheduler_on_sqlite(club: Club, monkeypatch: pytes
     assert result.exit_code == 1 and "PostgreSQL" in result.output, result.output
     result = runner.invoke(app, ["catalogs", "render", "--quarter", QUARTER, "--workers", "2"])
     assert result.exit_code == 1 and "--all-members" in result.output, result.output
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_workers_behind_a_scheduler_address_read_postgresql(
+    club: Club, client: Any, postgres_engine: Engine, tmp_path: Path
+) -> None:
+    """The real-cluster path: a Client on a scheduler address, workers opening PostgreSQL."""
+    spec = DemoSpec(members=300, titles=160, years=2, seed=5, end_date=dt.date(2026, 11, 20))
+    load_demo(postgres_engine, spec, shared_data("clc", "clc_level1_2.csv"))
+    with postgres_engine.begin() as connection:
+        segment_quarter(connection, club.model, club.settings.segments, QUARTER)
+    with postgres_engine.begin() as connection:
+        plans = plan_quarter(connection, club.model, club.settings, QUARTER)
+    url = postgres_engine.url.render_as_string(hide_password=False)
+    settings = _settings(club).model_copy(update={"database_url": url})
+    with postgres_engine.connect() as connection:
+        chosen = [m for p in plans for m in q.members_of_segment(connection, QUARTER, p.segment)[:5]]
+    result = render_all_editions(
+        postgres_engine, settings, QUARTER, plans, chosen, scheduler=client.scheduler.address,
+        out_dir=tmp_path,
+    )
+    assert not result.failures and set(result.editions) == set(chosen)
+    assert all(m in _first_page(p) for m, p in result.editions.items())
