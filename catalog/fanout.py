@@ -51,10 +51,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, make_url
 
-from catalog.member_edition import member_picks, member_views, merge_editions, render_member_pages
 from catalog.pdfmerge import BodyTemplate
 from catalog.plan import CatalogPlan
-from catalog.production import quarter_dir, render_segment_catalogs, renderer_for, titles_by_id
+from catalog.production import (
+    PLACEMENT_FIELDS,
+    quarter_dir,
+    render_member_batch,
+    render_segment_catalogs,
+    renderer_for,
+    titles_by_id,
+)
 from catalog.render import Renderer
 from recsys import segment_queries as q
 from recsys.errors import BookclubError, ConfigurationError, UnknownMemberError
@@ -65,9 +71,6 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
-# Fields that say where to run, not what to print: kept out of the settings a
-# job renders with, so they never change a catalog's digest.
-_PLACEMENT_FIELDS = ("dask_scheduler", "dask_workers")
 
 
 def _no_progress(_n: int) -> None:
@@ -142,7 +145,7 @@ def placement_free(settings: Settings) -> Settings:
     """``settings`` with the Dask placement fields at their defaults (they are not design)."""
     defaults = type(settings.catalog)()
     catalog = settings.catalog.model_copy(
-        update={name: getattr(defaults, name) for name in _PLACEMENT_FIELDS}
+        update={name: getattr(defaults, name) for name in PLACEMENT_FIELDS}
     )
     return settings.model_copy(update={"catalog": catalog})
 
@@ -231,41 +234,16 @@ def render_batch(job: Job, batch: Batch) -> BatchResult:
     body = state.bodies.get(batch.segment)
     if body is None:
         body = state.bodies[batch.segment] = BodyTemplate(job.bodies[batch.segment])
-    plan = job.plans[batch.segment]
-    cfg = job.settings.catalog
-    members = list(batch.member_ids)
     with state.engine.connect() as connection:
-        rows, bought, declared = _member_data(connection, members)
-    picks = {
-        m: member_picks(
-            state.model, m, plan, limit=cfg.picks_per_member,
-            bought=bought.get(m, ()), declared=declared.get(m, ()),
+        paths, pages = render_member_batch(
+            connection, state.model, job.settings, job.quarter, job.plans[batch.segment],
+            state.titles, body, state.renderer, list(batch.member_ids), Path(job.out_dir),
         )
-        for m in members
-    }
-    views = member_views(
-        [rows[m] for m in members], picks, plan, state.titles, cfg, job.quarter,
-        covers_dir=job.settings.data_dir / "covers",
-    )
-    pages = render_member_pages(views, cfg, state.renderer)
-    paths = merge_editions(pages, body, Path(job.out_dir) / "members")
     worker = f"{os.uname().nodename}:{os.getpid()}"
     return BatchResult(
-        batch, {m: str(p) for m, p in paths.items()},
-        sum(stop - first for first, stop in pages.ranges.values()),
+        batch, {m: str(p) for m, p in paths.items()}, pages,
         time.perf_counter() - start, worker, time.process_time() - cpu,
     )
-
-
-def _member_data(
-    connection: Connection, members: list[str]
-) -> tuple[dict[str, q.MemberRow], dict[str, set[str]], dict[str, list[str]]]:
-    rows = q.members_by_id(connection, members)
-    if missing := [m for m in members if m not in rows]:
-        raise UnknownMemberError(f"no such member(s): {', '.join(missing)}")
-    bought = q.bought_titles(connection, members)
-    declared = q.declared_categories(connection, members)
-    return rows, bought, declared
 
 
 # ---- on the client ---------------------------------------------------------

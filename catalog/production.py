@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -68,8 +68,13 @@ def _design_digest() -> str:
     return digest.hexdigest()
 
 
+# Settings that say where to run, not what to print: they never change a catalog.
+PLACEMENT_FIELDS = frozenset({"dask_scheduler", "dask_workers"})
+
+
 def _digest(plan: CatalogPlan, settings: Settings) -> str:
-    text = plan.to_json() + settings.catalog.model_dump_json() + _design_digest()
+    design = settings.catalog.model_dump_json(exclude=set(PLACEMENT_FIELDS))
+    text = plan.to_json() + design + _design_digest()
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -151,21 +156,44 @@ def render_member_editions(
         body = BodyTemplate(bodies[segment].read_bytes())
         for start in range(0, len(members), size):
             batch = members[start : start + size]
-            rows = q.members_by_id(connection, batch)
-            bought = q.bought_titles(connection, batch)
-            declared = q.declared_categories(connection, batch)
-            picks = {
-                m: member_picks(
-                    model, m, plan, limit=settings.catalog.picks_per_member,
-                    bought=bought.get(m, ()), declared=declared.get(m, ()),
-                )
-                for m in batch
-            }
-            views = member_views(
-                [rows[m] for m in batch], picks, plan, titles, settings.catalog, quarter,
-                covers_dir=settings.data_dir / "covers",
+            written, _pages = render_member_batch(
+                connection, model, settings, quarter, plan, titles, body, renderer, batch, out_dir
             )
-            pages = render_member_pages(views, settings.catalog, renderer)
-            paths.update(merge_editions(pages, body, out_dir / "members"))
+            paths.update(written)
             on_done(len(batch))
     return paths
+
+
+def render_member_batch(
+    connection: Connection,
+    model: PickingModel,
+    settings: Settings,
+    quarter: str,
+    plan: CatalogPlan,
+    titles: Mapping[str, TitleRow],
+    body: BodyTemplate,
+    renderer: Renderer,
+    member_ids: Sequence[str],
+    out_dir: Path,
+) -> tuple[dict[str, Path], int]:
+    """One batch of a segment's members laid out in one document, split and merged with the
+    segment's catalog: their edition paths and the personal pages rendered."""
+    rows = q.members_by_id(connection, member_ids)
+    if missing := [m for m in member_ids if m not in rows]:
+        raise UnknownMemberError(f"no such member(s): {', '.join(missing)}")
+    bought = q.bought_titles(connection, member_ids)
+    declared = q.declared_categories(connection, member_ids)
+    picks = {
+        m: member_picks(
+            model, m, plan, limit=settings.catalog.picks_per_member,
+            bought=bought.get(m, ()), declared=declared.get(m, ()),
+        )
+        for m in member_ids
+    }
+    views = member_views(
+        [rows[m] for m in member_ids], picks, plan, titles, settings.catalog, quarter,
+        covers_dir=settings.data_dir / "covers",
+    )
+    pages = render_member_pages(views, settings.catalog, renderer)
+    paths = merge_editions(pages, body, out_dir / "members")
+    return paths, sum(stop - first for first, stop in pages.ranges.values())
