@@ -38,12 +38,12 @@ class MemberHistory:
     recent: tuple[tuple[str, float], ...]  # bought after trained_until, net > 0
 
 
-def member_history(lines: Sequence[q.PurchasedLine], trained_until: object) -> MemberHistory:
+def member_history(lines: Sequence[q.SnapshotLine]) -> MemberHistory:
     net: dict[str, int] = defaultdict(int)
     recent: dict[str, int] = defaultdict(int)
     for line in lines:
         net[line.title_id] += line.quantity
-        if line.purchased_at > trained_until:  # type: ignore[operator]
+        if line.recent:
             recent[line.title_id] += line.quantity
     return MemberHistory(
         frozenset(t for t, n in net.items() if n > 0),
@@ -96,12 +96,12 @@ def recommend_for_member(
     """
     stock = shelf.current() if shelf is not None else None
     with engine.connect() as connection:
-        found = q.member_snapshot(connection, member_id)
+        found = q.member_snapshot(connection, member_id, model.trained_until)
         if found is None:
             raise UnknownMemberError(f"unknown member {member_id!r}: check the member id")
         if stock is None or (category is not None and category not in stock.categories):
             _check_category(connection, category)
-        history = member_history(found.lines, model.trained_until)
+        history = member_history(found.lines)
         exclude: Collection[str] = () if include_purchased else history.bought
         fetch = limit
         if stock is not None and in_stock_only:  # out-of-stock titles never come back

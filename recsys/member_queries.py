@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    case,
     cast,
     func,
     null,
@@ -141,23 +142,32 @@ def member_with_purchases(connection: Connection, member_id: str) -> tuple[int, 
 
 
 @dataclass(frozen=True)
+class SnapshotLine:
+    title_id: str
+    quantity: int
+    recent: bool  # purchased after the ``since`` the snapshot was asked with
+
+
+@dataclass(frozen=True)
 class MemberSnapshot:
     """What a recommendation needs from the database about one member."""
 
     key: int
-    lines: list[PurchasedLine]  # every order line, in no particular order
+    lines: list[SnapshotLine]  # every order line, in no particular order
     declared: list[str]  # declared favourite categories, sorted
 
 
 _MEMBER_ID = bindparam("member_id", type_=String)
+_SINCE = bindparam("since", type_=DateTime)
 # one statement, built once: the member's lines (index on purchases.member_key) and
-# declared categories, as one UNION ALL so a request costs one round trip
+# declared categories, as one UNION ALL so a request costs one round trip; "recent"
+# is compared in SQL, so no timestamp is parsed in Python
 _SNAPSHOT = union_all(
     select(
         Member.id.label("key"),
         Title.title_id,
         Purchase.quantity,
-        Purchase.purchased_at,
+        case((Purchase.purchased_at > _SINCE, 1), else_=0).label("recent"),
         cast(null(), String).label("code"),
     )
     .select_from(Member)
@@ -168,7 +178,7 @@ _SNAPSHOT = union_all(
         MemberCategory.member_key,
         cast(null(), String),
         cast(null(), Integer),
-        cast(null(), DateTime),
+        cast(null(), Integer),
         MemberCategory.category_code,
     )
     .join(Member, Member.id == MemberCategory.member_key)
@@ -176,12 +186,13 @@ _SNAPSHOT = union_all(
 )
 
 
-def member_snapshot(connection: Connection, member_id: str) -> MemberSnapshot | None:
-    """Key, order lines and declared categories of a member in one query; None if unknown."""
-    rows = connection.execute(_SNAPSHOT, {"member_id": member_id}).all()
+def member_snapshot(connection: Connection, member_id: str, since: dt.datetime) -> MemberSnapshot | None:
+    """Key, order lines (recent: after ``since``) and declared categories of a member in one
+    query; None if the member is unknown."""
+    rows = connection.execute(_SNAPSHOT, {"member_id": member_id, "since": since}).all()
     if not rows:
         return None
-    lines = [PurchasedLine(t, q, at) for _k, t, q, at, code in rows if t is not None]
+    lines = [SnapshotLine(t, q, bool(r)) for _k, t, q, r, _code in rows if t is not None]
     declared = sorted(code for *_rest, code in rows if code is not None)
     return MemberSnapshot(int(rows[0][0]), lines, declared)
 
