@@ -86,16 +86,16 @@ class MemberSystem:
         if not len(targets) or not len(self.history):
             return [[] for _ in targets]
         contrib = self.contributions(title_factors, targets)
+        cols = np.arange(contrib.shape[1])
         if len(self.history) > n:  # the n largest per column, then only those sorted
             part = np.argpartition(-contrib, n - 1, axis=0)[:n]
-            sub = np.take_along_axis(contrib, part, axis=0)
-            order = np.take_along_axis(part, np.argsort(-sub, axis=0, kind="stable"), axis=0)
+            order = part[np.argsort(-contrib[part, cols], axis=0, kind="stable"), cols]
         else:
             order = np.argsort(-contrib, axis=0, kind="stable")
         # descending score (exact ties, which trained factors do not produce, break either way
         # once partitioned; sorted whole, the history's descending title index breaks them)
         best = self.history[order].T.tolist()
-        positive = (np.take_along_axis(contrib, order, axis=0) > 0).T.tolist()
+        positive = (contrib[order, cols] > 0).T.tolist()
         return [[t for t, p in zip(ts, ps, strict=True) if p] for ts, ps in zip(best, positive, strict=True)]
 
 def history_reasons(

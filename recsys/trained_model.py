@@ -76,6 +76,7 @@ class TrainedModel:
         self._index = ServingIndex.build(parts)
         self._unit: float | None = None
         self._title_ids = parts.titles.all_ids()  # the strings once, not per answer
+        self._member_ids = np.asarray(parts.members.ids)  # the map's pages, as a plain array
 
     # ---- ids ---------------------------------------------------------------
     def _title_idx(self, title_id: str) -> int:
@@ -102,7 +103,7 @@ class TrainedModel:
 
     def _member_idx(self, member_id: str) -> int:
         """``members.find`` for one id, without building arrays (once per request)."""
-        ids, key = self.parts.members.ids, member_id.encode("utf-8")
+        ids, key = self._member_ids, member_id.encode("utf-8")
         if not len(ids) or len(key) > ids.dtype.itemsize:
             return -1
         pos = int(np.searchsorted(ids, key))
@@ -241,8 +242,8 @@ class TrainedModel:
             return []
         reasons = history_reasons(index.title_factors, best, history, system, EXPLAIN_TOP)
         return [
-            self._with_reason(index, int(t), float(scores[t]), shares, because)
-            for t, because in zip(best, reasons, strict=True)
+            self._with_reason(index, t, s, shares, because)
+            for t, s, because in zip(best.tolist(), scores[best].tolist(), reasons, strict=True)
         ]
 
     def _with_reason(
@@ -269,11 +270,10 @@ class TrainedModel:
                 title_id, score, f"because you bought {names}", "history", ids,
                 f"因为您买过{names}",
             )
-        cats = index.codes_of(t)
-        if shares.any() and len(cats):
-            read = shares[cats] > 0
-            key = np.where(read, index.levels[cats] * 10.0 + shares[cats], -1.0)
-            col = int(cats[np.argmax(key)])
+        cats = index.codes_of(t).tolist()
+        if cats and shares.any():
+            # the deepest class the member reads, then the one read most; else the first code
+            col = max(cats, key=lambda c: index.levels[c] * 10.0 + shares[c] if shares[c] > 0 else -1.0)
             code, name = self.parts.categories.codes[col], self.parts.categories.names[col]
             return Recommendation(
                 title_id, score, f"popular in {code} {name}", "category_popular", (code,),
