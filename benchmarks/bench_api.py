@@ -353,7 +353,7 @@ def breakdown(data_dir: Path, model_dir: Path, asked: list[str]) -> dict[str, fl
     """ms per call, one thread: the whole recommendation work, the model alone, the floor."""
     from threadpoolctl import threadpool_limits
 
-    from api.recommending import feed_new_titles, recommend_for_member
+    from api.recommending import feed_new_titles, recommendations_json
     from recsys.db import make_engine
     from recsys.idmap import IdMap
     from recsys.settings import Settings
@@ -369,7 +369,7 @@ def breakdown(data_dir: Path, model_dir: Path, asked: list[str]) -> dict[str, fl
     sample = asked[:300]
 
     def whole(m: str) -> object:
-        return recommend_for_member(
+        return recommendations_json(
             engine,
             model,
             m,

@@ -12,7 +12,7 @@ from api.deps import ComputeDep, ConnectionDep, EngineDep, HolderDep, LimitDep, 
 from api.errors import RESPONSES
 from api.metrics import record_recommendation
 from api.profile import member_profile
-from api.recommending import TitleShelf, recommend_for_member
+from api.recommending import TitleShelf, recommendations_json
 from api.schemas import MemberProfilePublic, RecommendationsPublic
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
@@ -57,7 +57,7 @@ async def read_recommendations(
     with their reason; purchases posted since training count at once."""
     model, prepared = holder.serving()  # one model (and its title cache) for the whole request
     work = partial(
-        recommend_for_member,
+        recommendations_json,
         engine,
         model,
         member_id,
@@ -67,21 +67,11 @@ async def read_recommendations(
         in_stock_only=in_stock_only,
         shelf=prepared if isinstance(prepared, TitleShelf) else None,
     )
-    cold_start, data = await anyio.to_thread.run_sync(work, limiter=compute)
+    # the body is serialised in the worker thread from cached title JSON (RecommendationsPublic,
+    # checked in tests/api/test_recommendations_json.py), not validated again by FastAPI
+    cold_start, body = await anyio.to_thread.run_sync(work, limiter=compute)
     record_recommendation(cold_start)
-    body = RecommendationsPublic.model_construct(
-        member_id=member_id,
-        model_version=model.version,
-        cold_start=cold_start,
-        data=data,
-        count=len(data),
-    )
-    # built from typed records: serialised once here, not validated again by FastAPI
-    return Response(
-        body.model_dump_json(),
-        media_type="application/json",
-        headers={"X-Model-Version": model.version},
-    )
+    return Response(body, media_type="application/json", headers={"X-Model-Version": model.version})
 
 
 @router.get(

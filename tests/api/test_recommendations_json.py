@@ -1,0 +1,45 @@
+"""The recommendations body is written by hand from cached title JSON: it must be exactly a
+``RecommendationsPublic`` (the schema the OpenAPI document announces)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api.recommending import _dumps, title_json
+from api.schemas import RecommendationsPublic
+from recsys.member_queries import TitleRecord
+
+
+def test_bodies_are_recommendations_public(client: TestClient) -> None:
+    for member, params in [
+        ("M01", {"limit": 5}),
+        ("M02", {"limit": 20, "in_stock_only": "false"}),
+        ("M04", {"category": "I2"}),
+        ("M05", {}),
+        ("M06", {"limit": 3}),
+    ]:
+        r = client.get(f"/v1/members/{member}/recommendations", params=params)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/json"
+        raw: dict[str, Any] = json.loads(r.content)
+        parsed = RecommendationsPublic.model_validate_json(r.content)
+        assert parsed.model_dump(mode="json") == raw
+        assert raw["count"] == len(raw["data"]) > 0
+
+
+def test_title_json_is_the_public_title_and_text_stays_readable() -> None:
+    record = TitleRecord("T1", '《红楼梦》 "quoted"', None, None, False, ("I24", "I2"))
+    fragment = title_json(record) + b',"score":' + _dumps(0.5) + b"}"
+    assert json.loads(fragment) == {
+        "title_id": "T1",
+        "title": '《红楼梦》 "quoted"',
+        "author": None,
+        "price": None,
+        "categories": ["I24", "I2"],
+        "in_stock": False,
+        "score": 0.5,
+    }
+    assert "红楼梦".encode() in fragment
