@@ -109,7 +109,8 @@ class ServingIndex:
         top = float(parts.popularity.max()) if parts.popularity.size else 0.0
         pop = (parts.popularity / top if top > 0 else parts.popularity).astype(np.float32)
         levels = np.asarray(parts.categories.levels, dtype=np.int64)
-        factors = np.ascontiguousarray(parts.title_factors, dtype=np.float32)
+        # a plain ndarray over the (memory-mapped) file: np.memmap results cost a Python hook each
+        factors = np.asarray(np.ascontiguousarray(parts.title_factors, dtype=np.float32))
         profiles, profile_of = _distinct_rows(tc)
         return cls(
             n_titles=int(factors.shape[0]),
