@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import mmap
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,19 @@ def _save_csr(directory: Path, name: str, matrix: sp.csr_matrix) -> None:
         np.save(directory / f"{name}.{field}.npy", np.ascontiguousarray(getattr(matrix, field)))
 
 
+def _random_access(array: np.ndarray) -> np.ndarray:
+    """Tell the kernel a mapped array is read a row here and there: no readahead around each
+    fault, so a worker's RSS holds the rows it used, not 128 KiB around each of them."""
+    mapped = getattr(array, "_mmap", None)  # np.memmap keeps its mmap.mmap here
+    if mapped is not None and hasattr(mmap, "MADV_RANDOM"):
+        mapped.madvise(mmap.MADV_RANDOM)
+    return array
+
+
 def _load_csr(directory: Path, name: str, shape: tuple[int, int]) -> sp.csr_matrix:
     """A CSR matrix over read-only memory maps (never written: nothing sorts it in place)."""
     data, indices, indptr = (
-        np.load(directory / f"{name}.{field}.npy", mmap_mode="r")
+        _random_access(np.load(directory / f"{name}.{field}.npy", mmap_mode="r"))
         for field in ("data", "indices", "indptr")
     )
     matrix = sp.csr_matrix(shape, dtype=data.dtype)
@@ -108,7 +118,7 @@ def _read_matrices(directory: Path, meta: dict[str, Any]) -> tuple[sp.csr_matrix
     shape = meta["affinity_shape"]
     affinity = AffinityProfile(
         _load_csr(directory, "affinity", (int(shape[0]), int(shape[1]))),
-        np.load(directory / "affinity.totals.npy", mmap_mode="r"),
+        _random_access(np.load(directory / "affinity.totals.npy", mmap_mode="r")),
         np.asarray(meta["affinity_global_share"], dtype=np.float32),
         float(meta["affinity_prior"]),
     )
@@ -120,15 +130,17 @@ def read_model(directory: Path, *, threads: int = 1) -> TrainedModel:
     """The model in ``directory``; its big arrays memory-mapped read-only (format 2)."""
     meta = read_meta(directory)
     member_titles, affinity = _read_matrices(directory, meta)
+    members = IdMap.load(directory / "member_ids.npy")
+    _random_access(members.ids)  # binary searches
     with np.load(directory / "categories.npz") as arrays:
         categories = CategoryIndex.from_arrays(dict(arrays))
     parts = ModelParts(
         kind=str(meta["kind"]),
         params=dict(meta["params"]),
-        members=IdMap.load(directory / "member_ids.npy"),
+        members=members,
         titles=IdMap.load(directory / "title_ids.npy"),
         title_names=json.loads((directory / "title_names.json").read_text(encoding="utf-8")),
-        member_factors=np.load(directory / "member_factors.npy", mmap_mode="r"),
+        member_factors=_random_access(np.load(directory / "member_factors.npy", mmap_mode="r")),
         title_factors=np.load(directory / "title_factors.npy", mmap_mode="r"),
         member_titles=member_titles,
         categories=categories,
