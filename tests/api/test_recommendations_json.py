@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, update
 
-from api.recommending import _dumps, title_json
+from api.recommending import TitleShelf, _dumps, title_json
 from api.schemas import RecommendationsPublic
 from recsys.member_queries import TitleRecord
+from recsys.schema import Title
 
 
 def test_bodies_are_recommendations_public(client: TestClient) -> None:
@@ -43,3 +46,21 @@ def test_title_json_is_the_public_title_and_text_stays_readable() -> None:
         "score": 0.5,
     }
     assert "红楼梦".encode() in fragment
+
+
+def test_stock_changes_reach_the_worker_cache_after_its_ttl(client: TestClient, club_engine: Engine) -> None:
+    shelf = client.app.state.holder.serving().prepared  # type: ignore[attr-defined]
+    assert isinstance(shelf, TitleShelf)
+
+    def ids() -> set[str]:
+        body = client.get("/v1/members/M02/recommendations", params={"limit": 20}).json()
+        return {t["title_id"] for t in body["data"]}
+
+    assert "T05" not in ids()  # out of stock
+    with club_engine.begin() as connection:
+        connection.execute(update(Title).where(Title.title_id == "T05").values(in_stock=True))
+    shelf.ttl = 0.0
+    deadline = time.monotonic() + 10
+    while shelf.current().details["T05"].in_stock is False and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "T05" in ids()
