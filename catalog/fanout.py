@@ -51,11 +51,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, make_url
 
+from catalog.paths import quarter_dir
 from catalog.pdfmerge import BodyTemplate
 from catalog.plan import CatalogPlan
 from catalog.production import (
     PLACEMENT_FIELDS,
-    quarter_dir,
     render_member_batch,
     render_segment_catalogs,
     renderer_for,

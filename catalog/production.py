@@ -24,6 +24,7 @@ from catalog.member_edition import (
     merge_editions,
     render_member_pages,
 )
+from catalog.paths import quarter_dir
 from catalog.pdfmerge import BodyTemplate
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
@@ -39,18 +40,6 @@ Progress = Callable[[int], None]
 
 def _no_progress(_n: int) -> None:
     return None
-
-
-def quarter_dir(settings: Settings, quarter: str) -> Path:
-    return settings.catalogs_dir / str(Quarter.parse(quarter))
-
-
-def catalog_path(settings: Settings, quarter: str, segment: int) -> Path:
-    return quarter_dir(settings, quarter) / f"segment-{segment}.pdf"
-
-
-def edition_path(settings: Settings, quarter: str, member_id: str) -> Path:
-    return quarter_dir(settings, quarter) / "members" / f"{member_id}.pdf"
 
 
 def renderer_for(settings: Settings) -> Renderer:

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import ConnectionDep, ModelDep, ReadKeyDep, SettingsDep
 from api.errors import RESPONSES
+from catalog.paths import catalog_path, edition_path
 from catalog.plan import CatalogPlan
-from catalog.production import catalog_path, edition_path, render_member_editions
 from recsys import segment_queries as q
 from recsys.errors import UnknownMemberError
 
@@ -134,6 +134,9 @@ def read_member_pdf(
     if not path.exists():
         if q.member_segment(connection, quarter, member_id) is None:
             raise UnknownMemberError(f"member {member_id!r} has no segment in {quarter}")
+        # the renderer (WeasyPrint, fonts) is loaded by the first worker that needs it, not by all
+        from catalog.production import render_member_editions
+
         path = render_member_editions(
             connection, model, settings, quarter, _plans(connection, quarter), [member_id]
         )[member_id]
