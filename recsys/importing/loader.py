@@ -42,6 +42,7 @@ class _ErrorLog:
         self.rejects = rejects
         self.keep = keep
         self.bad_lines = 0
+        self.flagged: set[int] = set()  # lines rejected by a check in SQL: counted once
 
     def add(self, line: int, errors: list[RowError], values: dict[str, str]) -> None:
         self.bad_lines += 1
@@ -132,9 +133,10 @@ def _run_check(
         line = row[0]
         raw = row[1 : 1 + n]
         reason = check.reason(raw if n > 1 else raw[0])
-        if line in seen:
+        if line in seen or line in log.flagged:  # one reason per line is enough to reject it
             continue
         seen.add(line)
+        log.flagged.add(line)
         staged = {c: "" if v is None else str(v) for c, v in zip(source_columns, row[1 + n :], strict=True)}
         log.add(line, [RowError(source.name, line, check.field, reason)], staged)
     if not seen:

@@ -38,18 +38,24 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _rows(handle: io.TextIOBase, reader: csv.DictReader[str], name: str) -> Iterator[SourceRow]:
+    """Rows with the line each starts on; blank lines are skipped but counted."""
+    header = list(reader.fieldnames or [])
+    records = reader.reader  # the plain reader under the DictReader: it sees blank lines
     try:
-        start = reader.line_num + 1
-        for values in reader:
-            if None in values:  # more fields than the header
-                extra = values.pop(None)
-                values["__extra__"] = ",".join(extra)
+        start = records.line_num + 1
+        for fields in records:
+            if not fields:
+                start = records.line_num + 1
+                continue
+            values: dict[str, str] = dict(zip(header, fields, strict=False))
+            if len(fields) > len(header):  # more fields than the header
+                values["__extra__"] = ",".join(fields[len(header) :])
             yield SourceRow(start, values)
-            start = reader.line_num + 1
+            start = records.line_num + 1
     except csv.Error as exc:
-        raise BookclubError(f"{name}:{reader.line_num}: malformed CSV: {exc}") from exc
+        raise BookclubError(f"{name}:{records.line_num}: malformed CSV: {exc}") from exc
     except UnicodeDecodeError as exc:
-        raise BookclubError(f"{name}: not UTF-8 text near line {reader.line_num}: {exc}") from exc
+        raise BookclubError(f"{name}: not UTF-8 text near line {records.line_num}: {exc}") from exc
     finally:
         handle.close()
 
@@ -69,6 +75,10 @@ def csv_source(path: Path, required: Sequence[str], optional: Sequence[str]) -> 
     if not header:
         handle.close()
         raise BookclubError(f"{path}:1: empty file, expected a header with {', '.join(required)}")
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        handle.close()
+        raise BookclubError(f"{path}:1: header: column(s) {', '.join(repeated)} appear more than once")
     missing = [c for c in required if c not in header]
     unknown = [c for c in header if c not in required and c not in optional]
     if missing or unknown:

@@ -129,7 +129,7 @@ def _parse_purchase(values: Row) -> RowTuple:
                     Decimal(price) if price else None,
                     channel,
                 )
-    except (KeyError, ValueError, AttributeError):
+    except (KeyError, ValueError, AttributeError, TypeError):  # e.g. a short row's None
         pass
     return _parse_purchase_thoroughly(values)
 
@@ -141,6 +141,8 @@ def _order_of(line_id: str) -> str:
 def _parse_purchase_thoroughly(values: Row) -> RowTuple:
     p = Fields(values)
     quantity = p(f.integer, "quantity", lo=-1_000_000, hi=1_000_000)
+    if quantity is None and not any(e.field == "quantity" for e in p.errors):
+        p.errors.append(f.FieldError("quantity", "is required"))
     if quantity == 0:
         p.errors.append(f.FieldError("quantity", "is 0 (returns are negative, sales positive)"))
     line_id = p(f.required_text, "line_id", 96)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import (
     Column,
     ColumnElement,
+    Integer,
     String,
     Table,
     Text,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     select,
 )
 
+from recsys.errors import BookclubError
 from recsys.importing import fields as f
 from recsys.importing.source import Row
 from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
@@ -27,8 +29,36 @@ from recsys.schema import Category, CategoryMapping, table_of
 def _parse_category(values: Row) -> RowTuple:
     p = Fields(values)
     return p.done(
-        (p(f.required_text, "code", 64), p(f.required_text, "name"), p(f.text, "parent_code", max_len=64))
+        (p(f.required_text, "code", 64), p(f.required_text, "name"), p(f.text, "parent_code", max_len=64), 0)
     )
+
+
+def _mark_unplaced(connection: Any, stage: Table, _child: Table | None) -> None:
+    """Flag staged categories whose parent chain never reaches a root or a stored category:
+    a cycle, or a parent that is unknown or cannot be placed itself."""
+    stored = set(connection.scalars(select(table_of(Category).c.code)))
+    parents: dict[str, str | None] = {}
+    for code, parent in connection.execute(
+        select(stage.c.code, stage.c.parent_code).order_by(stage.c._line)
+    ):
+        parents.setdefault(code, parent)
+    placed: dict[str, bool] = {}
+    for code in parents:
+        chain: list[str] = []
+        current: str | None = code
+        while current is not None and current not in placed and current not in stored:
+            if current in chain or current not in parents:
+                break  # a cycle, or a parent neither staged nor stored
+            chain.append(current)
+            current = parents[current]
+        ok = current is None or current in stored or placed.get(current, False)
+        for node in chain:
+            placed[node] = ok
+    unplaced = [code for code, ok in placed.items() if not ok]
+    for start in range(0, len(unplaced), 500):
+        connection.execute(
+            stage.update().where(stage.c.code.in_(unplaced[start : start + 500])).values(unplaced=1)
+        )
 
 
 def _land_categories(connection: Any, stage: Table, _child: Table | None, fresh: Any) -> int:
@@ -42,8 +72,8 @@ def _land_categories(connection: Any, stage: Table, _child: Table | None, fresh:
     }
     while rows:
         ready = [r for r in rows if r["parent_code"] is None or r["parent_code"] in known_levels]
-        if not ready:
-            break  # cycles were reported by the checks
+        if not ready:  # the checks reject cycles and orphans before landing
+            raise BookclubError(f"categories {sorted(r['code'] for r in rows)[:5]} cannot be placed in the tree")
         connection.execute(
             categories.insert(),
             [
@@ -78,8 +108,14 @@ CATEGORIES = ImportKind(
     required=("code", "name"),
     optional=("parent_code",),
     key="code",
-    stage_columns=[Column("code", String(64)), Column("name", Text), Column("parent_code", String(64))],
+    stage_columns=[
+        Column("code", String(64)),
+        Column("name", Text),
+        Column("parent_code", String(64)),
+        Column("unplaced", Integer),
+    ],
     parse=_parse_category,
+    prepare=_mark_unplaced,
     present=lambda s: known(table_of(Category), table_of(Category).c.code, s.c.code),
     land=_land_categories,
     mark_new=True,
@@ -95,6 +131,12 @@ CATEGORIES = ImportKind(
             lambda s, _c: s.c.parent_code == s.c.code,
             lambda s: s.c.code,
             lambda v: f"category '{v}' is its own parent",
+        ),
+        Check(
+            "parent_code",
+            lambda s, _c: s.c.unplaced == 1,
+            lambda s: s.c.parent_code,
+            lambda v: f"parent '{v}' does not reach the tree: a cycle, or a parent rejected on its own line",
         ),
     ],
 )

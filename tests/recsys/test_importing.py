@@ -199,3 +199,48 @@ def test_shakespeare_and_co(engine: Engine, tmp_path: Path) -> None:
             select(func.count()).where(TitleCategory.category_code == "I14", TitleCategory.is_primary)
         ).scalar_one()
     assert fiction > 2_500
+
+
+def test_category_cycles_and_orphans_are_rejected_not_lost(engine: Engine, tmp_path: Path) -> None:
+    rows = [
+        {"code": "A", "name": "a", "parent_code": "B"},
+        {"code": "B", "name": "b", "parent_code": "A"},  # A and B form a cycle
+        {"code": "C", "name": "c", "parent_code": ""},
+        {"code": "P", "name": "p", "parent_code": "ZZ"},  # unknown parent
+        {"code": "K", "name": "k", "parent_code": "P"},  # under a rejected parent
+    ]
+    path = write_csv(tmp_path / "tree.csv", rows)
+    with pytest.raises(ImportRejectedError, match="4 bad row"):
+        run(engine, "categories", path)
+    summary = run(engine, "categories", path, skip_invalid=True, rejects_path=tmp_path / "r.csv")
+    assert (summary.read, summary.inserted, summary.already_present, summary.rejected) == (5, 1, 0, 4)
+    rejects = {r["line"]: r["reason"] for r in csv.DictReader((tmp_path / "r.csv").open(encoding="utf-8"))}
+    assert set(rejects) == {"2", "3", "5", "6"}
+    assert "unknown parent category 'ZZ'" in rejects["5"] and "does not reach the tree" in rejects["6"]
+    assert count(engine, Category) == 1
+
+
+def test_a_line_failing_two_checks_counts_once(club: Engine, tmp_path: Path) -> None:
+    rows = purchases(3, {1: {"line_id": "O0-1", "member_id": "NOBODY"}})  # duplicate and unknown
+    summary = run(club, "purchases", write_csv(tmp_path / "p.csv", rows), skip_invalid=True)
+    assert (summary.read, summary.inserted, summary.rejected) == (3, 2, 1) and summary.adds_up()
+
+
+def test_short_rows_and_blank_lines(club: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "p.csv"
+    path.write_text(
+        "line_id,member_id,title_id,purchased_at,quantity,order_id\n"
+        "L1,M1,T1,2024-01-01,1,\"multi\nline\"\n"
+        "\n"
+        "L2,M1,T2,2024-01-02\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRejectedError, match=r"p.csv:5: quantity: is required"):
+        run(club, "purchases", path)
+
+
+def test_repeated_header_column(tmp_path: Path) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("member_id,name,name\nM1,a,b\n", encoding="utf-8")
+    with pytest.raises(BookclubError, match="column\\(s\\) name appear more than once"):
+        csv_source(path, KINDS["members"].required, KINDS["members"].optional)
