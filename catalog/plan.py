@@ -219,11 +219,23 @@ def build_plan(
             if len(chosen[s]) >= quotas[s]:
                 break
             take(t)
-    # Sections the author cap left short hand their places to sections with room.
-    short = total - len(taken)
+    # Sections the author cap left short hand their places to sections with room; then
+    # sections left out for their minimums take the places still free, best first.
+    short = rules.titles - len(taken)
     for s in sorted(kept, key=lambda s: (-weights[s], s)):
         for t in pools[s]:
             if short <= 0 or len(chosen[s]) >= high[s]:
+                break
+            if take(t):
+                short -= 1
+    for s in sections:
+        if short <= 0:
+            break
+        if s in chosen:
+            continue
+        chosen[s] = []
+        for t in pools[s]:
+            if short <= 0 or len(chosen[s]) >= rules.max_per_section:
                 break
             if take(t):
                 short -= 1
@@ -238,7 +250,7 @@ def build_plan(
                 for t in sorted(chosen[s], key=rank)
             ],
         )
-        for s in sorted(kept)
+        for s in sorted(chosen)
         if chosen[s]
     ]
     return CatalogPlan(

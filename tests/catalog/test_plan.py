@@ -115,3 +115,15 @@ def test_a_small_club_gives_a_smaller_catalog_not_an_error() -> None:
 def test_catalog_size_is_exact_when_there_are_enough_titles(titles: int) -> None:
     plan = _plan(PlanRules(titles=titles, max_per_author=4, min_per_section=1, max_per_section=20))
     assert len(plan.title_ids) == titles
+
+
+def test_sections_left_out_for_their_minimum_fill_places_still_free() -> None:
+    # two sections of 4 titles and a minimum of 4: both minimums do not fit in 5 places,
+    # so the weaker section gives its best title rather than leaving the catalog short
+    candidates = [Candidate(f"{s}{i}", f"{s}-a{i}", s, False) for s in ("I", "K") for i in range(4)]
+    scores = {c.title_id: 1.0 - int(c.title_id[1:]) / 10 for c in candidates}
+    rules = PlanRules(titles=5, min_per_section=4, max_per_section=8, new_release_share=0)
+    plan = build_plan(candidates, scores, {"I": 0.7, "K": 0.3}, SECTIONS, rules)
+    assert len(plan.title_ids) == 5
+    assert {s.code: [e.title_id for e in s.entries] for s in plan.sections} == {
+        "I": ["I0", "I1", "I2", "I3"], "K": ["K0"]}
