@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
@@ -46,10 +47,13 @@ def member_history(lines: Sequence[q.SnapshotLine]) -> MemberHistory:
         net[line.title_id] += line.quantity
         if line.recent:
             recent[line.title_id] += line.quantity
-    return MemberHistory(
-        frozenset(t for t, n in net.items() if n > 0),
-        tuple((t, float(n)) for t, n in recent.items() if n > 0),
-    )
+    folded: list[tuple[str, float]] = []
+    for title_id, n in recent.items():
+        if n < 0 and net[title_id] <= 0:
+            folded.append((title_id, -math.inf))  # every copy returned: out of the history
+        elif n != 0:
+            folded.append((title_id, float(n)))
+    return MemberHistory(frozenset(t for t, n in net.items() if n > 0), tuple(folded))
 
 
 def _title(record: q.TitleRecord) -> TitlePublic:

@@ -141,12 +141,13 @@ class TrainedModel:
             return cols[keep], vals[keep]
         unit = float(vals.mean()) if len(vals) else self._mean_confidence()
         fresh = self._title_idx_many([t for t, _ in recent])
-        qty = np.array([max(float(q), 0.0) for _, q in recent], dtype=np.float64)
+        # a return is a negative quantity; -inf: every copy returned, the title leaves the history
+        qty = np.array([float(q) for _, q in recent], dtype=np.float64)
         cols = np.concatenate([cols, fresh[fresh >= 0]])
         vals = np.concatenate([vals, unit * qty[fresh >= 0]])
         uniq, inverse = np.unique(cols, return_inverse=True)
-        summed = np.bincount(inverse, weights=vals, minlength=len(uniq))
-        keep = summed != 0
+        summed = np.asarray(np.bincount(inverse, weights=vals, minlength=len(uniq)), dtype=np.float64)
+        keep = summed > 0
         return uniq[keep], summed[keep]
 
     def _mean_confidence(self) -> float:
