@@ -56,6 +56,8 @@ from catalog.pdfmerge import BodyTemplate
 from catalog.plan import CatalogPlan
 from catalog.production import (
     PLACEMENT_FIELDS,
+    Batch,
+    make_batches,
     render_member_batch,
     render_segment_catalogs,
     renderer_for,
@@ -63,7 +65,7 @@ from catalog.production import (
 )
 from catalog.render import Renderer
 from recsys import segment_queries as q
-from recsys.errors import BookclubError, ConfigurationError, UnknownMemberError
+from recsys.errors import BookclubError, ConfigurationError
 from recsys.segment_queries import TitleRow
 from recsys.settings import Settings
 
@@ -75,15 +77,6 @@ Progress = Callable[[int], None]
 
 def _no_progress(_n: int) -> None:
     return None
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One task: members of one segment, laid out in one document."""
-
-    index: int
-    segment: int
-    member_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -170,26 +163,6 @@ def check_placement(settings: Settings, scheduler: str) -> None:
             "(BOOKCLUB_DATABASE_URL=postgresql://...) and data_dir on shared storage; "
             "without a scheduler address the editions render on a local cluster"
         )
-
-
-def make_batches(
-    labels: Mapping[str, int], member_ids: Sequence[str], size: int
-) -> list[Batch]:
-    """``member_ids`` grouped by segment (``labels``), in order, cut into ``size``-sized batches."""
-    if size < 1:
-        raise ValueError("batch size must be at least 1")
-    if unknown := [m for m in member_ids if m not in labels]:
-        raise UnknownMemberError(
-            f"{len(unknown)} member(s) have no segment, e.g. {unknown[0]!r} (run `bookclub segment`)"
-        )
-    groups: dict[int, list[str]] = defaultdict(list)
-    for member_id in member_ids:
-        groups[labels[member_id]].append(member_id)
-    batches: list[Batch] = []
-    for segment, members in sorted(groups.items()):
-        for start in range(0, len(members), size):
-            batches.append(Batch(len(batches), segment, tuple(members[start : start + size])))
-    return batches
 
 
 # ---- on the worker ---------------------------------------------------------

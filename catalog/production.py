@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -106,6 +107,36 @@ def render_segment_catalogs(
     return paths
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One task: members of one segment, laid out in one document."""
+
+    index: int
+    segment: int
+    member_ids: tuple[str, ...]
+
+
+def make_batches(
+    labels: Mapping[str, int], member_ids: Sequence[str], size: int
+) -> list[Batch]:
+    """``member_ids`` grouped by segment (``labels``), in order, cut into ``size``-sized batches."""
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    if unknown := [m for m in member_ids if m not in labels]:
+        raise UnknownMemberError(
+            f"{len(unknown)} member(s) have no segment this quarter, e.g. {unknown[0]!r} "
+            "(run `bookclub segment`)"
+        )
+    groups: dict[int, list[str]] = defaultdict(list)
+    for member_id in member_ids:
+        groups[labels[member_id]].append(member_id)
+    batches: list[Batch] = []
+    for segment, members in sorted(groups.items()):
+        for start in range(0, len(members), size):
+            batches.append(Batch(len(batches), segment, tuple(members[start : start + size])))
+    return batches
+
+
 def render_member_editions(
     connection: Connection,
     model: PickingModel,
@@ -122,34 +153,25 @@ def render_member_editions(
     renderer = renderer or renderer_for(settings)
     by_segment = {p.segment: p for p in plans}
     labels = q.member_segment_labels(connection, quarter)
-    if unknown := [m for m in member_ids if m not in labels]:
-        raise UnknownMemberError(
-            f"member {unknown[0]!r} has no segment in {quarter} (run `bookclub segment`)"
-        )
-    groups: dict[int, list[str]] = defaultdict(list)
-    for member_id in member_ids:
-        groups[labels[member_id]].append(member_id)
-    missing = sorted(set(groups) - set(by_segment))
-    if missing:
+    batches = make_batches(labels, member_ids, settings.catalog.members_per_batch)
+    segments = sorted({b.segment for b in batches})
+    if missing := [s for s in segments if s not in by_segment]:
         raise BookclubError(f"no catalog plan for segment {missing[0]} of {quarter}: run `bookclub catalogs plan`")
     out_dir = out_dir or quarter_dir(settings, quarter)
     bodies = render_segment_catalogs(
-        connection, settings, quarter, [by_segment[s] for s in sorted(groups)],
+        connection, settings, quarter, [by_segment[s] for s in segments],
         renderer=renderer, out_dir=out_dir,
     )
     titles = titles_by_id(connection, quarter)
-    size = settings.catalog.members_per_batch
+    templates = {s: BodyTemplate(bodies[s].read_bytes()) for s in segments}
     paths: dict[str, Path] = {}
-    for segment, members in sorted(groups.items()):
-        plan = by_segment[segment]
-        body = BodyTemplate(bodies[segment].read_bytes())
-        for start in range(0, len(members), size):
-            batch = members[start : start + size]
-            written, _pages = render_member_batch(
-                connection, model, settings, quarter, plan, titles, body, renderer, batch, out_dir
-            )
-            paths.update(written)
-            on_done(len(batch))
+    for batch in batches:
+        written, _pages = render_member_batch(
+            connection, model, settings, quarter, by_segment[batch.segment], titles,
+            templates[batch.segment], renderer, batch.member_ids, out_dir,
+        )
+        paths.update(written)
+        on_done(len(batch.member_ids))
     return paths
 
 
