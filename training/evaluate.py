@@ -72,6 +72,31 @@ class EvaluationReport:
             "new_titles": self.new_titles,
         }
 
+    @classmethod
+    def of(
+        cls,
+        cutoff: dt.datetime,
+        k: int,
+        train: TrainingSet,
+        holdout: Holdout,
+        results: dict[str, dict[str, float]],
+        new_titles: dict[str, dict[str, float]],
+    ) -> EvaluationReport:
+        """The report of one run: metrics plus what they were measured on."""
+        return cls(
+            cutoff=cutoff.date().isoformat() if cutoff.time() == dt.time() else cutoff.isoformat(),
+            k=k,
+            results=results,
+            new_titles=new_titles,
+            details={
+                "train": asdict(train.snapshot),
+                "test_rows": holdout.test_rows,
+                "test_members": len(holdout.truth),
+                "new_title_members": len(holdout.new_truth),
+                "new_title_candidates": len(holdout.new_candidates),
+            },
+        )
+
 
 def build_holdout(
     connection: Connection,
@@ -334,16 +359,4 @@ def evaluate(
     sold_before = np.union1d(titles_sold_before(connection, start), purchases.title_key)
     holdout = holdout_from(train, lines.subset(~early), sold_before)
     results, new_titles = evaluate_on(train, holdout, settings, kinds, k=k, on_step=on_step)
-    return EvaluationReport(
-        cutoff=cutoff.date().isoformat() if cutoff.time() == dt.time() else cutoff.isoformat(),
-        k=k,
-        results=results,
-        new_titles=new_titles,
-        details={
-            "train": asdict(train.snapshot),
-            "test_rows": holdout.test_rows,
-            "test_members": len(holdout.truth),
-            "new_title_members": len(holdout.new_truth),
-            "new_title_candidates": len(holdout.new_candidates),
-        },
-    )
+    return EvaluationReport.of(cutoff, k, train, holdout, results, new_titles)

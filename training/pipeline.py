@@ -203,20 +203,7 @@ def _evaluate_split(
     kinds = list(dict.fromkeys([ts.model, "popularity"]))
     fitted: dict[str, Recommender] = {}
     results, new_titles = evaluate_on(train, holdout, ts, kinds, k=ts.k, on_step=on_step, fitted=fitted)
-    report = EvaluationReport(
-        cutoff=eval_cutoff.isoformat(),
-        k=ts.k,
-        results=results,
-        new_titles=new_titles,
-        details={
-            "train": asdict(train.snapshot),
-            "test_rows": holdout.test_rows,
-            "test_members": len(holdout.truth),
-            "new_title_members": len(holdout.new_truth),
-            "new_title_candidates": len(holdout.new_candidates),
-        },
-    )
-    return report, fitted
+    return EvaluationReport.of(eval_cutoff, ts.k, train, holdout, results, new_titles), fitted
 
 
 class _Counter:
