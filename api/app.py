@@ -32,8 +32,8 @@ from api.routes import (
     segments,
     titles,
 )
-from recsys.db import engine_from_settings
 from recsys.settings import Settings
+from recsys.storage.db import engine_from_settings
 
 API_VERSION = "1.0.0"
 

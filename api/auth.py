@@ -18,7 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from recsys.apikeys import ApiKeyInfo, hash_key, verify_key
+from recsys.storage.apikeys import ApiKeyInfo, hash_key, verify_key
 
 bearer_scheme = HTTPBearer(
     auto_error=False,

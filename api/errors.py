@@ -18,7 +18,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.model_holder import ModelUnavailableError
 from api.schemas import ErrorPublic
-from recsys.apikeys import UnknownApiKeyError
 from recsys.errors import (
     BookclubError,
     DatabaseNotReadyError,
@@ -28,6 +27,7 @@ from recsys.errors import (
     UnknownMemberError,
     UnknownTitleError,
 )
+from recsys.storage.apikeys import UnknownApiKeyError
 
 log = logging.getLogger("bookclub.api.errors")
 

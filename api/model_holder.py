@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from recsys.errors import BookclubError
+from recsys.serving import Reasoned
 
 log = logging.getLogger("bookclub.api.models")
 
@@ -27,23 +28,8 @@ class ModelUnavailableError(BookclubError):
     """No model is loaded in this worker (none trained or activated yet)."""
 
 
-class RecommendationLike(Protocol):
-    @property
-    def title_id(self) -> str: ...
-    @property
-    def score(self) -> float: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def reason_kind(self) -> str: ...
-    @property
-    def because(self) -> tuple[str, ...]: ...
-    @property
-    def reason_zh(self) -> str: ...
-
-
 class ServingModel(Protocol):
-    """The part of ``recsys.trained_model.TrainedModel`` the API uses (docs/contracts.md)."""
+    """The part of ``recsys.model.trained.TrainedModel`` the API uses (docs/contracts.md)."""
 
     @property
     def version(self) -> str: ...
@@ -60,7 +46,7 @@ class ServingModel(Protocol):
         only_title_ids: Collection[str] | None = None,
         category: str | None = None,
         declared_categories: Sequence[str] = (),
-    ) -> Sequence[RecommendationLike]: ...
+    ) -> Sequence[Reasoned]: ...
     def similar_titles(self, title_id: str, limit: int = 20) -> list[tuple[str, float]]: ...
     def popular_in_category(self, code: str, limit: int = 20) -> list[tuple[str, float]]: ...
     def add_titles(self, titles: Sequence[tuple[str, Sequence[str]]]) -> None: ...
@@ -209,7 +195,7 @@ class ModelHolder:
 
 
 if TYPE_CHECKING:  # mypy checks that the real classes keep the contract the API codes against
-    from recsys.trained_model import TrainedModel
+    from recsys.model.trained import TrainedModel
     from training.registry import ModelRegistry
 
     def _model_conforms(model: TrainedModel) -> ServingModel:

@@ -11,19 +11,21 @@ from api.schemas import (
     PurchaseCountsPublic,
     SegmentPublic,
 )
-from recsys import member_queries as q
 from recsys.errors import UnknownMemberError
+from recsys.storage import members as members_db
+from recsys.storage import purchases as purchases_db
+from recsys.storage import segments as segments_db
 
 
 def member_profile(
     connection: Connection, member_id: str, *, personal: bool, top: int
 ) -> MemberProfilePublic:
     """The profile; ``personal`` adds name and address (admin callers only)."""
-    member = q.find_member(connection, member_id)
+    member = members_db.find_member(connection, member_id)
     if member is None:
         raise UnknownMemberError(f"unknown member {member_id!r}: check the member id")
-    segment = q.latest_segment(connection, member.key)
-    summary = q.purchase_summary(connection, member.key)
+    segment = segments_db.latest_segment(connection, member.key)
+    summary = purchases_db.purchase_summary(connection, member.key)
     return MemberProfilePublic(
         member_id=member.member_id,
         status=member.status,
@@ -35,9 +37,9 @@ def member_profile(
         ),
         top_categories=[
             CategoryCountPublic(code=c.code, name=c.name, units=c.units)
-            for c in q.top_categories(connection, member.key, top)
+            for c in purchases_db.top_categories(connection, member.key, top)
         ],
-        declared_categories=q.declared_categories(connection, member.key),
+        declared_categories=members_db.declared_categories(connection, [member.member_id]).get(member.member_id, []),
         purchases=PurchaseCountsPublic(
             lines=summary.lines,
             orders=summary.orders,

@@ -17,8 +17,10 @@ from sqlalchemy import Connection
 
 from api.errors import InvalidInputError
 from api.schemas import PurchaseBatchPublic, PurchaseLineCreate
-from recsys import member_queries as q
 from recsys.importing.specs import PURCHASES, RowInvalid
+from recsys.storage import members as members_db
+from recsys.storage import purchases as purchases_db
+from recsys.storage import titles as titles_db
 
 _COLUMNS = (
     "line_id",
@@ -82,8 +84,8 @@ def store_batch(
     # references are checked on every line, parsed or not, so one answer lists every fault
     member_ids = [line.member_id.strip() for line in lines]
     title_ids = [line.title_id.strip() for line in lines]
-    members = q.member_keys(connection, [m for m in member_ids if m])
-    titles = q.title_keys(connection, [t for t in title_ids if t])
+    members = members_db.member_keys(connection, [m for m in member_ids if m])
+    titles = titles_db.title_keys(connection, [t for t in title_ids if t])
     for index, (member_id, title_id) in enumerate(zip(member_ids, title_ids, strict=True)):
         if member_id and member_id not in members:
             errors.append(
@@ -97,7 +99,7 @@ def store_batch(
             f"{bad} of {len(lines)} line(s) are invalid; nothing was written: fix them and resend",
             sorted(errors, key=lambda e: (e["index"], e["field"])),
         )
-    present = q.existing_line_ids(connection, [r["line_id"] for r in good])
+    present = purchases_db.existing_line_ids(connection, [r["line_id"] for r in good])
     new_rows = []
     for r in good:
         if r["line_id"] in present:
@@ -117,7 +119,7 @@ def store_batch(
                 "channel": r["channel"],
             }
         )
-    inserted = q.insert_purchase_rows(connection, new_rows)
+    inserted = purchases_db.insert_purchase_rows(connection, new_rows)
     connection.commit()
     present = {r["line_id"] for r in good} - inserted  # incl. lines a concurrent call stored
     return PurchaseBatchPublic(

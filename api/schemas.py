@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from recsys.schema import CHANNELS
+from recsys.storage.schema import CHANNELS
 
 Channel = Literal["mail", "phone", "sms", "email", "web", "shop"]
 assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.bench_api [--titles 50000 --members 100000] [--full]
         [--workers 1,2] [--connections 16] [--duration 10] [--data-dir /tmp/bookclub-bench-api]
 
-Setup (reused on later runs of the same size): the demo club (``recsys.demo``) in
+Setup (reused on later runs of the same size): the demo club (``demo.generate``) in
 SQLite, one model trained with ``training.pipeline.run_training`` (ALS, settings'
 defaults), a read API key. ``--full``: 1.5M members with 3 order lines each (4.5M
 lines, not the 36M of three real years) and a 5-iteration ALS fit, to keep the setup
@@ -83,13 +83,13 @@ def prepare(data_dir: Path, titles: int, members: int, full: bool) -> tuple[str,
     """Database, model and key for this size; returns (key, member ids to ask for, model dir)."""
     from sqlalchemy import select
 
-    from recsys.apikeys import create_key
-    from recsys.categories import clc_file
-    from recsys.db import make_engine, upgrade
-    from recsys.demo import DemoSpec
-    from recsys.demo_load import has_club_data, load_demo
-    from recsys.schema import Member
+    from demo.generate import DemoSpec
+    from demo.load import has_club_data, load_demo
     from recsys.settings import Settings
+    from recsys.storage.apikeys import create_key
+    from recsys.storage.categories import clc_file
+    from recsys.storage.db import make_engine, upgrade
+    from recsys.storage.schema import Member
     from training.pipeline import run_training
     from training.registry import ModelRegistry
 
@@ -354,9 +354,10 @@ def breakdown(data_dir: Path, model_dir: Path, asked: list[str]) -> dict[str, fl
     from threadpoolctl import threadpool_limits
 
     from api.recommending import feed_new_titles, recommendations_json
-    from recsys.db import make_engine
     from recsys.idmap import IdMap
+    from recsys.serving import RecommendationQuery
     from recsys.settings import Settings
+    from recsys.storage.db import make_engine
     from training.artifact import read_model
 
     threadpool_limits(1, "blas")
@@ -373,10 +374,7 @@ def breakdown(data_dir: Path, model_dir: Path, asked: list[str]) -> dict[str, fl
             engine,
             model,
             m,
-            limit=20,
-            category=None,
-            include_purchased=False,
-            in_stock_only=True,
+            RecommendationQuery(limit=20),
             shelf=shelf,
         )
 

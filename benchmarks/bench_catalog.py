@@ -39,9 +39,11 @@ from catalog.planning import stored_plans
 from catalog.production import renderer_for, titles_by_id
 from catalog.render import BASE_URL, catalog_html
 from catalog.segments import stored_profiles
-from recsys import segment_queries as q
-from recsys.db import engine_from_settings
 from recsys.settings import Settings
+from recsys.storage import members as members_db
+from recsys.storage import purchases as purchases_db
+from recsys.storage import segments as segments_db
+from recsys.storage.db import engine_from_settings
 from training.registry import ModelRegistry
 
 MEMBERS_AT_SCALE = 1_500_000
@@ -123,7 +125,7 @@ def bench_member_editions(settings: Settings, quarter: str, members: int, body_p
     with engine.connect() as connection:
         plans = {p.segment: p for p in stored_plans(connection, quarter)}
         titles = titles_by_id(connection, quarter)
-        labels = q.member_segment_labels(connection, quarter)
+        labels = segments_db.member_segment_labels(connection, quarter)
     plan = max(plans.values(), key=lambda p: len(p.title_ids))
     member_ids = sorted(m for m, s in labels.items() if s == plan.segment)[:members]
     body = BodyTemplate(body_pdf.read_bytes())
@@ -131,9 +133,9 @@ def bench_member_editions(settings: Settings, quarter: str, members: int, body_p
     out = Path(tempfile.mkdtemp(prefix="bench-editions-"))
     size = cfg.members_per_batch
     with engine.connect() as connection:
-        rows = q.members_by_id(connection, member_ids)
-        bought = q.bought_titles(connection, member_ids)
-        declared = q.declared_categories(connection, member_ids)
+        rows = members_db.members_by_id(connection, member_ids)
+        bought = purchases_db.bought_titles(connection, member_ids)
+        declared = members_db.declared_categories(connection, member_ids)
     # warm-up batch (fonts, images)
     warm = member_ids[:2]
     render_member_pages(member_views([rows[m] for m in warm], {}, plan, titles, cfg, quarter), cfg, renderer)

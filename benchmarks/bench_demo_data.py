@@ -31,15 +31,15 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from recsys.db import make_engine, upgrade  # noqa: E402
-from recsys.demo import (  # noqa: E402
+from demo.generate import (  # noqa: E402
     DemoSpec,
     club_categories,
     generate_members,
     generate_titles,
     purchase_chunks,
 )
-from recsys.demo_load import _PURCHASE_COLUMNS, _purchase_rows, load_demo  # noqa: E402
+from demo.load import _PURCHASE_COLUMNS, _purchase_rows, load_demo  # noqa: E402
+from recsys.storage.db import make_engine, upgrade  # noqa: E402
 
 CLC = Path(os.environ.get("BOOKCLUB_SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
 END = dt.date(2026, 11, 22)
@@ -68,7 +68,7 @@ def _raw_reference(engine: Engine, spec: DemoSpec) -> float:
     """Seconds for the bare driver to write the same purchase rows (after their parents)."""
     from sqlalchemy import select
 
-    from recsys.schema import Category
+    from recsys.storage.schema import Category
 
     with engine.connect() as connection:
         codes = set(connection.scalars(select(Category.code)))
@@ -113,7 +113,7 @@ def run_one(backend: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     clc = CLC / "clc" / "clc_level1_2.csv"
     engine = make_engine(url)
     upgrade(engine)
-    from recsys.categories import read_clc
+    from recsys.storage.categories import read_clc
 
     gen_seconds, lines = _generate_only(spec, {n.code for n in read_clc(clc)})
     gen_peak = _peak_mib()
@@ -123,7 +123,7 @@ def run_one(backend: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     ref_engine = make_engine(args.ref_url)
     upgrade(ref_engine)
     with ref_engine.begin() as connection:
-        from recsys.demo_load import ensure_categories
+        from demo.load import ensure_categories
 
         ensure_categories(connection, clc)
     ref_seconds = _raw_reference(ref_engine, spec)

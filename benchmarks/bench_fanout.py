@@ -28,11 +28,11 @@ from pathlib import Path
 from catalog.fanout import Batch, dask_client, make_batches, prepare_job, run_batches
 from catalog.planning import plan_quarter, stored_plans
 from catalog.segments import segment_quarter
-from recsys import segment_queries as q
-from recsys.db import engine_from_settings, upgrade
-from recsys.demo import DemoSpec
-from recsys.demo_load import load_demo
+from demo.generate import DemoSpec
+from demo.load import load_demo
 from recsys.settings import SegmentSettings, Settings, TrainingSettings
+from recsys.storage import segments as segments_db
+from recsys.storage.db import engine_from_settings, upgrade
 from training.pipeline import run_training
 from training.registry import ModelRegistry
 
@@ -107,7 +107,7 @@ def main() -> None:
         plans = stored_plans(connection, args.quarter)
         if not plans:
             raise SystemExit(f"no plans for {args.quarter}")
-        labels = q.member_segment_labels(connection, args.quarter)
+        labels = segments_db.member_segment_labels(connection, args.quarter)
         batches = make_batches(labels, sorted(labels), cfg.members_per_batch)
         job = prepare_job(connection, settings, args.quarter, plans, model_version=version, out_dir=out)
     size = cfg.members_per_batch

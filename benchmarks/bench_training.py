@@ -4,7 +4,7 @@
         --purchases 2000000] [--data-dir /tmp/bookclub-bench] [--database-url URL]
         [--no-evaluate] [--new-lines 2000] [--runs cold,warm]
 
-The demo club (``recsys.demo``) is generated into ``DATA_DIR/bookclub.db`` (or
+The demo club (``demo.generate``) is generated into ``DATA_DIR/bookclub.db`` (or
 ``--database-url``) on the first run for a size and reused afterwards. Timed:
 
 - cold retrain: ``training.pipeline.run_training`` — extract → matrix → fit →
@@ -32,18 +32,18 @@ from implicit.cpu.als import AlternatingLeastSquares
 from sqlalchemy import Engine, text
 from threadpoolctl import threadpool_limits
 
-from recsys.categories import clc_file
-from recsys.db import make_engine, upgrade
-from recsys.extract_cache import ExtractCache
 from recsys.settings import Settings, TrainingSettings
+from recsys.storage.categories import clc_file
+from recsys.storage.db import make_engine, upgrade
+from training.extract_cache import ExtractCache
 from training.pipeline import TrainResult, run_training
 
 BENCH_SUFFIX = "-bench-new"
 
 
 def ensure_data(settings: Settings, members: int, titles: int, purchases: int) -> None:
-    from recsys.demo import DemoSpec
-    from recsys.demo_load import has_club_data, load_demo
+    from demo.generate import DemoSpec
+    from demo.load import has_club_data, load_demo
 
     engine = make_engine(settings.db_url)
     upgrade(engine)

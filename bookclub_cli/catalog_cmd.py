@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from catalog.plan import CatalogPlan
+    from recsys.model.trained import TrainedModel
     from recsys.settings import Settings
 
 catalogs_app = typer.Typer(help="Quarterly catalogs: plans and PDFs per segment and member.", no_args_is_help=True)
@@ -23,10 +24,12 @@ QUARTER = typer.Option(..., "--quarter", help="the quarter, e.g. 2026Q4")
 SEGMENT = typer.Option(None, "--segment", help="only this segment (repeat for more)")
 
 
-def _load_model(models_dir: Path):  # type: ignore[no-untyped-def]
+def _load_model(settings: Settings, engine: Engine) -> TrainedModel:
+    """The active model, taught every title of the club (the one serving path)."""
     from training.registry import ModelRegistry
 
-    return ModelRegistry(models_dir).load()
+    with engine.connect() as connection:
+        return ModelRegistry(settings.models_dir).load_prepared(connection)
 
 
 @cli_errors
@@ -36,7 +39,7 @@ def segment(quarter: str = QUARTER) -> None:
 
     settings = load_settings()
     engine = open_engine(settings)
-    model = _load_model(settings.models_dir)
+    model = _load_model(settings, engine)
     with progress() as bars:
         task = bars.add_task(f"segmenting {quarter}", total=None)
         with engine.begin() as connection:
@@ -72,7 +75,7 @@ def plan(quarter: str = QUARTER, segments: list[int] | None = SEGMENT) -> None:
 
     settings = load_settings()
     engine = open_engine(settings)
-    model = _load_model(settings.models_dir)
+    model = _load_model(settings, engine)
     with engine.begin() as connection:
         plans = plan_quarter(connection, model, settings, quarter, segments or None)
     for p in plans:
@@ -140,7 +143,7 @@ def render(
             )
             editions: dict[str, Path] = {}
             if member_ids:
-                model = _load_model(settings.models_dir)
+                model = _load_model(settings, engine)
                 task = bars.add_task("member editions", total=len(member_ids))
                 editions = render_member_editions(
                     connection, model, design, quarter, plans, member_ids, renderer=renderer,

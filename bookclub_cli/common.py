@@ -20,9 +20,9 @@ from rich.progress import (
 )
 from sqlalchemy import Engine
 
-from recsys.db import engine_from_settings
 from recsys.errors import BookclubError
 from recsys.settings import Settings
+from recsys.storage.db import engine_from_settings
 
 console = Console()
 err_console = Console(stderr=True)

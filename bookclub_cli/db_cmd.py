@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from bookclub_cli.common import cli_errors, console, load_settings, open_engine
-from recsys.categories import clc_file, load_categories, read_clc
-from recsys.db import current_revision, upgrade
+from recsys.storage.categories import clc_file, load_categories, read_clc
+from recsys.storage.db import current_revision, upgrade
 
 db_app = typer.Typer(help="The database: create or upgrade its schema.", no_args_is_help=True)
 categories_app = typer.Typer(help="The category tree.", no_args_is_help=True)

@@ -9,10 +9,10 @@ from rich.progress import TaskID
 from rich.table import Table
 
 from bookclub_cli.common import cli_errors, console, load_settings, open_engine, progress
-from recsys.categories import clc_file
-from recsys.db import upgrade
-from recsys.demo import DemoSpec
-from recsys.demo_load import DemoSummary, load_demo
+from demo.generate import DemoSpec
+from demo.load import DemoSummary, load_demo
+from recsys.storage.categories import clc_file
+from recsys.storage.db import upgrade
 
 
 @cli_errors

@@ -11,12 +11,12 @@ from rich.table import Table
 from sqlalchemy import Connection
 
 from bookclub_cli.common import cli_errors, console, err_console, load_settings, open_engine, progress
-from recsys.db import upgrade
 from recsys.errors import ImportRejectedError
 from recsys.importing import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
 from recsys.importing.online_retail import import_online_retail
 from recsys.importing.shakespeare import import_shakespeare_and_co
 from recsys.settings import Settings
+from recsys.storage.db import upgrade
 
 import_app = typer.Typer(
     help="Import CSV (or gzip'd CSV) files; a file with a bad row is rejected whole unless --skip-invalid.",

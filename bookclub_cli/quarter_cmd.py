@@ -12,11 +12,11 @@ import typer
 from sqlalchemy import func, select
 
 from bookclub_cli.common import cli_errors, console, load_settings, open_engine, progress
-from recsys.apikeys import create_key
-from recsys.categories import clc_file, load_categories, read_clc
-from recsys.db import upgrade
-from recsys.schema import Category, Member, Purchase
 from recsys.settings import Settings
+from recsys.storage.apikeys import create_key
+from recsys.storage.categories import clc_file, load_categories, read_clc
+from recsys.storage.db import upgrade
+from recsys.storage.schema import Category, Member, Purchase
 
 
 def current_quarter(today: dt.date) -> str:

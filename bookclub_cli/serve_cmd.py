@@ -11,9 +11,9 @@ import typer
 from rich.table import Table
 
 from bookclub_cli.common import cli_errors, console, err_console, load_settings, open_engine
-from recsys.apikeys import SCOPES, create_key, list_keys, revoke_key
-from recsys.db import upgrade
 from recsys.errors import ConfigurationError
+from recsys.storage.apikeys import SCOPES, create_key, list_keys, revoke_key
+from recsys.storage.db import upgrade
 
 apikeys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 

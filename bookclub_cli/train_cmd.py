@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,12 +12,12 @@ from typing import Any
 import typer
 from rich.progress import Progress, TaskID
 from rich.table import Table
-from sqlalchemy import select
 
 from bookclub_cli.common import cli_errors, console, load_settings, open_engine, progress
-from recsys.db import check_ready
+from recsys import serving
 from recsys.errors import BookclubError
-from recsys.schema import Title
+from recsys.serving import RecommendationQuery
+from recsys.storage.db import check_ready
 from training.dataset import read_catalogue
 from training.evaluate import EvaluationReport, evaluate
 from training.pipeline import run_training
@@ -150,28 +151,37 @@ def evaluate_cmd(
 @cli_errors
 def recommend(
     member_id: str = typer.Argument(..., help="the club's member id"),
-    limit: int = typer.Option(10, "--limit", min=1, help="how many titles"),
-    category: str | None = typer.Option(None, "--category", help="only titles in this category"),
+    limit: int = typer.Option(10, "--limit", min=1, max=200, help="how many titles"),
+    category: str | None = typer.Option(None, "--category", help="only titles in this category (or below)"),
+    include_purchased: bool = typer.Option(
+        False, "--include-purchased", help="keep titles the member bought since training"
+    ),
+    in_stock_only: bool = typer.Option(
+        True, "--in-stock-only/--all-stock", help="drop titles out of stock (the default)"
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="print exactly the body of GET /v1/members/{id}/recommendations"
+    ),
 ) -> None:
-    """A member's titles from the active model, with names and reasons."""
+    """A member's titles from the active model, with reasons: the API's answer, on the CLI."""
     settings = load_settings()
     model = ModelRegistry(settings.models_dir).load()
-    recs = model.recommend(member_id, limit=limit, category=category)
-    engine = open_engine(settings)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(Title.title_id, Title.title, Title.author).where(
-                Title.title_id.in_([r.title_id for r in recs])
-            )
-        ).all()
-    names: dict[str, tuple[str, str | None]] = {r[0]: (r[1], r[2]) for r in rows}
-    known = "known member" if model.knows_member(member_id) else "member unknown to the model"
+    query = RecommendationQuery(
+        limit=limit, category=category, include_purchased=include_purchased, in_stock_only=in_stock_only
+    )
+    with open_engine(settings).connect() as connection:
+        serving.prepare_model_from_db(connection, model)
+        shelf = serving.read_shelf(connection, model)
+        result = serving.recommend(connection, model, member_id, query, shelf=shelf)
+    if as_json:
+        sys.stdout.buffer.write(serving.recommendations_json(result, model.version, shelf) + b"\n")
+        return
+    known = "cold start" if result.cold_start else "from purchases"
     table = Table(title=f"{member_id} ({known}), model {model.version}")
     for column in ("#", "title_id", "title", "author", "score", "why"):
         table.add_column(column, justify="right" if column in ("#", "score") else "left")
-    for i, r in enumerate(recs, 1):
-        title, author = names.get(r.title_id, ("?", None))
-        table.add_row(str(i), r.title_id, title, author or "", f"{r.score:.3f}", r.reason)
+    for i, (r, record) in enumerate(result.items, 1):
+        table.add_row(str(i), r.title_id, record.title, record.author or "", f"{r.score:.3f}", r.reason)
     console.print(table)
 
 

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
-from recsys.categories import CategoryNode, ancestors
+from recsys.storage.categories import CategoryNode, ancestors
 
 # Above this many members, mini-batch k-means: the full version's memory and time
 # grow with every row, and 1.5 million profiles cluster as well in batches.

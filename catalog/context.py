@@ -18,7 +18,8 @@ from catalog.clusters import short_name
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.segments import SegmentProfile
-from recsys.segment_queries import MemberRow, TitleRow
+from recsys.storage.members import MemberRecord
+from recsys.storage.titles import TitleRecord
 
 CLC_CLASSES = "ABCDEFGHIJKNOPQRSTUVXZ"
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -148,7 +149,7 @@ def cover_url(cover: str | None, covers_dir: Path | None) -> str | None:
 
 
 def entry_view(
-    title: TitleRow,
+    title: TitleRecord,
     section_code: str,
     section_label: str,
     *,
@@ -195,7 +196,7 @@ def _main_class(plan: CatalogPlan, profile: SegmentProfile | None) -> str:
 
 def catalog_view(
     plan: CatalogPlan,
-    titles: Mapping[str, TitleRow],
+    titles: Mapping[str, TitleRecord],
     profile: SegmentProfile | None,
     *,
     club_name: str,
@@ -245,7 +246,7 @@ def member_letter(name: str, segment_name: str, quarter_label: str, picks: int) 
 
 
 def member_view(
-    member: MemberRow,
+    member: MemberRecord,
     picks: Sequence[EntryView],
     qr: str,
     *,

@@ -64,10 +64,10 @@ from catalog.production import (
     titles_by_id,
 )
 from catalog.render import Renderer
-from recsys import segment_queries as q
 from recsys.errors import BookclubError, ConfigurationError
-from recsys.segment_queries import TitleRow
 from recsys.settings import Settings
+from recsys.storage import segments as segments_db
+from recsys.storage.titles import TitleRecord
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class _WorkerState:
     engine: Engine
     model: Any
     renderer: Renderer
-    titles: dict[str, TitleRow]
+    titles: dict[str, TitleRecord]
     bodies: dict[int, BodyTemplate] = field(default_factory=dict)
 
 
@@ -189,12 +189,12 @@ def _worker_state(job: Job) -> _WorkerState:
     if _state is not None:
         _state.engine.dispose()
         _state = None
-    from recsys.db import engine_from_settings
+    from recsys.storage.db import engine_from_settings
     from training.registry import ModelRegistry
 
     engine = engine_from_settings(job.settings)
-    model = ModelRegistry(job.settings.models_dir).load(job.model_version)
     with engine.connect() as connection:
+        model = ModelRegistry(job.settings.models_dir).load_prepared(connection, job.model_version)
         titles = titles_by_id(connection, job.quarter)
     _state = _WorkerState(job.job_id, engine, model, renderer_for(job.settings), titles)
     return _state
@@ -380,7 +380,7 @@ def render_all_editions(
         raise BookclubError("no active model: run `bookclub train`")
     by_segment = {p.segment: p for p in plans}
     with engine.connect() as connection:
-        labels = q.member_segment_labels(connection, quarter)
+        labels = segments_db.member_segment_labels(connection, quarter)
         if member_ids is None:
             member_ids = sorted(m for m, s in labels.items() if s in by_segment)
         batches = make_batches(labels, member_ids, settings.catalog.members_per_batch)

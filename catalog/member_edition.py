@@ -9,42 +9,23 @@ the shared body (:mod:`catalog.pdfmerge`, pypdf objects).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import segno
+from sqlalchemy import Connection
 
 from catalog.context import EntryView, MemberView, entry_view, member_view
 from catalog.pdfmerge import BodyTemplate, MemberBatch
 from catalog.plan import CatalogPlan
 from catalog.render import Renderer, page_css, per_row, render_html
-from recsys.segment_queries import MemberRow, TitleRow
+from recsys.errors import UnknownMemberError
+from recsys.serving import RecommendationQuery, ServableModel, make_shelf, recommend_for_member
 from recsys.settings import CatalogSettings
-
-
-class Pick(Protocol):
-    @property
-    def title_id(self) -> str: ...
-
-    @property
-    def reason(self) -> str: ...
-
-    @property
-    def reason_zh(self) -> str: ...
-
-
-class PickingModel(Protocol):
-    def recommend(
-        self,
-        member_id: str,
-        *,
-        limit: int = 20,
-        exclude_title_ids: Collection[str] = (),
-        only_title_ids: Collection[str] | None = None,
-        declared_categories: Sequence[str] = (),
-    ) -> Sequence[Pick]: ...
+from recsys.storage import members as members_db
+from recsys.storage.members import MemberRecord
+from recsys.storage.titles import TitleRecord
 
 
 def member_qr(member_id: str) -> segno.QRCode:
@@ -57,30 +38,42 @@ def qr_data_url(member_id: str) -> str:
 
 
 def member_picks(
-    model: PickingModel,
-    member_id: str,
+    connection: Connection,
+    model: ServableModel,
     plan: CatalogPlan,
-    *,
+    titles: Mapping[str, TitleRecord],
+    member_ids: Sequence[str],
     limit: int,
-    bought: Iterable[str] = (),
-    declared: Sequence[str] = (),
-) -> list[tuple[str, str]]:
-    """(title_id, reason): the member's best-scored titles within this quarter's catalog."""
-    recommendations = model.recommend(
-        member_id,
-        limit=limit,
-        exclude_title_ids=set(bought),
-        only_title_ids=set(plan.title_ids),
-        declared_categories=declared,
-    )
-    return [(r.title_id, r.reason_zh or r.reason) for r in recommendations]
+) -> dict[str, list[tuple[str, str]]]:
+    """member_id → (title_id, reason in Chinese): each member's best titles within this
+    quarter's catalog, on the one serving path (:func:`recsys.serving.recommend_for_member`:
+    purchases since training folded in, bought and out-of-stock titles left out, declared
+    categories for members without history). The model must know the plan's titles
+    (:func:`recsys.serving.prepare_model`)."""
+    snapshots = members_db.member_snapshots(connection, member_ids, model.trained_until)
+    if missing := [m for m in member_ids if m not in snapshots]:
+        raise UnknownMemberError(f"no such member(s): {', '.join(missing)}")
+    in_plan = {t: titles[t] for t in plan.title_ids if t in titles}
+    shelf = make_shelf(model, in_plan, ())
+    query = RecommendationQuery(limit=limit, only_title_ids=shelf_mask(model, in_plan))
+    out: dict[str, list[tuple[str, str]]] = {}
+    for m in member_ids:
+        result = recommend_for_member(model, m, snapshots[m], query, shelf=shelf)
+        out[m] = [(r.title_id, r.reason_zh or r.reason) for r, _record in result.items]
+    return out
+
+
+def shelf_mask(model: object, titles: Mapping[str, TitleRecord]) -> Collection[str]:
+    """The plan's titles as the model takes them fastest (a TitleMask when it builds one)."""
+    make_mask = getattr(model, "title_mask", None)
+    return make_mask(list(titles)) if make_mask is not None else set(titles)
 
 
 def member_views(
-    members: Sequence[MemberRow],
+    members: Sequence[MemberRecord],
     picks: Mapping[str, Sequence[tuple[str, str]]],
     plan: CatalogPlan,
-    titles: Mapping[str, TitleRow],
+    titles: Mapping[str, TitleRecord],
     settings: CatalogSettings,
     quarter: str,
     covers_dir: Path | None = None,

@@ -19,11 +19,14 @@ from sqlalchemy import Connection
 from catalog.period import Quarter
 from catalog.plan import Candidate, CatalogPlan, PlanRules, build_plan, settings_hash
 from catalog.segments import SegmentProfile, stored_profiles
-from recsys import segment_queries as q
-from recsys.categories import CategoryNode, ancestors, category_tree
 from recsys.errors import BookclubError
-from recsys.segment_queries import TitleRow
+from recsys.serving import prepare_model
 from recsys.settings import Settings
+from recsys.storage import plans as plans_db
+from recsys.storage import segments as segments_db
+from recsys.storage import titles as titles_db
+from recsys.storage.categories import CategoryNode, ancestors, category_tree
+from recsys.storage.titles import TitleRecord
 
 OTHER_SECTION = "~"
 OTHER_NAME = "其他 · Other"
@@ -66,14 +69,14 @@ def sections_to_split(
     return {c for c, v in shares.items() if total > 0 and v / total * titles > largest}
 
 
-def is_new_release(title: TitleRow, period: Quarter, days: int) -> bool:
+def is_new_release(title: TitleRecord, period: Quarter, days: int) -> bool:
     if title.published_on is None:
         return False
     return period.start - dt.timedelta(days=days) <= title.published_on < period.end
 
 
 def candidates_for(
-    titles: Sequence[TitleRow],
+    titles: Sequence[TitleRecord],
     period: Quarter,
     tree: Mapping[str, CategoryNode],
     level: int,
@@ -90,12 +93,6 @@ def candidates_for(
         )
         for t in titles
     ]
-
-
-def add_cold_titles(model: ScoringModel, titles: Sequence[TitleRow]) -> None:
-    """Titles the model has never seen (new releases) get cold-start vectors from their
-    categories; ``add_titles`` leaves the titles it knows as they are."""
-    model.add_titles([(t.title_id, list(t.categories)) for t in titles])
 
 
 def sample_members(member_ids: Sequence[str], size: int, seed: int) -> list[str]:
@@ -133,12 +130,12 @@ def plan_segment(
     model: ScoringModel,
     profile: SegmentProfile,
     member_ids: Sequence[str],
-    titles: Sequence[TitleRow],
+    titles: Sequence[TitleRecord],
     tree: Mapping[str, CategoryNode],
     quarter: str,
     settings: Settings,
 ) -> CatalogPlan:
-    """One segment's plan; the model must already know the quarter's titles (add_cold_titles)."""
+    """One segment's plan; the model must already know the quarter's titles (``prepare_model``)."""
     cfg = settings.catalog
     period = Quarter.parse(quarter)
     split = sections_to_split(
@@ -176,19 +173,19 @@ def plan_quarter(
     if not profiles:
         raise BookclubError(f"no segments stored for {quarter}: run `bookclub segment --quarter {quarter}`")
     period = Quarter.parse(quarter)
-    titles = q.titles_for_quarter(connection, period.end)
+    titles = titles_db.titles_for_quarter(connection, period.end)
     if not titles:
         raise BookclubError("no titles to put in a catalog: import or generate titles first")
     tree = category_tree(connection)
-    add_cold_titles(model, titles)
+    prepare_model(model, ((t.title_id, t.categories) for t in titles))  # new releases included
     plans = []
     for profile in profiles:
-        members = q.members_of_segment(connection, quarter, profile.segment)
+        members = segments_db.members_of_segment(connection, quarter, profile.segment)
         plan = plan_segment(model, profile, members, titles, tree, quarter, settings)
-        q.store_plan(connection, quarter, profile.segment, plan.model_version, plan.settings_hash, plan.to_json())
+        plans_db.store_plan(connection, quarter, profile.segment, plan.model_version, plan.settings_hash, plan.to_json())
         plans.append(plan)
     return plans
 
 
 def stored_plans(connection: Connection, quarter: str) -> list[CatalogPlan]:
-    return [CatalogPlan.from_json(r["plan_json"]) for r in q.plans_of_quarter(connection, quarter)]
+    return [CatalogPlan.from_json(r["plan_json"]) for r in plans_db.plans_of_quarter(connection, quarter)]

@@ -19,7 +19,6 @@ from sqlalchemy import Connection
 from catalog.context import catalog_view
 from catalog.fetcher import STATIC_DIR
 from catalog.member_edition import (
-    PickingModel,
     member_picks,
     member_views,
     merge_editions,
@@ -31,10 +30,13 @@ from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.render import TEMPLATES_DIR, Renderer, render_catalog
 from catalog.segments import stored_profiles
-from recsys import segment_queries as q
 from recsys.errors import BookclubError, UnknownMemberError
-from recsys.segment_queries import TitleRow
+from recsys.serving import ServableModel
 from recsys.settings import Settings
+from recsys.storage import members as members_db
+from recsys.storage import segments as segments_db
+from recsys.storage import titles as titles_db
+from recsys.storage.titles import TitleRecord
 
 Progress = Callable[[int], None]
 
@@ -68,8 +70,8 @@ def _digest(plan: CatalogPlan, settings: Settings) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def titles_by_id(connection: Connection, quarter: str) -> dict[str, TitleRow]:
-    return {t.title_id: t for t in q.titles_for_quarter(connection, Quarter.parse(quarter).end)}
+def titles_by_id(connection: Connection, quarter: str) -> dict[str, TitleRecord]:
+    return {t.title_id: t for t in titles_db.titles_for_quarter(connection, Quarter.parse(quarter).end)}
 
 
 def render_segment_catalogs(
@@ -139,7 +141,7 @@ def make_batches(
 
 def render_member_editions(
     connection: Connection,
-    model: PickingModel,
+    model: ServableModel,
     settings: Settings,
     quarter: str,
     plans: Sequence[CatalogPlan],
@@ -152,7 +154,7 @@ def render_member_editions(
     """Each member's pages (batched per segment) merged with their segment's catalog."""
     renderer = renderer or renderer_for(settings)
     by_segment = {p.segment: p for p in plans}
-    labels = q.member_segment_labels(connection, quarter)
+    labels = segments_db.member_segment_labels(connection, quarter)
     batches = make_batches(labels, member_ids, settings.catalog.members_per_batch)
     segments = sorted({b.segment for b in batches})
     if missing := [s for s in segments if s not in by_segment]:
@@ -177,11 +179,11 @@ def render_member_editions(
 
 def render_member_batch(
     connection: Connection,
-    model: PickingModel,
+    model: ServableModel,
     settings: Settings,
     quarter: str,
     plan: CatalogPlan,
-    titles: Mapping[str, TitleRow],
+    titles: Mapping[str, TitleRecord],
     body: BodyTemplate,
     renderer: Renderer,
     member_ids: Sequence[str],
@@ -189,18 +191,10 @@ def render_member_batch(
 ) -> tuple[dict[str, Path], int]:
     """One batch of a segment's members laid out in one document, split and merged with the
     segment's catalog: their edition paths and the personal pages rendered."""
-    rows = q.members_by_id(connection, member_ids)
+    rows = members_db.members_by_id(connection, member_ids)
     if missing := [m for m in member_ids if m not in rows]:
         raise UnknownMemberError(f"no such member(s): {', '.join(missing)}")
-    bought = q.bought_titles(connection, member_ids)
-    declared = q.declared_categories(connection, member_ids)
-    picks = {
-        m: member_picks(
-            model, m, plan, limit=settings.catalog.picks_per_member,
-            bought=bought.get(m, ()), declared=declared.get(m, ()),
-        )
-        for m in member_ids
-    }
+    picks = member_picks(connection, model, plan, titles, member_ids, settings.catalog.picks_per_member)
     views = member_views(
         [rows[m] for m in member_ids], picks, plan, titles, settings.catalog, quarter,
         covers_dir=settings.data_dir / "covers",

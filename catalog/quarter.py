@@ -11,9 +11,9 @@ from catalog.plan import CatalogPlan
 from catalog.planning import plan_quarter
 from catalog.production import render_member_editions, render_segment_catalogs, renderer_for
 from catalog.segments import SegmentationResult, segment_quarter
-from recsys import segment_queries as q
-from recsys.db import engine_from_settings
 from recsys.settings import Settings
+from recsys.storage import segments as segments_db
+from recsys.storage.db import engine_from_settings
 from training.registry import ModelRegistry
 
 
@@ -60,7 +60,8 @@ def run_quarter(settings: Settings, quarter: str, members_for_editions: int = 3)
     """Segment the members, plan and render each segment's catalog, and render
     ``members_for_editions`` personalized editions (the best customers, one segment after another)."""
     engine = engine_from_settings(settings)
-    model = ModelRegistry(settings.models_dir).load()
+    with engine.connect() as connection:
+        model = ModelRegistry(settings.models_dir).load_prepared(connection)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
     with engine.begin() as connection:
@@ -80,7 +81,7 @@ def run_quarter(settings: Settings, quarter: str, members_for_editions: int = 3)
     if members_for_editions > 0:
         with engine.connect() as connection:
             per_segment = -(-members_for_editions // max(len(plans), 1))
-            chosen = q.best_members(connection, quarter, per_segment)
+            chosen = segments_db.best_members(connection, quarter, per_segment)
             # one segment after another, so three editions show three segments
             rank: Counter[int] = Counter()
             keyed = []

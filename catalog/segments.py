@@ -27,10 +27,12 @@ from catalog.clusters import (
 )
 from catalog.period import Quarter
 from catalog.rfm import ParetoCheck, pareto_check, score_tiers
-from recsys import segment_queries as q
-from recsys.categories import CategoryNode, ancestors, category_tree
 from recsys.errors import BookclubError
 from recsys.settings import SegmentSettings
+from recsys.storage import members as members_db
+from recsys.storage import purchases as purchases_db
+from recsys.storage import segments as segments_db
+from recsys.storage.categories import CategoryNode, ancestors, category_tree
 
 
 class AffinityModel(Protocol):
@@ -127,7 +129,7 @@ def segment_quarter(
     period = Quarter.parse(quarter)
     as_of = period.start_datetime
     since = as_of - dt.timedelta(days=settings.rfm_window_days)
-    rfm = q.rfm_aggregates(connection, as_of, since)
+    rfm = purchases_db.rfm_aggregates(connection, as_of, since)
     if not rfm.member_ids:
         raise BookclubError("no members to segment: import or generate data first")
     scores = score_tiers(
@@ -154,7 +156,7 @@ def segment_quarter(
     # else the largest segment (the broadest reading mix).
     unknown = [m for m, known in zip(rfm.member_ids, in_model, strict=True) if not known]
     if unknown:
-        declared = declared_profiles(unknown, q.declared_categories(connection), columns, tree)
+        declared = declared_profiles(unknown, members_db.declared_categories(connection), columns, tree)
         has_declared = np.asarray(declared.getnnz(axis=1) > 0)
         largest = int(np.bincount(clustering.labels).argmax())
         guess = np.full(len(unknown), largest, dtype=np.int64)
@@ -162,7 +164,7 @@ def segment_quarter(
             guess[has_declared] = nearest_centroid(clustering.centroids, declared[has_declared])
         raw[~in_model] = guess
 
-    previous = q.member_segment_labels(connection, str(period.previous()))
+    previous = segments_db.member_segment_labels(connection, str(period.previous()))
     alignment = align_labels(rfm.member_ids, raw, previous)
     labels = alignment.labels
 
@@ -195,7 +197,7 @@ def segment_quarter(
         profile.name = names[profile.segment]
 
     rows = [
-        q.MemberSegmentRow(
+        segments_db.MemberSegmentRow(
             member_id, tier, int(label), None if recency < 0 else int(recency), int(freq), float(money)
         )
         for member_id, tier, label, recency, freq, money in zip(
@@ -203,16 +205,16 @@ def segment_quarter(
             strict=True,
         )
     ]
-    q.store_segmentation(
+    segments_db.store_segmentation(
         connection, quarter, rows,
         [(p.segment, p.name, p.size, p.to_json(), model.version) for p in result_profiles],
     )
-    typical = q.typical_titles(connection, quarter, since, as_of, settings.typical_titles)
+    typical = segments_db.typical_titles(connection, quarter, since, as_of, settings.typical_titles)
     for profile in result_profiles:
         profile.typical_titles = [
             {"title_id": t, "title": name, "copies": n} for t, name, n in typical.get(profile.segment, [])
         ]
-        q.update_segment_profile(connection, quarter, profile.segment, profile.to_json())
+        segments_db.update_segment_profile(connection, quarter, profile.segment, profile.to_json())
     return SegmentationResult(
         quarter=quarter,
         model_version=model.version,
@@ -228,4 +230,4 @@ def segment_quarter(
 
 def stored_profiles(connection: Connection, quarter: str) -> list[SegmentProfile]:
     """The profiles stored for ``quarter`` (empty when it was not segmented)."""
-    return [SegmentProfile.from_json(row["profile_json"]) for row in q.segments_of_quarter(connection, quarter)]
+    return [SegmentProfile.from_json(row["profile_json"]) for row in segments_db.segments_of_quarter(connection, quarter)]

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from recsys.categories import CategoryNode, ancestors
+from recsys.storage.categories import CategoryNode, ancestors
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class TrainingSettings(BaseModel):
     extract_cache: bool = Field(
         True,
         description="keep the purchases extract under DATA_DIR/models/extract_cache and read "
-        "only newer lines on the next run (see recsys/extract_cache.py)",
+        "only newer lines on the next run (see training/extract_cache.py)",
     )
     extract_cache_verify_rows: int = Field(
         1024, ge=0, description="cached lines compared with the database before the cache is used"

@@ -25,7 +25,8 @@ import scipy.sparse as sp
 from recsys.affinity import AffinityProfile, CategoryIndex
 from recsys.errors import ModelNotFoundError
 from recsys.idmap import IdMap
-from recsys.trained_model import ModelParts, TrainedModel
+from recsys.model.parts import ModelParts
+from recsys.model.trained import TrainedModel
 
 META = "meta.json"
 FORMAT = 2  # meta["format"]; a model without it is format 1

@@ -1,7 +1,7 @@
 """The training data set: id maps, the confidence matrix and category mappings for one window.
 
 Everything here takes a connection and returns arrays, matrices and
-dataclasses; the SQL itself is in :mod:`recsys.purchases_extract`.
+dataclasses; the SQL itself is in :mod:`recsys.storage.purchase_log`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import scipy.sparse as sp
 from sqlalchemy import Connection
 
 from recsys.affinity import AffinityProfile, CategoryIndex, build_affinity, title_category_matrix
-from recsys.categories import category_tree
 from recsys.confidence import confidence_matrix
 from recsys.errors import TrainingError
-from recsys.extract_cache import CacheReport, ExtractCache
 from recsys.idmap import IdMap
-from recsys.purchases_extract import (
+from recsys.settings import TrainingSettings
+from recsys.storage.categories import category_tree
+from recsys.storage.purchase_log import (
     PurchaseArrays,
     purchase_id_bounds,
     read_member_categories,
@@ -33,7 +33,7 @@ from recsys.purchases_extract import (
     titles_sold_before,
     to_epoch,
 )
-from recsys.settings import TrainingSettings
+from training.extract_cache import CacheReport, ExtractCache
 
 Progress = Callable[[int], None]
 
@@ -178,7 +178,7 @@ def extract_for_training(
     ``eval_cutoff``, the keys of the titles sold before it (new-title recall needs them).
 
     With ``cache`` every line is served from it where it still holds (see
-    :mod:`recsys.extract_cache`) and the window is cut out in numpy.
+    :mod:`training.extract_cache`) and the window is cut out in numpy.
     """
     start = window_start(cutoff, settings)
     if cache is None:

@@ -23,13 +23,6 @@ from implicit.cpu.topk import topk
 from sqlalchemy import Connection
 
 from recsys.affinity import Placement, place_titles
-from recsys.purchases_extract import (
-    PurchaseArrays,
-    read_purchase_log,
-    read_purchases,
-    titles_sold_before,
-    to_epoch,
-)
 from recsys.recommenders import (
     FactorRecommender,
     FitContext,
@@ -38,6 +31,13 @@ from recsys.recommenders import (
     top_n,
 )
 from recsys.settings import TrainingSettings
+from recsys.storage.purchase_log import (
+    PurchaseArrays,
+    read_purchase_log,
+    read_purchases,
+    titles_sold_before,
+    to_epoch,
+)
 from training.dataset import Catalogue, TrainingSet, build_training_set, window_start
 from training.metrics.coverage import catalog_coverage
 from training.metrics.ranking import RankingAccumulator

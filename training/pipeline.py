@@ -19,8 +19,7 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 
 from recsys.errors import TrainingError
-from recsys.extract_cache import CacheReport, ExtractCache
-from recsys.purchases_extract import PurchaseArrays, newest_purchase, to_epoch
+from recsys.model.parts import WARM, ModelParts
 from recsys.recommenders import (
     ALSRecommender,
     FactorRecommender,
@@ -30,10 +29,11 @@ from recsys.recommenders import (
 )
 from recsys.recommenders.popularity import title_popularity
 from recsys.settings import Settings
-from recsys.trained_model import WARM, ModelParts
+from recsys.storage.purchase_log import PurchaseArrays, newest_purchase, to_epoch
 from training.artifact import write_parts
 from training.dataset import TrainingSet, build_training_set, extract_for_training, read_catalogue
 from training.evaluate import EvaluationReport, cold_placement, evaluate_on, holdout_from
+from training.extract_cache import CacheReport, ExtractCache
 from training.registry import ModelInfo, ModelRegistry, Promote
 
 Step = Callable[[str, int, int], None]

@@ -25,8 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy import Connection
+
 from recsys.errors import ModelNotFoundError
-from recsys.trained_model import TrainedModel
+from recsys.model.trained import TrainedModel
+from recsys.serving import prepare_model_from_db
 from training.artifact import read_meta, read_model
 
 Promote = Literal["auto", "never", "force"]
@@ -136,6 +139,13 @@ class ModelRegistry:
         if version is None:
             raise ModelNotFoundError("no active model: run `bookclub train`")
         return read_model(self._require(version))
+
+    def load_prepared(self, connection: Connection, version: str | None = None) -> TrainedModel:
+        """:meth:`load`, then taught every title of the club (:func:`recsys.serving.prepare_model`):
+        the model every face serves, so a title added after training can be recommended."""
+        model = self.load(version)
+        prepare_model_from_db(connection, model)
+        return model
 
     # ---- activation --------------------------------------------------------
     def _activate(self, state: dict[str, Any], version: str, reason: str, push: bool) -> None:

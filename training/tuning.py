@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from recsys.db import engine_from_settings
 from recsys.settings import Settings, TrainingSettings
+from recsys.storage.db import engine_from_settings
 from training.dataset import build_training_set, extract_window, read_catalogue
 from training.evaluate import build_holdout, evaluate_on
 

@@ -12,8 +12,9 @@ from api.deps import ConnectionDep, ModelDep, ReadKeyDep, SettingsDep
 from api.errors import RESPONSES
 from catalog.paths import catalog_path, edition_path
 from catalog.plan import CatalogPlan
-from recsys import segment_queries as q
 from recsys.errors import UnknownMemberError
+from recsys.storage import plans as plans_db
+from recsys.storage import segments as segments_db
 
 router = APIRouter(prefix="/v1", tags=["catalogs"])
 
@@ -48,7 +49,7 @@ class CatalogsPublic(BaseModel):
 
 
 def _plans(connection: ConnectionDep, quarter: str) -> list[CatalogPlan]:
-    rows = q.plans_of_quarter(connection, quarter)
+    rows = plans_db.plans_of_quarter(connection, quarter)
     if not rows:
         raise HTTPException(
             404, f"no catalog plans for {quarter}: run `bookclub catalogs plan --quarter {quarter}`"
@@ -126,13 +127,13 @@ def read_member_pdf(
 ) -> FileResponse:
     """Served from disk when rendered; otherwise rendered now (a second or two) and kept."""
     if quarter is None:
-        quarters = q.quarters_with_segments(connection)
+        quarters = segments_db.quarters_with_segments(connection)
         if not quarters:
             raise HTTPException(404, "no quarter has been segmented yet: run `bookclub segment`")
         quarter = quarters[-1]
     path = edition_path(settings, quarter, member_id)
     if not path.exists():
-        if q.member_segment(connection, quarter, member_id) is None:
+        if segments_db.member_segment(connection, quarter, member_id) is None:
             raise UnknownMemberError(f"member {member_id!r} has no segment in {quarter}")
         # the renderer (WeasyPrint, fonts) is loaded by the first worker that needs it, not by all
         from catalog.production import render_member_editions

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from api.deps import HolderDep
 from api.metrics import render
 from api.schemas import HealthPublic, ReadinessPublic
-from recsys.db import check_ready
 from recsys.errors import DatabaseNotReadyError
+from recsys.storage.db import check_ready
 
 router = APIRouter(tags=["health"])
 

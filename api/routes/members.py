@@ -14,6 +14,7 @@ from api.metrics import record_recommendation
 from api.profile import member_profile
 from api.recommending import TitleShelf, recommendations_json
 from api.schemas import MemberProfilePublic, RecommendationsPublic
+from recsys.serving import RecommendationQuery
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -61,10 +62,9 @@ async def read_recommendations(
         engine,
         model,
         member_id,
-        limit=limit,
-        category=category,
-        include_purchased=include_purchased,
-        in_stock_only=in_stock_only,
+        RecommendationQuery(
+            limit=limit, category=category, include_purchased=include_purchased, in_stock_only=in_stock_only
+        ),
         shelf=prepared if isinstance(prepared, TitleShelf) else None,
     )
     # the body is serialised in the worker thread from cached title JSON (RecommendationsPublic,

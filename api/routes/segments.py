@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ConnectionDep, ReadKeyDep
 from api.errors import RESPONSES
-from recsys import segment_queries as q
+from recsys.storage import segments as segments_db
 
 router = APIRouter(prefix="/v1/segments", tags=["segments"])
 
@@ -82,11 +82,11 @@ def read_segments(
     ] = None,
 ) -> SegmentsPublic:
     if quarter is None:
-        quarters = q.quarters_with_segments(connection)
+        quarters = segments_db.quarters_with_segments(connection)
         if not quarters:
             raise HTTPException(404, "no quarter has been segmented yet: run `bookclub segment`")
         quarter = quarters[-1]
-    rows = q.segments_of_quarter(connection, quarter)
+    rows = segments_db.segments_of_quarter(connection, quarter)
     if not rows:
         raise HTTPException(
             404, f"no segments stored for {quarter}: run `bookclub segment --quarter {quarter}`"

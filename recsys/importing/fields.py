@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 
-from recsys.schema import CHANNELS, MEMBER_STATUSES
+from recsys.storage.schema import CHANNELS, MEMBER_STATUSES
 
 
 class FieldError(ValueError):

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Index, and_, exists, func, literal, select
 
-from recsys.bulk import bulk_insert
 from recsys.errors import ImportRejectedError
 from recsys.importing.report import ImportSummary, RejectsWriter, RowError
 from recsys.importing.source import RowSource
 from recsys.importing.spec import Check, ImportKind, RowInvalid, RowTuple, make_stage
-from recsys.schema import ImportRun, table_of
+from recsys.storage.bulk import bulk_insert
+from recsys.storage.schema import ImportRun, table_of
 
 Progress = Callable[[int], None]
 

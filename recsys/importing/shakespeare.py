@@ -15,12 +15,12 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from recsys.categories import CategoryNode, ancestors, clc_file, load_categories, read_clc
 from recsys.errors import BookclubError
 from recsys.importing.loader import ImportOptions, Progress, import_rows
 from recsys.importing.report import ImportSummary
 from recsys.importing.source import RowSource, SourceRow
 from recsys.importing.specs import CATEGORY_MAPPINGS, MEMBERS, PURCHASES, TITLES
+from recsys.storage.categories import CategoryNode, ancestors, clc_file, load_categories, read_clc
 
 SCHEME = "sco-genre"
 # The club's reading of the library's five genres in the CLC (5th edition).

@@ -20,7 +20,7 @@ from sqlalchemy import (
 from recsys.importing import fields as f
 from recsys.importing.source import Row
 from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
-from recsys.schema import Category, CategoryMapping, Title, TitleCategory, table_of
+from recsys.storage.schema import Category, CategoryMapping, Title, TitleCategory, table_of
 
 # --- titles --------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from recsys.importing import fields as f
 from recsys.importing.source import Row
 from recsys.importing.spec import CURRENT_YEAR, Check, Fields, ImportKind, RowTuple, known
-from recsys.schema import CHANNELS, Member, Purchase, Title, table_of
+from recsys.storage.schema import CHANNELS, Member, Purchase, Title, table_of
 
 # --- members -------------------------------------------------------------------------------
 

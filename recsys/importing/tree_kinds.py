@@ -21,7 +21,7 @@ from recsys.errors import BookclubError
 from recsys.importing import fields as f
 from recsys.importing.source import Row
 from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
-from recsys.schema import Category, CategoryMapping, table_of
+from recsys.storage.schema import Category, CategoryMapping, table_of
 
 # --- categories ---------------------------------------------------------------------------
 

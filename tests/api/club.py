@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, insert
 
-from recsys.schema import (
+from recsys.storage.schema import (
     Category,
     Member,
     MemberCategory,

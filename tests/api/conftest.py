@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
-from recsys.apikeys import create_key
-from recsys.db import make_engine, upgrade
 from recsys.settings import Settings
+from recsys.storage.apikeys import create_key
+from recsys.storage.db import make_engine, upgrade
 from tests.api import club
 from training.pipeline import run_training
 from training.registry import ModelRegistry

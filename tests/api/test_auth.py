@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
-from recsys.apikeys import create_key, list_keys, revoke_key, verify_key
 from recsys.settings import Settings
+from recsys.storage.apikeys import create_key, list_keys, revoke_key, verify_key
 from tests.api.conftest import bearer
 
 READ_ROUTES = [

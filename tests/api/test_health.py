@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
-from recsys.db import make_engine
 from recsys.settings import Settings
+from recsys.storage.db import make_engine
 from tests.api.conftest import bearer
 
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from recsys.schema import Purchase
+from recsys.storage.schema import Purchase
 from tests.api.conftest import bearer, with_club
 
 

@@ -10,10 +10,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
-from api.recommending import TitleShelf, _dumps, title_json
+from api.recommending import TitleShelf
 from api.schemas import RecommendationsPublic
-from recsys.member_queries import TitleRecord
-from recsys.schema import Title
+from recsys.serving import _dumps, title_json
+from recsys.storage.schema import Title
+from recsys.storage.titles import TitleRecord
 
 
 def test_bodies_are_recommendations_public(client: TestClient) -> None:

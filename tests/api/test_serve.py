@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from recsys.apikeys import create_key
-from recsys.db import make_engine, upgrade
+from recsys.storage.apikeys import create_key
+from recsys.storage.db import make_engine, upgrade
 from tests.api import club
 from training.registry import ModelRegistry
 

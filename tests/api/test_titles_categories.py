@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
-from recsys.schema import Category
+from recsys.storage.schema import Category
 
 
 def test_similar_titles(client: TestClient) -> None:

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bookclub_cli.main import app
-from recsys.db import make_engine
-from recsys.schema import Member, Purchase, Title
+from recsys.storage.db import make_engine
+from recsys.storage.schema import Member, Purchase, Title
 from tests.conftest import SHARED_DATA
 from tests.recsys.test_importing import CATEGORIES, MEMBERS, TITLES, purchases, write_csv
 

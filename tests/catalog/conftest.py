@@ -1,6 +1,6 @@
 """A small demo club, a really trained model, its segments and plans — built once per session.
 
-300 members and 160 titles (recsys.demo), trained with implicit ALS (training.pipeline),
+300 members and 160 titles (demo.generate), trained with implicit ALS (training.pipeline),
 segmented for 2026Q3 and 2026Q4 into 3 segments, planned at 16 titles a catalog so
 rendering tests stay a few seconds each.
 """
@@ -16,11 +16,11 @@ from sqlalchemy import Engine
 from catalog.plan import CatalogPlan
 from catalog.planning import plan_quarter
 from catalog.segments import SegmentationResult, segment_quarter
-from recsys.db import make_engine, upgrade
-from recsys.demo import DemoSpec
-from recsys.demo_load import load_demo
+from demo.generate import DemoSpec
+from demo.load import load_demo
+from recsys.model.trained import TrainedModel
 from recsys.settings import CatalogSettings, SegmentSettings, Settings, TrainingSettings
-from recsys.trained_model import TrainedModel
+from recsys.storage.db import make_engine, upgrade
 from tests.conftest import shared_data
 from training.pipeline import run_training
 from training.registry import ModelRegistry

@@ -76,10 +76,10 @@ def test_catalog_plans_and_pdfs(client: TestClient, club: Club) -> None:
 
 
 def test_member_edition_is_rendered_on_demand(client: TestClient, club: Club) -> None:
-    from recsys import segment_queries as q
+    from recsys.storage import segments as segments_db
 
     with club.engine.connect() as connection:
-        member_id = q.best_members(connection, QUARTER, 1)[0][0]
+        member_id = segments_db.best_members(connection, QUARTER, 1)[0][0]
     response = client.get(f"/v1/members/{member_id}/catalog.pdf", params={"quarter": QUARTER})
     assert response.status_code == 200 and response.content.startswith(b"%PDF")
     assert client.get("/v1/members/NOBODY/catalog.pdf").status_code == 404

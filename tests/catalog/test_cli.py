@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bookclub_cli.main import app
-from recsys import segment_queries as q
+from recsys.storage import segments as segments_db
 from tests.catalog.conftest import Club
 
 QUARTER = "2027Q1"  # a quarter no other test uses: these commands write to the club's database
@@ -36,7 +36,7 @@ def test_segment_plan_render(env: Club, tmp_path: Path) -> None:
     assert result.output.count("12 titles") == 3
 
     with env.engine.connect() as connection:
-        member = q.members_of_segment(connection, QUARTER, 1)[0]
+        member = segments_db.members_of_segment(connection, QUARTER, 1)[0]
     result = runner.invoke(
         app, ["catalogs", "render", "--quarter", QUARTER, "--segment", "1", "--members", member,
               "--out", str(tmp_path)],

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from catalog.clusters import align_labels, cluster_profiles, segment_names, short_name
-from recsys.categories import CategoryNode
+from recsys.storage.categories import CategoryNode
 
 
 def _profiles(seed: int = 0) -> sp.csr_matrix:

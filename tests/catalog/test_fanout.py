@@ -26,12 +26,12 @@ from catalog.fanout import (
 )
 from catalog.planning import plan_quarter
 from catalog.segments import segment_quarter
-from recsys import segment_queries as q
-from recsys.demo import DemoSpec
-from recsys.demo_load import load_demo
+from demo.generate import DemoSpec
+from demo.load import load_demo
 from recsys.errors import ConfigurationError, UnknownMemberError
-from recsys.schema import Member
 from recsys.settings import Settings
+from recsys.storage import segments as segments_db
+from recsys.storage.schema import Member
 from tests.catalog.conftest import QUARTER, Club
 from tests.conftest import shared_data
 
@@ -88,7 +88,7 @@ def test_every_member_gets_an_edition(club: Club, client: Any, tmp_path: Path) -
     )
     with club.engine.connect() as connection:
         everyone = {m for (m,) in connection.execute(select(Member.member_id))}
-        members = set(q.member_segment_labels(connection, QUARTER))
+        members = set(segments_db.member_segment_labels(connection, QUARTER))
     assert members <= everyone and len(members) == club.segmentation.members
     assert not result.failures and result.retried == 0
     assert set(result.editions) == members
@@ -108,8 +108,8 @@ def test_a_failing_batch_is_retried_then_reported_while_the_others_land(
 ) -> None:
     settings = _settings(club)
     with club.engine.connect() as connection:
-        labels = q.member_segment_labels(connection, QUARTER)
-        chosen = [m for p in club.plans for m in q.members_of_segment(connection, QUARTER, p.segment)[:6]]
+        labels = segments_db.member_segment_labels(connection, QUARTER)
+        chosen = [m for p in club.plans for m in segments_db.members_of_segment(connection, QUARTER, p.segment)[:6]]
         batches = make_batches(labels, chosen, 4)
         bad = Batch(len(batches), batches[0].segment, (chosen[0], BOGUS))
         batches.append(bad)
@@ -155,7 +155,7 @@ def test_workers_behind_a_scheduler_address_read_postgresql(
     url = postgres_engine.url.render_as_string(hide_password=False)
     settings = _settings(club).model_copy(update={"database_url": url})
     with postgres_engine.connect() as connection:
-        chosen = [m for p in plans for m in q.members_of_segment(connection, QUARTER, p.segment)[:5]]
+        chosen = [m for p in plans for m in segments_db.members_of_segment(connection, QUARTER, p.segment)[:5]]
     result = render_all_editions(
         postgres_engine, settings, QUARTER, plans, chosen, scheduler=client.scheduler.address,
         out_dir=tmp_path,

@@ -10,7 +10,10 @@ from pypdf import PdfReader
 
 from catalog.member_edition import member_qr, qr_data_url
 from catalog.production import render_member_editions
-from recsys import segment_queries as q
+from recsys.storage import members as members_db
+from recsys.storage import purchases as purchases_db
+from recsys.storage import segments as segments_db
+from recsys.storage import titles as titles_db
 from tests.catalog.conftest import QUARTER, Club
 
 pytestmark = pytest.mark.slow  # renders PDFs (a few seconds each)
@@ -20,7 +23,7 @@ pytestmark = pytest.mark.slow  # renders PDFs (a few seconds each)
 def editions(club: Club, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Path]:
     out = tmp_path_factory.mktemp("editions")
     with club.engine.connect() as connection:
-        chosen = [m for m, _ in q.best_members(connection, QUARTER, 2)][:5]
+        chosen = [m for m, _ in segments_db.best_members(connection, QUARTER, 2)][:5]
         paths = render_member_editions(
             connection, club.model, club.settings, QUARTER, club.plans, chosen, out_dir=out
         )
@@ -30,7 +33,7 @@ def editions(club: Club, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict
 def test_first_page_has_the_members_name_and_number(club: Club, editions: tuple[dict[str, Path], Path]) -> None:
     paths, _ = editions
     with club.engine.connect() as connection:
-        members = q.members_by_id(connection, list(paths))
+        members = members_db.members_by_id(connection, list(paths))
     assert len(paths) == 5
     for member_id, path in paths.items():
         first = PdfReader(path).pages[0].extract_text()
@@ -41,7 +44,7 @@ def test_first_page_has_the_members_name_and_number(club: Club, editions: tuple[
 def test_edition_is_personal_pages_then_the_segment_catalog(club: Club, editions: tuple[dict[str, Path], Path]) -> None:
     paths, out = editions
     with club.engine.connect() as connection:
-        labels = q.member_segment_labels(connection, QUARTER)
+        labels = segments_db.member_segment_labels(connection, QUARTER)
     for member_id, path in paths.items():
         reader = PdfReader(path)
         body = PdfReader(out / f"segment-{labels[member_id]}.pdf")
@@ -62,12 +65,16 @@ def test_picks_come_from_the_catalog_and_skip_what_the_member_bought(
 
     paths, _ = editions
     with club.engine.connect() as connection:
-        labels = q.member_segment_labels(connection, QUARTER)
-        bought = q.bought_titles(connection, list(paths))
-    plans = {p.segment: p for p in club.plans}
+        labels = segments_db.member_segment_labels(connection, QUARTER)
+        bought = purchases_db.bought_titles(connection, list(paths))
+        titles = {t.title_id: t for t in titles_db.titles_for_quarter(connection, __import__("datetime").date(2027, 1, 1))}
+        plans = {p.segment: p for p in club.plans}
+        picked = {
+            m: member_picks(connection, club.model, plans[labels[m]], titles, [m], 4)[m] for m in paths
+        }
     for member_id in paths:
         plan = plans[labels[member_id]]
-        picks = member_picks(club.model, member_id, plan, limit=4, bought=bought.get(member_id, ()))
+        picks = picked[member_id]
         assert picks and len(picks) <= 4
         assert {t for t, _ in picks} <= set(plan.title_ids)
         assert not {t for t, _ in picks} & bought.get(member_id, set())
@@ -87,8 +94,8 @@ def test_each_member_block_carries_its_own_qr(club: Club) -> None:
     from catalog.member_edition import member_pages_html, member_views
 
     with club.engine.connect() as connection:
-        members = q.members_by_id(connection, ["M0000001", "M0000002"])
-        titles = {t.title_id: t for t in q.titles_for_quarter(connection, __import__("datetime").date(2027, 1, 1))}
+        members = members_db.members_by_id(connection, ["M0000001", "M0000002"])
+        titles = {t.title_id: t for t in titles_db.titles_for_quarter(connection, __import__("datetime").date(2027, 1, 1))}
     views = member_views(list(members.values()), {}, club.plans[0], titles, club.settings.catalog, QUARTER)
     html = member_pages_html(views, club.settings.catalog)
     for member_id in members:

@@ -7,8 +7,8 @@ from collections import Counter
 from catalog.period import Quarter
 from catalog.planning import plan_quarter, section_of, sections_to_split, stored_plans
 from catalog.segments import SegmentProfile
-from recsys.categories import CategoryNode
-from recsys.segment_queries import titles_for_quarter
+from recsys.storage.categories import CategoryNode
+from recsys.storage.titles import titles_for_quarter
 from tests.catalog.conftest import QUARTER, Club
 
 

@@ -10,9 +10,10 @@ from sqlalchemy import Engine
 
 from catalog.planning import plan_quarter, stored_plans
 from catalog.segments import segment_quarter
-from recsys.demo import DemoSpec
-from recsys.demo_load import load_demo
-from recsys.segment_queries import member_segment_labels, rfm_aggregates, segments_of_quarter
+from demo.generate import DemoSpec
+from demo.load import load_demo
+from recsys.storage.purchases import rfm_aggregates
+from recsys.storage.segments import member_segment_labels, segments_of_quarter
 from tests.catalog.conftest import QUARTER, Club
 from tests.conftest import shared_data
 

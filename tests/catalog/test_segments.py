@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 
 from catalog.rfm import pareto_check
 from catalog.segments import stored_profiles
-from recsys import segment_queries as q
-from recsys.schema import MemberSegment, Segment
+from recsys.storage import segments as segments_db
+from recsys.storage.schema import MemberSegment, Segment
 from tests.catalog.conftest import PREVIOUS, QUARTER, Club
 
 
@@ -55,8 +55,8 @@ def test_segments_keep_their_labels_from_one_quarter_to_the_next(club: Club) -> 
     # Same model, one quarter on: the clusters are the same groups of members,
     # so alignment must give every member last quarter's label.
     with club.engine.connect() as connection:
-        before = q.member_segment_labels(connection, PREVIOUS)
-        after = q.member_segment_labels(connection, QUARTER)
+        before = segments_db.member_segment_labels(connection, PREVIOUS)
+        after = segments_db.member_segment_labels(connection, QUARTER)
     assert club.segmentation.compared == len(before) > 0
     moved = sum(before[m] != after[m] for m in before if m in after)
     assert moved == club.segmentation.moved

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys.affinity import CategoryIndex, build_affinity, place_titles, title_category_matrix
-from recsys.categories import CategoryNode
+from recsys.storage.categories import CategoryNode
 
 TREE = {
     "I": CategoryNode("I", "文学", None, 1),

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import Engine, func, insert, inspect, select, text
 from typer.testing import CliRunner
 
-from recsys import demo
-from recsys.categories import read_clc
-from recsys.demo import (
+from demo import generate as demo
+from demo.generate import (
     DemoChunk,
     DemoMembers,
     DemoSpec,
@@ -23,8 +22,9 @@ from recsys.demo import (
     generate_titles,
     purchase_chunks,
 )
-from recsys.demo_load import DemoDataExistsError, load_demo, top_share
-from recsys.schema import CHANNELS, Member, Purchase, Title, TitleCategory
+from demo.load import DemoDataExistsError, load_demo, top_share
+from recsys.storage.categories import read_clc
+from recsys.storage.schema import CHANNELS, Member, Purchase, Title, TitleCategory
 from tests.conftest import shared_data
 
 END = dt.date(2026, 11, 22)

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
-from recsys.explain import MemberSystem, gram
+from recsys.model.explain import MemberSystem, gram
 
 
 @pytest.fixture

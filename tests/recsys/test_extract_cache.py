@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine, text
 
-from recsys.bulk import bulk_insert
-from recsys.extract_cache import ExtractCache
-from recsys.purchases_extract import PurchaseLog, read_purchase_log
+from recsys.storage.bulk import bulk_insert
+from recsys.storage.purchase_log import PurchaseLog, read_purchase_log
+from training.extract_cache import ExtractCache
 
 T0 = dt.datetime(2024, 3, 1, 12, 30, 15)
 COLUMNS = ["id", "line_id", "member_key", "title_key", "quantity", "unit_price", "purchased_at", "channel"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from recsys.categories import load_categories, read_clc
 from recsys.errors import BookclubError, ImportRejectedError
 from recsys.importing import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
-from recsys.schema import Category, CategoryMapping, Member, Purchase, Title, TitleCategory
+from recsys.storage.categories import load_categories, read_clc
+from recsys.storage.schema import Category, CategoryMapping, Member, Purchase, Title, TitleCategory
 from tests.conftest import shared_data
 
 CATEGORIES = [

@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 from sqlalchemy import Engine
 
-from recsys.bulk import bulk_insert
-from recsys.purchases_extract import (
+from recsys.storage.bulk import bulk_insert
+from recsys.storage.purchase_log import (
     newest_purchase,
     read_members,
     read_purchase_log,

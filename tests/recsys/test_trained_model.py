@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import Engine
 
 from recsys.errors import UnknownCategoryError, UnknownTitleError
+from recsys.model.trained import TrainedModel
 from recsys.settings import Settings, TrainingSettings
-from recsys.trained_model import TrainedModel
 from tests.training.synthetic import Club, make_club
 from training.pipeline import run_training
 from training.registry import ModelRegistry

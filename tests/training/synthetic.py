@@ -1,4 +1,4 @@
-"""A small club with known structure, written through ``recsys.bulk.bulk_insert``.
+"""A small club with known structure, written through ``recsys.storage.bulk.bulk_insert``.
 
 Two top classes (I literature, K history), each with two sub-classes; every
 member reads mostly one sub-class (their "taste"); inside a sub-class a few
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Engine
 
-from recsys.bulk import bulk_insert
+from recsys.storage.bulk import bulk_insert
 
 CATEGORIES = [
     ("I", "文学", None, 1),

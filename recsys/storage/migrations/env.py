@@ -1,17 +1,17 @@
-"""Alembic environment: the engine is handed over by recsys.db.upgrade."""
+"""Alembic environment: the engine is handed over by recsys.storage.db.upgrade."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Engine
 
-from recsys.schema import Base
+from recsys.storage.schema import Base
 
 config = context.config
 engine = config.attributes.get("engine")
 if not isinstance(engine, Engine):
-    from recsys.db import engine_from_settings
     from recsys.settings import Settings
+    from recsys.storage.db import engine_from_settings
 
     engine = engine_from_settings(Settings())
 

@@ -15,57 +15,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from recsys.affinity import AffinityProfile, CategoryIndex
 from recsys.errors import UnknownCategoryError, UnknownMemberError, UnknownTitleError
-from recsys.explain import MemberSystem, history_reasons
-from recsys.idmap import IdMap
+from recsys.model.explain import MemberSystem, history_reasons
+from recsys.model.index import ServingIndex, TitleMask, blend, mask_of, top_n
+from recsys.model.parts import WARM, ModelParts, Recommendation
 from recsys.recommenders.base import cosine_neighbours
-from recsys.serving_index import ServingIndex, TitleMask, blend, mask_of, top_n
 
 FloatArray = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.int64]
-WARM = -2  # placement of a title that had sales: it has its own factors
 EXPLAIN_TOP = 3
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    title_id: str
-    score: float
-    reason: str
-    reason_kind: str  # 'history' | 'new_in_category' | 'category_popular' | 'popular'
-    because: tuple[str, ...]
-    reason_zh: str = ""  # the same reason in Chinese, for the printed catalogs
-
-
-@dataclass
-class ModelParts:
-    """Everything a trained model holds; ``training.artifact`` saves and loads it."""
-
-    kind: str  # 'als' | 'bpr'
-    params: dict[str, Any]
-    members: IdMap
-    titles: IdMap
-    title_names: list[str]
-    member_factors: FloatArray  # members × k (may be a read-only memmap)
-    title_factors: FloatArray  # titles × k, cold titles placed
-    member_titles: sp.csr_matrix  # members × titles, confidence
-    categories: CategoryIndex
-    title_categories: sp.csr_matrix  # titles × categories, all levels
-    affinity: AffinityProfile
-    popularity: FloatArray  # per title
-    placement: npt.NDArray[np.int64]  # per title: WARM, a category column, or -1 (all titles)
-    thin_history: float = 3.0
-    min_titles: int = 3
-    threads: int = 1
-    extra_title_ids: list[str] = field(default_factory=list)  # added after training
 
 
 class TrainedModel:

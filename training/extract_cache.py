@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 from sqlalchemy import Connection
 
-from recsys.purchases_extract import (
+from recsys.storage.purchase_log import (
     PurchaseArrays,
     PurchaseLog,
     purchase_id_stats,

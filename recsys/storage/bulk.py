@@ -11,9 +11,11 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
+
+T = TypeVar("T")
 
 # The raw sqlite3 driver, used for speed below, stores these the way SQLAlchemy reads them back.
 sqlite3.register_adapter(Decimal, str)
@@ -74,3 +76,12 @@ def insert_ignoring_conflicts(connection: Connection, table: Any, rows: list[dic
         stmt = sqlite_insert(table).on_conflict_do_nothing()
     result = connection.execute(stmt, rows)
     return int(result.rowcount or 0)
+
+
+IN_CHUNK = 900  # ids per ``IN (…)``: below SQLite's bound-parameter limit
+
+
+def in_chunks(values: Sequence[T]) -> Iterable[Sequence[T]]:
+    """``values`` in slices of :data:`IN_CHUNK`, for ``column.in_(chunk)`` queries."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]

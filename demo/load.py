@@ -1,4 +1,4 @@
-"""Writing the demo club (``recsys.demo``) to the database, chunk by chunk.
+"""Writing the demo club (``demo.generate``) to the database, chunk by chunk.
 
 Everything goes in one transaction: a failure leaves the database as it was. Titles
 and members get explicit surrogate keys (the tables are empty when this runs), so
@@ -19,9 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, Engine, func, select, text
 
-from recsys.bulk import bulk_insert
-from recsys.categories import load_categories, read_clc
-from recsys.demo import (
+from demo.generate import (
     DemoChunk,
     DemoSpec,
     DemoTitles,
@@ -31,7 +29,18 @@ from recsys.demo import (
     purchase_chunks,
 )
 from recsys.errors import BookclubError
-from recsys.schema import CHANNELS, Base, Category, Member, MemberCategory, Purchase, Title, TitleCategory
+from recsys.storage.bulk import bulk_insert
+from recsys.storage.categories import load_categories, read_clc
+from recsys.storage.schema import (
+    CHANNELS,
+    Base,
+    Category,
+    Member,
+    MemberCategory,
+    Purchase,
+    Title,
+    TitleCategory,
+)
 
 DEMO_TABLES = ("purchases", "member_categories", "title_categories", "members", "titles")
 ROWS_PER_BATCH = 50_000

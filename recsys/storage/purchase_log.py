@@ -20,7 +20,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Select, func, select
 
 from recsys.errors import TrainingError
-from recsys.schema import Member, MemberCategory, Purchase, Title, TitleCategory
+from recsys.storage.schema import Member, MemberCategory, Purchase, Title, TitleCategory
 
 EPOCH = dt.datetime(1970, 1, 1)
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime in SQLite

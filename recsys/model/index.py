@@ -21,10 +21,10 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from recsys.explain import gram
+from recsys.model.explain import gram
 
 if TYPE_CHECKING:
-    from recsys.trained_model import ModelParts
+    from recsys.model.parts import ModelParts
 
 FloatArray = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.int64]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import Connection, select
 
-from recsys.bulk import insert_ignoring_conflicts
 from recsys.errors import BookclubError
-from recsys.schema import Category, table_of
+from recsys.storage.bulk import insert_ignoring_conflicts
+from recsys.storage.schema import Category, table_of
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,11 @@ def ancestors(tree: dict[str, CategoryNode], code: str) -> list[str]:
         path.append(current)
         current = tree[current].parent_code
     return path
+
+
+def category_codes(connection: Connection) -> set[str]:
+    return set(connection.scalars(select(Category.code)))
+
+
+def category_name(connection: Connection, code: str) -> str | None:
+    return connection.scalar(select(Category.name).where(Category.code == code))

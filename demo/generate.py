@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from recsys import demo_names as names
-from recsys.demo_names import CLUB_CATEGORIES, CategorySpec
-from recsys.schema import CHANNELS
+from demo import names
+from demo.names import CLUB_CATEGORIES, CategorySpec
+from recsys.storage.schema import CHANNELS
 
 CHUNK_MEMBERS = 50_000  # fixed: the chunking is part of what a seed reproduces
 LINES_PER_MEMBER_YEAR = 8.0

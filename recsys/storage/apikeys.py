@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, insert, select, update
 
 from recsys.errors import BookclubError
-from recsys.schema import ApiKey
+from recsys.storage.schema import ApiKey
 
 SCOPES: tuple[str, ...] = ("read", "admin")
 KEY_PREFIX = "bk"

@@ -1,0 +1,306 @@
+"""The one serving path: a member's recommendations, whoever asks.
+
+The API route, ``bookclub recommend``, catalog planning and member editions (in
+process and on Dask workers) all call the functions here, so a member gets the
+same titles from every face (``tests/faces/`` says so):
+
+- :func:`prepare_model` — the model learns every title it may be asked about
+  (titles added after training get cold-start vectors from their categories).
+- :func:`recommend_for_member` — pure: the member's :class:`MemberSnapshot`
+  (order lines, which of them came after training, declared categories), the
+  stock (a :class:`Shelf`) and a :class:`RecommendationQuery` → titles with reasons.
+  Titles bought are left out (unless asked), lines newer than the model's
+  ``trained_until`` are folded into the member's vector, a title returned in
+  full leaves the history, out-of-stock titles are dropped (unless asked).
+- :func:`recommend` — the same from the database: one query for the member.
+- :func:`recommendations_json` — the body of ``GET /v1/members/{id}/recommendations``
+  (and of ``bookclub recommend --json``), written from each title's cached JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import Connection
+
+from recsys.errors import UnknownCategoryError, UnknownMemberError
+from recsys.model.index import TitleMask
+from recsys.storage import categories as categories_db
+from recsys.storage import members as members_db
+from recsys.storage import titles as titles_db
+from recsys.storage.members import MemberSnapshot, SnapshotLine
+from recsys.storage.titles import TitleRecord
+
+_MAX_ROUNDS = 4
+
+
+class Reasoned(Protocol):
+    """A recommendation as the model gives it (``recsys.model.parts.Recommendation``)."""
+
+    @property
+    def title_id(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def reason_kind(self) -> str: ...
+    @property
+    def because(self) -> tuple[str, ...]: ...
+    @property
+    def reason_zh(self) -> str: ...
+
+
+class ServableModel(Protocol):
+    """What serving needs of a model (``recsys.model.trained.TrainedModel``)."""
+
+    @property
+    def version(self) -> str: ...
+    @property
+    def trained_until(self) -> dt.datetime: ...
+
+    def recommend(
+        self,
+        member_id: str,
+        *,
+        limit: int = 20,
+        recent: Sequence[tuple[str, float]] = (),
+        exclude_title_ids: Collection[str] = (),
+        only_title_ids: Collection[str] | None = None,
+        category: str | None = None,
+        declared_categories: Sequence[str] = (),
+    ) -> Sequence[Reasoned]: ...
+
+    def add_titles(self, titles: Sequence[tuple[str, Sequence[str]]]) -> None: ...
+
+
+class TitleLearner(Protocol):
+    def add_titles(self, titles: Sequence[tuple[str, Sequence[str]]]) -> None: ...
+
+
+@dataclass(frozen=True)
+class RecommendationQuery:
+    """What is asked: the API's query parameters, plus a restriction to some titles."""
+
+    limit: int = 20
+    category: str | None = None
+    include_purchased: bool = False
+    in_stock_only: bool = True
+    only_title_ids: Collection[str] | None = None  # e.g. this quarter's catalog (a TitleMask is fastest)
+
+
+@dataclass(frozen=True)
+class MemberHistory:
+    bought: frozenset[str]  # net quantity > 0
+    recent: tuple[tuple[str, float], ...]  # bought after trained_until, net ≠ 0; -inf: fully returned
+
+
+def member_history(lines: Iterable[SnapshotLine]) -> MemberHistory:
+    net: dict[str, int] = defaultdict(int)
+    recent: dict[str, int] = defaultdict(int)
+    for line in lines:
+        net[line.title_id] += line.quantity
+        if line.recent:
+            recent[line.title_id] += line.quantity
+    folded: list[tuple[str, float]] = []
+    for title_id, n in recent.items():
+        if n < 0 and net[title_id] <= 0:
+            folded.append((title_id, -math.inf))  # every copy returned: out of the history
+        elif n != 0:
+            folded.append((title_id, float(n)))
+    return MemberHistory(frozenset(t for t, n in net.items() if n > 0), tuple(folded))
+
+
+@dataclass(frozen=True)
+class Shelf:
+    """Every title's record and stock, read at one moment (a worker keeps one for a while)."""
+
+    details: Mapping[str, TitleRecord]
+    categories: frozenset[str]  # every category code of the club's tree
+    out_of_stock: Collection[str]  # a TitleMask when the model builds one
+    read_at: float = 0.0  # time.monotonic() of the read
+    fragments: dict[str, bytes] = field(default_factory=dict)  # title JSON, by id
+
+    def details_of(self, title_ids: Sequence[str]) -> dict[str, TitleRecord]:
+        found = self.details
+        return {t: found[t] for t in title_ids if t in found}
+
+    def without(self, bought: Collection[str]) -> Collection[str]:
+        """The titles out of stock plus ``bought``, as the model takes them fastest."""
+        if not bought:
+            return self.out_of_stock
+        if isinstance(self.out_of_stock, TitleMask):
+            return self.out_of_stock.plus(bought)
+        return set(self.out_of_stock) | set(bought)
+
+    def title_json(self, record: TitleRecord) -> bytes:
+        """:func:`title_json`, kept for the titles this shelf has answered with."""
+        if self.details.get(record.title_id) is not record:  # not read with this shelf
+            return title_json(record)
+        found = self.fragments.get(record.title_id)
+        if found is None:
+            found = self.fragments[record.title_id] = title_json(record)
+        return found
+
+
+def make_shelf(
+    model: object, details: Mapping[str, TitleRecord], categories: Collection[str], read_at: float = 0.0
+) -> Shelf:
+    """A :class:`Shelf` over ``details``; its out-of-stock set as the model's mask if it has one."""
+    gone = [t for t, record in details.items() if not record.in_stock]
+    make_mask: Callable[[Collection[str]], Collection[str]] | None = getattr(model, "title_mask", None)
+    out: Collection[str] = make_mask(gone) if make_mask is not None else frozenset(gone)
+    return Shelf(details, frozenset(categories), out, read_at)
+
+
+def read_shelf(connection: Connection, model: object, read_at: float = 0.0) -> Shelf:
+    """Every title's record and the category codes, from the database."""
+    return make_shelf(
+        model, titles_db.all_title_details(connection), categories_db.category_codes(connection), read_at
+    )
+
+
+def prepare_model(model: TitleLearner, titles: Iterable[tuple[str, Sequence[str]]]) -> None:
+    """Teach ``model`` every title it may be asked about: those it did not see in training get
+    cold-start vectors from their categories (``add_titles`` keeps the titles it knows)."""
+    model.add_titles([(t, list(codes)) for t, codes in titles])
+
+
+def prepare_model_from_db(connection: Connection, model: TitleLearner) -> None:
+    """:func:`prepare_model` with every title of the club."""
+    prepare_model(model, titles_db.all_title_categories(connection))
+
+
+@dataclass(frozen=True)
+class MemberRecommendations:
+    member_id: str
+    cold_start: bool  # no purchase kept: the model can only go by categories
+    items: list[tuple[Reasoned, TitleRecord]]
+
+
+def recommend_for_member(
+    model: ServableModel,
+    member_id: str,
+    snapshot: MemberSnapshot,
+    query: RecommendationQuery,
+    *,
+    shelf: Shelf,
+    title_details: Callable[[list[str]], Mapping[str, TitleRecord]] | None = None,
+) -> MemberRecommendations:
+    """The member's titles, best first, each with its reason and record.
+
+    ``shelf`` gives title records and stock; ``title_details`` fetches the records of
+    titles the shelf does not hold (added since it was read). A category that is in the
+    club's tree but unknown to the model yields no titles; one outside the tree is an
+    :class:`UnknownCategoryError`.
+    """
+    if query.category is not None and query.category not in shelf.categories:
+        raise UnknownCategoryError(f"unknown category {query.category!r}: use a code of the category tree")
+    history = member_history(snapshot.lines)
+    exclude: Collection[str] = () if query.include_purchased else history.bought
+    if query.in_stock_only:  # out-of-stock titles never come back
+        exclude = shelf.without(exclude)
+    fetch = query.limit
+    picked: list[tuple[Reasoned, TitleRecord]] = []
+    for _round in range(_MAX_ROUNDS):
+        try:
+            recs = model.recommend(
+                member_id,
+                limit=fetch,
+                recent=history.recent,
+                exclude_title_ids=exclude,
+                only_title_ids=query.only_title_ids,
+                category=query.category,
+                declared_categories=snapshot.declared,
+            )
+        except UnknownCategoryError:  # in the club's tree, added after training: no titles
+            recs = []
+        ids = [r.title_id for r in recs]
+        details = shelf.details_of(ids)
+        if len(details) < len(ids) and title_details is not None:
+            details.update(title_details([t for t in ids if t not in details]))
+        picked = [
+            (r, details[r.title_id])
+            for r in recs
+            if r.title_id in details and (details[r.title_id].in_stock or not query.in_stock_only)
+        ]
+        if len(picked) >= query.limit or len(recs) < fetch:
+            break
+        fetch *= 3  # titles the shelf did not know, or out of stock since it was read
+    return MemberRecommendations(member_id, not history.bought, picked[: query.limit])
+
+
+def recommend(
+    connection: Connection,
+    model: ServableModel,
+    member_id: str,
+    query: RecommendationQuery,
+    *,
+    shelf: Shelf | None = None,
+) -> MemberRecommendations:
+    """:func:`recommend_for_member` for a member read from the database (one query; the
+    shelf is read too when none is given). :class:`UnknownMemberError` for an unknown id."""
+    snapshot = members_db.member_snapshot(connection, member_id, model.trained_until)
+    if snapshot is None:
+        raise UnknownMemberError(f"unknown member {member_id!r}: check the member id")
+    if shelf is None:
+        shelf = read_shelf(connection, model)
+    code = query.category
+    if code is not None and code not in shelf.categories and categories_db.category_name(connection, code):
+        shelf = dataclasses.replace(shelf, categories=shelf.categories | {code})  # added since the read
+    return recommend_for_member(
+        model, member_id, snapshot, query, shelf=shelf,
+        title_details=lambda ids: titles_db.title_details(connection, ids),
+    )
+
+
+def title_json(record: TitleRecord) -> bytes:
+    """A title's ``TitlePublic`` JSON without its closing brace (fields follow)."""
+    return _dumps(
+        {
+            "title_id": record.title_id,
+            "title": record.title,
+            "author": record.author,
+            "price": record.price,
+            "categories": list(record.categories),
+            "in_stock": record.in_stock,
+        }
+    )[:-1]
+
+
+def recommendations_json(result: MemberRecommendations, model_version: str, shelf: Shelf | None) -> bytes:
+    """The ``RecommendationsPublic`` body, from each title's cached JSON (checked against the
+    pydantic schema in tests) instead of building 20 models per request."""
+    items = b",".join(
+        b"".join(
+            (
+                shelf.title_json(record) if shelf is not None else title_json(record),
+                b',"score":',
+                _dumps(float(rec.score)),
+                b',"reason":',
+                _dumps(rec.reason),
+                b',"reason_kind":',
+                _dumps(rec.reason_kind),
+                b',"because":',
+                _dumps(list(rec.because)),
+                b"}",
+            )
+        )
+        for rec, record in result.items
+    )
+    head = (
+        b'{"member_id":' + _dumps(result.member_id) + b',"model_version":' + _dumps(model_version)
+        + b',"cold_start":' + (b"true" if result.cold_start else b"false")
+    )
+    return head + b',"data":[' + items + b'],"count":' + str(len(result.items)).encode() + b"}"
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
