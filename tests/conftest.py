@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from recsys.db import make_engine, upgrade
 from recsys.settings import Settings
+from recsys.storage.db import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("BOOKCLUB_SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
