@@ -126,3 +126,14 @@ def verify_key(connection: Connection, key: str) -> ApiKeyInfo | None:
     if not hmac.compare_digest(row.key_hash, hash_key(key)):
         return None
     return ApiKeyInfo(row.prefix, row.scope, row.label, row.created_at, row.revoked_at)
+
+
+def key_by_prefix(connection: Connection, prefix: str) -> ApiKeyInfo | None:
+    """The record of the key with ``prefix`` (revoked or not), None if there is none: what a
+    signed console session, which holds the prefix and never the key, is re-checked against."""
+    row = connection.execute(
+        select(
+            ApiKey.prefix, ApiKey.scope, ApiKey.label, ApiKey.created_at, ApiKey.revoked_at
+        ).where(ApiKey.prefix == prefix)
+    ).one_or_none()
+    return None if row is None else ApiKeyInfo(*row)

@@ -186,3 +186,22 @@ def member_snapshots(
         for member_id, key in keys.items():
             out[member_id] = MemberSnapshot(int(key), lines[member_id], sorted(declared.get(member_id, [])))
     return out
+
+
+def search_members(
+    connection: Connection, text: str, *, after: str | None = None, limit: int = 20
+) -> list[MemberRecord]:
+    """Members whose id, name or postcode starts with ``text``, by member id, keyset-paged
+    (``after``: the last member id of the previous page). Prefix matches only: no scan of
+    every name for a substring."""
+    pattern = text.strip()
+    stmt = select(*_MEMBER_COLUMNS).order_by(Member.member_id).limit(limit)
+    if pattern:
+        stmt = stmt.where(
+            Member.member_id.startswith(pattern, autoescape=True)
+            | Member.name.startswith(pattern, autoescape=True)
+            | Member.postcode.startswith(pattern, autoescape=True)
+        )
+    if after is not None:
+        stmt = stmt.where(Member.member_id > after)
+    return [MemberRecord(**row._mapping) for row in connection.execute(stmt)]

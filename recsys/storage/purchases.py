@@ -223,3 +223,41 @@ def insert_purchase_rows(connection: Connection, rows: list[dict[str, Any]]) -> 
             stmt = sqlite_insert(Purchase).values(chunk).on_conflict_do_nothing(index_elements=["line_id"])
         inserted.update(connection.scalars(stmt.returning(returned)))
     return inserted
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    """An order line as the member's history shows it (returns have a negative quantity)."""
+
+    id: int
+    line_id: str
+    order_id: str | None
+    title_id: str
+    title: str
+    quantity: int
+    unit_price: Decimal
+    purchased_at: dt.datetime
+    channel: str
+
+
+def member_lines_page(
+    connection: Connection, key: int, *, before: tuple[dt.datetime, int] | None = None, limit: int = 20
+) -> list[HistoryLine]:
+    """A member's order lines, newest first, keyset-paged on (purchased_at, id): ``before`` is
+    the last line of the previous page. Reads the index on (member_key, purchased_at)."""
+    stmt = (
+        select(
+            Purchase.id, Purchase.line_id, Purchase.order_id, Title.title_id, Title.title,
+            Purchase.quantity, Purchase.unit_price, Purchase.purchased_at, Purchase.channel,
+        )
+        .join(Title, Title.id == Purchase.title_key)
+        .where(Purchase.member_key == key)
+        .order_by(Purchase.purchased_at.desc(), Purchase.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        at, line = before
+        stmt = stmt.where(
+            (Purchase.purchased_at < at) | (and_(Purchase.purchased_at == at, Purchase.id < line))
+        )
+    return [HistoryLine(*row) for row in connection.execute(stmt)]

@@ -243,3 +243,22 @@ def table_of(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+class AuditEntry(Base):
+    """A staff action taken in the console (who, what, when, why): models activated or rolled
+    back, proofs marked, print runs approved. Written in the same transaction as the action
+    where the action is in the database; read back by the console's audit and catalog pages."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_action_target", "action", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    actor_prefix: Mapped[str] = mapped_column(String(16))  # the API key's prefix, never the key
+    actor_label: Mapped[str | None] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)  # JSON: what the action changed
