@@ -144,6 +144,18 @@ class CatalogSettings(BaseModel):
     order_address: str = "书友会 · 邮政信箱 1234 · 上海 200000"
 
 
+class ConsoleSettings(BaseModel):
+    secret: str = Field(
+        "",
+        description="key signing the staff console's session cookie; empty = generated once and kept "
+        "in DATA_DIR/console_secret (every worker of one DATA_DIR shares it)",
+    )
+    session_hours: float = Field(12.0, gt=0, description="a console login lasts this long")
+    aggregate_seconds: float = Field(
+        300.0, ge=0, description="how long the console shows a computed aggregate before recomputing it"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BOOKCLUB_", env_nested_delimiter="__", extra="ignore"
@@ -158,6 +170,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     segments: SegmentSettings = SegmentSettings()
     catalog: CatalogSettings = CatalogSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @property
     def db_url(self) -> str:
