@@ -84,10 +84,11 @@ def prepare(data_dir: Path, titles: int, members: int, full: bool) -> tuple[str,
     from sqlalchemy import select
 
     from demo.generate import DemoSpec
-    from demo.load import has_club_data, load_demo
+    from demo.load import load_demo
     from recsys.settings import Settings
     from recsys.storage.apikeys import create_key
     from recsys.storage.categories import clc_file
+    from recsys.storage.club import has_club_data
     from recsys.storage.db import make_engine, upgrade
     from recsys.storage.schema import Member
     from training.pipeline import run_training

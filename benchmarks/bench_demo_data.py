@@ -123,7 +123,7 @@ def run_one(backend: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     ref_engine = make_engine(args.ref_url)
     upgrade(ref_engine)
     with ref_engine.begin() as connection:
-        from demo.load import ensure_categories
+        from recsys.storage.categories import ensure_categories
 
         ensure_categories(connection, clc)
     ref_seconds = _raw_reference(ref_engine, spec)

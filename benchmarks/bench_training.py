@@ -43,7 +43,8 @@ BENCH_SUFFIX = "-bench-new"
 
 def ensure_data(settings: Settings, members: int, titles: int, purchases: int) -> None:
     from demo.generate import DemoSpec
-    from demo.load import has_club_data, load_demo
+    from demo.load import load_demo
+    from recsys.storage.club import has_club_data
 
     engine = make_engine(settings.db_url)
     upgrade(engine)

@@ -167,16 +167,25 @@ def plan_segment(
 def plan_quarter(
     connection: Connection, model: ScoringModel, settings: Settings, quarter: str,
     segments: Collection[int] | None = None,
+    *,
+    profiles: Sequence[SegmentProfile] | None = None,
+    titles: Sequence[TitleRecord] | None = None,
+    tree: Mapping[str, CategoryNode] | None = None,
 ) -> list[CatalogPlan]:
-    """Plans for the quarter's stored segments (all, or ``segments``), stored in catalog_plans."""
-    profiles = [p for p in stored_profiles(connection, quarter) if segments is None or p.segment in segments]
+    """Plans for the quarter's stored segments (all, or ``segments``), stored in catalog_plans.
+
+    ``profiles``, ``titles`` (the quarter's) and ``tree``: when the caller has read them
+    (the quarter job reads each once); otherwise read here."""
+    if profiles is None:
+        profiles = stored_profiles(connection, quarter)
+    profiles = [p for p in profiles if segments is None or p.segment in segments]
     if not profiles:
         raise BookclubError(f"no segments stored for {quarter}: run `bookclub segment --quarter {quarter}`")
-    period = Quarter.parse(quarter)
-    titles = titles_db.titles_for_quarter(connection, period.end)
+    if titles is None:
+        titles = titles_db.titles_for_quarter(connection, Quarter.parse(quarter).end)
     if not titles:
         raise BookclubError("no titles to put in a catalog: import or generate titles first")
-    tree = category_tree(connection)
+    tree = tree if tree is not None else category_tree(connection)
     prepare_model(model, ((t.title_id, t.categories) for t in titles))  # new releases included
     plans = []
     for profile in profiles:

@@ -29,7 +29,7 @@ from catalog.pdfmerge import BodyTemplate
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.render import TEMPLATES_DIR, Renderer, render_catalog
-from catalog.segments import stored_profiles
+from catalog.segments import SegmentProfile, stored_profiles
 from recsys.errors import BookclubError, UnknownMemberError
 from recsys.serving import ServableModel
 from recsys.settings import Settings
@@ -84,12 +84,15 @@ def render_segment_catalogs(
     force: bool = False,
     out_dir: Path | None = None,
     on_done: Progress = _no_progress,
+    titles: Mapping[str, TitleRecord] | None = None,
+    profiles: Sequence[SegmentProfile] | None = None,
 ) -> dict[int, Path]:
-    """One PDF per plan; a plan rendered before with the same settings is reused."""
+    """One PDF per plan; a plan rendered before with the same settings is reused.
+    ``titles`` (the quarter's, by id) and ``profiles``: when the caller has read them."""
     renderer = renderer or renderer_for(settings)
     out_dir = out_dir or quarter_dir(settings, quarter)
-    titles = titles_by_id(connection, quarter)
-    profiles = {p.segment: p for p in stored_profiles(connection, quarter)}
+    titles = titles if titles is not None else titles_by_id(connection, quarter)
+    by_segment = {p.segment: p for p in (profiles if profiles is not None else stored_profiles(connection, quarter))}
     paths: dict[int, Path] = {}
     for plan in plans:
         path = out_dir / f"segment-{plan.segment}.pdf"
@@ -98,7 +101,7 @@ def render_segment_catalogs(
         fresh = path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("digest") == digest
         if force or not fresh:
             view = catalog_view(
-                plan, titles, profiles.get(plan.segment), club_name=settings.catalog.club_name,
+                plan, titles, by_segment.get(plan.segment), club_name=settings.catalog.club_name,
                 order_address=settings.catalog.order_address, font=settings.catalog.segment_font,
                 covers_dir=settings.data_dir / "covers",
             )
@@ -150,6 +153,8 @@ def render_member_editions(
     renderer: Renderer | None = None,
     out_dir: Path | None = None,
     on_done: Progress = _no_progress,
+    titles: Mapping[str, TitleRecord] | None = None,
+    bodies: Mapping[int, Path] | None = None,
 ) -> dict[str, Path]:
     """Each member's pages (batched per segment) merged with their segment's catalog."""
     renderer = renderer or renderer_for(settings)
@@ -160,11 +165,12 @@ def render_member_editions(
     if missing := [s for s in segments if s not in by_segment]:
         raise BookclubError(f"no catalog plan for segment {missing[0]} of {quarter}: run `bookclub catalogs plan`")
     out_dir = out_dir or quarter_dir(settings, quarter)
-    bodies = render_segment_catalogs(
-        connection, settings, quarter, [by_segment[s] for s in segments],
-        renderer=renderer, out_dir=out_dir,
-    )
-    titles = titles_by_id(connection, quarter)
+    titles = titles if titles is not None else titles_by_id(connection, quarter)
+    if bodies is None or any(s not in bodies for s in segments):  # the segment catalogs they carry
+        bodies = render_segment_catalogs(
+            connection, settings, quarter, [by_segment[s] for s in segments],
+            renderer=renderer, out_dir=out_dir, titles=titles,
+        )
     templates = {s: BodyTemplate(bodies[s].read_bytes()) for s in segments}
     paths: dict[str, Path] = {}
     for batch in batches:

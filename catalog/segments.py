@@ -123,9 +123,15 @@ def _column_means(matrix: sp.csr_matrix, rows: npt.NDArray[np.bool_]) -> npt.NDA
 
 
 def segment_quarter(
-    connection: Connection, model: AffinityModel, settings: SegmentSettings, quarter: str
+    connection: Connection,
+    model: AffinityModel,
+    settings: SegmentSettings,
+    quarter: str,
+    *,
+    tree: Mapping[str, CategoryNode] | None = None,
 ) -> SegmentationResult:
-    """Tiers, clusters, alignment with last quarter, profiles; stored for ``quarter``."""
+    """Tiers, clusters, alignment with last quarter, profiles; stored for ``quarter`` (each
+    profile written once). ``tree``: the category tree, when the caller has read it."""
     period = Quarter.parse(quarter)
     as_of = period.start_datetime
     since = as_of - dt.timedelta(days=settings.rfm_window_days)
@@ -137,7 +143,7 @@ def segment_quarter(
         bins=settings.rfm_bins, lapsed_after_days=settings.lapsed_after_days,
         core_min_score=settings.core_min_score, regular_min_score=settings.regular_min_score,
     )
-    tree = category_tree(connection)
+    tree = tree if tree is not None else category_tree(connection)
 
     model_members, codes, affinity = model.affinity_matrix()
     profiles, columns = profile_matrix(affinity, codes, tree, settings.profile_level)
@@ -205,16 +211,16 @@ def segment_quarter(
             strict=True,
         )
     ]
-    segments_db.store_segmentation(
-        connection, quarter, rows,
-        [(p.segment, p.name, p.size, p.to_json(), model.version) for p in result_profiles],
-    )
+    segments_db.store_member_segments(connection, quarter, rows)
     typical = segments_db.typical_titles(connection, quarter, since, as_of, settings.typical_titles)
     for profile in result_profiles:
         profile.typical_titles = [
             {"title_id": t, "title": name, "copies": n} for t, name, n in typical.get(profile.segment, [])
         ]
-        segments_db.update_segment_profile(connection, quarter, profile.segment, profile.to_json())
+    segments_db.store_segment_profiles(
+        connection, quarter,
+        [(p.segment, p.name, p.size, p.to_json(), model.version) for p in result_profiles],
+    )
     return SegmentationResult(
         quarter=quarter,
         model_version=model.version,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine
 
 from demo.generate import (
     DemoChunk,
@@ -29,12 +29,11 @@ from demo.generate import (
     purchase_chunks,
 )
 from recsys.errors import BookclubError
+from recsys.storage import categories as categories_db
+from recsys.storage import club as club_db
 from recsys.storage.bulk import bulk_insert
-from recsys.storage.categories import load_categories, read_clc
 from recsys.storage.schema import (
     CHANNELS,
-    Base,
-    Category,
     Member,
     MemberCategory,
     Purchase,
@@ -42,7 +41,7 @@ from recsys.storage.schema import (
     TitleCategory,
 )
 
-DEMO_TABLES = ("purchases", "member_categories", "title_categories", "members", "titles")
+DEMO_TABLES = club_db.CLUB_TABLES
 ROWS_PER_BATCH = 50_000
 
 Progress = Callable[[str, int, int], None]
@@ -66,32 +65,6 @@ def _no_progress(_table: str, _done: int, _total: int) -> None:
     return None
 
 
-def ensure_categories(connection: Connection, clc_path: Path) -> set[str]:
-    """The category codes present; loads the CLC file first if there are none."""
-    codes = set(connection.scalars(select(Category.code)))
-    if not codes:
-        load_categories(connection, read_clc(clc_path))
-        codes = set(connection.scalars(select(Category.code)))
-    return codes
-
-
-def has_club_data(connection: Connection) -> bool:
-    return any(
-        connection.execute(select(model.__table__.c[0]).limit(1)).first() is not None
-        for model in (Member, Title, Purchase)
-    )
-
-
-def clear_club_data(connection: Connection) -> None:
-    """Empty members, titles, purchases and their category links (and what hangs off members)."""
-    if connection.dialect.name == "postgresql":
-        tables = ", ".join(DEMO_TABLES)
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        return
-    for table in ("member_segments", *DEMO_TABLES):
-        connection.execute(text(f"DELETE FROM {table}"))
-
-
 def load_demo(
     engine: Engine,
     spec: DemoSpec,
@@ -103,14 +76,14 @@ def load_demo(
     """Generate the club for ``spec`` and write it; a non-empty database needs ``replace``."""
     started = time.perf_counter()
     with engine.begin() as connection:
-        codes = ensure_categories(connection, clc_path)
-        if has_club_data(connection):
+        codes = categories_db.ensure_categories(connection, clc_path)
+        if club_db.has_club_data(connection):
             if not replace:
                 raise DemoDataExistsError(
                     "the database already has members, titles or purchases: "
                     "use --replace to empty them and load the demo club instead"
                 )
-            clear_club_data(connection)
+            club_db.clear_club_data(connection)
         titles = generate_titles(spec, club_categories(codes))
         _write_titles(connection, titles, progress)
         members = generate_members(spec, titles)
@@ -118,26 +91,19 @@ def load_demo(
         first, last = np.iinfo(np.int64).max, np.iinfo(np.int64).min
         lines = 0
         # The table is empty: build its secondary indexes once at the end, not row by row.
-        indexes = sorted(Base.metadata.tables["purchases"].indexes, key=lambda ix: str(ix.name))
-        for index in indexes:
-            index.drop(connection)
-        for chunk in purchase_chunks(spec, titles, members):
-            _write_members(connection, chunk, titles.codes, len(members), progress)
-            _write(connection, Purchase, _PURCHASE_COLUMNS, _purchase_rows(chunk))
-            lines += len(chunk.order_no)
-            progress("purchases", lines, max(lines, spec.target_lines))
-            np.add.at(revenue, chunk.member_key - 1, chunk.quantity * chunk.unit_cents)
-            if len(chunk.purchased_at):
-                first = min(first, int(chunk.purchased_at.min().astype(np.int64)))
-                last = max(last, int(chunk.purchased_at.max().astype(np.int64)))
-        progress("purchases", lines, lines)
-        for index in indexes:
-            index.create(connection)
-        _move_sequences(connection)
-        counts = {
-            table.__tablename__: connection.scalar(select(func.count()).select_from(table)) or 0
-            for table in (Category, Title, TitleCategory, Member, MemberCategory, Purchase)
-        }
+        with club_db.purchase_indexes_deferred(connection):
+            for chunk in purchase_chunks(spec, titles, members):
+                _write_members(connection, chunk, titles.codes, len(members), progress)
+                _write(connection, Purchase, _PURCHASE_COLUMNS, _purchase_rows(chunk))
+                lines += len(chunk.order_no)
+                progress("purchases", lines, max(lines, spec.target_lines))
+                np.add.at(revenue, chunk.member_key - 1, chunk.quantity * chunk.unit_cents)
+                if len(chunk.purchased_at):
+                    first = min(first, int(chunk.purchased_at.min().astype(np.int64)))
+                    last = max(last, int(chunk.purchased_at.max().astype(np.int64)))
+            progress("purchases", lines, lines)
+        club_db.move_sequences(connection)
+        counts = club_db.row_counts(connection)
     return DemoSummary(
         counts=counts,
         first_purchase=_as_datetime(first) if lines else None,
@@ -251,16 +217,3 @@ def _purchase_rows(chunk: DemoChunk) -> Iterator[tuple[Any, ...]]:
         ):  # fmt: skip
             order_id = f"R{order:09d}" if is_return else f"O{order:09d}"
             yield (f"{order_id}-{line}", order_id, member, title, quantity, price, at, channel)
-
-
-def _move_sequences(connection: Connection) -> None:
-    """PostgreSQL: start the id sequences after the keys written here."""
-    if connection.dialect.name != "postgresql":
-        return
-    for table in ("titles", "members"):
-        connection.execute(
-            text(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
-            )
-        )

@@ -80,3 +80,12 @@ def category_codes(connection: Connection) -> set[str]:
 
 def category_name(connection: Connection, code: str) -> str | None:
     return connection.scalar(select(Category.name).where(Category.code == code))
+
+
+def ensure_categories(connection: Connection, clc_path: Path) -> set[str]:
+    """The category codes present; loads the CLC file first if there are none."""
+    codes = category_codes(connection)
+    if not codes:
+        load_categories(connection, read_clc(clc_path))
+        codes = category_codes(connection)
+    return codes

@@ -86,16 +86,9 @@ class MemberSegmentRow:
     monetary: float
 
 
-def store_segmentation(
-    connection: Connection,
-    quarter: str,
-    rows: Sequence[MemberSegmentRow],
-    segments: Sequence[tuple[int, str, int, str, str | None]],
-) -> None:
-    """Replace ``quarter``'s member_segments and segments.
-
-    ``segments`` rows are (segment, name, size, profile_json, model_version).
-    """
+def store_member_segments(connection: Connection, quarter: str, rows: Sequence[MemberSegmentRow]) -> None:
+    """Replace ``quarter``'s member_segments (and its segment profiles, written next by
+    :func:`store_segment_profiles`)."""
     connection.execute(delete(MemberSegment).where(MemberSegment.quarter == quarter))
     connection.execute(delete(Segment).where(Segment.quarter == quarter))
     keys = {m: k for m, k in connection.execute(select(Member.member_id, Member.id))}
@@ -108,21 +101,18 @@ def store_segmentation(
             for r in rows
         ),
     )
+
+
+def store_segment_profiles(
+    connection: Connection, quarter: str, segments: Sequence[tuple[int, str, int, str, str | None]]
+) -> None:
+    """Write ``quarter``'s segment profiles: rows of (segment, name, size, profile_json, model_version)."""
+    connection.execute(delete(Segment).where(Segment.quarter == quarter))
     bulk_insert(
         connection,
         Segment.__tablename__,
         ("quarter", "segment", "name", "size", "profile_json", "model_version"),
         ((quarter, *row) for row in segments),
-    )
-
-
-def update_segment_profile(
-    connection: Connection, quarter: str, segment: int, profile_json: str
-) -> None:
-    connection.execute(
-        update(Segment)
-        .where(and_(Segment.quarter == quarter, Segment.segment == segment))
-        .values(profile_json=profile_json)
     )
 
 
