@@ -9,23 +9,13 @@ from __future__ import annotations
 import datetime as dt
 
 import typer
-from sqlalchemy import func, select
 
 from bookclub_cli.common import cli_errors, console, load_settings, open_engine, progress
-from recsys.settings import Settings
 from recsys.storage.apikeys import create_key
-from recsys.storage.categories import clc_file, load_categories, read_clc
-from recsys.storage.db import upgrade
-from recsys.storage.schema import Category, Member, Purchase
 
 
 def current_quarter(today: dt.date) -> str:
     return f"{today.year}Q{(today.month - 1) // 3 + 1}"
-
-
-def _count(settings: Settings, model: type[Category] | type[Member] | type[Purchase]) -> int:
-    with open_engine(settings).connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(model)).scalar_one())
 
 
 @cli_errors
@@ -40,42 +30,35 @@ def quarter(
     port: int | None = typer.Option(None, "--port", help="API port [settings: 8000]"),
 ) -> None:
     """Run the quarter: data, training, segments, catalogs, and the API server."""
-    from bookclub_cli.demo_cmd import demo_data
     from catalog.quarter import run_quarter
-    from training.pipeline import run_training
+    from demo.generate import DemoSpec
 
     settings = load_settings()
     engine = open_engine(settings)
     quarter = quarter or current_quarter(dt.date.today())
     console.rule(f"[bold]bookclub quarter {quarter}[/] on {engine.url.render_as_string()}")
-
-    upgrade(engine)
-    if _count(settings, Category) == 0:
-        nodes = read_clc(clc_file(settings.shared_data_dir / "clc", all_levels=False))
-        with engine.begin() as connection:
-            load_categories(connection, nodes)
-        console.print(f"1. loaded the CLC: {len(nodes)} categories")
-    if _count(settings, Member) == 0:
-        console.print("1. the database is empty: generating a demo club")
-        demo_data(members=members, titles=titles, years=years, seed=seed, purchases=None,
-                  end_date=None, replace=False)
-    else:
-        console.print(f"1. data: {_count(settings, Member):,} members, "
-                      f"{_count(settings, Purchase):,} order lines")
-
-    console.print("2. training and evaluating the model")
+    demo = DemoSpec(
+        members=members, titles=titles, years=years, seed=seed,
+        end_date=dt.date.today() - dt.timedelta(days=1),
+    )
     with progress() as bars:
-        task = bars.add_task("training", total=None)
+        task = bars.add_task("quarter", total=None)
 
         def step(name: str, done: int, total: int) -> None:
             bars.update(task, description=name, completed=done, total=total or None)
 
-        result = run_training(engine, settings, with_evaluation=True, promote="auto", on_step=step)
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in result.info.metrics.items() if "@" in k)
-    console.print(f"   model {result.info.version}: {result.info.status} ({shown})")
-
+        outcome = run_quarter(
+            settings, quarter, members_for_editions=editions, demo=demo, train=True,
+            say=lambda message: console.print(f"· {message}"), on_step=step,
+        )
+    data = outcome.data
+    if data is not None:
+        console.print(f"1. data: {data.members:,} members, {data.order_lines:,} order lines")
+    if outcome.trained is not None:
+        info = outcome.trained.info
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in info.metrics.items() if "@" in k)
+        console.print(f"2. model {info.version}: {info.status} ({shown})")
     console.print(f"3. segments, catalog plans and PDFs for {quarter}")
-    outcome = run_quarter(settings, quarter, members_for_editions=editions)
     console.print(outcome.summary())
 
     with engine.begin() as connection:
