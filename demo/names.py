@@ -1,6 +1,7 @@
 """Word lists for the demo club and the text made from them: names, addresses, titles, blurbs.
 
 Pure: the functions take the caller's numpy ``Generator`` and return arrays or lists.
+(Past 400 lines because most of it is the word lists themselves.)
 """
 
 from __future__ import annotations
