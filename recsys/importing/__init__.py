@@ -1,7 +1,7 @@
 """Validated, streaming, all-or-nothing bulk import of the club's CSV files.
 
-``import_file(connection, kind, path, options)`` is the one entry point for the
-generic formats; the real-data adapters (:mod:`.online_retail`,
+``import_rows(connection, kind, csv_source(path, …), options)`` is the one entry point
+for the generic formats; the real-data adapters (:mod:`.online_retail`,
 :mod:`.shakespeare`) translate other files into the same row streams.
 """
 
