@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from recsys.errors import DatabaseNotReadyError
 from recsys.settings import Settings
@@ -47,21 +44,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def engine_from_settings(settings: Settings) -> Engine:
     return make_engine(settings.db_url)
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session in one transaction: committed on success, rolled back on error."""
-    with session_factory(engine)() as session, session.begin():
-        yield session
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
 
 
 def _alembic_config(engine: Engine) -> Any:

@@ -351,13 +351,6 @@ def read_purchases_by_id(connection: Connection, ids: npt.NDArray[np.int64]) -> 
     return columns.log()
 
 
-def count_purchases(connection: Connection, start: dt.datetime | None, end: dt.datetime) -> int:
-    stmt = select(func.count()).select_from(Purchase).where(Purchase.purchased_at < end)
-    if start is not None:
-        stmt = stmt.where(Purchase.purchased_at >= start)
-    return int(connection.execute(stmt).scalar_one())
-
-
 def read_purchases(
     connection: Connection,
     start: dt.datetime | None,

@@ -38,13 +38,6 @@ _INSERT_CHUNK = 100  # rows per multi-row INSERT (8 parameters each)
 
 
 @dataclass(frozen=True)
-class PurchasedLine:
-    title_id: str
-    quantity: int
-    purchased_at: dt.datetime
-
-
-@dataclass(frozen=True)
 class PurchaseSummary:
     lines: int
     orders: int
@@ -60,22 +53,6 @@ class CategoryCount:
     code: str
     name: str
     units: int
-
-
-def member_with_purchases(connection: Connection, member_id: str) -> tuple[int, list[PurchasedLine]] | None:
-    """(member key, order lines oldest first) in one round trip; None for an unknown member."""
-    rows = connection.execute(
-        select(Member.id, Title.title_id, Purchase.quantity, Purchase.purchased_at)
-        .select_from(Member)
-        .outerjoin(Purchase, Purchase.member_key == Member.id)
-        .outerjoin(Title, Title.id == Purchase.title_key)
-        .where(Member.member_id == member_id)
-        .order_by(Purchase.purchased_at)
-    ).all()
-    if not rows:
-        return None
-    lines = [PurchasedLine(t, q, at) for _k, t, q, at in rows if t is not None]
-    return int(rows[0][0]), lines
 
 
 def purchase_summary(connection: Connection, key: int) -> PurchaseSummary:
