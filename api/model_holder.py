@@ -10,16 +10,15 @@ that model to the end, so an in-flight request is never cut over half way.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from recsys.errors import BookclubError
-from recsys.serving import Reasoned
+from recsys.serving import ServableModel
 
 log = logging.getLogger("bookclub.api.models")
 
@@ -28,27 +27,12 @@ class ModelUnavailableError(BookclubError):
     """No model is loaded in this worker (none trained or activated yet)."""
 
 
-class ServingModel(Protocol):
-    """The part of ``recsys.model.trained.TrainedModel`` the API uses (docs/contracts.md)."""
+class ServingModel(ServableModel, Protocol):
+    """The part of ``recsys.model.trained.TrainedModel`` the API uses: what the serving path
+    needs (:class:`recsys.serving.ServableModel`) plus similar titles and category charts."""
 
-    @property
-    def version(self) -> str: ...
-    @property
-    def trained_until(self) -> dt.datetime: ...
-    def recommend(
-        self,
-        member_id: str,
-        *,
-        limit: int = 20,
-        recent: Sequence[tuple[str, float]] = (),
-        exclude_title_ids: Collection[str] = (),
-        only_title_ids: Collection[str] | None = None,
-        category: str | None = None,
-        declared_categories: Sequence[str] = (),
-    ) -> Sequence[Reasoned]: ...
     def similar_titles(self, title_id: str, limit: int = 20) -> list[tuple[str, float]]: ...
     def popular_in_category(self, code: str, limit: int = 20) -> list[tuple[str, float]]: ...
-    def add_titles(self, titles: Sequence[tuple[str, Sequence[str]]]) -> None: ...
 
 
 class ModelSource(Protocol):
