@@ -41,7 +41,6 @@ from catalog.render import BASE_URL, catalog_html
 from catalog.segments import stored_profiles
 from recsys.settings import Settings
 from recsys.storage import members as members_db
-from recsys.storage import purchases as purchases_db
 from recsys.storage import segments as segments_db
 from recsys.storage.db import engine_from_settings
 from training.registry import ModelRegistry
@@ -120,9 +119,9 @@ def bench_segment_catalog(settings: Settings, quarter: str, repeats: int) -> Pat
 
 def bench_member_editions(settings: Settings, quarter: str, members: int, body_pdf: Path) -> None:
     engine = engine_from_settings(settings)
-    model = ModelRegistry(settings.models_dir).load()
     cfg = settings.catalog
     with engine.connect() as connection:
+        model = ModelRegistry(settings.models_dir).load_prepared(connection)
         plans = {p.segment: p for p in stored_plans(connection, quarter)}
         titles = titles_by_id(connection, quarter)
         labels = segments_db.member_segment_labels(connection, quarter)
@@ -134,8 +133,6 @@ def bench_member_editions(settings: Settings, quarter: str, members: int, body_p
     size = cfg.members_per_batch
     with engine.connect() as connection:
         rows = members_db.members_by_id(connection, member_ids)
-        bought = purchases_db.bought_titles(connection, member_ids)
-        declared = members_db.declared_categories(connection, member_ids)
     # warm-up batch (fonts, images)
     warm = member_ids[:2]
     render_member_pages(member_views([rows[m] for m in warm], {}, plan, titles, cfg, quarter), cfg, renderer)
@@ -146,9 +143,8 @@ def bench_member_editions(settings: Settings, quarter: str, members: int, body_p
     for start in range(0, len(member_ids), size):
         batch = member_ids[start : start + size]
         t = time.perf_counter()
-        picks = {m: member_picks(model, m, plan, limit=cfg.picks_per_member,
-                                 bought=bought.get(m, ()), declared=declared.get(m, ()))
-                 for m in batch}
+        with engine.connect() as connection:  # the member snapshots are read per batch, as in production
+            picks = member_picks(connection, model, plan, titles, batch, cfg.picks_per_member)
         views = member_views([rows[m] for m in batch], picks, plan, titles, cfg, quarter)
         phases["picks"] += time.perf_counter() - t
         t = time.perf_counter()
