@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk fonts-wqy-zenhei poppler-utils)
+APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk fonts-wqy-zenhei poppler-utils chromium)
 VENV=${BOOKCLUB_VENV:-.venv}
 
 setup_debian() {
@@ -57,8 +57,8 @@ case "${1:-}" in
   test)
     shift
     setup
-    "$VENV/bin/ruff" check recsys training catalog api bookclub_cli tests benchmarks
-    "$VENV/bin/mypy" recsys training catalog api bookclub_cli
+    "$VENV/bin/ruff" check recsys training catalog api console bookclub_cli tests benchmarks
+    "$VENV/bin/mypy" recsys training catalog api console bookclub_cli
     set +e
     "$VENV/bin/python" -m pytest "$@"
     status=$?

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 from threadpoolctl import threadpool_limits
 
+import console
 from api import errors, metrics
 from api.auth import KeyVerifier
 from api.model_holder import ModelHolder, ModelSource
@@ -121,4 +122,5 @@ def create_app(
     routers = (members, titles, categories, purchases, segments, catalogs, models, health)
     for module in routers:
         app.include_router(module.router)
+    app.include_router(console.router)  # the staff console's pages under /ui
     return app

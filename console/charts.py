@@ -1,0 +1,88 @@
+"""Charts as server-rendered SVG: no script, no inline style (the CSP allows neither), the same
+markup in a page and in a PDF report. Every mark carries ``data-label`` and ``data-value``
+equal to the table of numbers printed beside the chart (tests compare the two)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from markupsafe import Markup
+
+_INK = "#1f4e79"
+_GRID = "#d0d7de"
+_TEXT = "#333333"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+
+def bar_chart(
+    series: Sequence[tuple[str, float]], *, title: str, width: int = 420, bar_height: int = 18
+) -> Markup:
+    """Horizontal bars, one per (label, value), longest = largest value."""
+    label_width = 150
+    height = max(1, len(series)) * (bar_height + 6) + 10
+    top = max((v for _l, v in series), default=0.0) or 1.0
+    room = width - label_width - 60
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart bar-chart" role="img" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for i, (label, value) in enumerate(series):
+        y = 5 + i * (bar_height + 6)
+        length = max(0.0, float(value)) / top * room
+        parts.append(
+            f'<text x="{label_width - 6}" y="{y + bar_height - 5}" text-anchor="end" font-size="12" '
+            f'fill="{_TEXT}">{escape(label[:22])}</text>'
+            f'<rect class="mark" data-label="{escape(label)}" data-value="{_fmt(value)}" '
+            f'x="{label_width}" y="{y}" width="{length:.1f}" height="{bar_height}" fill="{_INK}"/>'
+            f'<text x="{label_width + length + 4:.1f}" y="{y + bar_height - 5}" font-size="11" '
+            f'fill="{_TEXT}">{escape(_fmt(value))}</text>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def line_chart(
+    series: Sequence[tuple[str, float]], *, title: str, width: int = 520, height: int = 180
+) -> Markup:
+    """Points joined by a line, x = position in ``series`` (versions, months), y from 0 to the max."""
+    left, right, top_pad, bottom = 48, 12, 12, 36
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    top = max((float(v) for _l, v in series), default=0.0) or 1.0
+    n = len(series)
+
+    def x_of(i: int) -> float:
+        return left + (plot_w / 2 if n == 1 else i * plot_w / (n - 1))
+
+    def y_of(v: float) -> float:
+        return top_pad + plot_h - max(0.0, float(v)) / top * plot_h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart line-chart" role="img" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+        f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{width - right}" y2="{top_pad + plot_h}" stroke="{_GRID}"/>',
+        f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{top_pad + plot_h}" stroke="{_GRID}"/>',
+        f'<text x="{left - 4}" y="{top_pad + 4}" text-anchor="end" font-size="10" fill="{_TEXT}">{escape(_fmt(top))}</text>',
+        f'<text x="{left - 4}" y="{top_pad + plot_h}" text-anchor="end" font-size="10" fill="{_TEXT}">0</text>',
+    ]
+    if n > 1:
+        points = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, (_l, v) in enumerate(series))
+        parts.append(f'<polyline points="{points}" fill="none" stroke="{_INK}" stroke-width="2"/>')
+    for i, (label, value) in enumerate(series):
+        x, y = x_of(i), y_of(value)
+        parts.append(
+            f'<circle class="mark" data-label="{escape(label)}" data-value="{_fmt(value)}" '
+            f'cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{_INK}"/>'
+        )
+        if n <= 12 or i in (0, n - 1):
+            parts.append(
+                f'<text x="{x:.1f}" y="{height - 20}" text-anchor="middle" font-size="9" '
+                f'fill="{_TEXT}">{escape(label[-10:])}</text>'
+            )
+    parts.append("</svg>")
+    return Markup("".join(parts))

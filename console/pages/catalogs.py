@@ -1,0 +1,220 @@
+"""Catalogs: each segment's plan (fill against quotas, new titles, titles gone out of stock since
+planning), the proof viewer stepping through member editions with page images (pdftoppm) beside
+the picks behind them, proof marks, and approval for print (admin, with name and time)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse
+from sqlalchemy import Connection
+
+from catalog.paths import catalog_path, edition_path, quarter_dir
+from catalog.plan import CatalogPlan
+from console.charts import bar_chart
+from console.pages.home import current_quarter
+from console.session import StaffSession
+from console.web import (
+    ConsoleRoute,
+    NotFound,
+    check_same_origin,
+    engine_of,
+    form_of,
+    get_connection,
+    page,
+    require,
+    settings_of,
+)
+from recsys.storage import audit as audit_db
+from recsys.storage import members as members_db
+from recsys.storage import plans as plans_db
+from recsys.storage import segments as segments_db
+from recsys.storage import titles as titles_db
+
+router = APIRouter(route_class=ConsoleRoute)
+Conn = Annotated[Connection, Depends(get_connection)]
+QUARTER = r"^\d{4}Q[1-4]$"
+PROOF_DPI = 60
+
+
+def _plans(connection: Connection, quarter: str) -> list[CatalogPlan]:
+    return [CatalogPlan.from_json(r["plan_json"]) for r in plans_db.plans_of_quarter(connection, quarter)]
+
+
+def _audit(request: Request, session: StaffSession, action: str, target: str, reason: str, detail: dict[str, Any]) -> None:
+    with engine_of(request).begin() as connection:
+        audit_db.record_action(
+            connection, actor_prefix=session.prefix, actor_label=session.label, role=session.scope,
+            action=action, target=target, reason=reason, detail=detail,
+        )
+
+
+@router.get("/catalogs", include_in_schema=False)
+def catalogs_page(
+    request: Request, connection: Conn, quarter: Annotated[str | None, Query(pattern=QUARTER)] = None
+) -> Response:
+    session = require(request, connection)
+    quarter = quarter or current_quarter()
+    plans = _plans(connection, quarter)
+    settings = settings_of(request)
+    stock = titles_db.title_details(connection, sorted({t for p in plans for t in p.title_ids}))
+    approvals = {a.target: a for a in reversed(audit_db.actions_on(connection, "catalog.approve", f"{quarter}/"))}
+    views = []
+    for plan in plans:
+        entries = [e for s in plan.sections for e in s.entries]
+        series = [(f"{s.code} {s.name}", float(len(s.entries))) for s in plan.sections]
+        views.append({
+            "plan": plan,
+            "titles": len(entries),
+            "new": sum(e.is_new for e in entries),
+            "gone": [t for t in plan.title_ids if t in stock and not stock[t].in_stock],
+            "pdf": catalog_path(settings, quarter, plan.segment).exists(),
+            "approval": approvals.get(f"{quarter}/{plan.segment}"),
+            "series": series,
+            "chart": bar_chart(series, title=f"segment {plan.segment}"),
+        })
+    return page(request, "catalogs.html", session, quarter=quarter, views=views, editions=len(_editions(request, quarter)))
+
+
+@router.post("/catalogs/{quarter}/{segment}/approve", include_in_schema=False)
+async def approve(request: Request, connection: Conn, quarter: str, segment: int) -> Response:
+    check_same_origin(request)
+    session = require(request, connection, "admin")
+    form = await form_of(request)
+    reason = form.get("reason", "").strip()
+    plan = next((p for p in _plans(connection, quarter) if p.segment == segment), None)
+    if plan is None:
+        raise NotFound()
+    if reason:
+        _audit(request, session, "catalog.approve", f"{quarter}/{segment}", reason,
+               {"model_version": plan.model_version, "settings_hash": plan.settings_hash, "titles": len(plan.title_ids)})
+    return RedirectResponse(f"/ui/catalogs?quarter={quarter}", status_code=303)
+
+
+def _editions(request: Request, quarter: str) -> list[str]:
+    """Member ids with a rendered edition this quarter, sorted."""
+    folder = quarter_dir(settings_of(request), quarter) / "members"
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.pdf"))
+
+
+def _page_count(path: Path) -> int:
+    from pypdf import PdfReader
+
+    return len(PdfReader(path).pages)
+
+
+@router.get("/catalogs/{quarter}/proofs", include_in_schema=False)
+def proofs(
+    request: Request,
+    connection: Conn,
+    quarter: str,
+    member: Annotated[str | None, Query(max_length=64)] = None,
+    segment: int | None = None,
+) -> Response:
+    session = require(request, connection, "editions")  # editions carry names and addresses
+    ids = _editions(request, quarter)
+    labels = segments_db.member_segment_labels(connection, quarter) if segment is not None else {}
+    if segment is not None:
+        ids = [m for m in ids if labels.get(m) == segment]
+    if not ids:
+        return page(request, "proofs.html", session, quarter=quarter, member=None, ids=[], segment=segment)
+    current = member if member in ids else ids[0]
+    i = ids.index(current)
+    record = members_db.find_member(connection, current)
+    pdf = edition_path(settings_of(request), quarter, current)
+    pages = _page_count(pdf)
+    picks = _picks(request, connection, quarter, current)
+    marks = audit_db.actions_on(connection, "proof.mark", f"{quarter}/{current}", limit=20)
+    return page(
+        request, "proofs.html", session, quarter=quarter, member=record, ids=ids, index=i,
+        previous=ids[i - 1] if i > 0 else None, next=ids[i + 1] if i + 1 < len(ids) else None,
+        pages=list(range(1, min(pages, 4) + 1)), total_pages=pages, picks=picks, marks=marks, segment=segment,
+    )
+
+
+def _picks(request: Request, connection: Connection, quarter: str, member_id: str) -> list[tuple[Any, str]]:
+    """The member's picks within their segment's plan, on the one serving path (what the edition
+    printed, unless purchases or stock changed since it was rendered)."""
+    from catalog.member_edition import member_picks
+
+    found = segments_db.member_segment(connection, quarter, member_id)
+    plan = next((p for p in _plans(connection, quarter) if found and p.segment == found[1]), None)
+    holder = getattr(request.app.state, "holder", None)
+    if plan is None or holder is None or holder.model is None:
+        return []
+    titles = titles_db.title_details(connection, plan.title_ids)
+    picks = member_picks(
+        connection, holder.model, plan, titles, [member_id], settings_of(request).catalog.picks_per_member
+    )[member_id]
+    return [(titles[t], reason) for t, reason in picks]
+
+
+@router.post("/catalogs/{quarter}/proofs/{member_id}/mark", include_in_schema=False)
+async def mark_proof(request: Request, connection: Conn, quarter: str, member_id: str) -> Response:
+    check_same_origin(request)
+    session = require(request, connection, "editions")
+    form = await form_of(request)
+    ok = form.get("ok") == "1"
+    note = form.get("note", "").strip()
+    if member_id not in _editions(request, quarter):
+        raise NotFound()
+    _audit(request, session, "proof.mark", f"{quarter}/{member_id}", note or ("ok" if ok else "not ok"), {"ok": ok})
+    return RedirectResponse(f"/ui/catalogs/{quarter}/proofs?member={member_id}", status_code=303)
+
+
+def _png(pdf: Path, number: int, cache: Path) -> Path:
+    """Page ``number`` of ``pdf`` as a PNG, rendered once by pdftoppm (written under a
+    temporary name and renamed, so a half-written image is never served)."""
+    stamp = int(pdf.stat().st_mtime)
+    out = cache / f"{pdf.stem}-{stamp}-{number}.png"
+    if out.exists():
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    tool = shutil.which("pdftoppm")
+    if tool is None:
+        raise NotFound()
+    base = cache / f".{pdf.stem}-{number}.{os.getpid()}"
+    subprocess.run(
+        [tool, "-png", "-r", str(PROOF_DPI), "-f", str(number), "-l", str(number), "-singlefile", str(pdf), str(base)],
+        check=True, capture_output=True, timeout=60,
+    )
+    os.replace(base.with_suffix(base.suffix + ".png"), out)
+    return out
+
+
+@router.get("/catalogs/{quarter}/proofs/{member_id}/page/{number}.png", include_in_schema=False)
+async def proof_page(request: Request, connection: Conn, quarter: str, member_id: str, number: int) -> Response:
+    require(request, connection, "editions")
+    if member_id not in _editions(request, quarter):
+        raise NotFound()
+    pdf = edition_path(settings_of(request), quarter, member_id)
+    if not 1 <= number <= _page_count(pdf):
+        raise NotFound()
+    cache = Path(settings_of(request).data_dir) / "console_cache" / "proofs" / quarter
+    png = await run_in_threadpool(_png, pdf, number, cache)
+    return FileResponse(png, media_type="image/png")
+
+
+@router.get("/catalogs/{quarter}/proofs/{member_id}.pdf", include_in_schema=False)
+def proof_pdf(request: Request, connection: Conn, quarter: str, member_id: str) -> Response:
+    require(request, connection, "editions")
+    if member_id not in _editions(request, quarter):
+        raise NotFound()
+    return FileResponse(edition_path(settings_of(request), quarter, member_id), media_type="application/pdf")
+
+
+@router.get("/catalogs/{quarter}/segment-{segment}.pdf", include_in_schema=False)
+def segment_pdf(request: Request, connection: Conn, quarter: str, segment: int) -> Response:
+    require(request, connection)
+    path = catalog_path(settings_of(request), quarter, segment)
+    if not path.exists():
+        raise NotFound()
+    return FileResponse(path, media_type="application/pdf")
