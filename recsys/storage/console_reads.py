@@ -18,6 +18,7 @@ from recsys.storage.schema import (
     Member,
     MemberSegment,
     Purchase,
+    Segment,
     Title,
     TitleCategory,
 )
@@ -240,3 +241,31 @@ def import_runs_page(connection: Connection, *, before_id: int | None = None, li
     if before_id is not None:
         stmt = stmt.where(ImportRun.id < before_id)
     return [ImportRunRow(*row) for row in connection.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class MemberQuarter:
+    quarter: str
+    tier: str
+    segment: int
+    segment_name: str | None
+    recency_days: int | None
+    frequency: int
+    monetary: float
+
+
+def member_segment_history(connection: Connection, key: int, quarters: int = 8) -> list[MemberQuarter]:
+    """The member's tier, segment and R/F/M in the last ``quarters`` quarters segmented, newest first."""
+    stmt = (
+        select(
+            MemberSegment.quarter, MemberSegment.tier, MemberSegment.segment, Segment.name,
+            MemberSegment.recency_days, MemberSegment.frequency, MemberSegment.monetary,
+        )
+        .outerjoin(Segment, and_(Segment.quarter == MemberSegment.quarter, Segment.segment == MemberSegment.segment))
+        .where(MemberSegment.member_key == key)
+        .order_by(MemberSegment.quarter.desc())
+        .limit(quarters)
+    )
+    return [
+        MemberQuarter(q, t, int(s), n, r, int(f), float(m)) for q, t, s, n, r, f, m in connection.execute(stmt)
+    ]
