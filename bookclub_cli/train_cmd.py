@@ -217,19 +217,25 @@ def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
 def models_activate(
     version: str = typer.Argument(..., help="a version from `models list`"),
 ) -> None:
-    """Make VERSION the active model (API workers pick it up on their next poll)."""
+    """Make VERSION the active model (API workers pick it up on their next poll).
+
+    The model's files are checked against the checksums written with it, and it is
+    loaded, first; a damaged model is refused (exit 1, naming the broken file)."""
     settings = load_settings()
-    ModelRegistry(settings.models_dir).activate(version)
-    console.print(f"active model: {version}")
+    registry = ModelRegistry(settings.models_dir)
+    registry.activate(version)
+    console.print(f"active model: {version} (verified: {registry.last_check})")
 
 
 @models_app.command("rollback")
 @cli_errors
 def models_rollback() -> None:
-    """Re-activate the model that was active before the current one."""
+    """Re-activate the model that was active before the current one (verified first, like
+    `models activate`)."""
     settings = load_settings()
-    version = ModelRegistry(settings.models_dir).rollback()
-    console.print(f"rolled back; active model: {version}")
+    registry = ModelRegistry(settings.models_dir)
+    version = registry.rollback()
+    console.print(f"rolled back; active model: {version} (verified: {registry.last_check})")
 
 
 def register(app: typer.Typer) -> None:

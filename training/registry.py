@@ -10,6 +10,14 @@ Layout::
 
 Every write goes to a temporary file or directory first and is renamed into
 place, so a run killed at any point leaves the active model as it was.
+
+Nothing becomes active unverified: :meth:`ModelRegistry.activate`, :meth:`rollback`
+and the promotion in :meth:`publish` check the artifact's checksums and load it
+(:func:`training.artifact.verify_artifact`) before ``ACTIVE`` changes. And
+``ACTIVE`` only ever names a recorded version: an activation writes the version's
+record to ``registry.json`` first, then ``ACTIVE``, then the statuses and history
+(readers take "active" from ``ACTIVE``), so ``kill -9`` between any two writes
+leaves either the old model active, or the new one active *and* recorded.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from sqlalchemy import Connection
 from recsys.errors import ModelNotFoundError
 from recsys.model.trained import TrainedModel
 from recsys.serving import prepare_model_from_db
-from training.artifact import read_meta, read_model
+from training.artifact import ModelCorruptError, read_meta, read_model, verify_artifact
 
 Promote = Literal["auto", "never", "force"]
 
@@ -39,7 +47,7 @@ Promote = Literal["auto", "never", "force"]
 class ModelInfo:
     version: str
     created_at: str
-    status: str  # 'active' | 'candidate' | 'retired'
+    status: str  # 'active' | 'candidate' | 'retired' | 'damaged' (meta.json unreadable)
     metrics: dict[str, float]
     reason: str
     trained_until: str | None = None
@@ -70,6 +78,7 @@ class ModelRegistry:
         self.versions_dir = models_dir / "versions"
         self.partial_dir = models_dir / "partial"
         self.state_file = models_dir / "registry.json"
+        self.last_check: str | None = None  # how the last activated version was verified
 
     @property
     def active_pointer(self) -> Path:
@@ -110,17 +119,25 @@ class ModelRegistry:
                 meta = read_meta(path)
             except ModelNotFoundError:
                 continue
-            entry = state.get(path.name, {})
-            status = "active" if path.name == active else entry.get("status", "candidate")
+            except ModelCorruptError as exc:
+                infos.append(ModelInfo(path.name, "", "damaged", {}, f"{exc.file}: {exc.reason}"))
+                continue
+            entry = state.get(path.name)
+            status = "active" if path.name == active else (entry or {}).get("status", "candidate")
             if status == "active" and path.name != active:
                 status = "retired"
+            reason = str((entry or {}).get("reason", ""))
+            if entry is None:
+                reason = "not registered: the run that wrote it stopped before registering it"
+            elif entry.get("pending") and path.name != active:
+                reason += " (the activation was interrupted before it took effect)"
             infos.append(
                 ModelInfo(
                     version=path.name,
                     created_at=str(meta.get("created_at", "")),
                     status=status,
                     metrics=dict(meta.get("metrics") or {}),
-                    reason=str(entry.get("reason", "")),
+                    reason=reason,
                     trained_until=meta.get("trained_until"),
                 )
             )
@@ -148,23 +165,39 @@ class ModelRegistry:
         return model
 
     # ---- activation --------------------------------------------------------
+    def _save(self, state: dict[str, Any]) -> None:
+        _write_atomic(self.state_file, json.dumps(state, indent=2))
+
     def _activate(self, state: dict[str, Any], version: str, reason: str, push: bool) -> None:
-        previous = self.active_version()
+        """Three atomic writes, in this order, so that ``ACTIVE`` never names an unrecorded
+        version: (1) the version's record, (2) ``ACTIVE``, (3) statuses and history."""
         models = state.setdefault("models", {})
+        entry = models.setdefault(version, {"status": "candidate"})
+        entry.update(reason=reason, pending="activation")
+        self._save(state)  # (1)
+        previous = self.active_version()
+        _write_atomic(self.active_pointer, version + "\n")  # (2)
         if previous and previous != version:
             models.setdefault(previous, {})["status"] = "retired"
         models[version] = {"status": "active", "reason": reason}
         if push and (not state["history"] or state["history"][-1] != version):
             state["history"].append(version)
-        _write_atomic(self.active_pointer, version + "\n")
+        self._save(state)  # (3)
+
+    def verify(self, version: str) -> str:
+        """Check ``version``'s files and load it (:func:`training.artifact.verify_artifact`);
+        return how it was checked, or raise :class:`ModelCorruptError` naming the broken file."""
+        return verify_artifact(self._require(version))
 
     def activate(self, version: str) -> None:
-        self._require(version)
+        """Verify ``version`` and make it the active model (``last_check`` says how it was
+        verified)."""
+        self.last_check = self.verify(version)
         with self._locked() as state:
             self._activate(state, version, "activated by hand", push=True)
 
     def rollback(self) -> str:
-        """Re-activate the version active before the current one; return it."""
+        """Re-activate the version active before the current one (verified first); return it."""
         with self._locked() as state:
             history: list[str] = state["history"]
             current = self.active_version()
@@ -175,9 +208,10 @@ class ModelRegistry:
             if not history:
                 raise ModelNotFoundError("no earlier active model to roll back to")
             target = history[-1]
+            self.last_check = self.verify(target)
+            self._activate(state, target, f"rollback from {current}", push=False)
             if current:
                 state["models"].setdefault(current, {})["reason"] = f"rolled back to {target}"
-            self._activate(state, target, f"rollback from {current}", push=False)
             return target
 
     # ---- publishing --------------------------------------------------------
@@ -209,7 +243,10 @@ class ModelRegistry:
         active = self.active_version()
         if active is None:
             return True, "first model"
-        current = read_meta(self.versions_dir / active).get("metrics") or {}
+        try:
+            current = read_meta(self.versions_dir / active).get("metrics") or {}
+        except (ModelNotFoundError, ModelCorruptError) as exc:
+            return True, f"the active model {active} cannot be read ({exc})"
         if primary not in metrics:
             return False, f"not evaluated on {primary}: run with --evaluate or --promote force"
         if primary not in current:
@@ -238,7 +275,7 @@ class ModelRegistry:
         tmp = self.partial_dir / f"{version}.{os.getpid()}"
         try:
             write(tmp)
-            read_meta(tmp)  # complete, or raise
+            verify_artifact(tmp, version)  # complete and loadable, or raise naming the broken file
             os.replace(tmp, self.versions_dir / version)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
