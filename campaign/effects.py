@@ -35,6 +35,9 @@ are first-order normal approximations that differ by a skewness term of order
 width on 200,000 against 50,000 members). That keeps the report for 1.5 M
 members in seconds. With ``resamples=0`` Welch is always used. Every result
 records which method produced it.
+
+(Past 400 lines because the intervals and the arm report share one resampling machine:
+one set of bootstrap draws serves the four outcomes and the revenue-anyway ratio.)
 """
 
 from __future__ import annotations
