@@ -28,6 +28,14 @@ QuarterQ = Annotated[str | None, Query(pattern=r"^\d{4}Q[1-4]$")]
 MAILING_COLUMNS = ("member_id", "name", "address", "postcode", "city", "tier")
 
 
+def _profile(text: str) -> SegmentProfile | None:
+    """The stored profile, or None when it is not one (written by an older version)."""
+    try:
+        return SegmentProfile.from_json(text)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 @router.get("/segments", include_in_schema=False)
 def segments_page(request: Request, connection: Conn, quarter: QuarterQ = None, compare: QuarterQ = None) -> Response:
     session = require(request, connection)
@@ -36,7 +44,7 @@ def segments_page(request: Request, connection: Conn, quarter: QuarterQ = None, 
         return page(request, "segments.html", session, quarters=[], quarter=None, profiles=[], transitions=None)
     quarter = quarter if quarter in quarters else quarters[-1]
     rows = segments_db.segments_of_quarter(connection, quarter)
-    profiles = [(row, SegmentProfile.from_json(row["profile_json"])) for row in rows]
+    profiles = [(row, _profile(row["profile_json"])) for row in rows]
     earlier = [q for q in quarters if q < quarter]
     compare = compare if compare in quarters and compare != quarter else (earlier[-1] if earlier else None)
     transitions = None
