@@ -7,6 +7,7 @@ a database that does not answer is a 503 with a message to retry.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -28,6 +29,7 @@ from recsys.errors import (
     UnknownTitleError,
 )
 from recsys.storage.apikeys import UnknownApiKeyError
+from training.artifact import ModelCorruptError, ModelFormatError
 
 log = logging.getLogger("bookclub.api.errors")
 
@@ -47,6 +49,8 @@ _STATUS: tuple[tuple[type[BookclubError], int, str], ...] = (
     (UnknownMemberError, 404, "not_found"),
     (UnknownTitleError, 404, "not_found"),
     (UnknownCategoryError, 404, "not_found"),
+    (ModelCorruptError, 409, "model_damaged"),
+    (ModelFormatError, 409, "model_format"),
     (ModelNotFoundError, 404, "not_found"),
     (UnknownApiKeyError, 404, "not_found"),
     (ImportRejectedError, 422, "validation_error"),
@@ -72,10 +76,21 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     **RESPONSES,
+    400: {"model": ErrorPublic, "description": "the body is not JSON text (e.g. not UTF-8)"},
     403: {"model": ErrorPublic, "description": "the key has read scope; an admin key is needed"},
+    413: {"model": ErrorPublic, "description": "the body is over `api.max_body_bytes`"},
 }
 
 DB_DOWN_MESSAGE = "the database is not answering; try again shortly"
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+_PATH = re.compile(r"(?<![\w.])/(?:[^\s'\"/]+/)*([^\s'\"/]*)")
+
+
+def scrub(text: str) -> str:
+    """``text`` without URLs (they carry hosts and users) or server paths (kept: the file name)."""
+    return _PATH.sub(r"\1", _URL.sub("<url>", text))
 
 
 def error_body(error: str, message: str, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -107,17 +122,41 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     return _json(422, error_body("validation_error", f"invalid request: check {fields}", unique))
 
 
-async def _http(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """An HTTP exception as the API's JSON error (also for the body guard, outside the routes)."""
     code = _HTTP_CODES.get(exc.status_code, "error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
     return _json(exc.status_code, error_body(code, message), dict(exc.headers or {}))
 
 
-async def _domain(_request: Request, exc: Exception) -> JSONResponse:
+async def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return http_error_response(exc)
+
+
+def _model_unavailable(request: Request, exc: ModelUnavailableError) -> str:
+    """Say which active model failed to load and why, rather than only "no model loaded"."""
+    holder = getattr(request.app.state, "holder", None)
+    failure = getattr(holder, "last_error", None)
+    if not failure:
+        return str(exc)
+    active = holder.registry.active_version() if holder is not None else None
+    return (
+        f"no model is loaded: the active model {active} failed to load ({scrub(failure)}); "
+        "activate a working version (`bookclub models activate VERSION` or `bookclub models rollback`)"
+    )
+
+
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BookclubError)
     if isinstance(exc, InvalidInputError):
         return _json(422, error_body("validation_error", str(exc), exc.errors))
+    if isinstance(exc, ModelCorruptError):
+        field = {"location": "path", "field": "version", "index": None, "reason": f"{exc.file}: {exc.reason}"}
+        return _json(409, error_body("model_damaged", scrub(str(exc)), [field]))
+    if isinstance(exc, ModelUnavailableError):
+        message = _model_unavailable(request, exc)
+        return _json(503, error_body("model_unavailable", message), {"Retry-After": "5"})
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
             headers = {"Retry-After": "5"} if status == 503 else None

@@ -355,5 +355,10 @@ class HealthPublic(BaseModel):
 class ReadinessPublic(BaseModel):
     status: Literal["ready", "not_ready"]
     database: str
-    model_version: str | None
-    detail: str | None = None
+    model_version: str | None = Field(description="the version this worker serves")
+    active_version: str | None = Field(
+        None, description="the registry's active version (differs while a new one loads or failed to)"
+    )
+    detail: str | None = Field(
+        None, description="why not ready; the database driver's message only for an admin key"
+    )

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import AdminKeyDep, HolderDep, ReadKeyDep
 from api.errors import ADMIN_RESPONSES, RESPONSES
-from api.schemas import ModelActivatedPublic, ModelPublic, ModelsPublic
+from api.schemas import ErrorPublic, ModelActivatedPublic, ModelPublic, ModelsPublic
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -39,7 +39,14 @@ def read_models(holder: HolderDep, _key: ReadKeyDep) -> ModelsPublic:
 @router.post(
     "/{version}/activate",
     response_model=ModelActivatedPublic,
-    responses=ADMIN_RESPONSES,
+    responses={
+        **ADMIN_RESPONSES,
+        409: {
+            "model": ErrorPublic,
+            "description": "the model is damaged (a file missing, truncated, changed or unreadable: "
+            "named in `errors`) or of a newer format; the active model is unchanged",
+        },
+    },
     summary="Make a model the active one (admin): every worker switches within seconds",
 )
 async def activate_model(
@@ -47,9 +54,10 @@ async def activate_model(
     version: Annotated[str, Path(min_length=1, max_length=64)],
     holder: HolderDep,
 ) -> ModelActivatedPublic:
-    """This worker loads it at once; the others see the registry's pointer change at their
-    next poll (``api.model_poll_seconds``). In-flight requests finish on the model they began
-    with."""
+    """The model's files are checked against the checksums written with it, and it is
+    loaded, before it becomes active. This worker loads it at once; the others see the
+    registry's pointer change at their next poll (``api.model_poll_seconds``). In-flight
+    requests finish on the model they began with."""
     await run_in_threadpool(holder.registry.activate, version)
     await run_in_threadpool(holder.refresh)
     serving = holder.model.version if holder.model is not None else None

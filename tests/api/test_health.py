@@ -10,9 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.model_holder import ModelHolder
 from recsys.settings import Settings
 from recsys.storage.db import make_engine
 from tests.api.conftest import bearer
+from training.registry import ModelRegistry
 
 
 def test_healthz_and_readyz(client: TestClient, versions: list[str]) -> None:
@@ -97,3 +99,63 @@ def test_access_log_has_route_and_status_only(
     everything = caplog.text
     for secret in (keys["admin"], keys["read"], "M01", "张三", "limit="):
         assert secret not in everything
+
+
+def test_readyz_shows_no_database_host_or_port_without_an_admin_key(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    down = make_engine("postgresql://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    client.app.state.engine = down  # type: ignore[attr-defined]  # keys are still checked on the club's
+    try:
+        for headers in ({"Authorization": ""}, bearer(keys["read"]), bearer("bk_0badc0de_secret")):
+            r = client.get("/readyz", headers=headers)
+            assert r.status_code == 503 and r.json()["database"] == "unavailable"
+            assert r.json()["detail"] == "database unreachable"
+            for secret in ("127.0.0.1", "port", "nobody", "postgresql", ":1"):
+                assert secret not in r.text, (headers, r.text)
+        admin = client.get("/readyz", headers=bearer(keys["admin"])).json()
+        assert "127.0.0.1" in admin["detail"] and "nobody@" not in admin["detail"]  # the reason, no URL
+    finally:
+        down.dispose()
+
+
+def _damage_and_point_at(registry: ModelRegistry, version: str) -> None:
+    """A model damaged after it was activated (or activated by an older bookclub, unverified)."""
+    path = registry.versions_dir / version / "member_factors.npy"
+    path.write_bytes(path.read_bytes()[:100])
+    tmp = registry.models_dir / "ACTIVE.test"
+    tmp.write_text(version + "\n")
+    tmp.replace(registry.active_pointer)
+
+
+def test_readyz_names_the_active_model_that_failed_to_load(
+    client: TestClient, registry: ModelRegistry, versions: list[str]
+) -> None:
+    holder: ModelHolder = client.app.state.holder  # type: ignore[attr-defined]
+    _damage_and_point_at(registry, versions[1])
+    assert holder.refresh() is False  # the load fails: the worker keeps the model it has
+    r = client.get("/readyz")
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert body["status"] == "not_ready" and body["model_version"] == versions[0]
+    assert body["active_version"] == versions[1]
+    assert f"the active model {versions[1]} failed to load" in body["detail"]
+    assert "member_factors.npy" in body["detail"] and f"still serving {versions[0]}" in body["detail"]
+    assert str(registry.models_dir) not in r.text
+    rec = client.get("/v1/members/M01/recommendations")
+    assert rec.status_code == 200 and rec.headers["X-Model-Version"] == versions[0]
+
+
+def test_a_restart_on_a_damaged_active_model_says_which_and_why(
+    api_settings: Settings, club_engine: Engine, registry: ModelRegistry, keys: dict[str, str], versions: list[str]
+) -> None:
+    _damage_and_point_at(registry, versions[1])
+    with TestClient(create_app(api_settings, engine=club_engine)) as client:
+        r = client.get("/v1/members/M01/recommendations", headers=bearer(keys["read"]))
+        assert r.status_code == 503 and r.json()["error"] == "model_unavailable"
+        message = r.json()["message"]
+        assert f"the active model {versions[1]} failed to load" in message, message
+        assert "member_factors.npy" in message and "bookclub models rollback" in message
+        assert str(registry.models_dir) not in r.text
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "not_ready" and versions[1] in ready["detail"]

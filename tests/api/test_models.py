@@ -156,3 +156,32 @@ def test_holder_serves_unprepared_model_and_prepares_it_later(tmp_path: Path) ->
         assert holder.refresh() is False  # complete: nothing more to do
     finally:
         holder_module.PREPARE_RETRY_SECONDS = original
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # inside the array data: the file still loads, only its checksum differs
+    path.write_bytes(bytes(data))
+
+
+def test_activating_a_damaged_model_is_409_naming_the_file(
+    client: TestClient, keys: dict[str, str], registry: ModelRegistry, versions: list[str]
+) -> None:
+    _flip_a_byte(registry.versions_dir / versions[1] / "title_factors.npy")
+    r = client.post(f"/v1/models/{versions[1]}/activate", headers=bearer(keys["admin"]))
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["error"] == "model_damaged" and "title_factors.npy" in body["message"]
+    assert body["errors"] == [
+        {
+            "location": "path",
+            "field": "version",
+            "index": None,
+            "reason": "title_factors.npy: its content differs from the sha256 written when it was saved",
+        }
+    ]
+    assert str(registry.models_dir) not in r.text  # a file's name, never a server path
+    listing = client.get("/v1/models").json()
+    assert listing["active_version"] == listing["serving_version"] == versions[0]
+    rec = client.get("/v1/members/M01/recommendations")
+    assert rec.status_code == 200 and rec.headers["X-Model-Version"] == versions[0]
