@@ -61,10 +61,12 @@ from catalog.production import (
     render_member_batch,
     render_segment_catalogs,
     renderer_for,
+    segment_pdf_bytes,
     titles_by_id,
 )
 from catalog.render import Renderer
 from recsys.errors import BookclubError, ConfigurationError
+from recsys.files import remove_stale_temps
 from recsys.settings import Settings
 from recsys.storage import segments as segments_db
 from recsys.storage.titles import TitleRecord
@@ -340,9 +342,10 @@ def prepare_job(
     bodies = render_segment_catalogs(
         connection, settings, quarter, plans, force=force, out_dir=out, on_done=on_catalog
     )
+    remove_stale_temps(out / "members")  # left by writers killed in an earlier run
     return Job(
         uuid.uuid4().hex[:12], settings, quarter, model_version, str(out),
-        {p.segment: p for p in plans}, {s: path.read_bytes() for s, path in bodies.items()},
+        {p.segment: p for p in plans}, {s: segment_pdf_bytes(path) for s, path in bodies.items()},
     )
 
 

@@ -9,7 +9,7 @@ the shared body (:mod:`catalog.pdfmerge`, pypdf objects).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +17,13 @@ import segno
 from sqlalchemy import Connection
 
 from catalog.context import EntryView, MemberView, entry_view, member_view
+from catalog.fonts import member_locator
+from catalog.paths import sidecar_bytes, sidecar_path
 from catalog.pdfmerge import BodyTemplate, MemberBatch
 from catalog.plan import CatalogPlan
-from catalog.render import Renderer, page_css, per_row, render_html
+from catalog.render import Renderer, check_fonts, page_css, per_row, render_html
 from recsys.errors import UnknownMemberError
+from recsys.files import atomic_write_many
 from recsys.serving import RecommendationQuery, ServableModel, make_shelf, recommend_for_member
 from recsys.settings import CatalogSettings
 from recsys.storage import members as members_db
@@ -119,8 +122,13 @@ class MemberPages:
 def render_member_pages(
     views: Sequence[MemberView], settings: CatalogSettings, renderer: Renderer
 ) -> MemberPages:
-    """Lay out all ``views`` in one document, write it once, find each member's pages."""
-    document = renderer.layout(member_pages_html(views, settings))
+    """Lay out all ``views`` in one document, write it once, find each member's pages.
+
+    The fonts are checked first: a missing font or character is an error naming the member,
+    never a page of boxes."""
+    html = member_pages_html(views, settings)
+    check_fonts(html, settings, "member_font", member_locator(html))
+    document = renderer.layout(html)
     starts: dict[str, int] = {}
     for number, page in enumerate(document.pages):
         for anchor in page.anchors:
@@ -142,9 +150,22 @@ def merge_editions(
     body: BodyTemplate,
     out_dir: Path,
     name: Callable[[str], str] = lambda member_id: f"{member_id}.pdf",
+    segment: int | None = None,
 ) -> dict[str, Path]:
     """One PDF per member: their pages from ``batch``, then the shared body
-    (appended as an incremental update, see :mod:`catalog.pdfmerge`)."""
+    (appended as an incremental update, see :mod:`catalog.pdfmerge`).
+
+    Each edition is written atomically with its sidecar after it (size, SHA-256, the body's
+    SHA-256 and ``segment``): see :func:`catalog.paths.complete_edition`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     merger = MemberBatch(batch.pdf, batch.ranges, body)
-    return {m: merger.write(m, out_dir / name(m)) for m in batch.ranges}
+    paths = {m: out_dir / name(m) for m in batch.ranges}
+
+    def files() -> Iterator[tuple[Path, bytes]]:
+        for member_id, path in paths.items():
+            pdf = merger.edition(member_id)
+            yield path, pdf
+            yield sidecar_path(path), sidecar_bytes(pdf, body_sha256=body.sha256, segment=segment)
+
+    atomic_write_many(files())
+    return paths

@@ -29,6 +29,8 @@ from pypdf.generic import (
     StreamObject,
 )
 
+from recsys.files import atomic_write_bytes, sha256_hex
+
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF\s*$")
 
 
@@ -39,6 +41,7 @@ class BodyTemplate:
         match = _STARTXREF.search(pdf[-64:])
         if match is None:
             raise ValueError("the body PDF has no startxref at its end")
+        self.sha256 = sha256_hex(pdf)  # of the segment catalog as stored (its sidecar's)
         self.data = pdf if pdf.endswith(b"\n") else pdf + b"\n"
         self.prev = int(match[1])
         reader = PdfReader(BytesIO(pdf))
@@ -198,5 +201,5 @@ class MemberBatch:
         return bytes(out)
 
     def write(self, member_id: str, path: Path) -> Path:
-        path.write_bytes(self.edition(member_id))
-        return path
+        """This member's edition at ``path``, written atomically (complete or not at all)."""
+        return atomic_write_bytes(path, self.edition(member_id))

@@ -2,15 +2,20 @@
 
 Files live under ``settings.catalogs_dir / quarter``: ``segment-<n>.pdf`` (and a
 ``.json`` sidecar with the digest of the plan it was rendered from, so an
-unchanged plan is not rendered twice) and ``members/<member_id>.pdf``.
+unchanged plan is not rendered twice) and ``members/<member_id>.pdf`` (and its
+``.json``). Every file is written atomically and its sidecar after it, recording
+its size and SHA-256: a file is reused or served only when both match
+(:mod:`catalog.paths`). Writers of one PDF take its lock (``.locks/``), so a
+segment catalog or an on-demand member edition is rendered once at a time, by
+one thread of one process; the others wait and use the finished file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +29,24 @@ from catalog.member_edition import (
     merge_editions,
     render_member_pages,
 )
-from catalog.paths import quarter_dir
+from catalog.paths import (
+    CompletePdf,
+    complete_edition,
+    complete_pdf,
+    edition_path,
+    lock_path,
+    quarter_dir,
+    read_sidecar,
+    sidecar_bytes,
+    sidecar_path,
+)
 from catalog.pdfmerge import BodyTemplate
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
-from catalog.render import TEMPLATES_DIR, Renderer, render_catalog
+from catalog.render import TEMPLATES_DIR, Renderer, render_catalog_pdf
 from catalog.segments import SegmentProfile, stored_profiles
 from recsys.errors import BookclubError, UnknownMemberError
+from recsys.files import atomic_write_many, file_lock, remove_stale_temps
 from recsys.serving import ServableModel
 from recsys.settings import Settings
 from recsys.storage import members as members_db
@@ -96,17 +112,21 @@ def render_segment_catalogs(
     paths: dict[int, Path] = {}
     for plan in plans:
         path = out_dir / f"segment-{plan.segment}.pdf"
-        sidecar = path.with_suffix(".json")
         digest = _digest(plan, settings)
-        fresh = path.exists() and sidecar.exists() and json.loads(sidecar.read_text()).get("digest") == digest
-        if force or not fresh:
-            view = catalog_view(
-                plan, titles, by_segment.get(plan.segment), club_name=settings.catalog.club_name,
-                order_address=settings.catalog.order_address, font=settings.catalog.segment_font,
-                covers_dir=settings.data_dir / "covers",
-            )
-            pages = render_catalog(view, settings.catalog, path, renderer)
-            sidecar.write_text(json.dumps({"digest": digest, "pages": pages, "segment": plan.segment}))
+        with file_lock(lock_path(path)):
+            remove_stale_temps(out_dir, path.name)
+            remove_stale_temps(out_dir, sidecar_path(path).name)
+            meta = read_sidecar(path)
+            fresh = meta is not None and meta.get("digest") == digest and complete_pdf(path) is not None
+            if force or not fresh:
+                view = catalog_view(
+                    plan, titles, by_segment.get(plan.segment), club_name=settings.catalog.club_name,
+                    order_address=settings.catalog.order_address, font=settings.catalog.segment_font,
+                    covers_dir=settings.data_dir / "covers",
+                )
+                pdf, pages = render_catalog_pdf(view, settings.catalog, renderer)
+                sidecar = sidecar_bytes(pdf, digest=digest, pages=pages, segment=plan.segment)
+                atomic_write_many([(path, pdf), (sidecar_path(path), sidecar)])  # the sidecar last
         paths[plan.segment] = path
         on_done(1)
     return paths
@@ -171,7 +191,7 @@ def render_member_editions(
             connection, settings, quarter, [by_segment[s] for s in segments],
             renderer=renderer, out_dir=out_dir, titles=titles,
         )
-    templates = {s: BodyTemplate(bodies[s].read_bytes()) for s in segments}
+    templates = {s: _body(bodies[s]) for s in segments}
     paths: dict[str, Path] = {}
     for batch in batches:
         written, _pages = render_member_batch(
@@ -206,5 +226,51 @@ def render_member_batch(
         covers_dir=settings.data_dir / "covers",
     )
     pages = render_member_pages(views, settings.catalog, renderer)
-    paths = merge_editions(pages, body, out_dir / "members")
+    paths = merge_editions(pages, body, out_dir / "members", segment=plan.segment)
     return paths, sum(stop - first for first, stop in pages.ranges.values())
+
+
+def segment_pdf_bytes(path: Path) -> bytes:
+    """A segment catalog just rendered or checked, read whole under its lock (never while a
+    concurrent re-render is renaming it and its sidecar in) and checked against its sidecar."""
+    with file_lock(lock_path(path)):
+        pdf = complete_pdf(path)
+    if pdf is None:
+        raise BookclubError(f"the segment catalog {path.name} is incomplete: render it again with --force")
+    return pdf.data
+
+
+def _body(path: Path) -> BodyTemplate:
+    return BodyTemplate(segment_pdf_bytes(path))
+
+
+def member_edition(
+    connect: Callable[[], AbstractContextManager[Connection]],
+    model: ServableModel,
+    settings: Settings,
+    quarter: str,
+    plans: Callable[[Connection], Sequence[CatalogPlan]],
+    member_id: str,
+    *,
+    guard: Callable[[], AbstractContextManager[object]] = nullcontext,
+    wait_seconds: float | None = None,
+) -> CompletePdf:
+    """The member's edition, complete: from disk when it is there and current, otherwise
+    rendered now — by one thread of one process at a time (a lock file per member); the
+    others wait for it (up to ``wait_seconds``, LockTimeoutError beyond) and get the file it
+    wrote. ``guard()`` is entered only around an actual render (a rate limit, a slot), and a
+    database connection (``connect()``) is opened only then: waiting holds none."""
+    path = edition_path(settings, quarter, member_id)
+    found = complete_edition(path)
+    if found is not None:
+        return found
+    with file_lock(lock_path(path), timeout=wait_seconds):
+        found = complete_edition(path)  # another thread or process may have written it meanwhile
+        if found is not None:
+            return found
+        with guard(), connect() as connection:
+            render_member_editions(connection, model, settings, quarter, plans(connection), [member_id])
+        found = complete_edition(path)
+    if found is None:  # written and checked above; only a concurrent re-render can get here
+        raise BookclubError(f"the edition of member {member_id} changed while it was read: try again")
+    return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ from weasyprint.text.fonts import FontConfiguration
 
 from catalog.context import CatalogView
 from catalog.fetcher import STATIC_DIR, AssetFetcher
+from catalog.fonts import FontUse, html_text, require_fonts, stylesheet_text
 from recsys.errors import ConfigurationError
+from recsys.files import atomic_write_bytes
 from recsys.settings import CatalogSettings
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -91,6 +94,26 @@ def page_css(settings: CatalogSettings, cjk_font: str) -> str:
     return "\n".join(rules)
 
 
+def check_fonts(
+    html: str,
+    settings: CatalogSettings,
+    font_setting: str,
+    locate: Callable[[str], str | None] | None = None,
+) -> None:
+    """The fonts ``html`` is set in (``settings.latin_font``, then the face named by the
+    ``font_setting`` field) are installed and have every character of its text and of the
+    stylesheet's running heads; else FontUnavailableError naming the font and its package."""
+    fonts = [
+        FontUse(settings.latin_font, "catalog.latin_font"),
+        FontUse(getattr(settings, font_setting), f"catalog.{font_setting}"),
+    ]
+    require_fonts(fonts, html_text(html) + "\n" + _stylesheet_strings(), locate)
+
+
+def _stylesheet_strings() -> str:
+    return stylesheet_text((STATIC_DIR / "catalog.css").read_text(encoding="utf-8"))
+
+
 def render_html(template: str, **context: Any) -> str:
     return environment().get_template(template).render(**context)
 
@@ -130,19 +153,29 @@ class Renderer:
         return document.render(font_config=self.font_config, cache=self.image_cache)
 
     def write(self, document: Document, target: Path | None = None) -> bytes:
+        """The PDF; also written to ``target`` (atomically: complete or not at all) when given."""
         pdf = document.write_pdf()
         assert isinstance(pdf, bytes)
         if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(pdf)
+            atomic_write_bytes(target, pdf)
         return pdf
+
+
+def render_catalog_pdf(
+    view: CatalogView, settings: CatalogSettings, renderer: Renderer | None = None
+) -> tuple[bytes, int]:
+    """The segment catalog as PDF bytes, and its page count (fonts checked first)."""
+    renderer = renderer or Renderer.create()
+    html = catalog_html(view, settings)
+    check_fonts(html, settings, "segment_font")
+    document = renderer.layout(html)
+    return renderer.write(document), len(document.pages)
 
 
 def render_catalog(
     view: CatalogView, settings: CatalogSettings, target: Path, renderer: Renderer | None = None
 ) -> int:
-    """Write the segment catalog to ``target``; return its page count."""
-    renderer = renderer or Renderer.create()
-    document = renderer.layout(catalog_html(view, settings))
-    renderer.write(document, target)
-    return len(document.pages)
+    """Write the segment catalog to ``target`` (atomically); return its page count."""
+    pdf, pages = render_catalog_pdf(view, settings, renderer)
+    atomic_write_bytes(target, pdf)
+    return pages
