@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 import console
 from api import errors, metrics
 from api.auth import KeyVerifier
+from api.body_guard import BodyGuard, Refused, refused_handler
 from api.model_holder import ModelHolder, ModelSource
 from api.recommending import feed_new_titles
 from api.routes import (
@@ -118,6 +119,9 @@ def create_app(
     app.state.holder = holder
     app.state.keys = KeyVerifier(engine, settings.api.key_cache_seconds)
     errors.install(app)
+    # a body is received only after the route's key check passed, and only up to the limit
+    app.add_exception_handler(Refused, refused_handler)
+    app.add_middleware(BodyGuard, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
     routers = (members, titles, categories, purchases, segments, catalogs, models, health)
     for module in routers:
