@@ -1,7 +1,9 @@
 """API keys on requests: ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
 
-Read routes take a read or admin key (or none, when the server runs in open
-demo mode); admin routes always need an admin key. A worker remembers a
+Read routes take any key (or none, when the server runs in open demo mode);
+routes that show personal data (a member edition: name and address) need an
+``editions`` or ``admin`` key, in open demo mode too; admin routes always need
+an admin key. A worker remembers a
 verified key for ``key_cache_seconds`` (by its hash, never the key), so a
 revocation takes effect within that delay without a database read per request.
 """
@@ -18,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
-from recsys.storage.apikeys import ApiKeyInfo, hash_key, verify_key
+from recsys.storage.apikeys import PERSONAL_SCOPES, ApiKeyInfo, hash_key, verify_key
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -35,12 +37,17 @@ _MAX_CACHED = 10_000
 class Principal:
     """Who is calling: a key's prefix and scope, or the anonymous reader of open demo mode."""
 
-    scope: str  # 'read' | 'admin'
+    scope: str  # 'read' | 'editions' | 'admin'
     prefix: str | None
 
     @property
     def is_admin(self) -> bool:
         return self.scope == "admin"
+
+    @property
+    def sees_personal_data(self) -> bool:
+        """Members' names and addresses, and the editions that print them: editions and admin."""
+        return self.scope in PERSONAL_SCOPES
 
 
 class KeyVerifier:
@@ -120,9 +127,34 @@ async def require_admin(
     if principal is None:
         raise HTTPException(401, "an admin API key is required", headers=_CHALLENGE)
     if not principal.is_admin:
-        raise HTTPException(403, "this route needs an admin key; the key presented has read scope")
+        raise HTTPException(
+            403, f"this route needs an admin key; the key presented has {principal.scope} scope"
+        )
+    return principal
+
+
+async def require_editions(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    header_key: Annotated[str | None, Depends(header_scheme)],
+) -> Principal:
+    """A key allowed personal data (editions or admin), even in open demo mode."""
+    principal = await _principal(request, _presented_key(credentials, header_key))
+    if principal is None:
+        raise HTTPException(
+            401,
+            "this route shows personal data and needs an API key of scope editions or admin",
+            headers=_CHALLENGE,
+        )
+    if not principal.sees_personal_data:
+        raise HTTPException(
+            403,
+            f"this route shows personal data (name, address): it needs an editions or admin key; "
+            f"the key presented has {principal.scope} scope",
+        )
     return principal
 
 
 ReadKeyDep = Annotated[Principal, Depends(require_read)]
+EditionsKeyDep = Annotated[Principal, Depends(require_editions)]
 AdminKeyDep = Annotated[Principal, Depends(require_admin)]

@@ -22,7 +22,10 @@ from api.schemas import ErrorPublic
 from recsys.errors import (
     BookclubError,
     DatabaseNotReadyError,
+    DiskFullError,
+    FontUnavailableError,
     ImportRejectedError,
+    LockTimeoutError,
     ModelNotFoundError,
     UnknownCategoryError,
     UnknownMemberError,
@@ -55,6 +58,9 @@ _STATUS: tuple[tuple[type[BookclubError], int, str], ...] = (
     (UnknownApiKeyError, 404, "not_found"),
     (ImportRejectedError, 422, "validation_error"),
     (DatabaseNotReadyError, 503, "database_unavailable"),
+    (FontUnavailableError, 503, "font_unavailable"),
+    (LockTimeoutError, 503, "busy"),
+    (DiskFullError, 507, "insufficient_storage"),
     (ModelUnavailableError, 503, "model_unavailable"),
 )
 
@@ -66,6 +72,9 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "too_large",
     422: "validation_error",
+    429: "too_many_requests",
+    503: "service_unavailable",
+    507: "insufficient_storage",
 }
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -159,8 +168,10 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
         return _json(503, error_body("model_unavailable", message), {"Retry-After": "5"})
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
-            headers = {"Retry-After": "5"} if status == 503 else None
-            return _json(status, error_body(code, str(exc)), headers)
+            headers = {"Retry-After": "5"} if status in (503, 507) else None
+            # a full disk's message names the server's folders: the client gets the file's name
+            message = exc.public_message if isinstance(exc, DiskFullError) else str(exc)
+            return _json(status, error_body(code, message), headers)
     return _json(400, error_body("bad_request", str(exc)))
 
 

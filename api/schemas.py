@@ -187,7 +187,7 @@ class PurchaseCountsPublic(BaseModel):
 
 
 class MemberPersonalPublic(BaseModel):
-    """Personal data: only for admin keys."""
+    """Personal data: only for editions and admin keys."""
 
     name: str
     address: str | None
@@ -207,7 +207,7 @@ class MemberProfilePublic(BaseModel):
     declared_categories: list[str]
     purchases: PurchaseCountsPublic
     personal: MemberPersonalPublic | None = Field(
-        None, description="name and address: present for admin keys only"
+        None, description="name and address: present for editions and admin keys only"
     )
 
     model_config = ConfigDict(

@@ -35,7 +35,7 @@ def serve(
     open_demo: bool = typer.Option(
         False,
         "--open-demo",
-        help="read routes without an API key (demo only; admin still needs one)",
+        help="read routes without an API key (demo only; admin and member editions still need one)",
     ),
 ) -> None:
     """Serve the recommendation API with uvicorn (uvloop + httptools)."""
@@ -48,7 +48,9 @@ def serve(
     if open_demo:
         # workers build their settings from the environment (factory mode)
         os.environ["BOOKCLUB_API__OPEN_DEMO"] = "true"
-        err_console.print("[yellow]open demo mode: read routes need no API key[/]")
+        err_console.print(
+            "[yellow]open demo mode: read routes need no API key (member editions and admin still do)[/]"
+        )
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = (settings.data_dir / "run" / "prometheus").resolve()
         shutil.rmtree(metrics_dir, ignore_errors=True)  # wiped before each start, as required
@@ -78,7 +80,9 @@ def serve(
 @apikeys_app.command("create")
 @cli_errors
 def apikeys_create(
-    scope: str = typer.Option(..., "--scope", help="read | admin"),
+    scope: str = typer.Option(
+        ..., "--scope", help="read | editions | admin (editions: read + member editions, names, addresses)"
+    ),
     label: str | None = typer.Option(None, "--label", help="who or what the key is for"),
 ) -> None:
     """Create a key and print it once: it is stored only as a hash."""

@@ -87,18 +87,27 @@ class ApiSettings(BaseModel):
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     max_limit: int = Field(200, ge=1, le=1000, description="largest `limit` a list route accepts")
     max_batch_lines: int = Field(5000, ge=1, description="order lines per POST /v1/purchases")
-    max_body_bytes: int = Field(
-        2 * 1024 * 1024,
-        ge=1024,
-        description="largest request body accepted (413 beyond); a full batch of max_batch_lines "
-        "order lines is about 1 MB of JSON",
-    )
     key_cache_seconds: float = Field(
         5.0, ge=0, description="how long a worker trusts a verified API key (revocation delay)"
     )
     top_categories: int = Field(5, ge=1, le=50, description="categories in a member profile")
     compute_threads: int = Field(
         4, ge=1, le=64, description="recommendation computations at once per worker (GIL-bound)"
+    )
+    render_concurrency: int = Field(
+        1, ge=1, le=16, description="on-demand member editions rendered at once per worker"
+    )
+    render_queue: int = Field(
+        16, ge=0, description="edition requests waiting for a render per worker; beyond it 503 + Retry-After"
+    )
+    render_wait_seconds: float = Field(
+        120.0, gt=0, description="how long a request waits for a render before 503 + Retry-After"
+    )
+    render_rate_per_minute: float = Field(
+        10.0, gt=0, description="on-demand edition renders per API key per minute, over all workers"
+    )
+    render_burst: int = Field(
+        5, ge=1, description="renders a key may start at once before the per-minute rate applies (429)"
     )
 
 

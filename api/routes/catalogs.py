@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Path, Query
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 
-from api.deps import ConnectionDep, ModelDep, ReadKeyDep, SettingsDep
+from api.auth import EditionsKeyDep
+from api.deps import ConnectionDep, EngineDep, ModelDep, ReadKeyDep, SettingsDep
+from api.editions import render_gate
 from api.errors import RESPONSES
-from catalog.paths import catalog_path, edition_path
+from api.schemas import ErrorPublic
+from catalog.paths import CompletePdf, catalog_path, complete_edition, complete_pdf, edition_path
 from catalog.plan import CatalogPlan
 from recsys.errors import UnknownMemberError
 from recsys.storage import plans as plans_db
@@ -20,6 +24,13 @@ router = APIRouter(prefix="/v1", tags=["catalogs"])
 
 QuarterPath = Annotated[str, Path(pattern=r"^\d{4}Q[1-4]$", examples=["2026Q4"])]
 PDF_RESPONSES = {**RESPONSES, 200: {"content": {"application/pdf": {}}, "description": "the PDF"}}
+EDITION_RESPONSES = {
+    **PDF_RESPONSES,
+    403: {"model": ErrorPublic, "description": "the key has read scope; an editions or admin key is needed"},
+    429: {"model": ErrorPublic, "description": "this key's on-demand renders are used up; see Retry-After"},
+    503: {"model": ErrorPublic, "description": "renderer busy, fonts missing, database or model unavailable"},
+    507: {"model": ErrorPublic, "description": "the server's disk is full: nothing was kept; retry later"},
+}
 
 
 class PlanSectionPublic(BaseModel):
@@ -39,7 +50,9 @@ class CatalogPublic(BaseModel):
     titles: int
     new_titles: int
     sections: list[PlanSectionPublic]
-    pdf: str | None = Field(description="path of the segment catalog PDF, when rendered")
+    pdf: str | None = Field(
+        description="URL of the segment catalog PDF (relative to this server), when rendered completely"
+    )
 
 
 class CatalogsPublic(BaseModel):
@@ -48,7 +61,7 @@ class CatalogsPublic(BaseModel):
     count: int
 
 
-def _plans(connection: ConnectionDep, quarter: str) -> list[CatalogPlan]:
+def _plans(connection: Connection, quarter: str) -> list[CatalogPlan]:
     rows = plans_db.plans_of_quarter(connection, quarter)
     if not rows:
         raise HTTPException(
@@ -68,7 +81,8 @@ def read_catalogs(
 ) -> CatalogsPublic:
     data = []
     for plan in _plans(connection, quarter):
-        pdf = catalog_path(settings, quarter, plan.segment)
+        # a URL, never the server's path; listed once the PDF is complete (size and digest checked)
+        rendered = complete_pdf(catalog_path(settings, quarter, plan.segment)) is not None
         data.append(
             CatalogPublic(
                 quarter=quarter,
@@ -82,15 +96,31 @@ def read_catalogs(
                     PlanSectionPublic(code=s.code, name=s.name, title_ids=[e.title_id for e in s.entries])
                     for s in plan.sections
                 ],
-                pdf=str(pdf) if pdf.exists() else None,
+                pdf=f"/v1/catalogs/{quarter}/{plan.segment}.pdf" if rendered else None,
             )
         )
     return CatalogsPublic(quarter=quarter, data=data, count=len(data))
 
 
+def _pdf_response(pdf: CompletePdf, filename: str) -> Response:
+    """The bytes that were checked against the sidecar, never the file re-read (a concurrent
+    re-render renames a new file in; what is sent is what was verified)."""
+    ascii_name = quote(filename)
+    disposition = (
+        f'attachment; filename="{filename}"'
+        if ascii_name == filename
+        else f"attachment; filename*=utf-8''{ascii_name}"
+    )
+    return Response(
+        pdf.data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": disposition, "ETag": f'"{pdf.sha256}"'},
+    )
+
+
 @router.get(
     "/catalogs/{quarter}/{segment}.pdf",
-    response_class=FileResponse,
+    response_class=Response,
     responses=PDF_RESPONSES,
     summary="A segment's catalog as print-ready PDF",
 )
@@ -99,46 +129,56 @@ def read_segment_pdf(
     segment: Annotated[int, Path(ge=0, le=50)],
     settings: SettingsDep,
     _key: ReadKeyDep,
-) -> FileResponse:
-    path = catalog_path(settings, quarter, segment)
-    if not path.exists():
+) -> Response:
+    pdf = complete_pdf(catalog_path(settings, quarter, segment))
+    if pdf is None:
         raise HTTPException(
             404,
             f"segment {segment} of {quarter} is not rendered: run `bookclub catalogs render --quarter {quarter}`",
         )
-    return FileResponse(path, media_type="application/pdf", filename=f"{quarter}-segment-{segment}.pdf")
+    return _pdf_response(pdf, f"{quarter}-segment-{segment}.pdf")
 
 
 @router.get(
     "/members/{member_id}/catalog.pdf",
-    response_class=FileResponse,
-    responses=PDF_RESPONSES,
-    summary="A member's personalized edition: letter, picks, order form, then the segment catalog",
+    response_class=Response,
+    responses=EDITION_RESPONSES,
+    summary="A member's personalized edition (name and address: editions or admin key): letter, "
+    "picks, order form, then the segment catalog",
 )
 def read_member_pdf(
     member_id: Annotated[str, Path(min_length=1, max_length=64, examples=["M000123"])],
-    connection: ConnectionDep,
+    request: Request,
+    engine: EngineDep,
     settings: SettingsDep,
     model: ModelDep,
-    _key: ReadKeyDep,
+    key: EditionsKeyDep,
     quarter: Annotated[
         str | None, Query(pattern=r"^\d{4}Q[1-4]$", description="default: the latest segmented")
     ] = None,
-) -> FileResponse:
-    """Served from disk when rendered; otherwise rendered now (a second or two) and kept."""
-    if quarter is None:
-        quarters = segments_db.quarters_with_segments(connection)
-        if not quarters:
-            raise HTTPException(404, "no quarter has been segmented yet: run `bookclub segment`")
-        quarter = quarters[-1]
-    path = edition_path(settings, quarter, member_id)
-    if not path.exists():
-        if segments_db.member_segment(connection, quarter, member_id) is None:
+) -> Response:
+    """Served from disk when rendered completely; otherwise rendered now (a second or two) by
+    one request at a time per member — concurrent requests for the member wait and get the
+    same file — within this key's render rate and the worker's render queue."""
+    with engine.connect() as connection:  # no connection is held while waiting for a render
+        if quarter is None:
+            quarters = segments_db.quarters_with_segments(connection)
+            if not quarters:
+                raise HTTPException(404, "no quarter has been segmented yet: run `bookclub segment`")
+            quarter = quarters[-1]
+        pdf = complete_edition(edition_path(settings, quarter, member_id))
+        if pdf is None and segments_db.member_segment(connection, quarter, member_id) is None:
             raise UnknownMemberError(f"member {member_id!r} has no segment in {quarter}")
+    if pdf is None:
         # the renderer (WeasyPrint, fonts) is loaded by the first worker that needs it, not by all
-        from catalog.production import render_member_editions
+        from catalog.production import member_edition
 
-        path = render_member_editions(
-            connection, model, settings, quarter, _plans(connection, quarter), [member_id]
-        )[member_id]
-    return FileResponse(path, media_type="application/pdf", filename=f"{quarter}-{member_id}.pdf")
+        gate = render_gate(request, settings)
+        chosen = quarter
+        with gate.admitted():
+            pdf = member_edition(
+                engine.connect, model, settings, quarter, lambda c: _plans(c, chosen), member_id,
+                guard=lambda: gate.rendering(key.prefix or "anonymous"),
+                wait_seconds=settings.api.render_wait_seconds,
+            )
+    return _pdf_response(pdf, f"{quarter}-{member_id}.pdf")

@@ -83,5 +83,7 @@ async def read_recommendations(
 def read_member(
     key: ReadKeyDep, member_id: MemberId, connection: ConnectionDep, settings: SettingsDep
 ) -> MemberProfilePublic:
-    """Name and address are included for admin keys only."""
-    return member_profile(connection, member_id, personal=key.is_admin, top=settings.api.top_categories)
+    """Name and address are included for keys allowed personal data (editions, admin) only."""
+    return member_profile(
+        connection, member_id, personal=key.sees_personal_data, top=settings.api.top_categories
+    )

@@ -3,7 +3,8 @@
 A key reads ``bk_<prefix>_<secret>``: ``prefix`` (8 hex characters) is stored in
 clear and finds the row; ``secret`` (32 random bytes, URL-safe) never is. The
 stored ``key_hash`` is the SHA-256 of the whole key, compared in constant time.
-Scopes: ``read`` (recommendations, profiles without personal data) and
+Scopes: ``read`` (recommendations, profiles without personal data), ``editions``
+(read, plus personal data: member editions and the name and address in a profile) and
 ``admin`` (everything, personal data included).
 """
 
@@ -20,7 +21,9 @@ from sqlalchemy import Connection, insert, select, update
 from recsys.errors import BookclubError
 from recsys.storage.schema import ApiKey
 
-SCOPES: tuple[str, ...] = ("read", "admin")
+SCOPES: tuple[str, ...] = ("read", "editions", "admin")
+# the scopes allowed members' names, addresses and the editions that print them
+PERSONAL_SCOPES: frozenset[str] = frozenset({"editions", "admin"})
 KEY_PREFIX = "bk"
 _PREFIX_HEX = 8
 
@@ -42,6 +45,10 @@ class ApiKeyInfo:
     @property
     def is_admin(self) -> bool:
         return self.scope == "admin"
+
+    @property
+    def sees_personal_data(self) -> bool:
+        return self.scope in PERSONAL_SCOPES
 
 
 def hash_key(key: str) -> str:

@@ -106,3 +106,27 @@ def test_cli_apikeys_create_list_revoke(tmp_path: Path, monkeypatch: pytest.Monk
     assert runner.invoke(app, ["apikeys", "revoke", prefix]).exit_code == 0
     assert runner.invoke(app, ["apikeys", "revoke", "ffffffff"]).exit_code == 1
     assert runner.invoke(app, ["apikeys", "create", "--scope", "root"]).exit_code == 1
+
+
+def test_editions_scope_reads_and_sees_personal_data_but_is_not_admin(
+    client: TestClient, club_engine: Engine, keys: dict[str, str]
+) -> None:
+    with club_engine.begin() as connection:
+        editions, info = create_key(connection, "editions", "mail house")
+    assert info.scope == "editions" and info.sees_personal_data
+    for route in READ_ROUTES:
+        assert client.get(route, headers=bearer(editions)).status_code == 200, route
+    assert client.get("/v1/members/M01", headers=bearer(editions)).json()["personal"]["name"]
+    assert client.get("/v1/members/M01", headers=bearer(keys["read"])).json()["personal"] is None
+    refused = client.post("/v1/models/v2/activate", headers=bearer(editions))
+    assert refused.status_code == 403 and "editions scope" in refused.json()["message"]
+    # a member's edition carries the name and address: a read key is refused, whatever the member
+    assert client.get("/v1/members/M01/catalog.pdf", headers=bearer(keys["read"])).status_code == 403
+
+
+def test_an_editions_key_is_stored_and_verified_on_both_databases(engine: Engine) -> None:
+    with engine.begin() as connection:
+        key, _info = create_key(connection, "editions", "printer")
+    with engine.connect() as connection:
+        found = verify_key(connection, key)
+    assert found is not None and found.scope == "editions" and not found.is_admin
