@@ -87,6 +87,12 @@ class ApiSettings(BaseModel):
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes")
     max_limit: int = Field(200, ge=1, le=1000, description="largest `limit` a list route accepts")
     max_batch_lines: int = Field(5000, ge=1, description="order lines per POST /v1/purchases")
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1024,
+        description="largest request body accepted (413 beyond); a full batch of max_batch_lines "
+        "order lines is about 1 MB of JSON",
+    )
     key_cache_seconds: float = Field(
         5.0, ge=0, description="how long a worker trusts a verified API key (revocation delay)"
     )
