@@ -25,6 +25,7 @@ from api.body_guard import BodyGuard, Refused, refused_handler
 from api.model_holder import ModelHolder, ModelSource
 from api.recommending import feed_new_titles
 from api.routes import (
+    campaigns,
     catalogs,
     categories,
     health,
@@ -123,7 +124,7 @@ def create_app(
     app.add_exception_handler(Refused, refused_handler)
     app.add_middleware(BodyGuard, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
-    routers = (members, titles, categories, purchases, segments, catalogs, models, health)
+    routers = (members, titles, categories, purchases, segments, catalogs, campaigns, models, health)
     for module in routers:
         app.include_router(module.router)
     app.include_router(console.router)  # the staff console's pages under /ui

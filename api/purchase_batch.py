@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from api.errors import InvalidInputError
 from api.schemas import PurchaseBatchPublic, PurchaseLineCreate
 from recsys.importing.specs import PURCHASES, RowInvalid
+from recsys.storage import campaigns as campaigns_db
 from recsys.storage import members as members_db
 from recsys.storage import purchases as purchases_db
 from recsys.storage import titles as titles_db
@@ -31,6 +32,7 @@ _COLUMNS = (
     "quantity",
     "unit_price",
     "channel",
+    "key_code",
 )  # the order of PURCHASES.parse's tuple
 
 
@@ -86,6 +88,11 @@ def store_batch(
     title_ids = [line.title_id.strip() for line in lines]
     members = members_db.member_keys(connection, [m for m in member_ids if m])
     titles = titles_db.title_keys(connection, [t for t in title_ids if t])
+    codes = {r["key_code"] for r in good if r["key_code"]}
+    known_codes = campaigns_db.known_key_codes(connection, codes) if codes else set()
+    for index, r in enumerate(rows):
+        if r is not None and r["key_code"] and r["key_code"] not in known_codes:
+            errors.append(_error(index, "key_code", f"unknown key code '{r['key_code']}' (on no campaign's order form)"))
     for index, (member_id, title_id) in enumerate(zip(member_ids, title_ids, strict=True)):
         if member_id and member_id not in members:
             errors.append(
@@ -117,6 +124,7 @@ def store_batch(
                 "unit_price": price,
                 "purchased_at": r["purchased_at"],
                 "channel": r["channel"],
+                "key_code": r["key_code"],
             }
         )
     inserted = purchases_db.insert_purchase_rows(connection, new_rows)

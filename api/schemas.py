@@ -252,6 +252,9 @@ class PurchaseLineCreate(BaseModel):
     unit_price: float | str | None = Field(None, description="default: the title's list price")
     channel: str | None = Field(None, description="one of " + ", ".join(CHANNELS) + "; default web")
     order_id: str | None = Field(None, description="default: line_id up to its last '-'")
+    key_code: str | None = Field(
+        None, max_length=32, description="the key code on the order form (a campaign's); unknown codes are rejected"
+    )
 
 
 class PurchaseBatchCreate(BaseModel):

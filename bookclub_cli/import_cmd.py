@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 from bookclub_cli.common import cli_errors, console, err_console, load_settings, open_engine, progress
 from recsys.errors import ImportRejectedError
 from recsys.importing import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
+from recsys.importing.hillstrom import import_hillstrom
 from recsys.importing.online_retail import import_online_retail
 from recsys.importing.shakespeare import import_shakespeare_and_co
 from recsys.settings import Settings
@@ -52,6 +53,9 @@ def print_summaries(summaries: list[ImportSummary]) -> None:
     for s in summaries:
         for reason, count in s.skipped_reasons.items():
             console.print(f"  {s.kind}: skipped {count:,}: {reason}")
+        if s.cleared:
+            console.print(f"  {s.kind}: {s.cleared:,} row(s) landed without a bad optional field "
+                          "(an unknown key code: the line is unattributed)")
         if s.rejects_path:
             console.print(f"  {s.kind}: {s.rejected:,} rejected row(s) with reasons in {s.rejects_path}")
         for error in s.errors:
@@ -130,8 +134,37 @@ def shakespeare_and_co(
              connection, directory, settings.shared_data_dir / "clc", options, progress=advance))
 
 
+@cli_errors
+def hillstrom(
+    path: Path | None = typer.Argument(
+        None, help="hillstrom.csv[.gz] (default: SHARED_DATA_DIR/hillstrom/hillstrom.csv.gz)"
+    ),
+    skip_invalid: bool = SKIP,
+    rejects: Path | None = REJECTS,
+) -> None:
+    """Import the Hillstrom e-mail test: members, history, the campaign `hillstrom` with its
+    three arms and contacts, and the orders of the two-week window."""
+    settings = load_settings()
+    path = path or settings.shared_data_dir / "hillstrom" / "hillstrom.csv.gz"
+    options = _options(settings, path, skip_invalid, rejects)
+    outcome: list[str] = []
+
+    def work(connection: Connection, advance: Callable[[int], None]) -> list[ImportSummary]:
+        result = import_hillstrom(connection, path, options, settings.campaign, progress=advance)
+        arms = ", ".join(f"{name} {n:,}" for name, n in result.arms.items())
+        outcome.append(f"campaign hillstrom: {arms}; {result.contacts_written:,} contact(s) written")
+        return result.summaries
+
+    _run(settings, "importing Hillstrom", work)
+    for line in outcome:
+        console.print(line)
+    console.print("next: bookclub campaigns matchback --campaign hillstrom && "
+                  "bookclub campaigns report --campaign hillstrom")
+
+
 for _kind in KINDS:
     import_app.command(_kind)(_generic(_kind))
+import_app.command("hillstrom")(hillstrom)
 import_app.command("online-retail")(online_retail)
 import_app.command("shakespeare-and-co")(shakespeare_and_co)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bookclub_cli import (
+    campaign_cmd,
     catalog_cmd,
     db_cmd,
     demo_cmd,
@@ -22,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (db_cmd, import_cmd, demo_cmd, train_cmd, serve_cmd, catalog_cmd, quarter_cmd):
+for module in (db_cmd, import_cmd, demo_cmd, train_cmd, serve_cmd, catalog_cmd, campaign_cmd, quarter_cmd):
     module.register(app)
 
 if __name__ == "__main__":

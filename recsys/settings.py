@@ -165,6 +165,56 @@ class CatalogSettings(BaseModel):
     order_address: str = "书友会 · 邮政信箱 1234 · 上海 200000"
 
 
+class PieceCosts(BaseModel):
+    """What one piece of an edition kind costs (the club's currency)."""
+
+    print: float = Field(0.0, ge=0)
+    paper: float = Field(0.0, ge=0)
+    postage: float = Field(0.0, ge=0)
+    other: float = Field(0.0, ge=0)
+
+    @property
+    def total(self) -> float:
+        return self.print + self.paper + self.postage + self.other
+
+
+class CampaignSettings(BaseModel):
+    holdout_share: float = Field(
+        0.05, gt=0, lt=1, description="share of each segment × value tier held out at random"
+    )
+    holdout_shares: dict[str, float] = Field(
+        default_factory=dict,
+        description="overrides per 'SEGMENT/TIER' ('*' for any), e.g. {'*/core': 0.03, '2/*': 0.1}; "
+        "the most specific rule wins",
+    )
+    universal_holdout_share: float = Field(
+        0.005, ge=0, lt=1, description="members held out of every campaign (same members every quarter)"
+    )
+    universal_holdout_seed: int = Field(20_261, description="keys the universal holdout: keep it fixed")
+    response_days: int = Field(90, ge=1, description="orders this many days after the in-home date respond")
+    late_days: int = Field(30, ge=0, description="the late window after the response window (matchback only)")
+    in_home_days: int = Field(
+        0, ge=0, description="days from writing the contacts to the planned in-home date (at or after the quarter's start)"
+    )
+    margin_rate: float = Field(
+        0.35, ge=0, le=1, description="gross margin as a share of revenue (titles carry no cost of goods)"
+    )
+    suppress_tiers: list[str] = Field(
+        default_factory=list, description="value tiers not mailed (suppressed with the reason), e.g. ['lapsed']"
+    )
+    catalog: PieceCosts = PieceCosts(print=1.10, paper=0.55, postage=0.80, other=0.05)
+    postcard: PieceCosts = PieceCosts(print=0.06, paper=0.03, postage=0.35, other=0.01)
+    email: PieceCosts = PieceCosts(other=0.002)
+    web: PieceCosts = PieceCosts()
+    resamples: int = Field(2000, ge=0, description="bootstrap resamples per arm in the report (0 = Welch)")
+    confidence: float = Field(0.95, gt=0, lt=1)
+    report_seed: int = Field(11, description="bootstrap seed of the report (same seed, same intervals)")
+
+    def costs(self, kind: str) -> PieceCosts:
+        costs: PieceCosts = getattr(self, kind)
+        return costs
+
+
 class ConsoleSettings(BaseModel):
     secret: str = Field(
         "",
@@ -192,6 +242,7 @@ class Settings(BaseSettings):
     segments: SegmentSettings = SegmentSettings()
     catalog: CatalogSettings = CatalogSettings()
     console: ConsoleSettings = ConsoleSettings()
+    campaign: CampaignSettings = CampaignSettings()
 
     @property
     def db_url(self) -> str:

@@ -50,6 +50,13 @@ class _ErrorLog:
         if len(self.summary.errors) < self.keep:
             self.summary.errors.extend(errors[: self.keep - len(self.summary.errors)])
 
+    def clear(self, line: int, errors: list[RowError], values: dict[str, str]) -> None:
+        """A row that lands with a bad optional field cleared: in the rejects file all the same."""
+        self.summary.cleared += 1
+        self.rejects.write(line, errors, values)
+        if len(self.summary.errors) < self.keep:
+            self.summary.errors.extend(errors[: self.keep - len(self.summary.errors)])
+
 
 def _stage_rows(
     kind: ImportKind, source: RowSource, summary: ImportSummary, log: _ErrorLog,
@@ -114,9 +121,11 @@ def _duplicate_check(kind: ImportKind) -> Check:
 
 
 def _run_check(
-    connection: Connection, check: Check, stage: Any, child: Any, source: RowSource, log: _ErrorLog
+    connection: Connection, check: Check, stage: Any, child: Any, source: RowSource, log: _ErrorLog,
+    skip_invalid: bool = False,
 ) -> None:
     table = child if check.on_child else stage
+    clearing = check.clear is not None and skip_invalid and not check.on_child
     condition = check.condition(stage, child)
     value = check.value(table)
     values = value if isinstance(value, tuple) else (value,)
@@ -136,10 +145,16 @@ def _run_check(
         if line in seen or line in log.flagged:  # one reason per line is enough to reject it
             continue
         seen.add(line)
-        log.flagged.add(line)
         staged = {c: "" if v is None else str(v) for c, v in zip(source_columns, row[1 + n :], strict=True)}
+        if clearing:
+            log.clear(line, [RowError(source.name, line, check.field, f"{reason}; landed without it")], staged)
+            continue
+        log.flagged.add(line)
         log.add(line, [RowError(source.name, line, check.field, reason)], staged)
     if not seen:
+        return
+    if clearing:
+        connection.execute(stage.update().where(condition).values({check.clear: None}))
         return
     if check.on_child:
         flagged = exists(select(literal(1)).select_from(child).where(and_(child.c._line == stage.c._line, condition)))
@@ -188,10 +203,10 @@ def import_rows(
         if kind.prepare is not None:
             kind.prepare(connection, stage, child)
         for check in (_duplicate_check(kind), *kind.checks):
-            _run_check(connection, check, stage, child, source, log)
+            _run_check(connection, check, stage, child, source, log, options.skip_invalid)
         summary.errors.sort(key=lambda e: e.line)
         summary.rejected = log.bad_lines
-        summary.rejects_path = options.rejects_path if log.bad_lines else None
+        summary.rejects_path = options.rejects_path if log.bad_lines or summary.cleared else None
         if log.bad_lines and not options.skip_invalid:
             first = "; ".join(str(e) for e in summary.errors[:3])
             where = f" (all in {options.rejects_path})" if options.rejects_path else ""

@@ -31,6 +31,7 @@ class ImportSummary:
     already_present: int = 0
     rejected: int = 0
     skipped: int = 0
+    cleared: int = 0  # rows landed with a bad optional field cleared (in the rejects file with why)
     skipped_reasons: dict[str, int] = field(default_factory=dict)
     errors: list[RowError] = field(default_factory=list)  # the first few, for display
     rejects_path: Path | None = None
@@ -54,6 +55,7 @@ class ImportSummary:
             "already_present": self.already_present,
             "rejected": self.rejected,
             "skipped": self.skipped,
+            "cleared": self.cleared,
             "skipped_reasons": dict(self.skipped_reasons),
             "landed": self.landed,
             "rejects_path": str(self.rejects_path) if self.rejects_path else None,

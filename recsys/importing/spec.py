@@ -68,6 +68,9 @@ class Check:
     value: Callable[[Table], Any]
     reason: Callable[[Any], str]
     on_child: bool = False  # the condition is on the child staging table
+    # With --skip-invalid, clear this optional column and land the row (the rejects file
+    # still says why) instead of leaving the row out.
+    clear: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     func,
     select,
 )
@@ -23,6 +24,7 @@ from sqlalchemy import (
 from recsys.importing import fields as f
 from recsys.importing.source import Row
 from recsys.importing.spec import CURRENT_YEAR, Check, Fields, ImportKind, RowTuple, known
+from recsys.storage.campaigns import key_code_known
 from recsys.storage.schema import CHANNELS, Member, Purchase, Title, table_of
 
 # --- members -------------------------------------------------------------------------------
@@ -106,6 +108,7 @@ def _parse_purchase(values: Row) -> RowTuple:
         price = (values.get("unit_price") or "").strip()
         channel = (values.get("channel") or "").strip() or "web"
         order_id = (values.get("order_id") or "").strip()
+        key_code = (values.get("key_code") or "").strip()
         if (
             0 < len(line_id) <= 96
             and 0 < len(member_id) <= 64
@@ -115,6 +118,7 @@ def _parse_purchase(values: Row) -> RowTuple:
             and (not price or _PRICE.match(price))
             and channel in _CHANNELS
             and len(order_id) <= 64
+            and len(key_code) <= 32
             and "__extra__" not in values
         ):
             purchased_at = dt.datetime.fromisoformat(values["purchased_at"].strip())
@@ -128,6 +132,7 @@ def _parse_purchase(values: Row) -> RowTuple:
                     quantity,
                     Decimal(price) if price else None,
                     channel,
+                    key_code or None,
                 )
     except (KeyError, ValueError, AttributeError, TypeError):  # e.g. a short row's None
         pass
@@ -157,6 +162,7 @@ def _parse_purchase_thoroughly(values: Row) -> RowTuple:
             quantity,
             p(f.money, "unit_price"),
             p(f.channel, default="web"),
+            p(f.text, "key_code", max_len=32),
         )
     )
 
@@ -173,6 +179,7 @@ def _land_purchases(connection: Any, stage: Table, _child: Table | None, fresh: 
             func.coalesce(stage.c.unit_price, titles.c.price, 0),
             stage.c.purchased_at,
             stage.c.channel,
+            stage.c.key_code,
         )
         .select_from(
             stage.join(members, members.c.member_id == stage.c.member_id).join(
@@ -193,6 +200,7 @@ def _land_purchases(connection: Any, stage: Table, _child: Table | None, fresh: 
                 "unit_price",
                 "purchased_at",
                 "channel",
+                "key_code",
             ],
             select_rows,
         )
@@ -203,7 +211,7 @@ def _land_purchases(connection: Any, stage: Table, _child: Table | None, fresh: 
 PURCHASES = ImportKind(
     name="purchases",
     required=("line_id", "member_id", "title_id", "purchased_at", "quantity"),
-    optional=("unit_price", "channel", "order_id"),
+    optional=("unit_price", "channel", "order_id", "key_code"),
     key="line_id",
     stage_columns=[
         Column("line_id", String(96)),
@@ -214,6 +222,7 @@ PURCHASES = ImportKind(
         Column("quantity", Integer),
         Column("unit_price", Numeric(12, 2)),
         Column("channel", String(8)),
+        Column("key_code", String(32)),
     ],
     parse=_parse_purchase,
     present=lambda s: known(table_of(Purchase), table_of(Purchase).c.line_id, s.c.line_id),
@@ -231,6 +240,13 @@ PURCHASES = ImportKind(
             lambda s, _c: ~known(table_of(Title), table_of(Title).c.title_id, s.c.title_id),
             lambda s: s.c.title_id,
             lambda v: f"unknown title '{v}' (import the title first)",
+        ),
+        Check(
+            "key_code",
+            lambda s, _c: and_(s.c.key_code.is_not(None), ~key_code_known(s.c.key_code)),
+            lambda s: s.c.key_code,
+            lambda v: f"unknown key code '{v}' (on no campaign's order form)",
+            clear="key_code",
         ),
     ],
 )

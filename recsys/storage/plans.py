@@ -51,3 +51,12 @@ def plans_of_quarter(connection: Connection, quarter: str) -> list[dict[str, Any
         .order_by(CatalogPlanRecord.segment)
     )
     return [dict(row._mapping) for row in connection.execute(stmt)]
+
+
+def plan_lineage(connection: Connection, quarter: str) -> dict[int, tuple[int, str, str]]:
+    """segment → (plan id, model version, settings hash) of ``quarter``'s stored plans."""
+    stmt = select(
+        CatalogPlanRecord.segment, CatalogPlanRecord.id, CatalogPlanRecord.model_version,
+        CatalogPlanRecord.settings_hash,
+    ).where(CatalogPlanRecord.quarter == quarter)
+    return {int(s): (int(i), str(v), str(h)) for s, i, v, h in connection.execute(stmt)}

@@ -33,6 +33,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 CHANNELS: tuple[str, ...] = ("mail", "phone", "sms", "email", "web", "shop")
 MEMBER_STATUSES: tuple[str, ...] = ("active", "lapsed", "closed")
+EDITION_KINDS: tuple[str, ...] = ("catalog", "postcard", "email", "web")
+CONTACT_ARMS: tuple[str, ...] = ("mailed", "holdout", "suppressed", "web")
+MATCH_KINDS: tuple[str, ...] = ("direct", "inferred", "unattributed")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -148,6 +151,8 @@ class Purchase(Base):
     unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     purchased_at: Mapped[dt.datetime] = mapped_column(DateTime)
     channel: Mapped[str] = mapped_column(String(8))
+    # the key code on the order form (a campaign treatment's), for direct matchback
+    key_code: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class MemberCategory(Base):
@@ -236,6 +241,130 @@ class ApiKey(Base):
     label: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class Campaign(Base):
+    """A mailing: a quarter's catalogs (named after the quarter) or an imported test (``hillstrom``).
+
+    ``seed`` keys the holdout hash of (member id, campaign); the shares are what the
+    assignment used (the universal holdout persists across campaigns).
+    """
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    quarter: Mapped[str | None] = mapped_column(String(8))
+    in_home_date: Mapped[dt.date] = mapped_column(Date)
+    response_days: Mapped[int] = mapped_column(Integer)
+    late_days: Mapped[int] = mapped_column(Integer, default=0)
+    holdout_share: Mapped[float] = mapped_column(Float)
+    universal_holdout_share: Mapped[float] = mapped_column(Float, default=0.0)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class CampaignEdition(Base):
+    """What a campaign sends to one segment in one kind, with its costs per piece and lineage."""
+
+    __tablename__ = "campaign_editions"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "code", name="campaign_code"),
+        CheckConstraint(_in("kind", EDITION_KINDS), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(8))
+    segment: Mapped[int | None] = mapped_column(SmallInteger)
+    in_home_date: Mapped[dt.date] = mapped_column(Date)
+    print_cost: Mapped[Decimal] = mapped_column(Numeric(10, 4), default=0)
+    paper_cost: Mapped[Decimal] = mapped_column(Numeric(10, 4), default=0)
+    postage_cost: Mapped[Decimal] = mapped_column(Numeric(10, 4), default=0)
+    other_cost: Mapped[Decimal] = mapped_column(Numeric(10, 4), default=0)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    plan_id: Mapped[int | None] = mapped_column(Integer)  # catalog_plans.id when written (plans are replaced)
+    plan_hash: Mapped[str | None] = mapped_column(String(64))  # the plan's settings_hash
+    file: Mapped[str | None] = mapped_column(Text)  # the shared print file, under the catalogs folder
+
+
+class CampaignTreatment(Base):
+    """An arm of a campaign: an edition and the key code printed on its order form.
+
+    A holdout arm of its own (Hillstrom's ``No E-Mail``) has no edition and no key code;
+    treated arms name it as ``control_id``. Without a ``control_id`` a treatment is
+    compared with its own holdout contacts. ``share`` is the arm's intended share of
+    the members randomised (for the sample-ratio check), when the arms come from outside.
+    """
+
+    __tablename__ = "campaign_treatments"
+    __table_args__ = (UniqueConstraint("campaign_id", "name", name="campaign_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"))
+    edition_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("campaign_editions.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    key_code: Mapped[str | None] = mapped_column(String(32), unique=True)
+    control_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("campaign_treatments.id"))
+    share: Mapped[float | None] = mapped_column(Float)
+
+
+class CampaignContact(Base):
+    """One member × treatment × arm: mailed, held out on purpose, suppressed (with a reason),
+    or a web edition fetched on demand; with the planned in-home date, the cost and the
+    lineage (model version → plan → print file) that produced it."""
+
+    __tablename__ = "campaign_contacts"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "member_key", "treatment_id", "arm", name="member_arm"),
+        CheckConstraint(_in("arm", CONTACT_ARMS), name="arm"),
+        Index("ix_campaign_contacts_member_key_campaign_id", "member_key", "campaign_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"))
+    member_key: Mapped[int] = mapped_column(Integer, ForeignKey("members.id"))
+    treatment_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaign_treatments.id"))
+    edition_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("campaign_editions.id"))
+    arm: Mapped[str] = mapped_column(String(10))
+    reason: Mapped[str | None] = mapped_column(Text)
+    segment: Mapped[int | None] = mapped_column(SmallInteger)
+    tier: Mapped[str | None] = mapped_column(String(16))
+    holdout_share: Mapped[float | None] = mapped_column(Float)  # P(held out) the member had
+    in_home_date: Mapped[dt.date | None] = mapped_column(Date)
+    cost: Mapped[Decimal] = mapped_column(Numeric(10, 4), default=0)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    plan_id: Mapped[int | None] = mapped_column(Integer)
+    file: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class CampaignMatch(Base):
+    """An order line of a campaign's window, classified: ``direct`` (its key code),
+    ``inferred`` (the member was contacted and ordered within the response window after
+    the in-home date; one row per candidate contact) or ``unattributed`` (no contact).
+    The three credit rules are stored side by side."""
+
+    __tablename__ = "campaign_matches"
+    __table_args__ = (
+        CheckConstraint(_in("match", MATCH_KINDS), name="match"),
+        Index("ix_campaign_matches_campaign_id_purchase_id", "campaign_id", "purchase_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"))
+    purchase_id: Mapped[int] = mapped_column(BigIntKey, ForeignKey("purchases.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(BigIntKey, ForeignKey("campaign_contacts.id"))
+    treatment_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("campaign_treatments.id"))
+    match: Mapped[str] = mapped_column(String(12))
+    days_after: Mapped[int | None] = mapped_column(Integer)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    credit_last: Mapped[float] = mapped_column(Float, default=0.0)
+    credit_fractional: Mapped[float] = mapped_column(Float, default=0.0)
+    credit_all: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 def table_of(model: type[Base]) -> Table:

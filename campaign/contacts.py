@@ -1,0 +1,266 @@
+"""A quarter's campaign and its contacts, written before anything is rendered.
+
+The campaign of a quarter is named after it (``2026Q4``). It has one edition per
+segment (kind ``catalog``: the segment's catalog, personalised per member), one
+treatment per edition with the **key code** printed on the order form and in the QR
+code (``2026Q4-S1-C``), and one contact row per segmented member:
+
+- ``suppressed`` (with the reason) when the member is closed, has no postal address,
+  or is in a value tier the settings do not mail; suppression comes first and is
+  not randomised;
+- ``holdout`` when the seeded hash puts the member in the random holdout of their
+  segment × tier (:mod:`campaign.holdouts`; ``reason`` says ``universal`` or
+  ``random``): nothing is rendered or sent;
+- ``mailed`` otherwise, with the planned in-home date, the cost per piece, the model
+  version and plan that produced the edition, and the print file the member's piece
+  is in — their own member edition, or the segment catalog when the quarter
+  personalises only some members (``personal``).
+
+Everything is written in the caller's one transaction, in bulk. Re-running writes
+contacts only for members who have none in the campaign yet (members segmented
+since); the arms of the others, and everything else written, stay as they were.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection
+
+from campaign.holdouts import Assignment, HoldoutRule, assign_holdouts, campaign_seed
+from recsys.errors import BookclubError
+from recsys.settings import CampaignSettings
+from recsys.storage import campaigns as campaigns_db
+from recsys.storage import plans as plans_db
+from recsys.storage import segments as segments_db
+from recsys.storage.campaigns import Audience, CampaignRecord, EditionRecord, TreatmentRecord
+
+__all__ = [
+    "ContactPlan",
+    "ContactsResult",
+    "PrintFiles",
+    "holdout_rule",
+    "key_code",
+    "open_quarter_campaign",
+    "plan_contacts",
+    "write_quarter_contacts",
+]
+
+PRINT_KINDS = frozenset({"catalog", "postcard"})
+
+
+@dataclass(frozen=True)
+class PrintFiles:
+    """Where the print files of a quarter are, relative to the catalogs folder: the caller
+    (the catalog side) says, so that campaign and renderer name the same files."""
+
+    member: Callable[[str], str]  # member id → their member edition
+    segment: Callable[[int], str]  # segment → the segment catalog
+
+
+def holdout_rule(settings: CampaignSettings) -> HoldoutRule:
+    return HoldoutRule(
+        share=settings.holdout_share,
+        overrides=dict(settings.holdout_shares),
+        universal_share=settings.universal_holdout_share,
+        universal_seed=settings.universal_holdout_seed,
+    )
+
+
+def key_code(campaign: str, segment: int, kind: str) -> str:
+    """``2026Q4-S1-C``: campaign, segment, kind initial; short enough to write on a form."""
+    return f"{campaign}-S{segment}-{kind[:1].upper()}"
+
+
+def default_in_home(quarter_start: dt.date, today: dt.date, settings: CampaignSettings) -> dt.date:
+    """The quarter's first day, or ``in_home_days`` from today when the quarter has begun."""
+    return max(quarter_start, today + dt.timedelta(days=settings.in_home_days))
+
+
+def open_quarter_campaign(
+    connection: Connection,
+    settings: CampaignSettings,
+    quarter: str,
+    quarter_start: dt.date,
+    *,
+    in_home: dt.date | None = None,
+    files: PrintFiles | None = None,
+    kind: str = "catalog",
+) -> tuple[CampaignRecord, dict[int, tuple[EditionRecord, TreatmentRecord]]]:
+    """The quarter's campaign, one edition and treatment per segment: the stored ones, or new.
+
+    Needs the quarter's segments and catalog plans (their model version and plan are
+    the editions' lineage).
+    """
+    segments = segments_db.segments_of_quarter(connection, quarter)
+    if not segments:
+        raise BookclubError(f"no segments for {quarter}: run `bookclub segment --quarter {quarter}` first")
+    lineage = plans_db.plan_lineage(connection, quarter)
+    if missing := [s["segment"] for s in segments if s["segment"] not in lineage]:
+        raise BookclubError(
+            f"no catalog plan for segment {missing[0]} of {quarter}: run `bookclub catalogs plan --quarter {quarter}`"
+        )
+    campaign = campaigns_db.campaign_by_name(connection, quarter)
+    if campaign is None:
+        day = in_home or default_in_home(quarter_start, dt.date.today(), settings)
+        campaign = campaigns_db.create_campaign(
+            connection, name=quarter, quarter=quarter, in_home_date=day,
+            response_days=settings.response_days, late_days=settings.late_days,
+            holdout_share=settings.holdout_share, universal_holdout_share=settings.universal_holdout_share,
+            seed=campaign_seed(quarter), description=f"the {quarter} catalogs",
+        )
+    costs = settings.costs(kind)
+    arms: dict[int, tuple[EditionRecord, TreatmentRecord]] = {}
+    for row in segments:
+        segment = int(row["segment"])
+        plan_id, model_version, plan_hash = lineage[segment]
+        edition = campaigns_db.add_edition(
+            connection, campaign.id, code=f"S{segment}-{kind}", name=f"{row['name']} · {kind}",
+            kind=kind, segment=segment, in_home_date=campaign.in_home_date,
+            costs=(costs.print, costs.paper, costs.postage, costs.other),
+            model_version=model_version, plan_id=plan_id, plan_hash=plan_hash,
+            file=files.segment(segment) if files else None,
+        )
+        treatment = campaigns_db.add_treatment(
+            connection, campaign.id, name=f"S{segment} {row['name']}"[:128], edition_id=edition.id,
+            key_code=key_code(quarter, segment, kind),
+        )
+        arms[segment] = (edition, treatment)
+    return campaign, arms
+
+
+@dataclass(frozen=True, eq=False)
+class ContactPlan:
+    """Who gets what, one entry per member of the audience (pure data, nothing written)."""
+
+    audience: Audience
+    arm: list[str]  # mailed / holdout / suppressed
+    reason: list[str | None]
+    assignment: Assignment
+    personal: npt.NDArray[np.bool_]  # mailed with their own member edition
+
+    def counts(self) -> dict[tuple[int, str], int]:
+        """(segment, arm) → members."""
+        return dict(Counter(zip((int(s) for s in self.audience.segment), self.arm, strict=True)))
+
+    def suppressed_reasons(self) -> dict[str, int]:
+        return dict(Counter(r for a, r in zip(self.arm, self.reason, strict=True) if a == "suppressed" and r))
+
+
+def _personal_mask(audience: Audience, mailed: npt.NDArray[np.bool_], personal: int | None) -> npt.NDArray[np.bool_]:
+    """All mailed members, or the ``personal`` best spenders among them, one segment after another."""
+    if personal is None:
+        return mailed.copy()
+    chosen = np.zeros(len(audience), dtype=np.bool_)
+    if personal <= 0:
+        return chosen
+    order = np.lexsort((audience.member_key, -audience.monetary))  # best spend first
+    rank_in_segment: Counter[int] = Counter()
+    ranked: list[tuple[int, int, int]] = []
+    for i in order:
+        if mailed[i]:
+            segment = int(audience.segment[i])
+            ranked.append((rank_in_segment[segment], segment, int(i)))
+            rank_in_segment[segment] += 1
+    for _rank, _segment, i in sorted(ranked)[:personal]:
+        chosen[i] = True
+    return chosen
+
+
+def plan_contacts(
+    audience: Audience,
+    settings: CampaignSettings,
+    seed: int,
+    *,
+    kind: str = "catalog",
+    personal: int | None = None,
+) -> ContactPlan:
+    """Suppress, then hold out at random, then mail the rest (module docstring)."""
+    n = len(audience)
+    suppress_tiers = set(settings.suppress_tiers)
+    reason: list[str | None] = [None] * n
+    for i in range(n):
+        if audience.status[i] == "closed":
+            reason[i] = "member closed"
+        elif kind in PRINT_KINDS and not audience.has_address[i]:
+            reason[i] = "no postal address"
+        elif audience.tier[i] in suppress_tiers:
+            reason[i] = f"tier {audience.tier[i]} is not mailed"
+    assignment = assign_holdouts(
+        audience.member_id, audience.segment, audience.tier, holdout_rule(settings), seed
+    )
+    arm: list[str] = []
+    for i in range(n):
+        if reason[i] is not None:
+            arm.append("suppressed")
+        elif assignment.held[i]:
+            arm.append("holdout")
+            reason[i] = "universal" if assignment.universal[i] else "random"
+        else:
+            arm.append("mailed")
+    mailed = np.fromiter((a == "mailed" for a in arm), dtype=np.bool_, count=n)
+    return ContactPlan(audience, arm, reason, assignment, _personal_mask(audience, mailed, personal))
+
+
+@dataclass(frozen=True)
+class ContactsResult:
+    campaign: CampaignRecord
+    written: int  # contact rows written by this call
+    counts: dict[str, int]  # arm → contacts stored for the campaign, after this call
+    suppressed: dict[str, int]  # reason → suppressed contacts stored
+    plan: ContactPlan
+
+
+def write_quarter_contacts(
+    connection: Connection,
+    settings: CampaignSettings,
+    quarter: str,
+    quarter_start: dt.date,
+    *,
+    files: PrintFiles,
+    in_home: dt.date | None = None,
+    personal: int | None = None,
+    kind: str = "catalog",
+) -> ContactsResult:
+    """Open the quarter's campaign and write a contact for every segmented member without one."""
+    campaign, arms = open_quarter_campaign(
+        connection, settings, quarter, quarter_start, in_home=in_home, files=files, kind=kind
+    )
+    audience = campaigns_db.quarter_audience(connection, quarter)
+    plan = plan_contacts(audience, settings, campaign.seed, kind=kind, personal=personal)
+    done = campaigns_db.contacted_member_keys(connection, campaign.id)
+    todo = ~np.isin(audience.member_key, done)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    def rows() -> object:
+        for i in np.flatnonzero(todo):
+            segment = int(audience.segment[i])
+            edition, treatment = arms[segment]
+            arm = plan.arm[i]
+            mailed = arm == "mailed"
+            file = None
+            if mailed:
+                member_id = audience.member_id[i]
+                file = files.member(member_id) if plan.personal[i] else files.segment(segment)
+            yield (
+                campaign.id, int(audience.member_key[i]), treatment.id, edition.id, arm, plan.reason[i],
+                segment, audience.tier[i],
+                None if arm == "suppressed" else float(plan.assignment.probability[i]),
+                edition.in_home_date, edition.cost_per_piece if mailed else Decimal("0"),
+                edition.model_version, edition.plan_id, file, now,
+            )
+
+    written = campaigns_db.write_contacts(connection, rows())  # type: ignore[arg-type]
+    return ContactsResult(
+        campaign=campaign,
+        written=written,
+        counts=campaigns_db.contact_counts(connection, campaign.id),
+        suppressed=campaigns_db.suppression_reasons(connection, campaign.id),
+        plan=plan,
+    )

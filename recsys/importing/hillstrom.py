@@ -1,0 +1,230 @@
+"""The Hillstrom e-mail campaign as a club's campaign: members, history, arms, contacts, orders.
+
+Kevin Hillstrom's MineThatData file (``../shared/data/hillstrom/``): 64,000 customers
+of a catalog and web retailer, assigned at random to ``Mens E-Mail``, ``Womens
+E-Mail`` and ``No E-Mail`` for a two-week campaign. It becomes:
+
+- a **member** per row, ``HS00001`` … in file order (the file has no ids), with the
+  file's channel (``Phone`` → phone, ``Web`` → web, ``Multichannel`` → none) and area
+  (``zip_code``, spelled as in the file) as the city;
+- **history**: one order line per member before the campaign, dated ``recency``
+  months (of 30.44 days) before the in-home date, worth ``history`` (the past year's
+  spend) of the men's, women's or both lines of merchandise the member bought — one
+  line stands for a year of orders, as the file summarises them;
+- the **campaign** ``hillstrom`` (in home :data:`IN_HOME`, a response window of 14
+  days) with two e-mail editions, three arms keeping the file's names (``No E-Mail``
+  is the holdout both e-mail arms are compared with; each arm's intended share is a
+  third) and a contact per member: ``mailed`` in an e-mail arm, ``holdout`` in
+  ``No E-Mail``;
+- **orders**: one line per converting customer, worth their ``spend``, on a day of
+  the two-week window (``row number mod 14`` days after the in-home date: the file
+  does not say which day). ``visit`` has no counterpart and is not imported.
+
+Everything lands in the caller's transaction; importing the file again adds nothing
+(members, titles and lines are keyed by their ids, contacts by member and campaign).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from recsys.errors import BookclubError
+from recsys.importing.loader import ImportOptions, Progress, import_rows
+from recsys.importing.report import ImportSummary
+from recsys.importing.source import RowSource, SourceRow
+from recsys.importing.specs import MEMBERS, PURCHASES, TITLES
+from recsys.settings import CampaignSettings
+from recsys.storage import campaigns as campaigns_db
+
+CAMPAIGN = "hillstrom"
+IN_HOME = dt.date(2008, 3, 3)
+"""The file gives no date; the challenge was published in March 2008."""
+RESPONSE_DAYS = 14
+COLUMNS = ("recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie",
+           "channel", "segment", "visit", "conversion", "spend")
+HOLDOUT_ARM = "No E-Mail"
+EMAIL_ARMS = {"Mens E-Mail": "HILLSTROM-M", "Womens E-Mail": "HILLSTROM-W"}
+ARMS = (*EMAIL_ARMS, HOLDOUT_ARM)
+_CHANNELS = {"Phone": "phone", "Web": "web", "Multichannel": ""}
+_TITLES = {
+    "HS-MENS": "Men's merchandise",
+    "HS-WOMENS": "Women's merchandise",
+    "HS-BOTH": "Men's and women's merchandise",
+    "HS-ORDER": "Order in the campaign window",
+}
+_MONTH = 30.44
+
+
+def member_id(row_number: int) -> str:
+    return f"HS{row_number:05d}"
+
+
+@dataclass(frozen=True)
+class HillstromRow:
+    number: int  # 1-based, file order
+    line: int
+    values: dict[str, str]
+
+
+def _rows(path: Path) -> Iterator[HillstromRow]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise BookclubError(f"{path}:1: not the Hillstrom file: no column(s) {', '.join(missing)}")
+        for number, values in enumerate(reader, start=1):
+            if values.get("segment") not in ARMS:
+                raise BookclubError(
+                    f"{path}:{reader.line_num}: segment: {values.get('segment')!r} is not one of {', '.join(ARMS)}"
+                )
+            yield HillstromRow(number, reader.line_num, values)
+
+
+def _members(path: Path) -> Iterator[SourceRow]:
+    for row in _rows(path):
+        v = row.values
+        joined = (IN_HOME - dt.timedelta(days=182)).isoformat() if v["newbie"].strip() == "1" else ""
+        yield SourceRow(row.line, {
+            "member_id": member_id(row.number),
+            "name": f"Hillstrom customer {row.number}",
+            "joined_on": joined,
+            "channel": _CHANNELS.get(v["channel"].strip(), ""),
+            "city": v["zip_code"].strip(),
+            "status": "active",
+        })
+
+
+def _titles() -> Iterator[SourceRow]:
+    for number, (title_id, title) in enumerate(_TITLES.items(), start=2):
+        yield SourceRow(number, {"title_id": title_id, "title": title, "language": "en", "in_stock": "true"})
+
+
+def _history_title(values: dict[str, str]) -> str:
+    mens, womens = values["mens"].strip() == "1", values["womens"].strip() == "1"
+    if mens and not womens:
+        return "HS-MENS"
+    if womens and not mens:
+        return "HS-WOMENS"
+    return "HS-BOTH"
+
+
+def _history(path: Path) -> Iterator[SourceRow]:
+    """A line per member for the year before the campaign (module docstring)."""
+    for row in _rows(path):
+        v = row.values
+        mid = member_id(row.number)
+        channel = _CHANNELS.get(v["channel"].strip(), "") or "web"
+        months = int(v["recency"])
+        last = dt.datetime.combine(IN_HOME, dt.time(12)) - dt.timedelta(days=round(months * _MONTH))
+        yield SourceRow(row.line, {
+            "line_id": f"{mid}-H", "order_id": f"{mid}-H", "member_id": mid,
+            "title_id": _history_title(v), "purchased_at": last.isoformat(" "),
+            "quantity": "1", "unit_price": v["history"].strip(), "channel": channel,
+        })
+
+
+def _orders(path: Path, summary: ImportSummary) -> Iterator[SourceRow]:
+    """A line per converting customer, in the window; the others are counted as skipped."""
+    for row in _rows(path):
+        v = row.values
+        if v["conversion"].strip() != "1":
+            summary.skip("did not convert in the two weeks (no order)")
+            continue
+        mid = member_id(row.number)
+        day = dt.datetime.combine(IN_HOME + dt.timedelta(days=row.number % RESPONSE_DAYS), dt.time(15))
+        yield SourceRow(row.line, {
+            "line_id": f"{mid}-C", "order_id": f"{mid}-C", "member_id": mid,
+            "title_id": "HS-ORDER", "purchased_at": day.isoformat(" "),
+            "quantity": "1", "unit_price": v["spend"].strip(), "channel": "web",
+        })
+
+
+@dataclass(frozen=True)
+class HillstromResult:
+    summaries: list[ImportSummary]
+    campaign_id: int
+    contacts_written: int
+    arms: dict[str, int]  # arm name → members
+
+
+def _campaign(connection: Connection, settings: CampaignSettings) -> tuple[int, dict[str, tuple[int, int | None]]]:
+    """The campaign, its editions and treatments: (campaign id, arm → (treatment id, edition id))."""
+    campaign = campaigns_db.campaign_by_name(connection, CAMPAIGN)
+    if campaign is None:
+        campaign = campaigns_db.create_campaign(
+            connection, name=CAMPAIGN, quarter=None, in_home_date=IN_HOME, response_days=RESPONSE_DAYS,
+            late_days=0, holdout_share=1 / 3, universal_holdout_share=0.0, seed=0,
+            description="Kevin Hillstrom's MineThatData e-mail test (2008): arms assigned at random by the file",
+        )
+    costs = settings.costs("email")
+    control = campaigns_db.add_treatment(
+        connection, campaign.id, name=HOLDOUT_ARM, edition_id=None, key_code=None, share=1 / 3
+    )
+    arms: dict[str, tuple[int, int | None]] = {HOLDOUT_ARM: (control.id, None)}
+    for name, code in EMAIL_ARMS.items():
+        edition = campaigns_db.add_edition(
+            connection, campaign.id, code=name.split()[0].lower() + "-email", name=name, kind="email",
+            segment=None, in_home_date=IN_HOME, costs=(costs.print, costs.paper, costs.postage, costs.other),
+        )
+        treatment = campaigns_db.add_treatment(
+            connection, campaign.id, name=name, edition_id=edition.id, key_code=code,
+            control_id=control.id, share=1 / 3,
+        )
+        arms[name] = (treatment.id, edition.id)
+    return campaign.id, arms
+
+
+def import_hillstrom(
+    connection: Connection,
+    path: Path,
+    options: ImportOptions,
+    settings: CampaignSettings,
+    *,
+    progress: Progress | None = None,
+) -> HillstromResult:
+    """Members, titles, history and campaign orders, then the campaign and its contacts."""
+    if not path.exists():
+        raise BookclubError(f"{path}: no such file")
+    name = str(path)
+    members = import_rows(connection, MEMBERS, RowSource(name, _members(path), MEMBERS.columns), options)
+    titles = import_rows(connection, TITLES, RowSource("hillstrom titles", _titles(), TITLES.columns), options)
+    history = import_rows(
+        connection, PURCHASES, RowSource(name, _history(path), PURCHASES.columns), options,
+        summary=ImportSummary("purchases (history)", name),
+    )
+    summary = ImportSummary("purchases (campaign)", name)
+    orders = import_rows(
+        connection, PURCHASES, RowSource(name, _orders(path, summary), PURCHASES.columns), options,
+        progress=progress, summary=summary,
+    )
+    campaign_id, arms = _campaign(connection, settings)
+    keys = campaigns_db.member_keys(connection, [member_id(r.number) for r in _rows(path)])
+    done = set(campaigns_db.contacted_member_keys(connection, campaign_id).tolist())
+    cost = Decimal(str(settings.costs("email").total))
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    counts: dict[str, int] = dict.fromkeys(ARMS, 0)
+    rows = []
+    for row in _rows(path):
+        arm_name = row.values["segment"]
+        counts[arm_name] += 1
+        key = keys.get(member_id(row.number))
+        if key is None or key in done:  # a member rejected by the import has no contact
+            continue
+        treatment_id, edition_id = arms[arm_name]
+        held = arm_name == HOLDOUT_ARM
+        rows.append((
+            campaign_id, key, treatment_id, edition_id, "holdout" if held else "mailed",
+            "assigned at random by the file", None, None, None, IN_HOME,
+            Decimal("0") if held else cost, None, None, None, now,
+        ))
+    written = campaigns_db.write_contacts(connection, rows)
+    return HillstromResult([members, titles, history, orders], campaign_id, written, counts)
