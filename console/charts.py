@@ -14,6 +14,20 @@ _GRID = "#d0d7de"
 _TEXT = "#333333"
 
 
+def _text_width(text: str, size: int) -> float:
+    """A rough width in pixels: CJK and other wide characters take a full em, the rest about half."""
+    return sum(size if ord(ch) > 0x2E80 else size * 0.58 for ch in text)
+
+
+def fit_label(text: str, width: float, size: int = 12) -> str:
+    """``text`` cut (with an ellipsis) to fit ``width`` pixels: the full label is in the table."""
+    if _text_width(text, size) <= width:
+        return text
+    while text and _text_width(text + "…", size) > width:
+        text = text[:-1]
+    return text + "…"
+
+
 def _fmt(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
 
@@ -22,7 +36,7 @@ def bar_chart(
     series: Sequence[tuple[str, float]], *, title: str, width: int = 420, bar_height: int = 18
 ) -> Markup:
     """Horizontal bars, one per (label, value), longest = largest value."""
-    label_width = 150
+    label_width = 180
     height = max(1, len(series)) * (bar_height + 6) + 10
     top = max((v for _l, v in series), default=0.0) or 1.0
     room = width - label_width - 60
@@ -36,7 +50,7 @@ def bar_chart(
         length = max(0.0, float(value)) / top * room
         parts.append(
             f'<text x="{label_width - 6}" y="{y + bar_height - 5}" text-anchor="end" font-size="12" '
-            f'fill="{_TEXT}">{escape(label[:22])}</text>'
+            f'fill="{_TEXT}">{escape(fit_label(label, label_width - 10))}</text>'
             f'<rect class="mark" data-label="{escape(label)}" data-value="{_fmt(value)}" '
             f'x="{label_width}" y="{y}" width="{length:.1f}" height="{bar_height}" fill="{_INK}"/>'
             f'<text x="{label_width + length + 4:.1f}" y="{y + bar_height - 5}" font-size="11" '
@@ -50,7 +64,7 @@ def line_chart(
     series: Sequence[tuple[str, float]], *, title: str, width: int = 520, height: int = 180
 ) -> Markup:
     """Points joined by a line, x = position in ``series`` (versions, months), y from 0 to the max."""
-    left, right, top_pad, bottom = 48, 12, 12, 36
+    left, right, top_pad, bottom = 48, 30, 12, 36
     plot_w, plot_h = width - left - right, height - top_pad - bottom
     top = max((float(v) for _l, v in series), default=0.0) or 1.0
     n = len(series)
@@ -82,7 +96,7 @@ def line_chart(
         if n <= 12 or i in (0, n - 1):
             parts.append(
                 f'<text x="{x:.1f}" y="{height - 20}" text-anchor="middle" font-size="9" '
-                f'fill="{_TEXT}">{escape(label[-10:])}</text>'
+                f'fill="{_TEXT}">{escape(label if n <= 4 else label[-10:])}</text>'
             )
     parts.append("</svg>")
     return Markup("".join(parts))

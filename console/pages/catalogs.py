@@ -43,6 +43,11 @@ QUARTER = r"^\d{4}Q[1-4]$"
 PROOF_DPI = 60
 
 
+def section_label(code: str, name: str) -> str:
+    """A section as people read it: the plan's names often carry their code already."""
+    return name if name.startswith(code) else f"{code} {name}"
+
+
 def _plans(connection: Connection, quarter: str) -> list[CatalogPlan]:
     return [CatalogPlan.from_json(r["plan_json"]) for r in plans_db.plans_of_quarter(connection, quarter)]
 
@@ -68,7 +73,7 @@ def catalogs_page(
     views = []
     for plan in plans:
         entries = [e for s in plan.sections for e in s.entries]
-        series = [(f"{s.code} {s.name}", float(len(s.entries))) for s in plan.sections]
+        series = [(section_label(s.code, s.name), float(len(s.entries))) for s in plan.sections]
         views.append({
             "plan": plan,
             "titles": len(entries),
@@ -78,6 +83,7 @@ def catalogs_page(
             "approval": approvals.get(f"{quarter}/{plan.segment}"),
             "series": series,
             "chart": bar_chart(series, title=f"segment {plan.segment}"),
+            "labels": [section_label(s.code, s.name) for s in plan.sections],
         })
     return page(request, "catalogs.html", session, quarter=quarter, views=views, editions=len(_editions(request, quarter)))
 

@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from catalog.plan import CatalogPlan
 from console.charts import line_chart
+from console.pages.catalogs import section_label
 from console.pages.home import current_quarter
 from console.web import ConsoleRoute, get_connection, is_fragment, page, require
 from recsys.errors import UnknownTitleError
@@ -70,7 +71,7 @@ def title_page(request: Request, connection: Conn, title_id: str) -> Response:
         plan = CatalogPlan.from_json(row["plan_json"])
         for section in plan.sections:
             if any(e.title_id == title_id for e in section.entries):
-                placements.append((plan.segment, plan.segment_name, section.code, section.name))
+                placements.append((plan.segment, plan.segment_name, section_label(section.code, section.name)))
     return page(
         request, "title.html", session, record=record, series=series, chart=line_chart(series, title="units"),
         similar=similar, placements=placements, quarter=quarter,
