@@ -204,6 +204,7 @@ def import_rows(
             kind.prepare(connection, stage, child)
         for check in (_duplicate_check(kind), *kind.checks):
             _run_check(connection, check, stage, child, source, log, options.skip_invalid)
+        rejects.commit()  # every check has run: the rejects file is complete
         summary.errors.sort(key=lambda e: e.line)
         summary.rejected = log.bad_lines
         summary.rejects_path = options.rejects_path if log.bad_lines or summary.cleared else None

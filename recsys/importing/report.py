@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from recsys.files import AtomicFile
 
 
 @dataclass(frozen=True)
@@ -63,21 +64,25 @@ class ImportSummary:
 
 
 class RejectsWriter:
-    """The rejects file: one line per bad row, its line number, field(s), reason(s) and values."""
+    """The rejects file: one line per bad row, its line number, field(s), reason(s) and values.
+
+    Written under a temporary name (:mod:`recsys.files`) and renamed into place by
+    :meth:`commit` once every check has run, so the file at ``path`` always lists every bad
+    row; an import that fails or is killed before that leaves no rejects file at all.
+    """
 
     def __init__(self, path: Path | None, columns: Sequence[str]) -> None:
         self.path = path
         self.columns = list(columns)
-        self._handle: io.TextIOBase | None = None
+        self._file: AtomicFile | None = None
         self._writer: csv.writer | None = None  # type: ignore[valid-type]
 
     def write(self, line: int, errors: Sequence[RowError], values: dict[str, str]) -> None:
         if self.path is None:
             return
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("w", encoding="utf-8", newline="")
-            self._writer = csv.writer(self._handle)
+            self._file = AtomicFile(self.path, "w", encoding="utf-8", newline="")
+            self._writer = csv.writer(self._file.handle)
             self._writer.writerow(["line", "field", "reason", *self.columns])
         self._writer.writerow(
             [
@@ -88,8 +93,14 @@ class RejectsWriter:
             ]
         )
 
+    def commit(self) -> None:
+        """Every bad row is written: the file appears at ``path``, complete."""
+        if self._file is not None:
+            self._file.commit()
+
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        """Done: a file not committed (the import failed before its checks ended) is removed."""
+        if self._file is not None:
+            self._file.discard()
+            self._file = None
             self._writer = None
