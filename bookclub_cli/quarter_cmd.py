@@ -63,12 +63,18 @@ def quarter(
 
     with engine.begin() as connection:
         key, _info = create_key(connection, "read", label=f"quarter {quarter} demo")
+        staff_key, _staff = create_key(connection, "admin", label=f"console {quarter} demo")
     member_id = outcome.example_member_id
     port = port or settings.api.port
     console.print("4. the API: a read key was created for you (shown once)")
     console.print(
         f'   curl -H "Authorization: Bearer {key}" '
         f'"http://{settings.api.host}:{port}/v1/members/{member_id}/recommendations?limit=5"',
+        soft_wrap=True, highlight=False,
+    )
+    console.print("5. the staff console: an admin key to log in with was created for you (shown once)")
+    console.print(
+        f"   http://{settings.api.host}:{port}/ui/members/{member_id}   key: {staff_key}",
         soft_wrap=True, highlight=False,
     )
     if serve:

@@ -94,17 +94,20 @@ def club_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Club]:
     }
     env.pop("BOOKCLUB_DATABASE_URL", None)
     bookclub = [sys.executable, "-m", "bookclub_cli.main"]
-    subprocess.run(
+    quarter_run = subprocess.run(
         [*bookclub, "quarter", "--members", "300", "--titles", "200", "--years", "2", "--editions", "3", "--no-serve"],
-        env=env, check=True, capture_output=True, cwd=Path(__file__).resolve().parents[2],
+        env=env, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
     )
+    printed = re.search(r"http://127\.0\.0\.1:\d+/ui/members/(\S+)\s+key: (bk_\S+)", quarter_run.stdout)
+    assert printed is not None, quarter_run.stdout  # ./run.sh demo prints the console's address and a key
     subprocess.run([*bookclub, "train", "--promote", "never"], env=env, check=True, capture_output=True)
     settings = Settings(data_dir=data_dir, shared_data_dir=SHARED_DATA)
     registry = ModelRegistry(settings.models_dir)
     candidate = next(i.version for i in registry.list() if i.status == "candidate")
     engine = engine_from_settings(settings)
     with engine.begin() as connection:
-        keys = {s: create_key(connection, s, f"{s} 测试员")[0] for s in ("read", "editions", "admin")}
+        keys = {s: create_key(connection, s, f"{s} 测试员")[0] for s in ("read", "editions")}
+    keys["admin"] = printed.group(2)  # the key `bookclub quarter` printed: an admin one
     engine.dispose()
     quarter = next(p.name for p in (data_dir / "catalogs").iterdir())
     port = _free_port()
@@ -236,7 +239,7 @@ def test_admin_activates_and_rolls_back_a_model_with_a_reason_and_the_api_agrees
     assert _api_models(club_server)["active_version"] == before
     page.goto("/ui/audit")
     audit = page.text_content("#audit") or ""
-    assert "浏览器测试：候选模型上线" in audit and "回滚：测试结束" in audit and "admin 测试员" in audit
+    assert "浏览器测试：候选模型上线" in audit and "回滚：测试结束" in audit and "console 2" in audit
     _only_local(watch, club_server)
     context.close()
 
