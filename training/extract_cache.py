@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Literal
 import numpy as np
 from sqlalchemy import Connection
 
+from recsys.files import atomic_writer, remove_stale_temps
 from recsys.storage.purchase_log import (
     PurchaseArrays,
     PurchaseLog,
@@ -149,8 +149,8 @@ class ExtractCache:
     def _save(self, log: PurchaseLog, source: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT, "source": source, "max_id": log.max_id(), "rows": len(log)}
-        partial = self.path.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
-        with partial.open("wb") as handle:
+        remove_stale_temps(self.directory, FILE_NAME)  # left by a run that was killed
+        with atomic_writer(self.path) as handle:
             np.savez(
                 handle,
                 meta=np.array(json.dumps(meta)),
@@ -160,4 +160,3 @@ class ExtractCache:
                 quantity=log.arrays.quantity,
                 purchased_at=log.arrays.purchased_at,
             )
-        os.replace(partial, self.path)

@@ -36,6 +36,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection
 
 from recsys.errors import ModelNotFoundError
+from recsys.files import atomic_write_text, fsync_dir
 from recsys.model.trained import TrainedModel
 from recsys.serving import prepare_model_from_db
 from training.artifact import ModelCorruptError, read_meta, read_model, verify_artifact
@@ -54,12 +55,9 @@ class ModelInfo:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Temporary name, fsync, rename, folder fsync; a failed write leaves the old file and no
+    temporary one (:mod:`recsys.files`)."""
+    atomic_write_text(path, text)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -277,6 +275,7 @@ class ModelRegistry:
             write(tmp)
             verify_artifact(tmp, version)  # complete and loadable, or raise naming the broken file
             os.replace(tmp, self.versions_dir / version)
+            fsync_dir(self.versions_dir)  # the rename itself survives a power cut
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

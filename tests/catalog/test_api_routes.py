@@ -24,7 +24,7 @@ from recsys.settings import Settings
 from recsys.storage import segments as segments_db
 from recsys.storage.apikeys import create_key
 from tests.catalog.conftest import QUARTER, Club
-from tests.catalog.test_production import fill_disk_under
+from tests.disk import fill_disk_under
 
 pytestmark = pytest.mark.slow  # renders PDFs (a few seconds each)
 

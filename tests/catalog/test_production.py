@@ -4,8 +4,6 @@ reused or served, and the next render works."""
 
 from __future__ import annotations
 
-import builtins
-import errno
 import io
 import json
 import os
@@ -27,6 +25,7 @@ from recsys.files import is_temp
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
 from tests.catalog.conftest import QUARTER, Club
+from tests.disk import fill_disk_under
 
 pytestmark = pytest.mark.slow  # renders PDFs
 
@@ -156,43 +155,6 @@ def test_a_cut_short_edition_is_never_served(club: Club, tmp_path: Path) -> None
     with club.engine.connect() as connection:
         render_segment_catalogs(connection, redesigned, QUARTER, [p for p in club.plans if p.segment == 1])
     assert complete_edition(path) is None
-
-
-class _FillingFile:
-    """A file on a disk that fills after ``room`` bytes: the write past it raises ENOSPC."""
-
-    def __init__(self, handle: Any, room: int) -> None:
-        self._handle, self._room = handle, room
-
-    def write(self, data: Any) -> int:
-        if len(data) > self._room:
-            self._handle.write(data[: self._room])
-            self._room = 0
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        self._room -= len(data)
-        return int(self._handle.write(data))
-
-    def __enter__(self) -> _FillingFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._handle.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._handle, name)
-
-
-def fill_disk_under(folder: Path, monkeypatch: pytest.MonkeyPatch, room: int = 4096) -> None:
-    """Every file opened for writing under ``folder`` (in place or not) runs out of space."""
-    real_open = builtins.open
-
-    def full_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        handle = real_open(file, mode, *args, **kwargs)
-        writing = any(c in mode for c in "wxa") and str(file).startswith(str(folder))
-        return _FillingFile(handle, room) if writing and not str(file).endswith(".lock") else handle
-
-    monkeypatch.setattr(builtins, "open", full_open)
-    monkeypatch.setattr(io, "open", full_open)
 
 
 def test_a_full_disk_mid_write_leaves_nothing_and_says_so(
