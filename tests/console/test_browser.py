@@ -228,9 +228,9 @@ def test_admin_activates_and_rolls_back_a_model_with_a_reason_and_the_api_agrees
     _login(page, club_server.keys["admin"])
     before = _api_models(club_server)["active_version"]
     page.goto("/ui/models")
-    row = page.locator(f'tr[data-version="{club_server.candidate}"]')
-    row.locator(".activate-reason").fill("浏览器测试：候选模型上线")
-    row.locator(".activate-button").click()
+    page.select_option("#activate-version", club_server.candidate)
+    page.fill("#activate-reason", "浏览器测试：候选模型上线")
+    page.click("#activate-button")
     page.wait_for_selector(f'tr[data-version="{club_server.candidate}"][data-status="active"]')
     assert _api_models(club_server)["active_version"] == club_server.candidate
     page.fill("#rollback-reason", "回滚：测试结束")

@@ -178,6 +178,7 @@ def test_read_and_editions_roles_cannot_activate(staff: Staff, registry: ModelRe
         assert response.status_code == 403
     assert registry.active_version() == before
     assert "activate-button" not in staff.get("read", "/ui/models").text
+    assert 'id="activate-button"' in staff.get("admin", "/ui/models").text
 
 
 def test_activate_and_roll_back_with_a_reason_the_api_agrees_and_the_audit_log_says_who(
