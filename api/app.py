@@ -44,8 +44,10 @@ DESCRIPTION = """
 Recommendations for the book club's members, over the trained implicit-ALS model.
 
 **Auth**: send an API key as `Authorization: Bearer <key>` or `X-API-Key: <key>`
-(`bookclub apikeys create --scope read|admin`). Read routes accept read and admin
-keys; admin routes (activate a model, post purchases, personal data) need admin.
+(`bookclub apikeys create --scope read|editions|admin`). Read routes accept any key;
+members' names and addresses (a profile's `personal`, member editions) need an editions
+or admin key, also in open demo mode; admin routes (activate a model, post purchases) need
+admin.
 
 **Errors** are JSON `{error, message, errors}`; `errors` names each bad field
 (and, for a batch, the line index).
