@@ -18,7 +18,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import Connection
 
 from catalog.paths import edition_path
+from console.candidates import candidate
 from console.charts import bar_chart
+from console.models_view import registry_of, versions
 from console.pages.home import current_quarter
 from console.web import ConsoleRoute, NotFound, get_connection, is_fragment, page, require, settings_of
 from recsys import serving
@@ -121,6 +123,7 @@ def member_page(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     rank: Annotated[str | None, Query(max_length=64)] = None,
     before: Annotated[str | None, Query(max_length=64)] = None,
+    candidate: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     session = require(request, connection)
     stock_only = bool(in_stock_only) if f else (True if in_stock_only is None else in_stock_only)
@@ -145,6 +148,7 @@ def member_page(
     declared = members_db.declared_categories(connection, [member.member_id]).get(member.member_id, [])
     recs = recommendations(request, connection, member_id, query)
     ranked = _rank(request, connection, member_id, rank.strip(), query) if rank and rank.strip() else None
+    side = _side_by_side(request, connection, member_id, query, candidate) if session.is_admin else None
     quarter = current_quarter()
     edition = edition_path(settings_of(request), quarter, member_id)
     series = [(f"{c.code} {c.name}", float(c.units)) for c in top]
@@ -152,8 +156,27 @@ def member_page(
         request, "member.html", session, member=member, history=history, summary=summary, top=top,
         declared=declared, recs=recs, filters=filters, lines=lines, more=more, ranked=ranked, rank=rank or "",
         chart=bar_chart(series, title="categories"), series=series, quarter=quarter,
-        edition=edition.exists(),
+        edition=edition.exists(), side=side,
+        versions=[v for v in versions(registry_of(request)) if v.version != (recs.model_version or "")]
+        if session.is_admin else [],
     )
+
+
+def _side_by_side(
+    request: Request, connection: Connection, member_id: str, query: RecommendationQuery, version: str | None
+) -> dict[str, Any] | None:
+    """The candidate ``version``'s titles for the member beside the active model's (same query)."""
+    if not version:
+        return None
+    model, shelf = candidate(request, connection, version)
+    result = serving.recommend(connection, model, member_id, query, shelf=shelf)
+    active = recommendations(request, connection, member_id, query)
+    active_ids = [rec.title_id for rec, _record in active.result.items] if active.result else []
+    candidate_ids = [rec.title_id for rec, _record in result.items]
+    return {
+        "version": model.version, "items": result.items, "active_ids": set(active_ids),
+        "overlap": len(set(active_ids) & set(candidate_ids)), "n": len(candidate_ids),
+    }
 
 
 def require_member(connection: Connection, member_id: str) -> None:

@@ -532,3 +532,25 @@ def test_the_secret_is_generated_once_and_kept_under_the_data_dir(api_settings: 
     configured = api_settings.model_copy(update={"console": api_settings.console.model_copy(update={"secret": "s3"})})
     assert console_secret(configured) == b"s3"
 
+
+
+def test_an_admin_sees_a_candidate_beside_the_active_model_and_the_api_agrees_once_it_is_active(
+    staff: Staff, staff_keys: dict[str, str], registry: ModelRegistry, versions: list[str]
+) -> None:
+    old, new = versions
+    assert 'id="side-by-side"' not in staff.get("read", f"/ui/members/M01?candidate={new}").text
+    page = staff.get("admin", f"/ui/members/M01?candidate={new}").text
+    table = page[page.index('id="candidate-table"') :]
+    candidate_ids = re.findall(r'<tr data-title-id="([^"]+)"', table)
+    active_ids = _recs_ids(page)
+    overlap = re.search(r'id="side-overlap">[^<]*<b>(\d+)</b> / (\d+)', page)
+    assert overlap is not None
+    assert int(overlap.group(1)) == len(set(candidate_ids) & set(active_ids)) and int(overlap.group(2)) == len(candidate_ids)
+    registry.activate(new)
+    staff.client.app.state.holder.refresh()  # type: ignore[attr-defined]
+    api = staff.client.get(
+        "/v1/members/M01/recommendations", headers={"Authorization": f"Bearer {staff_keys['read']}"}
+    ).json()
+    assert api["model_version"] == new
+    assert candidate_ids == [item["title_id"] for item in api["data"]]
+    assert registry.active_version() == new and old != new
