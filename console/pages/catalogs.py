@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import Connection
 
-from catalog.paths import catalog_path, edition_path, quarter_dir
+from catalog.paths import catalog_path, complete_edition, complete_pdf, edition_path, quarter_dir
 from catalog.plan import CatalogPlan
 from console.charts import bar_chart
 from console.pages.home import current_quarter
@@ -202,8 +202,8 @@ async def proof_page(request: Request, connection: Conn, quarter: str, member_id
     if member_id not in _editions(request, quarter):
         raise NotFound()
     pdf = edition_path(settings_of(request), quarter, member_id)
-    if not 1 <= number <= _page_count(pdf):
-        raise NotFound()
+    if complete_edition(pdf) is None or not 1 <= number <= _page_count(pdf):
+        raise NotFound()  # cut short or never finished: no proof of a broken file
     cache = Path(settings_of(request).data_dir) / "console_cache" / "proofs" / quarter
     png = await run_in_threadpool(_png, pdf, number, cache)
     return FileResponse(png, media_type="image/png")
@@ -214,13 +214,17 @@ def proof_pdf(request: Request, connection: Conn, quarter: str, member_id: str) 
     require(request, connection, "editions")
     if member_id not in _editions(request, quarter):
         raise NotFound()
-    return FileResponse(edition_path(settings_of(request), quarter, member_id), media_type="application/pdf")
+    # only a complete edition (size and SHA-256 as recorded), and the very bytes checked
+    pdf = complete_edition(edition_path(settings_of(request), quarter, member_id))
+    if pdf is None:
+        raise NotFound()
+    return Response(pdf.data, media_type="application/pdf")
 
 
 @router.get("/catalogs/{quarter}/segment-{segment}.pdf", include_in_schema=False)
 def segment_pdf(request: Request, connection: Conn, quarter: str, segment: int) -> Response:
     require(request, connection)
-    path = catalog_path(settings_of(request), quarter, segment)
-    if not path.exists():
+    pdf = complete_pdf(catalog_path(settings_of(request), quarter, segment))
+    if pdf is None:
         raise NotFound()
-    return FileResponse(path, media_type="application/pdf")
+    return Response(pdf.data, media_type="application/pdf")

@@ -1,0 +1,39 @@
+"""The console serves a catalog or edition PDF (and its proof images) only when it is
+complete: its size and SHA-256 match the sidecar written after it."""
+
+from __future__ import annotations
+
+from pypdf import PdfWriter
+
+from catalog.paths import catalog_path, edition_path, sidecar_bytes, sidecar_path
+from recsys.files import atomic_write_many
+from recsys.settings import Settings
+from tests.console.conftest import Staff
+
+QUARTER = "2026Q4"
+
+
+def _pdf() -> bytes:
+    import io
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_only_complete_pdfs_are_served(staff: Staff, api_settings: Settings) -> None:
+    pdf = _pdf()
+    edition = edition_path(api_settings, QUARTER, "M01")
+    segment = catalog_path(api_settings, QUARTER, 0)
+    atomic_write_many([(edition, pdf), (sidecar_path(edition), sidecar_bytes(pdf))])
+    atomic_write_many([(segment, pdf), (sidecar_path(segment), sidecar_bytes(pdf))])
+    routes = {edition: f"/ui/catalogs/{QUARTER}/proofs/M01.pdf", segment: f"/ui/catalogs/{QUARTER}/segment-0.pdf"}
+    for route in routes.values():
+        response = staff.get("editions", route)
+        assert response.status_code == 200 and response.content == pdf, route
+    for path, route in routes.items():
+        path.write_bytes(pdf[: len(pdf) // 2])  # cut short by a crash or a full disk
+        assert staff.get("editions", route).status_code == 404, route
+    assert staff.get("editions", f"/ui/catalogs/{QUARTER}/proofs/M01/page/1.png").status_code == 404
