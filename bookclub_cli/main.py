@@ -10,6 +10,7 @@ from bookclub_cli import (
     db_cmd,
     demo_cmd,
     import_cmd,
+    mailing_cmd,
     quarter_cmd,
     serve_cmd,
     train_cmd,
@@ -23,7 +24,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (db_cmd, import_cmd, demo_cmd, train_cmd, serve_cmd, catalog_cmd, campaign_cmd, quarter_cmd):
+for module in (
+    db_cmd, import_cmd, demo_cmd, train_cmd, serve_cmd, catalog_cmd, campaign_cmd, mailing_cmd, quarter_cmd
+):
     module.register(app)
 
 if __name__ == "__main__":

@@ -421,3 +421,76 @@ def read_title_categories(connection: Connection) -> list[tuple[int, str, bool]]
 def read_member_categories(connection: Connection) -> list[tuple[int, str]]:
     """(member_key, category_code) for every declared favourite."""
     return _driver_rows(connection, select(MemberCategory.member_key, MemberCategory.category_code))
+
+
+@dataclass(frozen=True)
+class LineAmounts:
+    """Order lines as (member, time, net amount) arrays: what a lifetime-value model reads."""
+
+    member_key: npt.NDArray[np.int64]
+    purchased_at: npt.NDArray[np.float64]  # epoch seconds, naive UTC
+    amount: npt.NDArray[np.float64]  # quantity × unit price (negative for a return)
+
+    def __len__(self) -> int:
+        return len(self.member_key)
+
+
+def read_line_amounts(
+    connection: Connection, *, end: dt.datetime | None = None, batch_rows: int = 200_000
+) -> LineAmounts:
+    """Every order line before ``end`` (None: all) as member key, time and net amount.
+
+    The same id-range reads as :func:`read_purchase_log` (one text list per column on
+    SQLite, one bytea of binary records on PostgreSQL): no Python object per line.
+    """
+    low, high = purchase_id_bounds(connection)
+    members: list[npt.NDArray[np.int64]] = []
+    times: list[npt.NDArray[np.float64]] = []
+    amounts: list[npt.NDArray[np.float64]] = []
+    raw: Any = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        sql = (
+            "SELECT string_agg(int4send(member_key) || float8send((quantity * unit_price)::float8)"
+            " || timestamp_send(purchased_at), ''::bytea) FROM purchases WHERE id >= %s AND id < %s"
+        )
+        params: list[Any] = []
+        if end is not None:
+            sql += " AND purchased_at + interval '0' < %s"
+            params.append(end)
+        record = np.dtype([("member_key", ">i4"), ("amount", ">f8"), ("purchased_at", ">i8")])
+        with raw.cursor(binary=True) as cursor:
+            for start in range(low, high + 1, batch_rows):
+                cursor.execute(sql, [start, start + batch_rows, *params])
+                (data,) = cursor.fetchone()
+                if data is None:
+                    continue
+                block = np.frombuffer(data, dtype=record)
+                members.append(block["member_key"].astype(np.int64))
+                amounts.append(block["amount"].astype(np.float64))
+                times.append(block["purchased_at"] / 1e6 + _PG_EPOCH_2000)
+    else:
+        window, window_params = _sqlite_window(None, end)
+        sql = (
+            "SELECT group_concat(member_key), group_concat(quantity * unit_price), group_concat(purchased_at)"
+            f" FROM purchases WHERE id >= ? AND id < ?{window}"
+        )
+        cursor = raw.cursor()
+        try:
+            for start in range(low, high + 1, batch_rows):
+                keys, values, stamps = cursor.execute(sql, [start, start + batch_rows, *window_params]).fetchone()
+                if keys is None:
+                    continue
+                at = np.array(stamps.split(","), dtype="datetime64[us]").astype(np.int64) / 1e6
+                key_block = np.fromstring(keys, dtype=np.int64, sep=",")
+                amount_block = np.fromstring(values, dtype=np.float64, sep=",")
+                if not len(key_block) == len(amount_block) == len(at):
+                    raise TrainingError("purchases: a column came back with a missing value")
+                keep = at < to_epoch(end) if end is not None else np.ones(len(at), dtype=bool)
+                members.append(key_block[keep])
+                amounts.append(amount_block[keep])
+                times.append(at[keep])
+        finally:
+            cursor.close()
+    if not members:
+        return LineAmounts(np.zeros(0, np.int64), np.zeros(0, np.float64), np.zeros(0, np.float64))
+    return LineAmounts(np.concatenate(members), np.concatenate(times), np.concatenate(amounts))
