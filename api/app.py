@@ -68,6 +68,32 @@ TAGS: list[dict[str, Any]] = [
 ]
 
 
+def _document_settings(app: FastAPI, settings: Settings) -> None:
+    """Make the OpenAPI document state this server's configured limits (it is the truth):
+    ``limit``'s maximum and default, and the most lines a purchase batch may carry."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        api = settings.api
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for param in operation.get("parameters", []):
+                    if param.get("in") == "query" and param.get("name") == "limit":
+                        for alternative in param["schema"].get("anyOf", [param["schema"]]):
+                            if alternative.get("type") == "integer":
+                                alternative["maximum"] = api.max_limit
+                        param["description"] = (
+                            f"how many titles (default {api.default_limit}, at most {api.max_limit})"
+                        )
+        batch = schema.get("components", {}).get("schemas", {}).get("PurchaseBatchCreate")
+        if batch is not None:
+            batch["properties"]["lines"]["maxItems"] = api.max_batch_lines
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _registry(settings: Settings) -> ModelSource:
     from training.registry import ModelRegistry
 
@@ -126,6 +152,7 @@ def create_app(
     app.add_exception_handler(Refused, refused_handler)
     app.add_middleware(BodyGuard, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
+    _document_settings(app, settings)
     routers = (members, titles, categories, purchases, segments, catalogs, campaigns, models, health)
     for module in routers:
         app.include_router(module.router)

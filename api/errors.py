@@ -171,7 +171,7 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
             headers = {"Retry-After": "5"} if status in (503, 507) else None
             # a full disk's message names the server's folders: the client gets the file's name
             message = exc.public_message if isinstance(exc, DiskFullError) else str(exc)
-            return _json(status, error_body(code, message), headers)
+            return _json(status, error_body(code, message, getattr(exc, "errors", None)), headers)
     return _json(400, error_body("bad_request", str(exc)))
 
 

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Engine
 
-from api.errors import InvalidInputError
 from api.model_holder import ServingModel
 from api.schemas import ScoredTitlePublic, TitlePublic
 from recsys import serving
@@ -30,6 +29,16 @@ SHELF_TTL_SECONDS = 60.0  # how stale a worker's stock and prices may get
 log = logging.getLogger("bookclub.api.titles")
 
 
+class UnknownCategoryFilterError(UnknownCategoryError):
+    """``category=`` names no category: a 404 (like ``/v1/categories/{code}``) naming the field."""
+
+    def __init__(self, code: str | None) -> None:
+        super().__init__(f"unknown category {code!r}: use a code of the category tree (e.g. I247)")
+        self.errors = [
+            {"location": "query", "field": "category", "index": None, "reason": f"unknown category code {code!r}"}
+        ]
+
+
 def recommendations_json(
     engine: Engine,
     model: ServingModel,
@@ -41,24 +50,15 @@ def recommendations_json(
     """(cold_start, the ``RecommendationsPublic`` JSON body) for a member.
 
     Blocking (database and numpy): the route runs it in one threadpool call.
-    UnknownMemberError for an unknown member; an unknown category is a 422.
+    UnknownMemberError for an unknown member, UnknownCategoryError for an unknown category
+    (both 404: a schema-valid request naming something the club does not have).
     """
     state = shelf.current() if shelf is not None else None
     with engine.connect() as connection:
         try:
             result = serving.recommend(connection, model, member_id, query, shelf=state)
         except UnknownCategoryError as exc:
-            raise InvalidInputError(
-                f"unknown category {query.category!r}: use a code of the category tree (e.g. I247)",
-                [
-                    {
-                        "location": "query",
-                        "field": "category",
-                        "index": None,
-                        "reason": f"unknown category code {query.category!r}",
-                    }
-                ],
-            ) from exc
+            raise UnknownCategoryFilterError(query.category) from exc
     return result.cold_start, serving.recommendations_json(result, model.version, state)
 
 

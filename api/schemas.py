@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from recsys.storage.schema import CHANNELS
 
 Channel = Literal["mail", "phone", "sms", "email", "web", "shop"]
 assert set(Channel.__args__) == set(CHANNELS)  # type: ignore[attr-defined]
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    """Stored timestamps are naive UTC: say so (``…Z``), as the schema's ``date-time`` requires."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 
 class ErrorDetail(BaseModel):
@@ -182,8 +190,8 @@ class PurchaseCountsPublic(BaseModel):
     units_bought: int
     units_returned: int
     spent: float
-    first_purchase_at: dt.datetime | None
-    last_purchase_at: dt.datetime | None
+    first_purchase_at: UtcDateTime | None = Field(description="UTC, with its offset")
+    last_purchase_at: UtcDateTime | None = Field(description="UTC, with its offset")
 
 
 class MemberPersonalPublic(BaseModel):
@@ -226,8 +234,8 @@ class MemberProfilePublic(BaseModel):
                         "units_bought": 13,
                         "units_returned": 1,
                         "spent": 412.5,
-                        "first_purchase_at": "2023-04-02T10:11:00",
-                        "last_purchase_at": "2026-03-01T19:40:00",
+                        "first_purchase_at": "2023-04-02T10:11:00Z",
+                        "last_purchase_at": "2026-03-01T19:40:00Z",
                     },
                     "personal": None,
                 }
@@ -239,19 +247,61 @@ class MemberProfilePublic(BaseModel):
 # --- purchases ----------------------------------------------------------------------------
 
 
+# What the purchases row parser accepts, stated in the schema. The parser checks it (not
+# pydantic), so that a bad batch gets every fault of every line at once; the schema says the
+# same thing so that the OpenAPI document is the truth (tests/api/test_openapi_schema.py).
+_NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"  # something besides spaces, no NUL
+_NO_NUL = r"^[^\x00]*$"
+_TIMESTAMP = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+)
+MAX_QUANTITY = 1_000_000
+MAX_PRICE = 9_999_999_999.99  # numeric(12, 2)
+
+
+def _text(max_length: int, pattern: str = _NOT_BLANK) -> dict[str, Any]:
+    return {"maxLength": max_length, "pattern": pattern}
+
+
+Quantity = (
+    Annotated[
+        int,
+        Field(json_schema_extra={"minimum": -MAX_QUANTITY, "maximum": MAX_QUANTITY, "not": {"const": 0}}),
+    ]
+    | Annotated[str, Field(json_schema_extra={"pattern": r"^\s*[+-]?0*[1-9][0-9]{0,5}\s*$"})]
+)
+Price = (
+    Annotated[float, Field(json_schema_extra={"minimum": 0, "maximum": MAX_PRICE})]
+    | Annotated[str, Field(json_schema_extra={"pattern": r"^([0-9]{1,10}(\.[0-9]{1,2})?)?$"})]
+    | None
+)
+
+
 class PurchaseLineCreate(BaseModel):
     """One order line, with the columns of the purchases CSV (same checks, same defaults)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    line_id: str = Field(description="unique per order line; resending it is harmless")
-    member_id: str
-    title_id: str
-    purchased_at: str = Field(description="ISO date or timestamp; aware times are stored as UTC")
-    quantity: int | str = Field(description="non-zero; negative for a return")
-    unit_price: float | str | None = Field(None, description="default: the title's list price")
-    channel: str | None = Field(None, description="one of " + ", ".join(CHANNELS) + "; default web")
-    order_id: str | None = Field(None, description="default: line_id up to its last '-'")
+    line_id: str = Field(
+        description="unique per order line; resending it is harmless", json_schema_extra=_text(96)
+    )
+    member_id: str = Field(description="a member of the club", json_schema_extra=_text(64))
+    title_id: str = Field(description="a title of the club", json_schema_extra=_text(64))
+    purchased_at: str = Field(
+        description="ISO date or timestamp; aware times are stored as UTC",
+        json_schema_extra={"pattern": _TIMESTAMP},
+    )
+    quantity: Quantity = Field(description="non-zero; negative for a return")
+    unit_price: Price = Field(None, description="default: the title's list price")
+    channel: str | None = Field(
+        None,
+        description="one of " + ", ".join(CHANNELS) + "; default web",
+        json_schema_extra={"anyOf": [{"enum": [*CHANNELS, ""], "type": "string"}, {"type": "null"}]},
+    )
+    order_id: str | None = Field(
+        None, description="default: line_id up to its last '-'", json_schema_extra=_text(64, _NO_NUL)
+    )
     key_code: str | None = Field(
         None, max_length=32, description="the key code on the order form (a campaign's); unknown codes are rejected"
     )
