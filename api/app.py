@@ -13,14 +13,14 @@ from functools import partial
 from typing import Any
 
 import anyio
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 from threadpoolctl import threadpool_limits
 
 import console
 from api import errors, metrics
-from api.auth import KeyVerifier
+from api.auth import KeyVerifier, require_read
 from api.body_guard import BodyGuard, Refused, refused_handler
 from api.model_holder import ModelHolder, ModelSource
 from api.recommending import feed_new_titles
@@ -153,8 +153,11 @@ def create_app(
     app.add_middleware(BodyGuard, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
     _document_settings(app, settings)
-    routers = (members, titles, categories, purchases, segments, catalogs, campaigns, models, health)
+    routers = (members, titles, categories, purchases, segments, catalogs, campaigns, models)
     for module in routers:
-        app.include_router(module.router)
+        # a key (any scope; none in open demo) is checked before a route's own dependencies
+        # (a database connection, the model): the route's own key dependency then checks scope
+        app.include_router(module.router, dependencies=[Depends(require_read)])
+    app.include_router(health.router)  # no key: for the orchestrator and the scraper
     app.include_router(console.router)  # the staff console's pages under /ui
     return app
