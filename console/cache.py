@@ -1,10 +1,16 @@
-"""Aggregates computed once and shown with their time: each worker keeps the last value of
-an expensive read (counters, alerts, transition tables) for ``settings.console.aggregate_seconds``
-and every page shows when it was computed."""
+"""Aggregates computed once, off the request path, and shown with their time.
+
+An expensive read (the overview's counters and data alerts, a segment transition table) is
+computed in a background thread on its own connection; a page shows the last value with the
+time it was computed, and "being computed" until the first one is there. A value older than
+``settings.console.aggregate_seconds`` is still shown while its successor is computed. No page
+request waits for a scan of purchases or members.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -12,8 +18,10 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from fastapi import Request
+from sqlalchemy import Connection, Engine
 
 T = TypeVar("T")
+log = logging.getLogger("bookclub.console")
 
 
 @dataclass(frozen=True)
@@ -23,29 +31,50 @@ class Computed(Generic[T]):
 
 
 class Aggregates:
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, engine: Engine, ttl: float) -> None:
+        self.engine = engine
         self.ttl = ttl
         self._values: dict[Hashable, tuple[float, Computed[object]]] = {}
+        self._running: dict[Hashable, threading.Thread] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> Computed[T]:
-        hit = self._values.get(key)
-        if hit is not None and time.monotonic() - hit[0] < self.ttl:
-            return hit[1]  # type: ignore[return-value]
-        found = Computed(compute(), dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0))
+    def get(self, key: Hashable, compute: Callable[[Connection], T]) -> Computed[T] | None:
+        """The last value of ``key`` (None before the first is computed); starts computing a
+        new one in the background when there is none or it is older than the ttl."""
         with self._lock:
-            self._values[key] = (time.monotonic(), found)  # type: ignore[assignment]
-        return found
+            hit = self._values.get(key)
+            stale = hit is None or time.monotonic() - hit[0] >= self.ttl
+            if stale and key not in self._running:
+                thread = threading.Thread(target=self._compute, args=(key, compute), name="console-aggregate", daemon=True)
+                self._running[key] = thread
+                thread.start()
+        return None if hit is None else hit[1]  # type: ignore[return-value]
 
-    def forget(self) -> None:
+    def _compute(self, key: Hashable, compute: Callable[[Connection], object]) -> None:
+        try:
+            with self.engine.connect() as connection:
+                value = compute(connection)
+            found = Computed(value, dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0))
+            with self._lock:
+                self._values[key] = (time.monotonic(), found)
+        except Exception:  # keep the old value; the next page view tries again
+            log.exception("computing the console aggregate %r failed", key)
+        finally:
+            with self._lock:
+                self._running.pop(key, None)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the computations under way (tests, benchmarks)."""
         with self._lock:
-            self._values.clear()
+            running = list(self._running.values())
+        for thread in running:
+            thread.join(timeout)
 
 
 def aggregates_of(request: Request) -> Aggregates:
     found: Aggregates | None = getattr(request.app.state, "console_aggregates", None)
     if found is None:
         found = request.app.state.console_aggregates = Aggregates(
-            request.app.state.settings.console.aggregate_seconds
+            request.app.state.engine, request.app.state.settings.console.aggregate_seconds
         )
     return found

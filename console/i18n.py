@@ -29,6 +29,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "signed_in_as": ("当前用户", "Signed in as"),
     "role": ("角色", "Role"),
     "as_of": ("数据时间", "as of"),
+    "computing": ("正在后台计算，稍后自动显示……", "Being computed in the background; shown here when ready…"),
     "recomputed_every": ("每隔几分钟重新计算", "recomputed every few minutes"),
     "members_active_12m": ("12 个月内活跃会员", "Members active in 12 months"),
     "titles_in_stock": ("有货图书", "Titles in stock"),

@@ -123,26 +123,28 @@ def overview(request: Request, connection: Conn) -> Response:
     trained_until = summary.trained_until if summary else None
     cache = aggregates_of(request)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    start = Quarter.parse(quarter).start
     counters = cache.get(
         ("counters", quarter),
-        lambda: console_reads.club_counters(connection, now, Quarter.parse(quarter).start),
+        lambda c: console_reads.club_counters(c, dt.datetime.now(dt.UTC).replace(tzinfo=None), start),
     )
-    alerts = cache.get(("alerts", trained_until), lambda: console_reads.data_alerts(connection, trained_until))
+    alerts = cache.get(("alerts", trained_until), lambda c: console_reads.data_alerts(c, trained_until))
     rows: list[dict[str, Any]] = []
-    a = alerts.value
-    for key, n, action, link in (
-        ("alert_no_category", a.titles_without_category, "act_no_category", "/ui/titles"),
-        ("alert_never_sold", a.titles_never_sold, "act_never_sold", "/ui/titles"),
-        ("alert_no_purchases", a.members_without_purchases, "act_no_purchases", "/ui/members"),
-        ("alert_rejects", a.imports_with_rejects, "act_rejects", "/ui/data"),
-        ("alert_after_model", a.lines_after_model or 0, "act_after_model", "/ui/models"),
-    ):
-        if n:
-            rows.append({"key": key, "count": n, "action": action, "link": link})
+    if alerts is not None:
+        a = alerts.value
+        for key, n, action, link in (
+            ("alert_no_category", a.titles_without_category, "act_no_category", "/ui/titles"),
+            ("alert_never_sold", a.titles_never_sold, "act_never_sold", "/ui/titles"),
+            ("alert_no_purchases", a.members_without_purchases, "act_no_purchases", "/ui/members"),
+            ("alert_rejects", a.imports_with_rejects, "act_rejects", "/ui/data"),
+            ("alert_after_model", a.lines_after_model or 0, "act_after_model", "/ui/models"),
+        ):
+            if n:
+                rows.append({"key": key, "count": n, "action": action, "link": link})
     holder = getattr(request.app.state, "holder", None)
     serving = holder.model.version if holder is not None and holder.model is not None else None
     return page(
-        request, "overview.html", session, counters=counters, alerts=rows, alerts_at=alerts.at,
+        request, "overview.html", session, counters=counters, alerts=rows, alerts_at=alerts.at if alerts else None,
         model=summary, quarter=quarter, pipeline=_pipeline(request, connection, quarter), serving=serving,
         now=now,
     )

@@ -51,12 +51,13 @@ def segments_page(request: Request, connection: Conn, quarter: QuarterQ = None, 
     if compare is not None:
         before, after = compare, quarter
         computed = aggregates_of(request).get(
-            ("transitions", before, after), lambda: console_reads.segment_transitions(connection, before, after)
+            ("transitions", before, after), lambda c: console_reads.segment_transitions(c, before, after)
         )
         names_after = {r["segment"]: r["name"] for r in rows}
         names_before = {r["segment"]: r["name"] for r in segments_db.segments_of_quarter(connection, before)}
         transitions = {
-            "from": before, "to": after, "at": computed.at, "cells": computed.value,
+            "from": before, "to": after, "at": computed.at if computed else None,
+            "cells": computed.value if computed else None,
             "rows": sorted(names_before.items()), "cols": sorted(names_after.items()),
         }
     series = [(f"{row['segment']} {row['name']}", float(row["size"])) for row in rows]
