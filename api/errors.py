@@ -33,6 +33,7 @@ from recsys.errors import (
 )
 from recsys.storage.apikeys import UnknownApiKeyError
 from training.artifact import ModelCorruptError, ModelFormatError
+from training.registry import RegistryUnreadableError
 
 log = logging.getLogger("bookclub.api.errors")
 
@@ -55,6 +56,7 @@ _STATUS: tuple[tuple[type[BookclubError], int, str], ...] = (
     (ModelCorruptError, 409, "model_damaged"),
     (ModelFormatError, 409, "model_format"),
     (ModelNotFoundError, 404, "not_found"),
+    (RegistryUnreadableError, 503, "model_registry_unreadable"),
     (UnknownApiKeyError, 404, "not_found"),
     (ImportRejectedError, 422, "validation_error"),
     (DatabaseNotReadyError, 503, "database_unavailable"),

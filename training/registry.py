@@ -27,6 +27,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,13 +36,18 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection
 
-from recsys.errors import ModelNotFoundError
+from recsys.errors import BookclubError, ModelNotFoundError
 from recsys.files import atomic_write_text, fsync_dir
 from recsys.model.trained import TrainedModel
 from recsys.serving import prepare_model_from_db
 from training.artifact import ModelCorruptError, read_meta, read_model, verify_artifact
 
 Promote = Literal["auto", "never", "force"]
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a folder name under versions/, no more
+
+
+class RegistryUnreadableError(BookclubError):
+    """registry.json cannot be read: nothing is changed until it is restored or moved away."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,22 @@ class ModelRegistry:
     def _state(self) -> dict[str, Any]:
         if not self.state_file.exists():
             return {"models": {}, "history": []}
-        state: dict[str, Any] = json.loads(self.state_file.read_text(encoding="utf-8"))
+        try:
+            state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RegistryUnreadableError(
+                f"{self.state_file.name} in the models folder is unreadable ({exc}): restore it, "
+                "or move it away to start a new history (the model versions are kept)"
+            ) from None
+        if not (
+            isinstance(state, dict)
+            and isinstance(state.get("models"), dict)
+            and isinstance(state.get("history"), list)
+        ):
+            raise RegistryUnreadableError(
+                f"{self.state_file.name} in the models folder is not a bookclub registry: restore it, "
+                "or move it away to start a new history (the model versions are kept)"
+            )
         return state
 
     def active_version(self) -> str | None:
@@ -143,6 +164,8 @@ class ModelRegistry:
         return infos
 
     def _require(self, version: str) -> Path:
+        if not _VERSION.fullmatch(version) or version in (".", ".."):
+            raise ModelNotFoundError(f"no model version {version!r} (see `bookclub models list`)")
         path = self.versions_dir / version
         if not (path / "meta.json").exists():
             raise ModelNotFoundError(f"no model version {version!r} (see `bookclub models list`)")

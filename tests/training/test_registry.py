@@ -20,7 +20,7 @@ from tests.training.synthetic import Club, make_club
 from training import pipeline
 from training.artifact import META, ModelCorruptError, read_model, write_parts
 from training.pipeline import run_training
-from training.registry import ModelRegistry
+from training.registry import ModelRegistry, RegistryUnreadableError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -321,3 +321,34 @@ def test_cli_models_activate_names_the_broken_file(
     accepted = runner.invoke(app, ["models", "activate", "v3"])
     assert accepted.exit_code == 0, accepted.output
     assert "sha256" in accepted.output and registry.active_version() == "v3"
+
+
+def test_an_unreadable_registry_is_one_clear_error(
+    tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bookclub_cli.main import app
+
+    settings = Settings(data_dir=tmp_path / "var")
+    registry = ModelRegistry(settings.models_dir)
+    _publish(registry, template, "v1", {}, promote="force")
+    _publish(registry, template, "v2", {}, promote="never")
+    registry.state_file.write_bytes(b'{"models": {"v1": ')  # a disk error, a hand edit
+    with pytest.raises(RegistryUnreadableError, match=r"registry\.json .* unreadable"):
+        registry.list()
+    with pytest.raises(RegistryUnreadableError):
+        registry.activate("v2")
+    assert registry.active_version() == "v1"
+    monkeypatch.setenv("BOOKCLUB_DATA_DIR", str(settings.data_dir))
+    for command in (["models", "list"], ["models", "activate", "v2"], ["models", "rollback"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 1 and "registry.json" in result.output, (command, result.output)
+        assert "Traceback" not in result.output and str(tmp_path) not in result.output
+
+
+@pytest.mark.parametrize("version", ["..", ".", "../versions/v1", "v1/../v1", "/etc", ""])
+def test_a_version_is_a_folder_name_and_nothing_else(tmp_path: Path, template: Path, version: str) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    _publish(registry, template, "v1", {}, promote="force")
+    with pytest.raises(ModelNotFoundError):
+        registry.activate(version)
+    assert registry.active_version() == "v1"
