@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -186,6 +186,25 @@ def require_fonts(
         + f": install a font that has it (Debian: {CJK_PACKAGES}) and configure it, or correct the text"
         + (f"; {len(missing) - 1} more character(s) missing" if len(missing) > 1 else "")
     )
+
+
+def require_drawn(fonts: Iterable[object]) -> None:
+    """After WeasyPrint has drawn a document: no character was set as an empty box. Each
+    of its fonts records the characters it had no glyph for (``Font.missing``); any at all
+    is a FontUnavailableError naming the font and the characters."""
+    for font in fonts:
+        missing = getattr(font, "missing", None) or {}
+        if not missing:
+            continue
+        family = str(getattr(font, "family", "?"))
+        chars = ", ".join(
+            f"U+{int(c):04X} {unicodedata.name(chr(int(c)), '(unnamed)')}" for c in sorted(missing)[:5]
+        )
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise FontUnavailableError(
+            f"font {family!r} has no glyph for {chars}{more}: they would print as empty boxes; "
+            f"install a font that has them (Debian: {CJK_PACKAGES}) and configure it, or correct the text"
+        )
 
 
 def _context(text: str, position: int, width: int = 12) -> str:

@@ -21,7 +21,7 @@ from weasyprint.text.fonts import FontConfiguration
 
 from catalog.context import CatalogView
 from catalog.fetcher import STATIC_DIR, AssetFetcher
-from catalog.fonts import FontUse, html_text, require_fonts, stylesheet_text
+from catalog.fonts import FontUse, html_text, require_drawn, require_fonts, stylesheet_text
 from recsys.errors import ConfigurationError
 from recsys.files import atomic_write_bytes
 from recsys.settings import CatalogSettings
@@ -153,9 +153,13 @@ class Renderer:
         return document.render(font_config=self.font_config, cache=self.image_cache)
 
     def write(self, document: Document, target: Path | None = None) -> bytes:
-        """The PDF; also written to ``target`` (atomically: complete or not at all) when given."""
+        """The PDF; also written to ``target`` (atomically: complete or not at all) when given.
+
+        A document that drew any character as an empty box (a glyph its font lacks, whatever
+        font the stylesheet or fontconfig chose) is an error, not a PDF."""
         pdf = document.write_pdf()
         assert isinstance(pdf, bytes)
+        require_drawn(getattr(document, "fonts", {}).values())
         if target is not None:
             atomic_write_bytes(target, pdf)
         return pdf

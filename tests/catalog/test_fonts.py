@@ -18,9 +18,11 @@ from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from bookclub_cli.main import app
+from catalog.fetcher import STATIC_DIR
 from catalog.fonts import FontUse, find_face, font_codepoints, require_fonts
 from catalog.member_edition import member_picks, member_views, render_member_pages
 from catalog.production import render_member_editions, render_segment_catalogs, renderer_for, titles_by_id
+from catalog.render import Renderer
 from recsys.errors import FontUnavailableError
 from recsys.settings import Settings
 from recsys.storage import members as members_db
@@ -67,9 +69,22 @@ def test_only_the_configured_fonts_are_embedded(edition: tuple[Path, Any]) -> No
     rows = _pdffonts(path)
     assert rows and all(r["emb"] == "yes" and r["uni"] == "yes" for r in rows), rows
     families = {r["name"].split("+", 1)[-1] for r in rows}
-    allowed = re.compile(r"^(WenQuanYi-Zen-Hei(-Medium|-Bold)?|Noto-Serif-CJK-SC(-Bold)?)$")
-    assert all(allowed.match(f) for f in families), families  # no fallback face (DejaVu…)
+    allowed = {"WenQuanYi-Zen-Hei-Medium", "WenQuanYi-Zen-Hei-Bold", "Noto-Serif-CJK-SC", "Noto-Serif-CJK-SC-Bold"}
+    chosen = _stylesheet_faces()  # faces the stylesheet asks for by name (a monospace key code)
+    assert all(f in allowed or f.split("-Bold")[0] in chosen for f in families), families  # no fallback
     assert any(f.startswith("WenQuanYi") for f in families) and any(f.startswith("Noto") for f in families)
+
+
+def _stylesheet_faces() -> set[str]:
+    """The faces fontconfig gives for the generic families catalog.css names itself."""
+    css = (STATIC_DIR / "catalog.css").read_text(encoding="utf-8")
+    faces = set()
+    for declared in re.findall(r"font-family:\s*([^;}]+)", css):
+        for family in (f.strip().strip("'\"") for f in declared.split(",")):
+            if family in ("serif", "sans-serif", "monospace"):
+                out = subprocess.run(["fc-match", "-f", "%{family[0]}", family], capture_output=True, text=True)
+                faces.add(out.stdout.strip().replace(" ", "-"))
+    return faces
 
 
 def _to_unicode(font: Any) -> dict[str, set[int]]:
@@ -177,3 +192,17 @@ def test_cli_says_which_font_is_missing_and_exits_1(club: Club, tmp_path: Path, 
     assert "No Such Serif" in result.output and "not installed" in result.output
     assert "Traceback" not in result.output
     assert not list(tmp_path.glob("*.pdf"))
+
+
+def test_a_box_drawn_in_any_font_is_an_error_not_a_pdf(tmp_path: Path) -> None:
+    """The last guard, after layout: whatever font fontconfig or the stylesheet chose, a
+    character drawn as .notdef fails the render before anything is written."""
+    renderer = Renderer.create()
+    html = (
+        "<html><body style=\"font-family: 'WenQuanYi Zen Hei'\"><p>张三</p>"
+        "<p style='font-family: monospace'>KEY \U0010fffd</p></body></html>"
+    )
+    with pytest.raises(FontUnavailableError, match="U\\+10FFFD"):
+        renderer.write(renderer.layout(html), tmp_path / "boxes.pdf")
+    assert list(tmp_path.iterdir()) == []
+    renderer.write(renderer.layout(html.replace("\U0010fffd", "42")), tmp_path / "fine.pdf")
