@@ -17,11 +17,13 @@ from sqlalchemy import Connection
 
 from api.errors import InvalidInputError
 from api.schemas import PurchaseBatchPublic, PurchaseLineCreate
+from recsys.importing.fields import Limits
 from recsys.importing.specs import PURCHASES, RowInvalid
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import members as members_db
 from recsys.storage import purchases as purchases_db
 from recsys.storage import titles as titles_db
+from recsys.text import has_unstorable
 
 _COLUMNS = (
     "line_id",
@@ -45,14 +47,14 @@ def _values(line: PurchaseLineCreate) -> dict[str, str]:
 
 
 def _parse(
-    lines: list[PurchaseLineCreate],
+    lines: list[PurchaseLineCreate], limits: Limits
 ) -> tuple[list[dict[str, Any] | None], list[dict[str, Any]]]:
     rows: list[dict[str, Any] | None] = []
     errors: list[dict[str, Any]] = []
     first_index: dict[str, int] = {}
     for index, line in enumerate(lines):
         try:
-            row: dict[str, Any] | None = dict(zip(_COLUMNS, PURCHASES.parse(_values(line)), strict=True))
+            row: dict[str, Any] | None = dict(zip(_COLUMNS, PURCHASES.parse(_values(line), limits), strict=True))
         except RowInvalid as exc:
             errors.extend(_error(index, e.field, e.reason) for e in exc.errors)
             row = None
@@ -72,20 +74,28 @@ def _parse(
     return rows, errors
 
 
+def _lookup_id(value: str) -> str:
+    value = value.strip()
+    return "" if has_unstorable(value) else value
+
+
 def store_batch(
-    connection: Connection, lines: list[PurchaseLineCreate], max_lines: int
+    connection: Connection, lines: list[PurchaseLineCreate], max_lines: int, limits: Limits | None = None
 ) -> PurchaseBatchPublic:
-    """Validate every line, then insert the new ones in one transaction (committed here)."""
+    """Validate every line, then insert the new ones in one transaction (committed here).
+
+    ``limits`` bounds ``purchased_at`` (default: ``ImportSettings``' bounds around now)."""
     if len(lines) > max_lines:
         raise InvalidInputError(
             f"{len(lines)} lines in one batch; send at most {max_lines} per request",
             [_error(max_lines, "lines", f"more than {max_lines} lines")],
         )
-    rows, errors = _parse(lines)
+    rows, errors = _parse(lines, limits or Limits.of())
     good = [r for r in rows if r is not None]
-    # references are checked on every line, parsed or not, so one answer lists every fault
-    member_ids = [line.member_id.strip() for line in lines]
-    title_ids = [line.title_id.strip() for line in lines]
+    # references are checked on every line, parsed or not, so one answer lists every fault;
+    # an id no database can hold (a NUL) is already a fault of its line and is not looked up
+    member_ids = [_lookup_id(line.member_id) for line in lines]
+    title_ids = [_lookup_id(line.title_id) for line in lines]
     members = members_db.member_keys(connection, [m for m in member_ids if m])
     titles = titles_db.title_keys(connection, [t for t in title_ids if t])
     codes = {r["key_code"] for r in good if r["key_code"]}

@@ -6,6 +6,7 @@ nested groups use ``__`` (``BOOKCLUB_TRAINING__FACTORS=128``).
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class ImportSettings(BaseModel):
     batch_size: int = Field(50_000, ge=100, description="rows per bulk insert")
     max_reported_errors: int = Field(20, ge=1, description="errors printed on a rejected import")
+    # Dates outside these bounds are row errors, in CSV imports and POST /v1/purchases alike.
+    earliest_date: dt.date = Field(
+        dt.date(1900, 1, 1),
+        description="purchased_at and joined_on before it are rejected (Shakespeare and Company starts in 1919)",
+    )
+    future_tolerance_hours: float = Field(
+        24.0, ge=0, description="purchased_at and joined_on may lie this far after now (clocks, time zones)"
+    )
+    earliest_published: dt.date = Field(
+        dt.date(1450, 1, 1), description="published_on before it is rejected (printed books)"
+    )
+    published_ahead_days: int = Field(
+        366, ge=0, description="published_on may lie this far after today (titles announced ahead)"
+    )
 
 
 class TrainingSettings(BaseModel):
@@ -75,6 +90,12 @@ class TrainingSettings(BaseModel):
     )
     extract_cache_verify_rows: int = Field(
         1024, ge=0, description="cached lines compared with the database before the cache is used"
+    )
+    min_order_lines: int = Field(
+        20, ge=1, description="fewer order lines in the training window: no model is made (refused with why)"
+    )
+    min_members: int = Field(
+        3, ge=1, description="fewer members with purchases in the training window: no model is made"
     )
 
 

@@ -8,6 +8,7 @@ from api.deps import AdminKeyDep, ConnectionDep, SettingsDep
 from api.errors import ADMIN_RESPONSES
 from api.purchase_batch import store_batch
 from api.schemas import PurchaseBatchCreate, PurchaseBatchPublic
+from recsys.importing.fields import Limits
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
 
@@ -28,4 +29,4 @@ def create_purchases(
     the batch (422), listing every fault by index, field and reason. Lines whose ``line_id``
     is stored already are counted ``already_present``. A member's new purchases count in
     their next recommendations on every worker, without a retrain."""
-    return store_batch(connection, batch.lines, settings.api.max_batch_lines)
+    return store_batch(connection, batch.lines, settings.api.max_batch_lines, Limits.of(settings.imports))

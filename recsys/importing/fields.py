@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from recsys.settings import ImportSettings
 from recsys.storage.schema import CHANNELS, MEMBER_STATUSES
+from recsys.text import unstorable
 
 
 class FieldError(ValueError):
@@ -13,6 +16,56 @@ class FieldError(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The dates a field may hold, fixed for one import or batch (``now`` is read once).
+
+    ``purchased_at`` and ``joined_on`` lie between ``earliest`` and ``latest`` (now plus a
+    small tolerance); ``published_on`` between ``earliest_published`` and
+    ``latest_published`` (titles may be announced up to ``published_ahead_days`` ahead).
+    """
+
+    now: dt.datetime  # naive UTC, like every stored timestamp
+    earliest: dt.datetime
+    latest: dt.datetime
+    earliest_published: dt.date
+    latest_published: dt.date
+
+    @classmethod
+    def of(cls, settings: ImportSettings | None = None, now: dt.datetime | None = None) -> Limits:
+        settings = settings or ImportSettings()
+        now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return cls(
+            now=now,
+            earliest=dt.datetime.combine(settings.earliest_date, dt.time()),
+            latest=now + dt.timedelta(hours=settings.future_tolerance_hours),
+            earliest_published=settings.earliest_published,
+            latest_published=now.date() + dt.timedelta(days=settings.published_ahead_days),
+        )
+
+    def check_moment(self, field: str, raw: str, value: dt.datetime) -> None:
+        if value < self.earliest:
+            raise FieldError(field, f"'{raw}' is before {self.earliest:%Y-%m-%d} (imports.earliest_date)")
+        if value > self.latest:
+            raise FieldError(
+                field,
+                f"'{raw}' is in the future (after {self.latest:%Y-%m-%d %H:%M} UTC, "
+                "now plus imports.future_tolerance_hours)",
+            )
+
+    def check_published(self, field: str, raw: str, value: dt.date) -> None:
+        if value < self.earliest_published:
+            raise FieldError(
+                field, f"'{raw}' is before {self.earliest_published:%Y-%m-%d} (imports.earliest_published)"
+            )
+        if value > self.latest_published:
+            raise FieldError(
+                field,
+                f"'{raw}' is after {self.latest_published:%Y-%m-%d} "
+                "(titles may be announced up to imports.published_ahead_days ahead)",
+            )
 
 
 def text(values: dict[str, str], field: str, *, required: bool = False, max_len: int = 0) -> str | None:
@@ -23,6 +76,9 @@ def text(values: dict[str, str], field: str, *, required: bool = False, max_len:
         return None
     if max_len and len(raw) > max_len:
         raise FieldError(field, f"longer than {max_len} characters")
+    reason = unstorable(raw)
+    if reason is not None:
+        raise FieldError(field, reason)
     return raw
 
 
@@ -32,27 +88,45 @@ def required_text(values: dict[str, str], field: str, max_len: int = 0) -> str:
     return value
 
 
-def date(values: dict[str, str], field: str) -> dt.date | None:
-    raw = text(values, field)
-    if raw is None:
-        return None
+def _iso_date(field: str, raw: str) -> dt.date:
     try:
         return dt.date.fromisoformat(raw[:10]) if len(raw) > 10 else dt.date.fromisoformat(raw)
     except ValueError:
         raise FieldError(field, f"'{raw}' is not an ISO date (YYYY-MM-DD)") from None
 
 
-def timestamp(values: dict[str, str], field: str) -> dt.datetime:
-    """An ISO date or timestamp; aware timestamps are converted to naive UTC."""
+def date(values: dict[str, str], field: str, limits: Limits) -> dt.date | None:
+    """An ISO date between ``limits.earliest`` and ``limits.latest`` (a join date, say)."""
+    raw = text(values, field)
+    if raw is None:
+        return None
+    value = _iso_date(field, raw)
+    limits.check_moment(field, raw, dt.datetime.combine(value, dt.time()))
+    return value
+
+
+def published(values: dict[str, str], field: str, limits: Limits) -> dt.date | None:
+    """A publication date: older bounds than purchases, and announced titles may lie ahead."""
+    raw = text(values, field)
+    if raw is None:
+        return None
+    value = _iso_date(field, raw)
+    limits.check_published(field, raw, value)
+    return value
+
+
+def timestamp(values: dict[str, str], field: str, limits: Limits) -> dt.datetime:
+    """An ISO date or timestamp within ``limits``; aware timestamps are converted to naive UTC."""
     raw = required_text(values, field)
     try:
         value = dt.datetime.fromisoformat(raw)
-    except ValueError:
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # an offset may push 0001-01-01 or 9999-12-31 out of range
         raise FieldError(
             field, f"'{raw}' is not an ISO date or timestamp (YYYY-MM-DD[ HH:MM[:SS]])"
         ) from None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    limits.check_moment(field, raw, value)
     return value
 
 

@@ -26,9 +26,7 @@ Everything lands in the caller's transaction; importing the file again adds noth
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -39,7 +37,7 @@ from sqlalchemy import Connection
 from recsys.errors import BookclubError
 from recsys.importing.loader import ImportOptions, Progress, import_rows
 from recsys.importing.report import ImportSummary
-from recsys.importing.source import RowSource, SourceRow
+from recsys.importing.source import RowSource, SourceRow, read_csv
 from recsys.importing.specs import MEMBERS, PURCHASES, TITLES
 from recsys.settings import CampaignSettings
 from recsys.storage import campaigns as campaigns_db
@@ -75,18 +73,22 @@ class HillstromRow:
 
 
 def _rows(path: Path) -> Iterator[HillstromRow]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise BookclubError(f"{path}:1: not the Hillstrom file: no column(s) {', '.join(missing)}")
-        for number, values in enumerate(reader, start=1):
-            if values.get("segment") not in ARMS:
-                raise BookclubError(
-                    f"{path}:{reader.line_num}: segment: {values.get('segment')!r} is not one of {', '.join(ARMS)}"
-                )
-            yield HillstromRow(number, reader.line_num, values)
+    source = read_csv(path)
+    missing = [c for c in COLUMNS if c not in source.header]
+    if missing:
+        source.close()
+        raise BookclubError(f"{path}:1: not the Hillstrom file: no column(s) {', '.join(missing)}")
+    for number, row in enumerate(source.rows(), start=1):
+        values = row.values
+        if values.get("segment") not in ARMS:
+            raise BookclubError(
+                f"{path}:{row.line}: segment: {values.get('segment')!r} is not one of {', '.join(ARMS)}"
+            )
+        if len(values) < len(source.header) or "__extra__" in values:
+            raise BookclubError(
+                f"{path}:{row.line}: (row): {len(values)} fields, the header has {len(source.header)}"
+            )
+        yield HillstromRow(number, row.line, values)
 
 
 def _members(path: Path) -> Iterator[SourceRow]:
@@ -123,7 +125,10 @@ def _history(path: Path) -> Iterator[SourceRow]:
         v = row.values
         mid = member_id(row.number)
         channel = _CHANNELS.get(v["channel"].strip(), "") or "web"
-        months = int(v["recency"])
+        raw = v["recency"].strip()
+        months = int(raw) if raw.isdigit() and len(raw) <= 3 else -1
+        if not 0 <= months <= 600:  # the file has 1..12; past 50 years it is not a recency
+            raise BookclubError(f"{path}:{row.line}: recency: {raw!r} is not a number of months (0–600)")
         last = dt.datetime.combine(IN_HOME, dt.time(12)) - dt.timedelta(days=round(months * _MONTH))
         yield SourceRow(row.line, {
             "line_id": f"{mid}-H", "order_id": f"{mid}-H", "member_id": mid,

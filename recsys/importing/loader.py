@@ -10,16 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Index, and_, exists, func, literal, select
 
 from recsys.errors import ImportRejectedError
+from recsys.importing.fields import Limits
 from recsys.importing.report import ImportSummary, RejectsWriter, RowError
 from recsys.importing.source import RowSource
 from recsys.importing.spec import Check, ImportKind, RowInvalid, RowTuple, make_stage
+from recsys.settings import ImportSettings
 from recsys.storage.bulk import bulk_insert
 from recsys.storage.schema import ImportRun, table_of
 
@@ -32,6 +34,17 @@ class ImportOptions:
     rejects_path: Path | None = None
     batch_size: int = 50_000
     max_reported_errors: int = 20
+    # the dates a row may hold (default: ImportSettings' bounds around the moment of the call)
+    limits: Limits = field(default_factory=Limits.of)
+
+    @classmethod
+    def from_settings(cls, settings: ImportSettings, **options: Any) -> ImportOptions:
+        return cls(
+            batch_size=settings.batch_size,
+            max_reported_errors=settings.max_reported_errors,
+            limits=Limits.of(settings),
+            **options,
+        )
 
 
 class _ErrorLog:
@@ -60,14 +73,14 @@ class _ErrorLog:
 
 def _stage_rows(
     kind: ImportKind, source: RowSource, summary: ImportSummary, log: _ErrorLog,
-    progress: Progress | None,
+    progress: Progress | None, limits: Limits,
 ) -> Iterator[RowTuple]:
     for row in source.rows:
         summary.read += 1
         if progress is not None and summary.read % 10_000 == 0:
             progress(10_000)
         try:
-            parsed = kind.parse(row.values)
+            parsed = kind.parse(row.values, limits)
         except RowInvalid as exc:
             errors = [RowError(source.name, row.line, e.field, e.reason) for e in exc.errors]
             log.add(row.line, errors, row.values)
@@ -189,7 +202,7 @@ def import_rows(
         columns = [c.name for c in stage.columns]
         bulk_insert(
             connection, stage.name, columns,
-            _stage_rows(kind, source, summary, log, progress), batch_size=options.batch_size,
+            _stage_rows(kind, source, summary, log, progress, options.limits), batch_size=options.batch_size,
         )
         if connection.dialect.name == "postgresql":
             # hash joins need no index, but the planner needs row counts of a fresh temp table

@@ -7,8 +7,6 @@ product — postage, fees, discounts and manual adjustments).
 
 from __future__ import annotations
 
-import csv
-import gzip
 import statistics
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ from sqlalchemy import Connection
 from recsys.errors import BookclubError
 from recsys.importing.loader import ImportOptions, Progress, import_rows
 from recsys.importing.report import ImportSummary
-from recsys.importing.source import RowSource, SourceRow
+from recsys.importing.source import RowSource, SourceRow, read_csv
 from recsys.importing.specs import MEMBERS, PURCHASES, TITLES
 
 COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
@@ -34,16 +32,12 @@ NOT_PRODUCT = "not a product (postage, fees, discounts, manual adjustments)"
 
 
 def _lines(path: Path) -> Iterator[SourceRow]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise BookclubError(f"{path}:1: not the Online Retail file: no column(s) {', '.join(missing)}")
-        start = 2
-        for values in reader:
-            yield SourceRow(start, values)
-            start = reader.line_num + 1
+    source = read_csv(path)
+    missing = [c for c in COLUMNS if c not in source.header]
+    if missing:
+        source.close()
+        raise BookclubError(f"{path}:1: not the Online Retail file: no column(s) {', '.join(missing)}")
+    yield from source.rows()
 
 
 def _customer(values: dict[str, str]) -> str | None:

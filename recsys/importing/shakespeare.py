@@ -8,17 +8,15 @@ a year-and-month date is read as the first of that month.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection
 
-from recsys.errors import BookclubError
 from recsys.importing.loader import ImportOptions, Progress, import_rows
 from recsys.importing.report import ImportSummary
-from recsys.importing.source import RowSource, SourceRow
+from recsys.importing.source import RowSource, SourceRow, read_csv
 from recsys.importing.specs import CATEGORY_MAPPINGS, MEMBERS, PURCHASES, TITLES
 from recsys.storage.categories import CategoryNode, ancestors, clc_file, load_categories, read_clc
 
@@ -38,14 +36,7 @@ _YEAR = re.compile(r"^(\d{4})")
 
 
 def _rows(path: Path) -> Iterator[SourceRow]:
-    if not path.exists():
-        raise BookclubError(f"{path}: no such file")
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        start = 2
-        for values in reader:
-            yield SourceRow(start, values)
-            start = reader.line_num + 1
+    yield from read_csv(path).rows()
 
 
 def _ensure_categories(connection: Connection, clc_dir: Path) -> None:

@@ -8,7 +8,6 @@ one ``INSERT … SELECT``. The loader (:mod:`.loader`) drives these steps.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +27,6 @@ from recsys.importing import fields as f
 from recsys.importing.source import Row
 
 RowTuple = tuple[Any, ...]
-CURRENT_YEAR = dt.date.today().year
 
 
 class RowInvalid(Exception):
@@ -80,7 +78,7 @@ class ImportKind:
     optional: tuple[str, ...]
     key: str  # unique per file and in the target
     stage_columns: Sequence[Column[Any]]
-    parse: Callable[[Row], RowTuple]
+    parse: Callable[[Row, f.Limits], RowTuple]  # a row's values → its staged tuple, or RowInvalid
     present: Callable[[Table], ColumnElement[bool]]  # the staged row's key is already stored
     # (connection, stage, child, fresh) -> rows inserted; ``fresh`` selects the staged rows to land
     land: Callable[[Any, Table, Table | None, ColumnElement[bool]], int]

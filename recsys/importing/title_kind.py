@@ -38,7 +38,7 @@ TITLE_COLUMNS = (
 )
 
 
-def _parse_title(values: Row) -> RowTuple:
+def _parse_title(values: Row, limits: f.Limits) -> RowTuple:
     p = Fields(values)
     return p.done(
         (
@@ -48,7 +48,7 @@ def _parse_title(values: Row) -> RowTuple:
             p(f.text, "publisher"),
             p(f.text, "language", max_len=16),
             p(f.money, "price"),
-            p(f.date, "published_on"),
+            p(f.published, "published_on", limits),
             p(f.boolean, "in_stock", True),
             p(f.text, "blurb"),
             p(f.text, "cover"),

@@ -23,25 +23,26 @@ from sqlalchemy import (
 
 from recsys.importing import fields as f
 from recsys.importing.source import Row
-from recsys.importing.spec import CURRENT_YEAR, Check, Fields, ImportKind, RowTuple, known
+from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
 from recsys.storage.campaigns import key_code_known
 from recsys.storage.schema import CHANNELS, Member, Purchase, Title, table_of
+from recsys.text import has_unstorable
 
 # --- members -------------------------------------------------------------------------------
 
 
-def _parse_member(values: Row) -> RowTuple:
+def _parse_member(values: Row, limits: f.Limits) -> RowTuple:
     p = Fields(values)
     return p.done(
         (
             p(f.required_text, "member_id", 64),
             p(f.required_text, "name"),
-            p(f.date, "joined_on"),
+            p(f.date, "joined_on", limits),
             p(f.channel),
             p(f.text, "address"),
             p(f.text, "postcode", max_len=32),
             p(f.text, "city"),
-            p(f.integer, "birth_year", lo=1800, hi=CURRENT_YEAR),
+            p(f.integer, "birth_year", lo=1800, hi=limits.now.year),
             p(f.status),
         )
     )
@@ -98,7 +99,7 @@ _PRICE = re.compile(r"^\d{1,10}(\.\d{1,2})?$")
 _CHANNELS = frozenset(CHANNELS)
 
 
-def _parse_purchase(values: Row) -> RowTuple:
+def _parse_purchase(values: Row, limits: f.Limits) -> RowTuple:
     """The fast path for well-formed lines; anything unusual goes to the thorough parser."""
     try:
         line_id = values["line_id"].strip()
@@ -120,9 +121,10 @@ def _parse_purchase(values: Row) -> RowTuple:
             and len(order_id) <= 64
             and len(key_code) <= 32
             and "__extra__" not in values
+            and not has_unstorable(line_id + member_id + title_id + order_id + key_code)
         ):
             purchased_at = dt.datetime.fromisoformat(values["purchased_at"].strip())
-            if purchased_at.tzinfo is None:
+            if purchased_at.tzinfo is None and limits.earliest <= purchased_at <= limits.latest:
                 return (
                     line_id,
                     order_id or _order_of(line_id),
@@ -136,14 +138,14 @@ def _parse_purchase(values: Row) -> RowTuple:
                 )
     except (KeyError, ValueError, AttributeError, TypeError):  # e.g. a short row's None
         pass
-    return _parse_purchase_thoroughly(values)
+    return _parse_purchase_thoroughly(values, limits)
 
 
 def _order_of(line_id: str) -> str:
     return line_id.rpartition("-")[0] or line_id
 
 
-def _parse_purchase_thoroughly(values: Row) -> RowTuple:
+def _parse_purchase_thoroughly(values: Row, limits: f.Limits) -> RowTuple:
     p = Fields(values)
     quantity = p(f.integer, "quantity", lo=-1_000_000, hi=1_000_000)
     if quantity is None and not any(e.field == "quantity" for e in p.errors):
@@ -158,7 +160,7 @@ def _parse_purchase_thoroughly(values: Row) -> RowTuple:
             order_id if order_id is not None else (_order_of(line_id) if line_id else None),
             p(f.required_text, "member_id", 64),
             p(f.required_text, "title_id", 64),
-            p(f.timestamp, "purchased_at"),
+            p(f.timestamp, "purchased_at", limits),
             quantity,
             p(f.money, "unit_price"),
             p(f.channel, default="web"),

@@ -26,7 +26,7 @@ from recsys.storage.schema import Category, CategoryMapping, table_of
 # --- categories ---------------------------------------------------------------------------
 
 
-def _parse_category(values: Row) -> RowTuple:
+def _parse_category(values: Row, _limits: f.Limits) -> RowTuple:
     p = Fields(values)
     return p.done(
         (p(f.required_text, "code", 64), p(f.required_text, "name"), p(f.text, "parent_code", max_len=64), 0)
@@ -145,7 +145,7 @@ CATEGORIES = ImportKind(
 # --- category mappings --------------------------------------------------------------------
 
 
-def _parse_mapping(values: Row) -> RowTuple:
+def _parse_mapping(values: Row, _limits: f.Limits | None = None) -> RowTuple:
     p = Fields(values)
     return p.done(
         (
@@ -181,7 +181,7 @@ CATEGORY_MAPPINGS = ImportKind(
         Column("category_code", String(64)),
         Column("mapping_key", String(320)),
     ],
-    parse=lambda values: (*(r := _parse_mapping(values)), f"{r[0]}\x1f{r[1]}"),
+    parse=lambda values, _limits: (*(r := _parse_mapping(values)), f"{r[0]}\x1f{r[1]}"),
     present=lambda s: exists(
         select(literal(1)).where(
             table_of(CategoryMapping).c.scheme == s.c.scheme,
