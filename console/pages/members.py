@@ -26,6 +26,7 @@ from console.web import ConsoleRoute, NotFound, get_connection, is_fragment, pag
 from recsys import serving
 from recsys.errors import UnknownCategoryError, UnknownMemberError
 from recsys.serving import MemberRecommendations, RecommendationQuery
+from recsys.storage import campaigns as campaigns_db
 from recsys.storage import console_reads
 from recsys.storage import members as members_db
 from recsys.storage import purchases as purchases_db
@@ -35,6 +36,7 @@ Conn = Annotated[Connection, Depends(get_connection)]
 
 RANK_DEPTH = 500  # "where would title X rank": searched this deep
 HISTORY_PAGE = 20
+CONTACT_CAMPAIGNS = 4  # contact history: the member's contacts in the newest campaigns
 
 
 @router.get("/members", include_in_schema=False)
@@ -149,6 +151,11 @@ def member_page(
     recs = recommendations(request, connection, member_id, query)
     ranked = _rank(request, connection, member_id, rank.strip(), query) if rank and rank.strip() else None
     side = _side_by_side(request, connection, member_id, query, candidate) if session.is_admin else None
+    contacts = [
+        (campaign, contact)
+        for campaign in campaigns_db.campaigns(connection)[:CONTACT_CAMPAIGNS]  # newest first
+        for contact in campaigns_db.member_contacts(connection, campaign.id, [member_id]).get(member_id, [])
+    ]
     quarter = current_quarter()
     edition = edition_path(settings_of(request), quarter, member_id)
     series = [(f"{c.code} {c.name}", float(c.units)) for c in top]
@@ -156,7 +163,7 @@ def member_page(
         request, "member.html", session, member=member, history=history, summary=summary, top=top,
         declared=declared, recs=recs, filters=filters, lines=lines, more=more, ranked=ranked, rank=rank or "",
         chart=bar_chart(series, title="categories"), series=series, quarter=quarter,
-        edition=edition.exists(), side=side,
+        edition=edition.exists(), side=side, contacts=contacts,
         versions=[v for v in versions(registry_of(request)) if v.version != (recs.model_version or "")]
         if session.is_admin else [],
     )

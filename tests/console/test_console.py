@@ -571,3 +571,24 @@ def test_an_admin_sees_a_candidate_beside_the_active_model_and_the_api_agrees_on
     assert api["model_version"] == new
     assert candidate_ids == [item["title_id"] for item in api["data"]]
     assert registry.active_version() == new and old != new
+
+
+def test_contact_history_shows_the_members_contacts_in_the_latest_campaigns(staff: Staff, club_engine: Engine) -> None:
+    from recsys.storage import campaigns as campaigns_db
+
+    with club_engine.begin() as connection:
+        campaign = campaigns_db.create_campaign(
+            connection, name="2026Q1 季刊", quarter="2026Q1", in_home_date=dt.date(2026, 1, 10), response_days=60,
+            late_days=30, holdout_share=0.1, universal_holdout_share=0.0, seed=1,
+        )
+        treatment = campaigns_db.add_treatment(connection, campaign.id, name="catalog", edition_id=None, key_code="K26Q1A")
+        campaigns_db.write_contacts(
+            connection,
+            [(campaign.id, 1, treatment.id, None, "mailed", None, 1, "core", 0.1, dt.date(2026, 1, 10), 1.5,
+              None, None, None, dt.datetime(2026, 1, 2))],
+        )
+    page = staff.get("read", "/ui/members/M01").text
+    contacts = page[page.index('id="contacts"') :]
+    assert "2026Q1 季刊" in contacts and "K26Q1A" in contacts and "mailed" in contacts
+    other = staff.get("read", "/ui/members/M02").text
+    assert "K26Q1A" not in other[other.index('id="contacts"') :]
