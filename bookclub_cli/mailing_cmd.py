@@ -97,5 +97,96 @@ def _write_members(result: object, path: Path) -> None:
             ])  # fmt: skip
 
 
+suppressions_app = typer.Typer(
+    help="The suppression list: members not to be mailed (deceased, moved, do_not_mail, do_not_email, "
+    "bad_address), with source and dates.",
+    no_args_is_help=True,
+)
+
+
+@cli_errors
+def suppress_add(
+    member_id: str = typer.Argument(..., help="the member's id"),
+    reason: str = typer.Option(..., "--reason", help="deceased | moved | do_not_mail | do_not_email | bad_address"),
+    source: str = typer.Option(..., "--source", help="where it comes from (returned piece, member's call, registry)"),
+    starts_on: str | None = typer.Option(None, "--from", help="first day (default today)"),
+    ends_on: str | None = typer.Option(None, "--until", help="the day it no longer applies (default: for good)"),
+    scope: str | None = typer.Option(None, "--scope", help="post | email | all (default: the reason's)"),
+    note: str | None = typer.Option(None, "--note"),
+) -> None:
+    """Add one member to the suppression list."""
+    from campaign.suppression import SuppressionEntry, add_suppression_entries
+
+    try:
+        entry = SuppressionEntry(
+            member_id, reason, source,
+            _parse_date(starts_on, "--from").date() if starts_on else dt.date.today(),
+            _parse_date(ends_on, "--until").date() if ends_on else None, scope, note,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise BookclubError(str(exc)) from None
+    settings = load_settings()
+    with open_engine(settings).begin() as connection:
+        written = add_suppression_entries(connection, [entry])
+    console.print(f"{member_id}: {'suppressed' if written else 'already on the list'} ({reason}, {source})")
+
+
+@cli_errors
+def suppress_import(path: Path = typer.Argument(..., help="CSV: member_id,reason,source · starts_on,ends_on,scope,note")) -> None:
+    """Add the entries of a CSV file (all or nothing; an entry already there is left alone)."""
+    from campaign.suppression import add_suppression_entries, read_suppression_file
+
+    entries = read_suppression_file(path, dt.date.today())
+    settings = load_settings()
+    with open_engine(settings).begin() as connection:
+        written = add_suppression_entries(connection, entries)
+    console.print(f"{path}: {len(entries):,} row(s) read, {written:,} new, {len(entries) - written:,} already listed")
+
+
+@cli_errors
+def suppress_lift(
+    member_id: str = typer.Argument(...),
+    reason: str = typer.Option(..., "--reason"),
+    on: str | None = typer.Option(None, "--on", help="the first day the member may be mailed again (default today)"),
+) -> None:
+    """End a member's open entries of a reason (they stay on record with their end date)."""
+    from recsys.storage.campaigns import member_keys
+    from recsys.storage.suppressions import lift_suppression
+
+    day = _parse_date(on, "--on").date() if on else dt.date.today()
+    settings = load_settings()
+    with open_engine(settings).begin() as connection:
+        key = member_keys(connection, [member_id]).get(member_id)
+        if key is None:
+            raise BookclubError(f"unknown member id {member_id}")
+        lifted = lift_suppression(connection, key, reason, day)
+    console.print(f"{member_id}: {lifted} entr{'y' if lifted == 1 else 'ies'} of {reason} ended on {day}")
+
+
+@cli_errors
+def suppress_list(member_id: str | None = typer.Option(None, "--member")) -> None:
+    """The suppression list, newest first."""
+    from recsys.storage.campaigns import member_keys
+    from recsys.storage.suppressions import suppressions
+
+    settings = load_settings()
+    with open_engine(settings).connect() as connection:
+        keys = None
+        if member_id is not None:
+            keys = list(member_keys(connection, [member_id]).values())
+        entries = suppressions(connection, keys)
+    table = Table(title=f"suppression list ({len(entries):,} entries)")
+    for column in ("member", "reason", "scope", "from", "until", "source", "note"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e.member_id, e.reason, e.scope, str(e.starts_on), str(e.ends_on or "—"), e.source, e.note or "")
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.command("value")(value)
+    suppressions_app.command("add")(suppress_add)
+    suppressions_app.command("import")(suppress_import)
+    suppressions_app.command("lift")(suppress_lift)
+    suppressions_app.command("list")(suppress_list)
+    app.add_typer(suppressions_app, name="suppressions")

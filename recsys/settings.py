@@ -236,6 +236,60 @@ class CampaignSettings(BaseModel):
         return costs
 
 
+class FrequencyCapSetting(BaseModel):
+    pieces: int = Field(..., ge=1, description="at most this many pieces")
+    days: int = Field(..., ge=1, description="in any window of this many days")
+    kinds: list[str] = Field(default_factory=list, description="edition kinds counted (empty: every kind)")
+
+
+class QuietPeriodSetting(BaseModel):
+    start: str = Field(..., description="YYYY-MM-DD, or MM-DD for every year")
+    end: str = Field(..., description="last quiet day (same form as start; MM-DD may wrap the new year)")
+    kinds: list[str] = Field(default_factory=list, description="edition kinds kept quiet (empty: every kind)")
+
+
+class SpacingSetting(BaseModel):
+    edition: str = Field(..., description="an edition kind or code that is never sent …")
+    after: str = Field(..., description="… within `days` after this kind or code")
+    days: int = Field(..., ge=1)
+
+
+EditionKind = Literal["catalog", "postcard", "email"]
+
+
+class MailingSettings(BaseModel):
+    """Who gets which edition (campaign/policy.py): options, contact rules, budget, uplift."""
+
+    options: list[EditionKind] = Field(
+        default_factory=lambda: list[EditionKind](["catalog", "postcard", "email"]),
+        description="edition kinds a member may get",
+    )
+    frequency_caps: list[FrequencyCapSetting] = Field(
+        default_factory=lambda: [
+            FrequencyCapSetting(pieces=2, days=60, kinds=["catalog", "postcard"]),
+            FrequencyCapSetting(pieces=8, days=365),
+        ]
+    )
+    quiet_periods: list[QuietPeriodSetting] = Field(default_factory=list)
+    spacing: list[SpacingSetting] = Field(
+        default_factory=lambda: [SpacingSetting(edition="postcard", after="catalog", days=21)]
+    )
+    budget: float | None = Field(None, ge=0, description="most the pieces of one campaign may cost (None: no limit)")
+    max_pieces: int | None = Field(None, ge=0, description="most pieces of one campaign (None: no limit)")
+    capacity: dict[str, int] = Field(default_factory=dict, description="most pieces per edition kind, e.g. {'catalog': 500000}")
+    lifetime_value_weight: float = Field(
+        0.0, ge=0, description="weight of the change in lifetime value a piece brings, added to its margin"
+    )
+    value_horizon_days: int = Field(365, ge=1, description="lifetime value horizon (BG/NBD + Gamma-Gamma)")
+    solver: Literal["auto", "milp", "greedy"] = Field(
+        "auto", description="milp: scipy's exact solver; greedy: marginal profit per cost with the LP gap; "
+        "auto: milp up to milp_max_members"
+    )
+    milp_max_members: int = Field(200_000, ge=1)
+    uplift_learner: Literal["x", "two-model"] = "x"
+    rotation_editions: int = Field(2, ge=0, description="titles shown in a member's last N editions are not repeated")
+
+
 class ConsoleSettings(BaseModel):
     secret: str = Field(
         "",
@@ -264,6 +318,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = CatalogSettings()
     console: ConsoleSettings = ConsoleSettings()
     campaign: CampaignSettings = CampaignSettings()
+    mailing: MailingSettings = MailingSettings()
 
     @property
     def db_url(self) -> str:

@@ -367,6 +367,33 @@ class CampaignMatch(Base):
     credit_all: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+SUPPRESSION_REASONS: tuple[str, ...] = ("deceased", "moved", "do_not_mail", "do_not_email", "bad_address")
+SUPPRESSION_SCOPES: tuple[str, ...] = ("post", "email", "all")
+
+
+class Suppression(Base):
+    """A member not to be sent pieces of ``scope`` (post, email, all) while ``starts_on ≤ day <
+    ends_on`` (no end: for good), with the reason and where it came from (a returned piece,
+    a member's request, a registry); lifted by setting ``ends_on``, never deleted."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (
+        CheckConstraint(_in("reason", SUPPRESSION_REASONS), name="reason"),
+        CheckConstraint(_in("scope", SUPPRESSION_SCOPES), name="scope"),
+        UniqueConstraint("member_key", "reason", "starts_on", name="member_reason_start"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    member_key: Mapped[int] = mapped_column(Integer, ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(Text)
+    starts_on: Mapped[dt.date] = mapped_column(Date)
+    ends_on: Mapped[dt.date | None] = mapped_column(Date)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
 def table_of(model: type[Base]) -> Table:
     """The Core table behind a mapped class, typed as a ``Table`` for Core statements."""
     table = model.__table__
