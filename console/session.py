@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from recsys.errors import ConfigurationError
+from recsys.files import fsync_dir
 from recsys.settings import Settings
 
 COOKIE = "bk_console"
@@ -69,21 +71,33 @@ def console_secret(settings: Settings) -> bytes:
         return settings.console.secret.encode()
     path = Path(settings.data_dir) / "console_secret"
     with contextlib.suppress(FileNotFoundError):
-        found = path.read_text(encoding="ascii").strip()
-        if found:
-            return found.encode()
+        return _checked_secret(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".console_secret.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secrets.token_urlsafe(48))
     try:
-        os.link(tmp, path)  # fails if another worker wrote it first: then theirs wins
-    except FileExistsError:
-        pass
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(48))
+            handle.flush()
+            os.fsync(handle.fileno())  # complete on disk before it has its name
+        with contextlib.suppress(FileExistsError):  # another worker wrote it first: theirs wins
+            os.link(tmp, path)
+            fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
-    return path.read_text(encoding="ascii").strip().encode()
+    return _checked_secret(path)
+
+
+def _checked_secret(path: Path) -> bytes:
+    """The stored secret; one too short to sign with (an empty file left by a crash, a hand
+    edit) is refused rather than used: sessions signed with it could be forged."""
+    found = path.read_text(encoding="ascii").strip()
+    if len(found) < 32:
+        raise ConfigurationError(
+            f"DATA_DIR/{path.name} holds no usable console secret ({len(found)} characters): delete it "
+            "(a new one is made on the next request) or set BOOKCLUB_CONSOLE__SECRET"
+        )
+    return found.encode()
 
 
 def _mac(secret: bytes, payload: str) -> str:

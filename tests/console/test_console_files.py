@@ -37,3 +37,23 @@ def test_only_complete_pdfs_are_served(staff: Staff, api_settings: Settings) -> 
         path.write_bytes(pdf[: len(pdf) // 2])  # cut short by a crash or a full disk
         assert staff.get("editions", route).status_code == 404, route
     assert staff.get("editions", f"/ui/catalogs/{QUARTER}/proofs/M01/page/1.png").status_code == 404
+
+
+def test_an_empty_secret_file_is_refused_not_used(api_settings: Settings) -> None:
+    """What a crash between creating the secret file and its data reaching the disk left: an
+    empty secret would sign sessions anyone could forge."""
+    import pytest
+
+    from console.session import console_secret
+    from recsys.errors import ConfigurationError
+
+    path = api_settings.data_dir / "console_secret"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("")
+    with pytest.raises(ConfigurationError, match="no usable console secret") as refused:
+        console_secret(api_settings)
+    assert str(api_settings.data_dir) not in str(refused.value)
+    path.unlink()
+    made = console_secret(api_settings)
+    assert len(made) >= 32 and path.read_text().strip().encode() == made
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".console_secret")] == []
