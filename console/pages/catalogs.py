@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +18,10 @@ from sqlalchemy import Connection
 
 from catalog.paths import catalog_path, complete_edition, complete_pdf, edition_path, quarter_dir
 from catalog.plan import CatalogPlan
+from console.cache import aggregates_of
 from console.charts import bar_chart
 from console.pages.home import current_quarter
+from console.preflight import FLAGS, preflight
 from console.session import StaffSession
 from console.web import (
     ConsoleRoute,
@@ -70,6 +73,7 @@ def catalogs_page(
     settings = settings_of(request)
     stock = titles_db.title_details(connection, sorted({t for p in plans for t in p.title_ids}))
     approvals = {a.target: a for a in reversed(audit_db.actions_on(connection, "catalog.approve", f"{quarter}/"))}
+    aggregates = aggregates_of(request)
     views = []
     for plan in plans:
         entries = [e for s in plan.sections for e in s.entries]
@@ -84,8 +88,12 @@ def catalogs_page(
             "series": series,
             "chart": bar_chart(series, title=f"segment {plan.segment}"),
             "labels": [section_label(s.code, s.name) for s in plan.sections],
+            "preflight": aggregates.get(("preflight", quarter, plan.segment), partial(preflight, quarter=quarter, segment=plan.segment)),
         })
-    return page(request, "catalogs.html", session, quarter=quarter, views=views, editions=len(_editions(request, quarter)))
+    return page(
+        request, "catalogs.html", session, quarter=quarter, views=views, editions=len(_editions(request, quarter)),
+        flags=FLAGS, pending=any(v["preflight"] is None for v in views),
+    )
 
 
 @router.post("/catalogs/{quarter}/{segment}/approve", include_in_schema=False)

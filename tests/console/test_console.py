@@ -592,3 +592,33 @@ def test_contact_history_shows_the_members_contacts_in_the_latest_campaigns(staf
     assert "2026Q1 季刊" in contacts and "K26Q1A" in contacts and "mailed" in contacts
     other = staff.get("read", "/ui/members/M02").text
     assert "K26Q1A" not in other[other.index('id="contacts"') :]
+
+
+def test_preflight_counts_undeliverable_members_long_names_and_duplicate_households(
+    staff: Staff, club_engine: Engine
+) -> None:
+    from catalog.plan import CatalogPlan, PlanEntry, PlanSection
+    from recsys.storage import plans as plans_db
+
+    plan = CatalogPlan(club.QUARTER, 1, "当代小说读者", "v1", "abc", [PlanSection("I", "文学", 4, [PlanEntry("T01", 1.0, False)])])
+    with club_engine.begin() as connection:
+        plans_db.store_plan(connection, club.QUARTER, 1, "v1", "abc", plan.to_json())
+        for key, member_id, name, address, postcode in (
+            (50, "M50", "无地址", None, "100000"),
+            (51, "M51", "张三家人", "张三路1号", "200000"),  # M01's household, written without spaces
+            (52, "M52", "欧阳" * 10, "某路 2 号", "300000"),
+        ):
+            connection.execute(
+                insert(Member).values(id=key, member_id=member_id, name=name, address=address, postcode=postcode, city="上海", status="active")
+            )
+            connection.execute(
+                insert(MemberSegment).values(quarter=club.QUARTER, member_key=key, tier="regular", segment=1, frequency=1, monetary=1.0)
+            )
+    first = staff.get("read", f"/ui/catalogs?quarter={club.QUARTER}").text
+    assert "preflight-pending" in first and 'hx-trigger="every 2s"' in first
+    page = settled(staff, f"/ui/catalogs?quarter={club.QUARTER}")
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r'data-flag="([a-z_]+)">(?:<span class="tag warn">)?(\d+)', page)}
+    assert counts == {
+        "missing_address": 1, "missing_postcode": 0, "name_too_long": 1, "address_too_long": 0, "duplicate_household": 1,
+    }
+    assert '<a href="/ui/members/M51">M51</a>' in page and '<p class="asof">4 ' in page  # four members checked
