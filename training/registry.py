@@ -40,7 +40,7 @@ from recsys.errors import BookclubError, ModelNotFoundError
 from recsys.files import atomic_write_text, fsync_dir
 from recsys.model.trained import TrainedModel
 from recsys.serving import prepare_model_from_db
-from training.artifact import ModelCorruptError, read_meta, read_model, verify_artifact
+from training.artifact import ModelCorruptError, check_files, read_meta, read_model, verify_artifact
 
 Promote = Literal["auto", "never", "force"]
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a folder name under versions/, no more
@@ -172,11 +172,14 @@ class ModelRegistry:
         return path
 
     def load(self, version: str | None = None) -> TrainedModel:
-        """The model ``version`` (None: the active one)."""
+        """The model ``version`` (None: the active one), its files checked against their
+        checksums first (a file damaged after activation is refused, naming it)."""
         version = version or self.active_version()
         if version is None:
             raise ModelNotFoundError("no active model: run `bookclub train`")
-        return read_model(self._require(version))
+        path = self._require(version)
+        check_files(path)
+        return read_model(path)
 
     def load_prepared(self, connection: Connection, version: str | None = None) -> TrainedModel:
         """:meth:`load`, then taught every title of the club (:func:`recsys.serving.prepare_model`):

@@ -119,20 +119,25 @@ def test_readyz_shows_no_database_host_or_port_without_an_admin_key(
         down.dispose()
 
 
-def _damage_and_point_at(registry: ModelRegistry, version: str) -> None:
-    """A model damaged after it was activated (or activated by an older bookclub, unverified)."""
+def _damage_and_point_at(registry: ModelRegistry, version: str, *, flip: bool = False) -> None:
+    """A model damaged after it was activated (or activated by an older bookclub, unverified):
+    truncated, or one byte changed inside the array (same size: only its checksum tells)."""
     path = registry.versions_dir / version / "member_factors.npy"
-    path.write_bytes(path.read_bytes()[:100])
+    data = bytearray(path.read_bytes())
+    if flip:
+        data[-3] ^= 0xFF
+    path.write_bytes(bytes(data) if flip else bytes(data[:100]))
     tmp = registry.models_dir / "ACTIVE.test"
     tmp.write_text(version + "\n")
     tmp.replace(registry.active_pointer)
 
 
+@pytest.mark.parametrize("flip", [False, True], ids=["truncated", "changed byte"])
 def test_readyz_names_the_active_model_that_failed_to_load(
-    client: TestClient, registry: ModelRegistry, versions: list[str]
+    client: TestClient, registry: ModelRegistry, versions: list[str], flip: bool
 ) -> None:
     holder: ModelHolder = client.app.state.holder  # type: ignore[attr-defined]
-    _damage_and_point_at(registry, versions[1])
+    _damage_and_point_at(registry, versions[1], flip=flip)
     assert holder.refresh() is False  # the load fails: the worker keeps the model it has
     r = client.get("/readyz")
     assert r.status_code == 503, r.text
