@@ -13,7 +13,7 @@ import typer
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from bookclub_cli.common import cli_errors, console, load_settings, open_engine, progress
+from bookclub_cli.common import cli_errors, console, err_console, load_settings, open_engine, progress
 from recsys import serving
 from recsys.errors import BookclubError
 from recsys.serving import RecommendationQuery
@@ -101,6 +101,8 @@ def train(
             promote=mode,
             on_step=step,
         )
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     snap = result.training.snapshot
     console.print(
         f"model {result.info.version}: {snap.purchase_rows:,} order lines, "

@@ -9,6 +9,7 @@ is then brought up to the cutoff on the whole window (see :func:`run_training`).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,7 +29,7 @@ from recsys.recommenders import (
     build_recommender,
 )
 from recsys.recommenders.popularity import title_popularity
-from recsys.settings import Settings
+from recsys.settings import Settings, TrainingSettings
 from recsys.storage.purchase_log import PurchaseArrays, newest_purchase, to_epoch
 from training.artifact import write_parts
 from training.dataset import TrainingSet, build_training_set, extract_for_training, read_catalogue
@@ -37,6 +38,7 @@ from training.extract_cache import CacheReport, ExtractCache
 from training.registry import ModelInfo, ModelRegistry, Promote
 
 Step = Callable[[str, int, int], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,15 +48,66 @@ class TrainResult:
     evaluation: EvaluationReport | None
     timings: dict[str, float] = field(default_factory=dict)
     extract_cache: CacheReport | None = None
+    warnings: list[str] = field(default_factory=list)  # what the run left out, and why
 
 
-def default_cutoff(engine: Engine) -> dt.datetime:
-    """Just after the newest purchase in the database."""
+def utc_now() -> dt.datetime:
+    """Naive UTC, like every stored timestamp."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def default_cutoff(engine: Engine, now: dt.datetime | None = None, warnings: list[str] | None = None) -> dt.datetime:
+    """Just after the newest purchase in the database, and never after ``now``: order lines
+    dated in the future (stored before dates were bounded) are left out, with a warning."""
+    now = now or utc_now()
     with engine.connect() as connection:
         newest = newest_purchase(connection)
     if newest is None:
         raise TrainingError("the database has no purchases: import some first")
+    if newest >= now:
+        _warn(
+            warnings,
+            f"the newest order line is dated {newest:%Y-%m-%d %H:%M}, in the future: lines after now "
+            f"({now:%Y-%m-%d %H:%M} UTC) are left out of training; correct or delete them",
+        )
+        return now
     return newest + dt.timedelta(seconds=1)
+
+
+def training_cutoff(
+    engine: Engine, cutoff: dt.datetime | None, now: dt.datetime | None = None, warnings: list[str] | None = None
+) -> dt.datetime:
+    """The cutoff a run trains up to: ``cutoff`` if given (at most now), else :func:`default_cutoff`."""
+    now = now or utc_now()
+    if cutoff is None:
+        return default_cutoff(engine, now, warnings)
+    if cutoff.tzinfo is not None:
+        cutoff = cutoff.astimezone(dt.UTC).replace(tzinfo=None)
+    if cutoff > now:
+        _warn(warnings, f"cutoff {cutoff:%Y-%m-%d %H:%M} is in the future: training up to now ({now:%Y-%m-%d %H:%M} UTC)")
+        return now
+    return cutoff
+
+
+def check_enough_data(train: TrainingSet, settings: TrainingSettings) -> None:
+    """Refuse a model built on too little data (``min_order_lines``, ``min_members``): it would
+    be published, and served if it were the first, while it knows next to nothing."""
+    snap = train.snapshot
+    if snap.purchase_rows >= settings.min_order_lines and snap.members_with_purchases >= settings.min_members:
+        return
+    raise TrainingError(
+        f"too little data to train on: {snap.purchase_rows:,} order line(s) from "
+        f"{snap.members_with_purchases:,} member(s) between {snap.window_start[:10]} and {snap.cutoff[:10]}; "
+        f"a model needs at least {settings.min_order_lines:,} lines (training.min_order_lines) and "
+        f"{settings.min_members:,} members (training.min_members): no model was made; "
+        "import more purchases or choose another --cutoff"
+    )
+
+
+def _warn(warnings: list[str] | None, message: str) -> None:
+    log.warning(message)
+    if warnings is not None:
+        warnings.append(message)
 
 
 def model_parts(train: TrainingSet, recommender: FactorRecommender, settings: Settings) -> ModelParts:
@@ -112,7 +165,8 @@ def run_training(
         timings[name] = round(now - clock, 3)
         clock = now
 
-    cutoff = cutoff or default_cutoff(engine)
+    warnings: list[str] = []
+    cutoff = training_cutoff(engine, cutoff, warnings=warnings)
     eval_cutoff = cutoff - dt.timedelta(days=ts.holdout_days)
     progress = _Counter("extract purchases", on_step)
     cache = ExtractCache(settings.models_dir / "extract_cache", verify_rows=ts.extract_cache_verify_rows)
@@ -130,6 +184,7 @@ def run_training(
     start, purchases, sold_before = extract.window_start, extract.purchases, extract.sold_before
     lap("extract")
     train = build_training_set(catalogue, purchases, window_start=start, cutoff=cutoff, settings=ts)
+    check_enough_data(train, ts)
     lap("matrix")
     context = FitContext(title_categories=catalogue.title_categories, seed=ts.seed, threads=ts.threads)
     report: EvaluationReport | None = None
@@ -176,7 +231,8 @@ def run_training(
     )
     lap("save")
     return TrainResult(
-        info=info, training=train, evaluation=report, timings=timings, extract_cache=extract.cache
+        info=info, training=train, evaluation=report, timings=timings, extract_cache=extract.cache,
+        warnings=warnings,
     )
 
 
