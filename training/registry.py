@@ -66,6 +66,13 @@ def _write_atomic(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
+def _files_stamp(directory: Path) -> object:
+    try:
+        return sorted((p.name, st.st_size, st.st_mtime_ns) for p in directory.iterdir() if (st := p.stat()))
+    except FileNotFoundError:
+        return None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -83,6 +90,9 @@ class ModelRegistry:
         self.partial_dir = models_dir / "partial"
         self.state_file = models_dir / "registry.json"
         self.last_check: str | None = None  # how the last activated version was verified
+        # versions load() refused, by the files' (name, size, mtime) then: an API worker polls
+        # the active version every few seconds and must not hash a damaged model each time
+        self._refused: dict[str, tuple[object, ModelCorruptError]] = {}
 
     @property
     def active_pointer(self) -> Path:
@@ -178,8 +188,16 @@ class ModelRegistry:
         if version is None:
             raise ModelNotFoundError("no active model: run `bookclub train`")
         path = self._require(version)
-        check_files(path)
-        return read_model(path)
+        stamp = _files_stamp(path)
+        refused = self._refused.get(version)
+        if refused is not None and refused[0] == stamp:  # unchanged since: do not hash it again
+            raise refused[1].with_traceback(None)
+        try:
+            check_files(path)
+            return read_model(path)
+        except ModelCorruptError as exc:
+            self._refused[version] = (stamp, exc)
+            raise
 
     def load_prepared(self, connection: Connection, version: str | None = None) -> TrainedModel:
         """:meth:`load`, then taught every title of the club (:func:`recsys.serving.prepare_model`):

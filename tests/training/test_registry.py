@@ -352,3 +352,33 @@ def test_a_version_is_a_folder_name_and_nothing_else(tmp_path: Path, template: P
     with pytest.raises(ModelNotFoundError):
         registry.activate(version)
     assert registry.active_version() == "v1"
+
+
+def test_a_refused_model_is_not_hashed_again_until_its_files_change(
+    tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """API workers retry the active model every poll: a damaged one is refused from memory
+    until a file changes (then checked again, and loaded once repaired)."""
+    import training.registry as registry_module
+
+    registry = ModelRegistry(tmp_path)
+    _publish(registry, template, "v1", {}, promote="force")
+    path = registry.versions_dir / "v1" / "title_factors.npy"
+    good = path.read_bytes()
+    _flip(path)
+    checks: list[Path] = []
+    real = registry_module.check_files
+
+    def counting(directory: Path) -> bool:
+        checks.append(directory)
+        return real(directory)
+
+    monkeypatch.setattr(registry_module, "check_files", counting)
+    for _ in range(3):
+        with pytest.raises(ModelCorruptError, match=r"title_factors\.npy"):
+            registry.load()
+    assert len(checks) == 1
+    path.write_bytes(good)  # repaired: a new mtime (at least a clock tick later, in real life)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert registry.load().version == "v1" and len(checks) == 2
