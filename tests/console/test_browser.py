@@ -348,6 +348,8 @@ def test_every_page_loads_with_no_console_error_nothing_outside_and_a_screenshot
         assert response is not None and response.status == 200, (name, url)
         if name.startswith("overview"):  # computed in the background, polled in by htmx
             page.wait_for_selector("#counters")
+        if name == "catalogs":
+            page.wait_for_selector("table.preflight")
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(club_server.shots / f"{name}.png"), full_page=True)
     _only_local(watch, club_server)
