@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -124,3 +125,53 @@ def test_new_purchases_count_at_once_without_retrain(client: TestClient, keys: d
     assert after["cold_start"] is False  # folded in from purchases newer than trained_until
     assert "T11" not in {t["title_id"] for t in after["data"]}
     assert after["data"][0]["reason_kind"] == "history"
+
+
+def test_dates_out_of_bounds_are_422_naming_index_and_field(
+    client: TestClient, keys: dict[str, str], club_engine: Engine
+) -> None:
+    before = count(club_engine)
+    batch = {
+        "lines": [
+            line(1),
+            line(2, purchased_at="9999-12-31"),
+            line(3, purchased_at="2099-01-01T00:00:00"),
+            line(4, purchased_at="1850-06-01"),
+            line(5, purchased_at="9999-12-31T23:00:00-05:00"),
+        ]
+    }
+    r = client.post("/v1/purchases", json=batch, headers=bearer(keys["admin"]))
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert {(e["index"], e["field"]) for e in errors} == {(i, "purchased_at") for i in (1, 2, 3, 4)}
+    reasons = {e["index"]: e["reason"] for e in errors}
+    assert "in the future" in reasons[1] and "in the future" in reasons[2]
+    assert "before 1900-01-01" in reasons[3]
+    assert count(club_engine) == before
+
+
+def test_text_no_database_can_hold_is_422_on_both_databases(
+    client: TestClient, keys: dict[str, str], club_engine: Engine
+) -> None:
+    """A NUL made PostgreSQL fail with a 500 (and SQLite store it); a lone surrogate made both
+    drivers fail. Now each is a fault of its line and field, and nothing is looked up or written."""
+    before = count(club_engine)
+    batch = {
+        "lines": [
+            line(1, line_id="W-\u00001"),
+            line(2, member_id="M0\u00006"),
+            line(3, title_id="T1\u00001"),
+            line(4, order_id="W\u0000"),
+            line(5, member_id="M06\ud800"),
+            line(6, key_code="K\u0000"),
+        ]
+    }
+    body = json.dumps(batch)  # ASCII JSON: the surrogate travels as the escape \ud800
+    headers = {**bearer(keys["admin"]), "Content-Type": "application/json"}
+    r = client.post("/v1/purchases", content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    faults = {(e["index"], e["field"]) for e in r.json()["errors"]}
+    assert faults == {(0, "line_id"), (1, "member_id"), (2, "title_id"), (3, "order_id"), (4, "member_id"),
+                      (5, "key_code")}
+    assert all("NUL" in e["reason"] or "surrogate" in e["reason"] for e in r.json()["errors"])
+    assert count(club_engine) == before
