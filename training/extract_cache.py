@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,8 +111,8 @@ class ExtractCache:
                         data["purchased_at"],
                     ),
                 )
-        except (OSError, ValueError, KeyError):
-            return None, {}  # unreadable (e.g. a half-written file from a crash): start over
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None, {}  # unreadable (e.g. a half-written file, a changed byte): start over
         return log, meta
 
     def _mismatch(

@@ -107,3 +107,18 @@ def test_an_unreadable_cache_file_is_a_cold_read(engine: Engine, tmp_path: Path)
     with engine.connect() as c:
         got, report = cache.read(c)
     assert report.state == "cold" and len(got) == 10
+
+
+def test_a_cache_file_with_a_changed_byte_is_a_cold_read(engine: Engine, tmp_path: Path) -> None:
+    """The .npz's zip CRC catches a changed byte; that must start over, not stop training."""
+    _parents(engine)
+    _lines(engine, 1, 300)
+    cache = ExtractCache(tmp_path / "cache")
+    with engine.connect() as c:
+        cache.read(c)  # writes the cache
+    data = bytearray(cache.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cache.path.write_bytes(bytes(data))
+    with engine.connect() as c:
+        got, report = cache.read(c)
+    assert report.state == "cold" and len(got) == 300
