@@ -299,6 +299,10 @@ def test_editions_role_steps_through_proofs_with_page_images(browser: Any, club_
     page.click("button[name=ok][value='1']")
     page.wait_for_selector("#proof-marks li")
     assert "地址窗口对齐" in (page.text_content("#proof-marks") or "")
+    page.click("#proof-member")  # the member 360 shows this quarter's edition too
+    page.wait_for_selector("#edition-pages img")
+    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator("#edition-pages img").count() == 2
     _only_local(watch, club_server)
     context.close()
 
