@@ -16,7 +16,16 @@ from sqlalchemy import Connection
 from catalog.segments import SegmentProfile
 from console.cache import aggregates_of
 from console.charts import bar_chart
-from console.web import ConsoleRoute, NotFound, engine_of, get_connection, is_fragment, page, require
+from console.web import (
+    ConsoleRoute,
+    CrossSite,
+    NotFound,
+    engine_of,
+    get_connection,
+    is_fragment,
+    page,
+    require,
+)
 from recsys.storage import audit as audit_db
 from recsys.storage import console_reads
 from recsys.storage import segments as segments_db
@@ -94,6 +103,8 @@ def mailing_list(request: Request, connection: Conn, quarter: str, segment: int)
     """The CSV is spooled (memory, then disk past 8 MiB) so the count of members left out can go
     in the ``X-Left-Out`` header; members are read in keyset batches."""
     session = require(request, connection, "editions")  # names and addresses
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":  # an export is recorded: not from another site
+        raise CrossSite()
     if not any(r["segment"] == segment for r in segments_db.segments_of_quarter(connection, quarter)):
         raise NotFound()
     spool = tempfile.SpooledTemporaryFile(max_size=8 << 20, mode="w+b")  # noqa: SIM115 - closed by the stream

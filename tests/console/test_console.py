@@ -132,8 +132,10 @@ def test_the_role_is_shown_and_personal_data_only_to_editions_and_admin(staff: S
         assert name in staff.get(role, f"/ui/members?q={name}").text
 
 
-def test_mailing_export_needs_a_role_that_sees_personal_data(staff: Staff) -> None:
+def test_mailing_export_needs_a_role_that_sees_personal_data_and_a_same_site_request(staff: Staff) -> None:
     assert staff.get("read", f"/ui/segments/{club.QUARTER}/1/mailing.csv").status_code == 403
+    cross = staff.get("editions", f"/ui/segments/{club.QUARTER}/1/mailing.csv", headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 403 and "mailing list export" not in staff.get("read", "/ui/audit").text
 
 
 # ---- cross-site refusals ---------------------------------------------------------------
