@@ -56,6 +56,15 @@ templates = Environment(
 )
 
 
+def _when(moment: object) -> str:
+    """A stored time to the second (UTC, as stored)."""
+    strftime = getattr(moment, "strftime", None)
+    return strftime("%Y-%m-%d %H:%M:%S") if strftime is not None else str(moment or "")
+
+
+templates.filters["when"] = _when
+
+
 class LoginRequired(Exception):
     pass
 
