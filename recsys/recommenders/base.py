@@ -34,6 +34,9 @@ class FitContext:
     seed: int = 42
     threads: int = 0
     show_progress: bool = False
+    # the same factors on every run (evaluation, tuning): BPR then samples on one thread
+    # (implicit 0.7's multi-threaded BPR differs run to run; ALS and item-kNN do not)
+    deterministic: bool = False
 
 
 def check_member_titles(member_titles: sp.csr_matrix, n_titles: int | None = None) -> None:
@@ -52,7 +55,8 @@ def top_n(
     liked: sp.csr_matrix | None = None,
     items: IdxArray | None = None,
 ) -> tuple[IdxArray, ScoreArray]:
-    """Best ``n`` columns of each row of ``scores`` (members × titles), best first.
+    """Best ``n`` columns of each row of ``scores`` (members × titles), best first; equal
+    scores in order of their column (the lower index first, also at the n-th place).
 
     ``liked`` (same shape) masks titles already bought; ``items`` restricts the
     ranking to those columns. Rows with fewer candidates pad with index -1.
@@ -75,7 +79,17 @@ def top_n(
         return empty.astype(np.int64), empty.astype(np.float32)
     part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
+    # ties at the n-th place: argpartition keeps any of them; keep the lowest indices
+    kth = part_scores.min(axis=1)
+    short = np.flatnonzero(
+        (scores == kth[:, None]).sum(axis=1) > (part_scores == kth[:, None]).sum(axis=1)
+    )
+    for r in short.tolist():
+        above = np.flatnonzero(scores[r] > kth[r])
+        equal = np.flatnonzero(scores[r] == kth[r])[: n - len(above)]
+        part[r] = np.concatenate([above, equal])
+        part_scores[r] = scores[r, part[r]]
+    order = np.lexsort((part, -part_scores))  # best first, equal scores by lower index
     ids = np.take_along_axis(part, order, axis=1).astype(np.int64)
     best = np.take_along_axis(part_scores, order, axis=1)
     ids[~np.isfinite(best)] = -1

@@ -1,57 +1,114 @@
-"""Ranking metrics at k for one member: ``ranked`` title indices best first, ``relevant`` a set.
+"""Ranking metrics at k: one implementation, per member, for every caller.
 
-Conventions (as in RecTools / implicit's ``ranking_metrics_at_k``):
+:func:`member_metrics` is the arithmetic: a members × k matrix of hits (title at
+rank ``i`` bought in the test period) and each member's number of relevant titles
+→ one value per member and metric. The evaluation calls it batch by batch; the
+per-member functions (``ndcg_at_k`` …) and :func:`average_ranking_metrics` are the
+same arithmetic for one ranked list of title indices and a set of relevant ones.
 
-- precision@k = hits in the top k / k
-- recall@k = hits in the top k / |relevant|
-- ndcg@k = DCG / ideal DCG with binary gains, log2(rank + 1) discount
-- map@k = Σ precision@i at each hit i ≤ k / min(|relevant|, k)
-- hitrate@k = 1 if any hit in the top k
+Definitions (binary relevance; ``hits`` counted in the first ``k`` places; ranks from 1):
 
-Members with no relevant titles are not scored (the averages skip them).
+- precision@k = hits / k (k even when fewer than k titles were ranked;
+  RecTools' ``Precision``; implicit's ``ranking_metrics_at_k`` divides by
+  min(k, |relevant|) instead)
+- recall@k = hits / |relevant| (RecTools' ``Recall``)
+- ndcg@k = Σ_{hit at rank i} 1/log2(i + 1) divided by the ideal DCG of
+  min(|relevant|, k) hits at ranks 1…min(|relevant|, k) (implicit's; RecTools'
+  ``NDCG`` divides by the ideal DCG of k hits, which is smaller for members with
+  fewer than k relevant titles)
+- map@k = Σ_{hit at rank i} precision@i / min(|relevant|, k) (implicit's;
+  RecTools' ``MAP`` divides by |relevant|, or by k with ``divide_by_k``)
+- hitrate@k = 1 if any hit, else 0
+
+A member with no relevant titles has no value (``nan``); averages skip such members.
+Ties are not the metrics' business: they score the order they are given (the
+evaluation's order of equal scores is documented in ``training.evaluate``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 Metric = Callable[[Sequence[int], set[int], int], float]
+FloatArray = npt.NDArray[np.float64]
+NAMES = ("precision", "recall", "ndcg", "map", "hitrate")
 
 
-def _hits(ranked: Sequence[int], relevant: set[int], k: int) -> list[bool]:
-    return [int(t) in relevant for t in list(ranked)[:k]]
+def hit_matrix(ranked: npt.NDArray[np.int64], relevant: Sequence[set[int]], k: int) -> npt.NDArray[np.bool_]:
+    """members × k: whether the title at each of the first ``k`` places is relevant
+    (``ranked`` rows best first, padded with -1; shorter rows count as misses)."""
+    hits = np.zeros((len(relevant), k), dtype=bool)
+    if not len(relevant):
+        return hits
+    ranked = np.asarray(ranked, dtype=np.int64).reshape(len(relevant), -1)[:, :k]
+    for i, (row, rel) in enumerate(zip(ranked.tolist(), relevant, strict=True)):
+        hits[i, : len(row)] = [t in rel for t in row]
+    return hits
+
+
+def member_metrics(
+    hits: npt.NDArray[np.bool_], n_relevant: npt.NDArray[np.int64], k: int, names: Sequence[str] = NAMES
+) -> dict[str, FloatArray]:
+    """Every metric of ``names`` per member (see the module docstring); ``nan`` where a
+    member has no relevant title."""
+    hits = np.asarray(hits, dtype=bool)
+    if hits.ndim != 2 or hits.shape[1] > k:
+        raise ValueError(f"hits must be members × (at most k={k}), got {hits.shape}")
+    n_rel = np.asarray(n_relevant, dtype=np.float64)
+    scored = n_rel > 0
+    safe = np.where(scored, n_rel, 1.0)
+    ranks = np.arange(1, hits.shape[1] + 1, dtype=np.float64)
+    found = hits.sum(axis=1).astype(np.float64)
+    out: dict[str, FloatArray] = {}
+    for name in names:
+        if name == "precision":
+            value = found / k
+        elif name == "recall":
+            value = found / safe
+        elif name == "hitrate":
+            value = (found > 0).astype(np.float64)
+        elif name == "ndcg":
+            discount = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
+            ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(safe, k).astype(np.int64)]
+            value = (hits * discount[: hits.shape[1]]).sum(axis=1) / ideal
+        elif name == "map":
+            precision_at = np.cumsum(hits, axis=1) / ranks
+            value = (precision_at * hits).sum(axis=1) / np.minimum(safe, k)
+        else:
+            raise ValueError(f"unknown metric {name!r}; known: {', '.join(NAMES)}")
+        out[name] = np.where(scored, value, np.nan)
+    return out
+
+
+def _one(name: str, ranked: Sequence[int], relevant: set[int], k: int) -> float:
+    if k <= 0:
+        return 0.0
+    hits = hit_matrix(np.asarray(list(ranked)[:k] or [-1], dtype=np.int64)[None, :], [relevant], k)
+    value = float(member_metrics(hits, np.array([len(relevant)]), k, [name])[name][0])
+    return 0.0 if np.isnan(value) else value
 
 
 def precision_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
-    return sum(_hits(ranked, relevant, k)) / k if k > 0 else 0.0
+    return _one("precision", ranked, relevant, k)
 
 
 def recall_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
-    return sum(_hits(ranked, relevant, k)) / len(relevant) if relevant else 0.0
+    return _one("recall", ranked, relevant, k)
 
 
 def ndcg_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
-    hits = _hits(ranked, relevant, k)
-    dcg = sum(1.0 / np.log2(i + 2) for i, hit in enumerate(hits) if hit)
-    ideal = sum(1.0 / np.log2(i + 2) for i in range(min(len(relevant), k)))
-    return float(dcg / ideal) if ideal > 0 else 0.0
+    return _one("ndcg", ranked, relevant, k)
 
 
 def map_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
-    if not relevant:
-        return 0.0
-    found, total = 0, 0.0
-    for i, hit in enumerate(_hits(ranked, relevant, k)):
-        if hit:
-            found += 1
-            total += found / (i + 1)
-    return total / min(len(relevant), k)
+    return _one("map", ranked, relevant, k)
 
 
 def hit_rate_at_k(ranked: Sequence[int], relevant: set[int], k: int) -> float:
-    return 1.0 if any(_hits(ranked, relevant, k)) else 0.0
+    return _one("hitrate", ranked, relevant, k)
 
 
 RANKING_METRICS: dict[str, Metric] = {
@@ -63,53 +120,13 @@ RANKING_METRICS: dict[str, Metric] = {
 }
 
 
-_DISCOUNT = [float(1.0 / np.log2(i + 2)) for i in range(1000)]
-_IDEAL_DCG = [0.0, *np.cumsum(_DISCOUNT).tolist()]
-
-
-class RankingAccumulator:
-    """Running sums of every ranking metric over members, for batch-wise evaluation."""
-
-    def __init__(self, k: int, metrics: Iterable[str] = tuple(RANKING_METRICS)) -> None:
-        self.k = k
-        self.names = list(metrics)
-        self.sums = dict.fromkeys(self.names, 0.0)
-        self.members = 0
-
-    def add(self, ranked: Sequence[int], relevant: set[int]) -> None:
-        """One member's ranking (best first) against the titles they did buy."""
-        if not relevant:
-            return
-        self.members += 1
-        k = self.k
-        hit_ranks = [i for i, t in enumerate(list(ranked)[:k]) if t in relevant]
-        hits = len(hit_ranks)
-        for name in self.names:
-            if name == "precision":
-                value = hits / k
-            elif name == "recall":
-                value = hits / len(relevant)
-            elif name == "hitrate":
-                value = 1.0 if hits else 0.0
-            elif name == "ndcg":
-                ideal = _IDEAL_DCG[min(len(relevant), k)] if k < len(_IDEAL_DCG) else None
-                value = (
-                    ndcg_at_k(ranked, relevant, k)
-                    if ideal is None
-                    else (sum(_DISCOUNT[i] for i in hit_ranks) / ideal)
-                )
-            elif name == "map":
-                value = sum((j + 1) / (i + 1) for j, i in enumerate(hit_ranks)) / min(
-                    len(relevant), k
-                )
-            else:
-                value = RANKING_METRICS[name](ranked, relevant, k)
-            self.sums[name] += value
-
-    def means(self) -> dict[str, float]:
-        """``{"recall@20": …}``; zeros when no member had relevant titles."""
-        n = max(self.members, 1)
-        return {f"{name}@{self.k}": self.sums[name] / n for name in self.names}
+def mean_metrics(per_member: dict[str, FloatArray], k: int) -> dict[str, float]:
+    """``{"recall@20": mean over members with a value, …}``; 0 when no member has one."""
+    out = {}
+    for name, values in per_member.items():
+        scored = values[~np.isnan(values)]
+        out[f"{name}@{k}"] = float(scored.mean()) if scored.size else 0.0
+    return out
 
 
 def average_ranking_metrics(
@@ -118,7 +135,9 @@ def average_ranking_metrics(
     """Every metric averaged over members with at least one relevant title."""
     if len(rankings) != len(relevant):
         raise ValueError("one ranking per relevant set")
-    acc = RankingAccumulator(k)
-    for ranked, rel in zip(rankings, relevant, strict=True):
-        acc.add(ranked, rel)
-    return acc.means()
+    padded = np.full((len(rankings), k), -1, dtype=np.int64)
+    for i, ranked in enumerate(rankings):
+        row = list(ranked)[:k]
+        padded[i, : len(row)] = row
+    hits = hit_matrix(padded, relevant, k)
+    return mean_metrics(member_metrics(hits, np.array([len(r) for r in relevant]), k), k)
