@@ -27,6 +27,7 @@ from catalog.clusters import (
 )
 from catalog.period import Quarter
 from catalog.rfm import ParetoCheck, pareto_check, score_tiers
+from recsys.affinity import spread_over_ancestors
 from recsys.errors import BookclubError
 from recsys.settings import SegmentSettings
 from recsys.storage import members as members_db
@@ -104,12 +105,11 @@ def declared_profiles(
 ) -> sp.csr_matrix:
     """Members' declared favourites (and their ancestors) as 0/1 rows over ``columns``."""
     index = {c: j for j, c in enumerate(columns)}
+    nodes = dict(tree)
     rows: list[int] = []
     cols: list[int] = []
     for i, member_id in enumerate(member_ids):
-        hit: set[int] = set()
-        for code in declared.get(member_id, ()):
-            hit.update(index[a] for a in ancestors(dict(tree), code) if a in index)
+        hit = spread_over_ancestors(declared.get(member_id, ()), lambda code: ancestors(nodes, code), index)
         rows.extend([i] * len(hit))
         cols.extend(sorted(hit))
     data = np.ones(len(rows), dtype=np.float64)

@@ -14,7 +14,7 @@ category the member never touched has share ``prior × global_share(c) / (w(m) +
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +88,27 @@ class CategoryIndex:
         )
 
 
+def spread_over_ancestors(
+    codes: Iterable[str], path: Callable[[str], Sequence[str]], position: Mapping[str, int]
+) -> dict[int, float]:
+    """The one way categories are spread over the tree: ``{column: weight}``.
+
+    ``path(code)`` is the code and its ancestors (``CategoryIndex.path``, or
+    ``recsys.storage.categories.ancestors`` over a tree); ``position`` maps the codes that
+    have a column. Each code with at least one node in ``position`` weighs 1/n (n = such
+    codes) and adds that weight to every node of its path that has a column. Used for a
+    title's categories (:func:`title_category_matrix`, titles added after training), a
+    member's declared favourites (the served model's cold start, catalog segments).
+    """
+    paths = [[position[node] for node in path(code) if node in position] for code in codes]
+    paths = [p for p in paths if p]
+    out: dict[int, float] = {}
+    for columns in paths:
+        for col in columns:
+            out[col] = out.get(col, 0.0) + 1.0 / len(paths)
+    return out
+
+
 def title_category_matrix(
     pairs: Sequence[tuple[int, str]],
     n_titles: int,
@@ -95,22 +116,22 @@ def title_category_matrix(
     *,
     with_ancestors: bool = True,
 ) -> sp.csr_matrix:
-    """titles × categories: a title's codes weigh 1/n each, carried up to every ancestor."""
+    """titles × categories: a title's codes weigh 1/n each, carried up to every ancestor
+    (:func:`spread_over_ancestors`)."""
     pos = index.position()
     per_title: dict[int, list[str]] = {}
     for title_idx, code in pairs:
         if code in pos:
             per_title.setdefault(title_idx, []).append(code)
+    path: Callable[[str], Sequence[str]] = index.path if with_ancestors else (lambda code: [code])
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
     for title_idx, codes in per_title.items():
-        share = 1.0 / len(codes)
-        for code in codes:
-            for node in index.path(code) if with_ancestors else [code]:
-                rows.append(title_idx)
-                cols.append(pos[node])
-                vals.append(share)
+        for col, weight in spread_over_ancestors(codes, path, pos).items():
+            rows.append(title_idx)
+            cols.append(col)
+            vals.append(weight)
     coords = (np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64))
     matrix = sp.csr_matrix((np.array(vals, dtype=np.float32), coords), shape=(n_titles, len(index)))
     matrix.sum_duplicates()

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from recsys.affinity import spread_over_ancestors
 from recsys.errors import UnknownCategoryError, UnknownMemberError, UnknownTitleError
 from recsys.model.explain import MemberSystem, history_reasons
 from recsys.model.index import ServingIndex, TitleMask, blend, mask_of, top_n
@@ -127,10 +128,8 @@ class TrainedModel:
             for col, share in self.parts.affinity.shares(member_idx).items():
                 shares[col] = share
             return shares
-        known = [c for c in declared if c in self._categories]
-        for code in known:
-            for node in self.parts.categories.path(code):
-                shares[self._categories[node]] += 1.0 / len(known)
+        for col, weight in spread_over_ancestors(declared, self.parts.categories.path, self._categories).items():
+            shares[col] = weight
         return shares
 
     def _candidates(
@@ -325,11 +324,9 @@ class TrainedModel:
         p = self.parts
         rows = []
         for _, codes in fresh:
-            known = [c for c in codes if c in self._categories]
             row = np.zeros(len(p.categories), dtype=np.float32)
-            for code in known:
-                for node in p.categories.path(code):
-                    row[self._categories[node]] += 1.0 / len(known)
+            for col, weight in spread_over_ancestors(codes, p.categories.path, self._categories).items():
+                row[col] = weight
             rows.append(row)
         start = self.n_titles
         title_categories = sp.vstack([p.title_categories, sp.csr_matrix(np.vstack(rows))], "csr")
