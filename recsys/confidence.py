@@ -1,7 +1,12 @@
 """Order lines → the member×title confidence matrix.
 
 Convention (as in ``implicit``): ``member_titles`` is CSR, rows = members,
-columns = titles, values = confidence weight (before ALS's ``alpha``).
+columns = titles, values = the weight ``w`` built here. ALS (``implicit`` 0.7)
+multiplies it by ``alpha`` and nothing else: a bought title's confidence is
+``c = alpha · w`` with preference 1, every other title has confidence 1 and
+preference 0 (implicit solves ``(YᵀY + Yᵀ(Cᵤ − I)Y + λI) xᵤ = YᵀCᵤpᵤ``). It is
+*not* Hu, Koren and Volinsky's ``1 + alpha · w``: with ``alpha · w < 1`` a bought
+title weighs less than one not bought. BPR and item-kNN read ``w`` as it is.
 
 A line weighs ``quantity × 0.5 ** (age / half_life)``; returns carry a negative
 quantity and so subtract from what the member bought; a member×title pair whose

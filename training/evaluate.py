@@ -1,12 +1,35 @@
-"""Time-based evaluation: train before a cutoff, test on the following ``holdout_days``.
+"""Time-based evaluation that states its uncertainty.
 
-Every recommender is fitted on the same training matrix and scored on the same
-test members in one run. A member is scored on the titles they bought in the
-test period that they had not bought in the training window; members with no
-training history are left to the cold-start path and not scored here.
-Separately, new-title recall: among titles never sold before the cutoff (the
-new releases), how many of a member's new-title purchases does the
-recommender's ranking of only those titles put in the top k.
+Every recommender is fitted on the same split (:mod:`training.split`: only the
+members and titles that existed at the cutoff, ids in sorted order, seeded fits,
+BPR single-threaded) and scored on the same members:
+
+- **warm** members on the titles they bought in the test period that they had not
+  bought in the window (recall, nDCG, precision, MAP, hit rate at k; definitions in
+  :mod:`training.metrics.ranking`), plus catalogue coverage;
+- new-title recall: among titles never sold before the cutoff, the share of a
+  member's new-title purchases that the recommender's ranking *of only those titles*
+  puts in its top k (``None`` when no member bought a new title);
+- **cold** members (no history in the window) on everything they bought, through
+  the served model's cold-start path (declared categories → category popularity,
+  :func:`training.served.cold_start_model`) against plain popularity;
+- repurchase-only members are counted.
+
+For each mean a 95 % percentile bootstrap interval over members (seeded, 2,000
+resamples by default), and for each recommender the paired difference to the best
+*other* recommender by the primary metric (nDCG@k), on every metric, with its
+interval (the same resampled members for both: :mod:`training.metrics.bootstrap`).
+
+``folds`` > 1: rolling origin. The test periods are the ``folds`` consecutive
+periods of ``holdout_days`` that end at ``cutoff`` — [cutoff − folds·h, cutoff −
+(folds−1)·h), …, [cutoff − h, cutoff) — each fitted only on what came before it; the
+report gives each fold and the pooled figures (a member in several folds is one
+resampling unit, its values summed). Without folds the one test period is [cutoff,
+cutoff + h), as it always was.
+
+Equal scores are ranked by lower title index (``recsys.recommenders.top_n``), except
+in the factor models' blocked top-k (implicit's heap), where exact ties are titles
+placed in the same category: they share one score whatever their order.
 """
 
 from __future__ import annotations
@@ -22,142 +45,27 @@ import scipy.sparse as sp
 from implicit.cpu.topk import topk
 from sqlalchemy import Connection
 
-from recsys.affinity import Placement, place_titles
-from recsys.recommenders import (
-    FactorRecommender,
-    FitContext,
-    Recommender,
-    build_recommender,
-    top_n,
-)
+from recsys.affinity import Placement
+from recsys.recommenders import FactorRecommender, FitContext, Recommender, build_recommender, top_n
 from recsys.settings import TrainingSettings
-from recsys.storage.purchase_log import (
-    PurchaseArrays,
-    read_purchase_log,
-    read_purchases,
-    titles_sold_before,
-    to_epoch,
-)
-from training.dataset import Catalogue, TrainingSet, build_training_set, window_start
+from recsys.storage.purchase_log import read_purchase_log, titles_sold_before, to_epoch
+from training.dataset import Catalogue, window_start
+from training.metrics.bootstrap import LEVEL, RESAMPLES, pooled_means, resample_means
 from training.metrics.coverage import catalog_coverage
-from training.metrics.ranking import RankingAccumulator
+from training.metrics.ranking import NAMES, member_metrics
+from training.served import cold_placement, cold_start_model
+from training.split import ColdMember, Holdout, Split, time_split
 
 Step = Callable[[str, int, int], None]  # (what, done, total)
+FloatArray = npt.NDArray[np.float64]
+IdxArray = npt.NDArray[np.int64]
+COLD_START = "cold_start"
 
 
-@dataclass(frozen=True)
-class Holdout:
-    """What members bought after the cutoff, as matrix positions."""
-
-    truth: dict[int, set[int]]  # member_idx → titles bought in the test period, new to them
-    new_truth: dict[int, set[int]]  # member_idx → new titles (no sale before the cutoff) bought
-    new_candidates: npt.NDArray[np.int64]  # titles with no sale before the cutoff
-    test_rows: int
-
-
-@dataclass
-class EvaluationReport:
-    cutoff: str
-    k: int
-    results: dict[str, dict[str, float]] = field(default_factory=dict)
-    new_titles: dict[str, dict[str, float]] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``--json`` object: cutoff, k, results, new_titles."""
-        return {
-            "cutoff": self.cutoff,
-            "k": self.k,
-            "results": self.results,
-            "new_titles": self.new_titles,
-        }
-
-    @classmethod
-    def of(
-        cls,
-        cutoff: dt.datetime,
-        k: int,
-        train: TrainingSet,
-        holdout: Holdout,
-        results: dict[str, dict[str, float]],
-        new_titles: dict[str, dict[str, float]],
-    ) -> EvaluationReport:
-        """The report of one run: metrics plus what they were measured on."""
-        return cls(
-            cutoff=cutoff.date().isoformat() if cutoff.time() == dt.time() else cutoff.isoformat(),
-            k=k,
-            results=results,
-            new_titles=new_titles,
-            details={
-                "train": asdict(train.snapshot),
-                "test_rows": holdout.test_rows,
-                "test_members": len(holdout.truth),
-                "new_title_members": len(holdout.new_truth),
-                "new_title_candidates": len(holdout.new_candidates),
-            },
-        )
-
-
-def build_holdout(
-    connection: Connection,
-    train: TrainingSet,
-    cutoff: dt.datetime,
-    holdout_days: int,
-    batch_rows: int = 200_000,
-) -> Holdout:
-    """The ``holdout_days`` after ``cutoff``, read from the database."""
-    end = cutoff + dt.timedelta(days=holdout_days)
-    test = read_purchases(connection, cutoff, end, batch_rows=batch_rows)
-    return holdout_from(train, test, titles_sold_before(connection, cutoff))
-
-
-def holdout_from(
-    train: TrainingSet, test: PurchaseArrays, sold_before_keys: npt.NDArray[np.int64]
-) -> Holdout:
-    """Ground truth from the test lines: per member, titles bought that they had not bought."""
-    catalogue = train.catalogue
-    bought = test.quantity > 0
-    shape = train.member_titles.shape
-    members = catalogue.member_idx(test.member_key[bought])
-    titles = catalogue.title_idx(test.title_key[bought])
-    sold_before = np.zeros(len(catalogue.titles), dtype=bool)
-    if len(sold_before_keys):
-        sold_before[catalogue.title_idx(sold_before_keys)] = True
-    bought_after = sp.csr_matrix((np.ones(len(members), dtype=np.float32), (members, titles)), shape=shape)
-    bought_after.sum_duplicates()
-    history = train.member_titles
-    has_history = (np.diff(history.indptr) > 0).astype(np.float32)
-    # titles bought after the cutoff, not bought before, by members with history
-    fresh = bought_after - bought_after.multiply(history > 0)
-    fresh = sp.csr_matrix(sp.diags(has_history) @ fresh)
-    fresh.eliminate_zeros()
-    truth: dict[int, set[int]] = {}
-    new_truth: dict[int, set[int]] = {}
-    for m in np.flatnonzero(np.diff(fresh.indptr)).tolist():
-        row = fresh.indices[fresh.indptr[m] : fresh.indptr[m + 1]]
-        truth[m] = set(row.tolist())
-        new = row[~sold_before[row]]
-        if new.size:
-            new_truth[m] = set(new.tolist())
-    return Holdout(truth, new_truth, np.flatnonzero(~sold_before).astype(np.int64), len(test))
-
-
-def cold_placement(train: TrainingSet, min_titles: int) -> Placement:
-    """Titles with no sales in the training window borrow from their category's titles."""
-    warm = np.bincount(train.member_titles.indices, minlength=train.member_titles.shape[1]) > 0
-    return place_titles(
-        train.catalogue.title_categories,
-        train.catalogue.categories.levels,
-        warm,
-        np.flatnonzero(~warm).astype(np.int64),
-        min_titles=min_titles,
-    )
-
-
+# ---- ranking ------------------------------------------------------------------------
 def _structure(rows: sp.csr_matrix) -> sp.csr_matrix:
     """Ones where ``rows`` has an entry (``top_n``'s ``liked`` reads structure, not values)."""
-    ones = sp.csr_matrix((np.ones(rows.nnz, dtype=np.float32), rows.indices, rows.indptr), shape=rows.shape)
-    return ones
+    return sp.csr_matrix((np.ones(rows.nnz, dtype=np.float32), rows.indices, rows.indptr), shape=rows.shape)
 
 
 class _Ranker:
@@ -172,8 +80,7 @@ class _Ranker:
     """
 
     def __init__(
-        self, recommender: Recommender, placement: Placement, new_candidates: npt.NDArray[np.int64], k: int,
-        threads: int,
+        self, recommender: Recommender, placement: Placement, new_candidates: IdxArray, k: int, threads: int,
     ) -> None:  # fmt: skip
         self.recommender, self.placement, self.k, self.threads = recommender, placement, k, threads
         self.new_candidates = new_candidates
@@ -187,14 +94,12 @@ class _Ranker:
         elif recommender.kind == "popularity":
             one = sp.csr_matrix((1, recommender.n_titles), dtype=np.float32)
             self.shared = placement.fill_scores(recommender.score(np.zeros(1, dtype=np.int64), one))[0]
-            self.order = np.argsort(-self.shared, kind="stable")
+            self.order = np.lexsort((np.arange(len(self.shared)), -self.shared))
             if len(new_candidates):
                 pos, _ = top_n(self.shared[None, new_candidates], k)
                 self.shared_new = np.where(pos >= 0, new_candidates[np.maximum(pos, 0)], -1)[0]
 
-    def rank(
-        self, idx: npt.NDArray[np.int64], rows: sp.csr_matrix, new_rows: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def rank(self, idx: IdxArray, rows: sp.csr_matrix, new_rows: IdxArray) -> tuple[IdxArray, IdxArray]:
         """(top k of all titles, bought ones left out; top k among the new titles for ``new_rows``)."""
         if self.factors is not None:
             return self._rank_factors(idx, rows, new_rows)
@@ -208,9 +113,7 @@ class _Ranker:
             new_ids = np.where(pos >= 0, self.new_candidates[np.maximum(pos, 0)], -1)
         return ids, new_ids
 
-    def _rank_factors(
-        self, idx: npt.NDArray[np.int64], rows: sp.csr_matrix, new_rows: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def _rank_factors(self, idx: IdxArray, rows: sp.csr_matrix, new_rows: IdxArray) -> tuple[IdxArray, IdxArray]:
         assert self.factors is not None
         members, titles = self.factors
         query = np.ascontiguousarray(members[idx], dtype=np.float32)
@@ -226,9 +129,7 @@ class _Ranker:
             new_ids = np.where(np.isfinite(best), self.new_candidates[np.asarray(pos, dtype=np.int64)], -1)
         return ids, new_ids
 
-    def _rank_shared(
-        self, rows: sp.csr_matrix, new_rows: npt.NDArray[np.int64]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    def _rank_shared(self, rows: sp.csr_matrix, new_rows: IdxArray) -> tuple[IdxArray, IdxArray]:
         assert self.shared is not None
         bought = np.diff(rows.indptr)
         head = self.order[: self.k + (int(bought.max()) if len(bought) else 0)]
@@ -242,98 +143,392 @@ class _Ranker:
         return ids, new_ids
 
 
+def _hits(ranked: IdxArray, members: IdxArray, truth: sp.csr_matrix, k: int) -> npt.NDArray[np.bool_]:
+    """members × k: is the title at each place in the member's row of ``truth`` (CSR, sorted)?"""
+    ranked = np.asarray(ranked, dtype=np.int64)[:, :k]
+    n_titles = truth.shape[1]
+    rows = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr))
+    wanted = np.sort(rows * n_titles + truth.indices)
+    codes = members[:, None] * n_titles + np.maximum(ranked, 0)
+    found = np.searchsorted(wanted, codes)
+    hits = wanted[np.minimum(found, len(wanted) - 1)] == codes if len(wanted) else np.zeros_like(codes, bool)
+    hits &= ranked >= 0
+    out = np.zeros((len(members), k), dtype=bool)
+    out[:, : hits.shape[1]] = hits
+    return out
+
+
+def _truth_matrix(truth: dict[int, set[int]], shape: tuple[int, int]) -> sp.csr_matrix:
+    rows = [m for m, ts in truth.items() for _ in ts]
+    cols = [t for ts in truth.values() for t in ts]
+    out = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
+    out.sum_duplicates()
+    out.sort_indices()
+    return out
+
+
+# ---- scoring one split ----------------------------------------------------------------
+@dataclass(frozen=True)
+class Scores:
+    """One recommender on one split: values per member (rows follow the split's order)."""
+
+    metrics: dict[str, FloatArray]  # metric name (no @k) → per scored warm member
+    new_recall: FloatArray  # per member who bought a new title
+    coverage: float
+
+
+@dataclass
+class FoldScores:
+    """Everything measured on one split, per member, before any averaging."""
+
+    cutoff: dt.datetime
+    end: dt.datetime
+    member_ids: list[str]  # warm members scored
+    new_member_ids: list[str]  # warm members who bought a new title
+    scores: dict[str, Scores]
+    cold_ids: list[str]
+    cold: dict[str, dict[str, FloatArray]]  # COLD_START | "popularity" → metric → per cold member
+    members: dict[str, int]  # warm, cold, repurchase_only
+    details: dict[str, Any]
+
+
+def scored_members(holdout: Holdout, sample: int, seed: int) -> IdxArray:
+    """The warm members scored: all, or a seeded sample of ``sample`` (sorted)."""
+    members = np.array(sorted(holdout.truth), dtype=np.int64)
+    if sample and len(members) > sample:
+        members = np.sort(np.random.default_rng(seed).choice(members, sample, replace=False))
+    return members
+
+
 def score_recommender(
     recommender: Recommender,
     member_titles: sp.csr_matrix,
     holdout: Holdout,
     placement: Placement,
+    members: IdxArray,
     *,
     k: int,
     batch: int = 2048,
-    sample: int = 0,
-    seed: int = 0,
     threads: int = 0,
     on_batch: Callable[[int], None] | None = None,
-) -> tuple[dict[str, float], dict[str, float]]:
-    """(ranking metrics and coverage over all titles, recall@k among new titles only).
-
-    ``sample`` > 0 scores a seeded random sample of that many test members.
-    """
-    members = np.array(sorted(holdout.truth), dtype=np.int64)
-    if sample and len(members) > sample:
-        members = np.sort(np.random.default_rng(seed).choice(members, sample, replace=False))
-    acc, acc_new = RankingAccumulator(k), RankingAccumulator(k, ["recall"])
+) -> Scores:
+    """Per-member ranking metrics of ``members`` (over all titles, bought ones left out),
+    new-title recall of those of them who bought a new title, and coverage."""
+    truth = _truth_matrix(holdout.truth, member_titles.shape)
+    new_truth = _truth_matrix(holdout.new_truth, member_titles.shape)
+    n_relevant = np.diff(truth.indptr)
+    n_new = np.diff(new_truth.indptr)
     ranker = _Ranker(recommender, placement, holdout.new_candidates, k, threads)
-    recommended: list[npt.NDArray[np.int64]] = []
+    hits, new_hits, new_members, recommended = [], [], [], []
     for start in range(0, len(members), batch):
         idx = members[start : start + batch]
         rows = member_titles[idx]
-        new_rows = np.array([i for i, m in enumerate(idx.tolist()) if m in holdout.new_truth], dtype=np.int64)
+        new_rows = np.flatnonzero(n_new[idx] > 0)
         ids, new_ids = ranker.rank(idx, rows, new_rows)
         recommended.append(ids)
-        for m, row in zip(idx.tolist(), ids.tolist(), strict=True):
-            acc.add(row, holdout.truth[m])
-        for i, row in zip(new_rows.tolist(), new_ids.tolist(), strict=False):
-            acc_new.add(row, holdout.new_truth[int(idx[i])])
+        hits.append(_hits(ids, idx, truth, k))
+        if len(new_rows):
+            new_hits.append(_hits(new_ids, idx[new_rows], new_truth, k))
+            new_members.append(idx[new_rows])
         if on_batch is not None:
             on_batch(len(idx))
-    metrics = acc.means()
+    all_hits = np.concatenate(hits) if hits else np.zeros((0, k), dtype=bool)
+    metrics = member_metrics(all_hits, n_relevant[members], k)
+    new_idx = np.concatenate(new_members) if new_members else np.zeros(0, dtype=np.int64)
+    new_all = np.concatenate(new_hits) if new_hits else np.zeros((0, k), dtype=bool)
+    new_recall = member_metrics(new_all, n_new[new_idx], k, ["recall"])["recall"]
     all_ids = np.concatenate(recommended) if recommended else np.empty(0, dtype=np.int64)
-    metrics[f"coverage@{k}"] = catalog_coverage(all_ids, member_titles.shape[1])
-    return metrics, acc_new.means()
+    return Scores(metrics, new_recall, catalog_coverage(all_ids, member_titles.shape[1]))
 
 
-def evaluate_on(
-    train: TrainingSet,
-    holdout: Holdout,
+def score_cold(
+    split: Split, popularity: Recommender, settings: TrainingSettings, k: int, placement: Placement
+) -> tuple[list[str], dict[str, dict[str, FloatArray]]]:
+    """Cold members through the served model's cold start and through plain popularity."""
+    cold: Sequence[ColdMember] = split.holdout.cold
+    if settings.eval_members and len(cold) > settings.eval_members:
+        keep = np.sort(np.random.default_rng(settings.seed).choice(len(cold), settings.eval_members, replace=False))
+        cold = [cold[int(i)] for i in keep]
+    if not cold:
+        return [], {}
+    train = split.train
+    model = cold_start_model(train, settings, split.cutoff)
+    titles = train.catalogue.titles
+    ranked = np.full((len(cold), k), -1, dtype=np.int64)
+    for i, member in enumerate(cold):
+        recs = model.recommend(member.member_id, limit=k, declared_categories=member.declared)
+        idx = titles.find_many([r.title_id for r in recs]) if recs else np.zeros(0, dtype=np.int64)
+        ranked[i, : len(idx)] = idx
+    empty = sp.csr_matrix((len(cold), train.member_titles.shape[1]), dtype=np.float32)
+    pop_ranked, _ = _Ranker(popularity, placement, np.zeros(0, dtype=np.int64), k, 1).rank(
+        np.zeros(len(cold), dtype=np.int64), empty, np.zeros(0, dtype=np.int64)
+    )
+    truth = _truth_matrix({i: set(m.bought) for i, m in enumerate(cold)}, empty.shape)
+    rows = np.arange(len(cold), dtype=np.int64)
+    n_relevant = np.diff(truth.indptr)
+    out = {
+        COLD_START: member_metrics(_hits(ranked, rows, truth, k), n_relevant, k),
+        "popularity": member_metrics(_hits(pop_ranked, rows, truth, k), n_relevant, k),
+    }
+    return [m.member_id for m in cold], out
+
+
+def evaluate_split(
+    split: Split,
     settings: TrainingSettings,
     kinds: Sequence[str],
     *,
     k: int,
     on_step: Step | None = None,
     fitted: dict[str, Recommender] | None = None,
-) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """Fit each recommender of ``kinds`` on ``train`` and score it on ``holdout``.
+    overrides: dict[str, TrainingSettings] | None = None,
+    cold: bool = True,
+) -> FoldScores:
+    """Fit each recommender of ``kinds`` on the split and score it, per member.
 
-    Fitted recommenders are left in ``fitted`` (by kind) when a dict is passed.
+    ``overrides[name]``: other settings for that entry (its ``model`` is the kind
+    fitted), e.g. the active configuration beside a new one. Fitted recommenders are
+    left in ``fitted`` when a dict is passed.
     """
+    train, holdout = split.train, split.holdout
     placement = cold_placement(train, settings.cold_start_min_titles)
     context = FitContext(
-        title_categories=train.catalogue.title_categories,
-        seed=settings.seed,
-        threads=settings.threads,
-    )
-    results: dict[str, dict[str, float]] = {}
-    new_titles: dict[str, dict[str, float]] = {}
-    n_members = min(len(holdout.truth), settings.eval_members or len(holdout.truth))
-    for kind in kinds:
-        recommender = build_recommender(kind, settings)
+        title_categories=train.catalogue.title_categories, seed=settings.seed, threads=settings.threads,
+        deterministic=True,
+    )  # fmt: skip
+    members = scored_members(holdout, settings.eval_members, settings.seed)
+    scores: dict[str, Scores] = {}
+    popularity: Recommender | None = None
+    for name in kinds:
+        own = (overrides or {}).get(name)
+        recommender = build_recommender(own.model if own else name, own or settings)
         if on_step:
-            on_step(f"fit {kind}", 0, 1)
+            on_step(f"fit {name}", 0, 1)
         recommender.fit(train.member_titles, context)
         if fitted is not None:
-            fitted[kind] = recommender
+            fitted[name] = recommender
+        if recommender.kind == "popularity":
+            popularity = recommender
         done = 0
 
-        def advance(n: int, kind: str = kind) -> None:
+        def advance(n: int, name: str = name) -> None:
             nonlocal done
             done += n
             if on_step:
-                on_step(f"score {kind}", done, n_members)
+                on_step(f"score {name}", done, len(members))
 
-        results[kind], new_titles[kind] = score_recommender(
-            recommender,
-            train.member_titles,
-            holdout,
-            placement,
+        scores[name] = score_recommender(
+            recommender, train.member_titles, holdout, placement, members, k=k,
+            batch=settings.eval_batch_members, threads=settings.threads, on_batch=advance,
+        )  # fmt: skip
+    cold_ids: list[str] = []
+    cold_scores: dict[str, dict[str, FloatArray]] = {}
+    if cold and holdout.cold:
+        if popularity is None:
+            popularity = build_recommender("popularity", settings)
+            popularity.fit(train.member_titles, context)
+        if on_step:
+            on_step("score cold members", 0, 1)
+        cold_ids, cold_scores = score_cold(split, popularity, settings, k, placement)
+    ids = train.catalogue.members
+    new_idx = [m for m in members.tolist() if m in holdout.new_truth]
+    return FoldScores(
+        cutoff=split.cutoff,
+        end=split.end,
+        member_ids=ids.to_ids(members.tolist()),
+        new_member_ids=ids.to_ids(new_idx),
+        scores=scores,
+        cold_ids=cold_ids,
+        cold=cold_scores,
+        members={"warm": len(holdout.truth), "cold": len(holdout.cold), "repurchase_only": holdout.repurchase_only},
+        details={
+            "train": asdict(train.snapshot),
+            "test_rows": holdout.test_rows,
+            "test_members": len(holdout.truth),
+            "scored_members": len(members),
+            "new_title_members": len(holdout.new_truth),
+            "new_title_candidates": len(holdout.new_candidates),
+            "fitted_members": len(train.catalogue.members),
+            "fitted_titles": len(train.catalogue.titles),
+        },
+    )
+
+
+# ---- the report -----------------------------------------------------------------------
+def _date(moment: dt.datetime) -> str:
+    return moment.date().isoformat() if moment.time() == dt.time() else moment.isoformat()
+
+
+def _clusters(
+    folds: Sequence[FoldScores], ids: Callable[[FoldScores], list[str]], columns: Callable[[FoldScores], FloatArray]
+) -> tuple[FloatArray, FloatArray]:
+    """(per member: sums of each column over folds, number of values) — members are the units."""
+    all_ids = [i for f in folds for i in ids(f)]
+    if not all_ids:
+        return np.zeros((0, 0)), np.zeros(0)
+    values = np.concatenate([columns(f) for f in folds if ids(f)], axis=0)
+    unique, unit = np.unique(np.array(all_ids, dtype=object).astype(str), return_inverse=True)
+    sums = np.zeros((len(unique), values.shape[1]))
+    np.add.at(sums, unit, values)
+    return sums, np.bincount(unit, minlength=len(unique)).astype(np.float64)
+
+
+def summarize(
+    folds: Sequence[FoldScores], k: int, primary: str, *, resamples: int = RESAMPLES, seed: int = 0,
+    level: float = LEVEL,
+) -> dict[str, Any]:  # fmt: skip
+    """Means, intervals and paired differences over the members of ``folds`` (pooled)."""
+    names = list(folds[0].scores)
+    metric_names = [f"{m}@{k}" for m in NAMES]
+    out: dict[str, Any] = {"results": {}, "new_titles": {}, "intervals": {}, "differences": {}}
+    sums, counts = _clusters(
+        folds, lambda f: f.member_ids,
+        lambda f: np.column_stack([f.scores[n].metrics[m] for n in names for m in NAMES]),
+    )  # fmt: skip
+    width = len(NAMES)
+    if len(counts):
+        boot = resample_means(sums, counts, resamples=resamples, seed=seed, level=level)
+        means = pooled_means(sums, counts)
+    for r, name in enumerate(names):
+        results: dict[str, float] = {}
+        intervals: dict[str, list[float]] = {}
+        for j, metric in enumerate(metric_names):
+            col = r * width + j
+            results[metric] = float(means[col]) if len(counts) else 0.0
+            intervals[metric] = list(boot.interval(col)) if len(counts) else [0.0, 0.0]
+        results[f"coverage@{k}"] = float(np.mean([f.scores[name].coverage for f in folds]))
+        out["results"][name], out["intervals"][name] = results, intervals
+    if len(counts) and len(names) > 1:
+        p = metric_names.index(primary) if primary in metric_names else metric_names.index(f"ndcg@{k}")
+        for r, name in enumerate(names):
+            other = max((o for o in range(len(names)) if o != r), key=lambda o: (means[o * width + p], -o))
+            diff: dict[str, Any] = {"against": names[other]}
+            for j, metric in enumerate(metric_names):
+                low, high = boot.difference(r * width + j, other * width + j)
+                diff[metric] = {"mean": float(means[r * width + j] - means[other * width + j]), "low": low, "high": high}
+            out["differences"][name] = diff
+    new_sums, new_counts = _clusters(
+        folds, lambda f: f.new_member_ids, lambda f: np.column_stack([f.scores[n].new_recall for n in names])
+    )
+    new_boot = resample_means(new_sums, new_counts, resamples=resamples, seed=seed, level=level) if len(new_counts) else None
+    new_means = pooled_means(new_sums, new_counts) if len(new_counts) else None
+    for r, name in enumerate(names):
+        key = f"recall@{k}"
+        if new_boot is None or new_means is None:
+            out["new_titles"][name] = {key: None}
+            continue
+        out["new_titles"][name] = {key: float(new_means[r])}
+        out["intervals"][name][f"new_titles_recall@{k}"] = list(new_boot.interval(r))
+    out["cold"] = _summarize_cold(folds, k, resamples=resamples, seed=seed, level=level)
+    return out
+
+
+def _summarize_cold(
+    folds: Sequence[FoldScores], k: int, *, resamples: int, seed: int, level: float
+) -> dict[str, Any]:
+    arms = [COLD_START, "popularity"]
+    sums, counts = _clusters(
+        folds, lambda f: f.cold_ids, lambda f: np.column_stack([f.cold[a][m] for a in arms for m in NAMES])
+    )
+    out: dict[str, Any] = {"members": int(counts.sum()) if len(counts) else 0, "results": {}, "intervals": {}}
+    if not len(counts):
+        return out
+    boot = resample_means(sums, counts, resamples=resamples, seed=seed, level=level)
+    means = pooled_means(sums, counts)
+    width = len(NAMES)
+    for a, arm in enumerate(arms):
+        out["results"][arm] = {f"{m}@{k}": float(means[a * width + j]) for j, m in enumerate(NAMES)}
+        out["intervals"][arm] = {f"{m}@{k}": list(boot.interval(a * width + j)) for j, m in enumerate(NAMES)}
+    out["differences"] = {
+        COLD_START: {
+            "against": "popularity",
+            **{
+                f"{m}@{k}": dict(
+                    zip(("low", "high"), boot.difference(j, width + j), strict=True),
+                    mean=float(means[j] - means[width + j]),
+                )
+                for j, m in enumerate(NAMES)
+            },
+        }
+    }
+    return out
+
+
+@dataclass
+class EvaluationReport:
+    cutoff: str
+    k: int
+    results: dict[str, dict[str, float]] = field(default_factory=dict)
+    new_titles: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    members: dict[str, int] = field(default_factory=dict)
+    intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    differences: dict[str, dict[str, Any]] = field(default_factory=dict)
+    served: str = ""
+    cold: dict[str, Any] = field(default_factory=dict)
+    folds: list[dict[str, Any]] | None = None
+    bootstrap: dict[str, Any] = field(default_factory=dict)
+    scores: list[FoldScores] = field(default_factory=list, repr=False)  # per member, not in JSON
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` object: cutoff, k, results, new_titles (as before), and members,
+        intervals, differences, served, cold, bootstrap; ``folds`` with ``--folds``."""
+        out: dict[str, Any] = {
+            "cutoff": self.cutoff,
+            "k": self.k,
+            "results": self.results,
+            "new_titles": self.new_titles,
+            "members": self.members,
+            "intervals": self.intervals,
+            "differences": self.differences,
+            "served": self.served,
+            "cold": self.cold,
+            "bootstrap": self.bootstrap,
+        }
+        if self.folds is not None:
+            out["folds"] = self.folds
+        return out
+
+    @classmethod
+    def of(
+        cls, folds: Sequence[FoldScores], k: int, *, served: str, primary: str, seed: int,
+        resamples: int = RESAMPLES, cutoff: dt.datetime | None = None, with_folds: bool = False,
+    ) -> EvaluationReport:  # fmt: skip
+        """The report of one split (or the pooled report of several)."""
+        pooled = summarize(folds, k, primary, resamples=resamples, seed=seed)
+        members = {key: sum(f.members[key] for f in folds) for key in ("warm", "cold", "repurchase_only")}
+        report = cls(
+            cutoff=_date(cutoff or folds[0].cutoff),
             k=k,
-            batch=settings.eval_batch_members,
-            sample=settings.eval_members,
-            seed=settings.seed,
-            threads=settings.threads,
-            on_batch=advance,
+            results=pooled["results"],
+            new_titles=pooled["new_titles"],
+            details=dict(folds[0].details) if len(folds) == 1 else {"folds": [f.details for f in folds]},
+            members=members,
+            intervals=pooled["intervals"],
+            differences=pooled["differences"],
+            served=served,
+            cold=pooled["cold"],
+            bootstrap={"resamples": resamples, "level": LEVEL, "seed": seed, "unit": "member"},
+            scores=list(folds),
         )
-    return results, new_titles
+        if with_folds:
+            report.folds = []
+            for f in folds:
+                one = summarize([f], k, primary, resamples=resamples, seed=seed)
+                report.folds.append(
+                    {"cutoff": _date(f.cutoff), "end": _date(f.end), "members": f.members, **one,
+                     "details": f.details}
+                )  # fmt: skip
+        return report
+
+
+# ---- from the database ----------------------------------------------------------------
+def fold_cutoffs(cutoff: dt.datetime, folds: int, holdout_days: int) -> list[dt.datetime]:
+    """The test periods' starts: one period after ``cutoff``, or ``folds`` ending at it."""
+    if folds <= 1:
+        return [cutoff]
+    step = dt.timedelta(days=holdout_days)
+    return [cutoff - step * (folds - i) for i in range(folds)]
 
 
 def evaluate(
@@ -345,18 +540,29 @@ def evaluate(
     k: int | None = None,
     kinds: Sequence[str] | None = None,
     on_step: Step | None = None,
+    folds: int = 1,
+    served: str | None = None,
+    resamples: int = RESAMPLES,
 ) -> EvaluationReport:
-    """Train every recommender before ``cutoff``, test on the next ``holdout_days``."""
+    """Every recommender on one test period after ``cutoff`` or ``folds`` ending at it."""
     k = k or settings.k
     kinds = list(kinds or settings.recommenders)
-    # one read for the window and the holdout, split here
-    start = window_start(cutoff, settings)
-    end = cutoff + dt.timedelta(days=settings.holdout_days)
-    lines = read_purchase_log(connection, start=start, end=end, batch_rows=settings.extract_batch_rows).arrays
-    early = lines.purchased_at < to_epoch(cutoff)
-    purchases = lines.subset(early)
-    train = build_training_set(catalogue, purchases, window_start=start, cutoff=cutoff, settings=settings)
-    sold_before = np.union1d(titles_sold_before(connection, start), purchases.title_key)
-    holdout = holdout_from(train, lines.subset(~early), sold_before)
-    results, new_titles = evaluate_on(train, holdout, settings, kinds, k=k, on_step=on_step)
-    return EvaluationReport.of(cutoff, k, train, holdout, results, new_titles)
+    origins = fold_cutoffs(cutoff, folds, settings.holdout_days)
+    step = dt.timedelta(days=settings.holdout_days)
+    first_start = window_start(origins[0], settings)
+    lines = read_purchase_log(
+        connection, start=first_start, end=origins[-1] + step, batch_rows=settings.extract_batch_rows
+    ).arrays
+    before_window = titles_sold_before(connection, first_start)
+    scored: list[FoldScores] = []
+    for origin in origins:
+        sold = np.union1d(before_window, lines.title_key[lines.purchased_at < to_epoch(origin)])
+        split = time_split(
+            catalogue, lines, window_start=window_start(origin, settings), cutoff=origin, end=origin + step,
+            sold_before=sold, settings=settings,
+        )  # fmt: skip
+        scored.append(evaluate_split(split, settings, kinds, k=k, on_step=on_step))
+    return EvaluationReport.of(
+        scored, k, served=served or settings.model, primary=settings.primary_metric, seed=settings.seed,
+        resamples=resamples, cutoff=cutoff, with_folds=folds > 1,
+    )  # fmt: skip

@@ -20,7 +20,6 @@ import numpy.typing as npt
 from sqlalchemy import Engine
 
 from recsys.errors import TrainingError
-from recsys.model.parts import WARM, ModelParts
 from recsys.recommenders import (
     ALSRecommender,
     FactorRecommender,
@@ -28,14 +27,15 @@ from recsys.recommenders import (
     Recommender,
     build_recommender,
 )
-from recsys.recommenders.popularity import title_popularity
 from recsys.settings import Settings, TrainingSettings
-from recsys.storage.purchase_log import PurchaseArrays, newest_purchase, to_epoch
+from recsys.storage.purchase_log import PurchaseArrays, newest_purchase
 from training.artifact import write_parts
-from training.dataset import TrainingSet, build_training_set, extract_for_training, read_catalogue
-from training.evaluate import EvaluationReport, cold_placement, evaluate_on, holdout_from
+from training.dataset import Catalogue, TrainingSet, build_training_set, extract_for_training, read_catalogue
+from training.evaluate import EvaluationReport, evaluate_split
 from training.extract_cache import CacheReport, ExtractCache
 from training.registry import ModelInfo, ModelRegistry, Promote
+from training.served import model_parts
+from training.split import time_split
 
 Step = Callable[[str, int, int], None]
 log = logging.getLogger(__name__)
@@ -110,34 +110,6 @@ def _warn(warnings: list[str] | None, message: str) -> None:
         warnings.append(message)
 
 
-def model_parts(train: TrainingSet, recommender: FactorRecommender, settings: Settings) -> ModelParts:
-    """What the served model holds, cold titles placed in their categories."""
-    ts = settings.training
-    if train.affinity is None:
-        raise TrainingError("the served model needs the training set's category affinity")
-    placement = cold_placement(train, ts.cold_start_min_titles)
-    placed = np.full(len(train.catalogue.titles), WARM, dtype=np.int64)
-    placed[placement.cold_idx] = placement.category
-    return ModelParts(
-        kind=recommender.kind,
-        params=recommender.params(),
-        members=train.catalogue.members,
-        titles=train.catalogue.titles,
-        title_names=train.catalogue.title_names,
-        member_factors=recommender.member_factors,
-        title_factors=placement.fill_vectors(recommender.title_factors),
-        member_titles=train.member_titles,
-        categories=train.catalogue.categories,
-        title_categories=train.catalogue.title_categories,
-        affinity=train.affinity,
-        popularity=title_popularity(train.member_titles),
-        placement=placed,
-        thin_history=ts.thin_history,
-        min_titles=ts.cold_start_min_titles,
-        threads=ts.threads,
-    )
-
-
 def run_training(
     engine: Engine,
     settings: Settings,
@@ -190,12 +162,15 @@ def run_training(
     report: EvaluationReport | None = None
     recommender: Recommender | None = None
     if with_evaluation and sold_before is not None:
-        report, fitted = _evaluate_split(train, purchases, start, eval_cutoff, sold_before, settings, on_step)
+        report, fitted, small = _evaluate_split(
+            train, purchases, start, eval_cutoff, cutoff, sold_before, settings, on_step
+        )
         recommender = fitted[ts.model]
         lap("evaluate")
     if on_step:
         on_step(f"fit {ts.model}", 0, 1)
     if isinstance(recommender, ALSRecommender):
+        carry_over(recommender, small, catalogue)
         recommender.refine(train.member_titles, context, ts.refresh_iterations)
     else:
         recommender = build_recommender(ts.model, ts)
@@ -203,11 +178,12 @@ def run_training(
     if not isinstance(recommender, FactorRecommender):
         raise TrainingError(f"training.model must be a factor model (als or bpr), not {ts.model}")
     lap("fit")
-    parts = model_parts(train, recommender, settings)
+    parts = model_parts(train, recommender, ts)
     metrics = dict(report.results.get(ts.model, {})) if report else {}
     if report:
-        for name, values in report.new_titles.get(ts.model, {}).items():
-            metrics[f"new_titles_{name}"] = values
+        for name, value in report.new_titles.get(ts.model, {}).items():
+            if value is not None:  # None: no member bought a new title in the test period
+                metrics[f"new_titles_{name}"] = value
     registry = ModelRegistry(settings.models_dir)
     version = registry.new_version()
     meta: dict[str, Any] = {
@@ -241,25 +217,40 @@ def _evaluate_split(
     purchases: PurchaseArrays,
     start: dt.datetime,
     eval_cutoff: dt.datetime,
+    cutoff: dt.datetime,
     sold_before: npt.NDArray[np.int64],
     settings: Settings,
     on_step: Step | None,
-) -> tuple[EvaluationReport, dict[str, Recommender]]:
+) -> tuple[EvaluationReport, dict[str, Recommender], Catalogue]:
+    """The served recommender and popularity on the one time split (:mod:`training.split`)
+    of the window at ``eval_cutoff``; warm members only (promotion reads those)."""
     ts = settings.training
-    early = purchases.purchased_at < to_epoch(eval_cutoff)
-    train = build_training_set(
-        full.catalogue,
-        purchases.subset(early),
-        window_start=start,
-        cutoff=eval_cutoff,
-        settings=ts,
-        with_affinity=False,
-    )
-    holdout = holdout_from(train, purchases.subset(~early), sold_before)
+    split = time_split(
+        full.catalogue, purchases, window_start=start, cutoff=eval_cutoff, end=cutoff, sold_before=sold_before,
+        settings=ts, with_affinity=False,
+    )  # fmt: skip
     kinds = list(dict.fromkeys([ts.model, "popularity"]))
     fitted: dict[str, Recommender] = {}
-    results, new_titles = evaluate_on(train, holdout, ts, kinds, k=ts.k, on_step=on_step, fitted=fitted)
-    return EvaluationReport.of(eval_cutoff, ts.k, train, holdout, results, new_titles), fitted
+    scores = evaluate_split(split, ts, kinds, k=ts.k, on_step=on_step, fitted=fitted, cold=False)
+    report = EvaluationReport.of([scores], ts.k, served=ts.model, primary=ts.primary_metric, seed=ts.seed)
+    return report, fitted, split.train.catalogue
+
+
+def carry_over(recommender: FactorRecommender, small: Catalogue, full: Catalogue) -> None:
+    """Factors fitted on ``small`` (an evaluation split's members and titles) laid out over
+    ``full``'s rows: the members and titles ``small`` lacks start at zero, so a few ALS
+    sweeps on the whole window (:meth:`ALSRecommender.refine`) finish the model."""
+    for attr, small_ids, full_ids in (
+        ("member_factors", small.members, full.members),
+        ("title_factors", small.titles, full.titles),
+    ):
+        fitted = np.asarray(getattr(recommender, attr))
+        if len(small_ids) == len(full_ids):
+            continue
+        rows = np.searchsorted(np.asarray(full_ids.ids), np.asarray(small_ids.ids))
+        laid = np.zeros((len(full_ids), fitted.shape[1]), dtype=np.float32)
+        laid[rows] = fitted
+        setattr(recommender, attr, laid)
 
 
 class _Counter:

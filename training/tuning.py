@@ -16,10 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from recsys.settings import Settings, TrainingSettings
 from recsys.storage.db import engine_from_settings
-from training.dataset import build_training_set, extract_window, read_catalogue
-from training.evaluate import build_holdout, evaluate_on
+from recsys.storage.purchase_log import read_purchase_log, titles_sold_before, to_epoch
+from training.dataset import read_catalogue, window_start
+from training.evaluate import EvaluationReport, evaluate_split
+from training.split import time_split
 
 DEFAULT_GRID: dict[str, list[Any]] = {
     "weighting": ["bm25", "none"],
@@ -50,32 +54,32 @@ def tune(
     """Score ALS at every grid point on the period after ``cutoff``; matrices built once each."""
     engine = engine_from_settings(settings)
     trials: list[Trial] = []
+    base = settings.training
+    start = window_start(cutoff, base)
+    end = cutoff + dt.timedelta(days=base.holdout_days)
     with engine.connect() as connection:
         catalogue = read_catalogue(connection)
-        start, purchases = extract_window(connection, cutoff, settings.training)
-        holdout = None
-        points = sorted(
-            grid_points(grid), key=lambda p: json.dumps([p.get(m) for m in MATRIX_KEYS])
-        )
-        cache: dict[str, Any] = {}
-        for point in points:
-            ts = TrainingSettings(**{**settings.training.model_dump(), **point})
-            if "half_life_days" in point and point["half_life_days"] is None:
-                ts = ts.model_copy(update={"recency_decay": False})
-            matrix_key = json.dumps([getattr(ts, m) for m in MATRIX_KEYS])
-            if matrix_key not in cache:
-                cache.clear()
-                cache[matrix_key] = build_training_set(
-                    catalogue, purchases, window_start=start, cutoff=cutoff, settings=ts
-                )
-            train = cache[matrix_key]
-            if holdout is None:
-                holdout = build_holdout(connection, train, cutoff, ts.holdout_days)
-            results, new = evaluate_on(train, holdout, ts, ["als"], k=k)
-            metrics = dict(results["als"])
-            metrics.update({f"new_titles_{m}": v for m, v in new["als"].items()})
-            trials.append(Trial(point, metrics))
-            print(json.dumps({"params": point, "metrics": metrics}), flush=True)
+        lines = read_purchase_log(connection, start=start, end=end, batch_rows=base.extract_batch_rows).arrays
+        sold = np.union1d(titles_sold_before(connection, start), lines.title_key[lines.purchased_at < to_epoch(cutoff)])
+    points = sorted(grid_points(grid), key=lambda p: json.dumps([p.get(m) for m in MATRIX_KEYS]))
+    cache: dict[str, Any] = {}
+    for point in points:
+        ts = TrainingSettings(**{**base.model_dump(), **point})
+        if "half_life_days" in point and point["half_life_days"] is None:
+            ts = ts.model_copy(update={"recency_decay": False})
+        matrix_key = json.dumps([getattr(ts, m) for m in MATRIX_KEYS])
+        if matrix_key not in cache:
+            cache.clear()
+            cache[matrix_key] = time_split(
+                catalogue, lines, window_start=start, cutoff=cutoff, end=end, sold_before=sold, settings=ts,
+                with_affinity=False,
+            )
+        scores = evaluate_split(cache[matrix_key], ts, ["als"], k=k, cold=False)
+        report = EvaluationReport.of([scores], k, served="als", primary=ts.primary_metric, seed=ts.seed)
+        metrics: dict[str, float] = dict(report.results["als"])
+        metrics.update({f"new_titles_{m}": v for m, v in report.new_titles["als"].items() if v is not None})
+        trials.append(Trial(point, metrics))
+        print(json.dumps({"params": point, "metrics": metrics}), flush=True)
     return trials
 
 

@@ -68,7 +68,8 @@ class FactorRecommender(Recommender):
 
 
 class ALSRecommender(FactorRecommender):
-    """``implicit`` ALS on confidence ``1 + alpha × weight``."""
+    """``implicit`` ALS: a bought title's confidence is ``alpha × weight`` (implicit 0.7
+    multiplies the matrix by ``alpha``; there is no ``1 +``), every other title's is 1."""
 
     kind = "als"
 
@@ -166,7 +167,7 @@ class BPRRecommender(FactorRecommender):
             learning_rate=self.learning_rate,
             regularization=self.regularization,
             iterations=self.iterations,
-            num_threads=context.threads,
+            num_threads=1 if context.deterministic else context.threads,
             random_state=context.seed,
         )
         with threadpool_limits(1, "blas"):

@@ -46,7 +46,10 @@ def make_club(
     start: dt.datetime = dt.datetime(2023, 1, 1),
     days: int = 600,
     holdout_days: int = 91,
+    cold_members: int = 0,
 ) -> Club:
+    """``cold_members`` more members declare their taste as a favourite category and buy
+    only in the ``holdout_days`` after the cutoff (the cold-start case)."""
     rng = np.random.default_rng(seed)
     cutoff = start + dt.timedelta(days=days - holdout_days)
     title_rows, tc_rows, title_leaf, new_ids = [], [], {}, []
@@ -62,19 +65,23 @@ def make_club(
             by_leaf.setdefault(leaf, []).append(key)
             if j >= titles_per_leaf:
                 new_ids.append(title_id)
-    member_rows, purchase_rows, taste = [], [], {}
+    member_rows, purchase_rows, taste, favourites = [], [], {}, []
     line = 0
-    for m in range(1, members + 1):
+    for m in range(1, members + cold_members + 1):
         member_id = f"M{m:05d}"
         leaf = LEAVES[m % len(LEAVES)]
         taste[member_id] = leaf
         member_rows.append((m, member_id, f"会员 {m}", "active"))
-        for _ in range(lines_per_member):
-            moment = start + dt.timedelta(days=float(rng.uniform(0, days)))
+        cold = m > members
+        if cold:
+            favourites.append((m, leaf))
+        for _ in range(lines_per_member // 3 if cold else lines_per_member):
+            first = days - holdout_days if cold else 0
+            moment = start + dt.timedelta(days=float(rng.uniform(first, days)))
             own = rng.random() < 0.85
             pool_leaf = leaf if own else LEAVES[int(rng.integers(len(LEAVES)))]
             pool = by_leaf[pool_leaf]
-            if moment >= cutoff and rng.random() < 0.3:
+            if new_titles and moment >= cutoff and rng.random() < 0.3:
                 title_key = pool[titles_per_leaf + int(rng.integers(new_titles))]
             else:
                 rank = min(int(rng.zipf(1.6)) - 1, titles_per_leaf - 1)
@@ -89,6 +96,8 @@ def make_club(
             connection, "title_categories", ["title_key", "category_code", "is_primary"], tc_rows
         )
         bulk_insert(connection, "members", ["id", "member_id", "name", "status"], member_rows)
+        if favourites:
+            bulk_insert(connection, "member_categories", ["member_key", "category_code"], favourites)
         bulk_insert(
             connection,
             "purchases",
@@ -105,3 +114,36 @@ def make_club(
             purchase_rows,
         )
     return Club(cutoff=cutoff, taste=taste, title_leaf=title_leaf, new_title_ids=new_ids)
+
+
+def add_unrelated_rows(engine: Engine, after: dt.datetime, *, members: int = 400, titles: int = 30) -> None:
+    """Rows a past evaluation must not see: members who never bought (with favourites),
+    titles that never sold, and order lines dated ``after`` (by old and new members, of old
+    and new titles). Ids sort *before* the club's (``A…``), so they would shift every
+    matrix position if an evaluation fitted on them."""
+    with engine.connect() as connection:
+        top = {
+            table: int(connection.exec_driver_sql(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar_one())
+            for table in ("members", "titles", "purchases")
+        }
+    member_rows = [(top["members"] + i, f"A{i:05d}", f"新会员 {i}", "active") for i in range(1, members + 1)]
+    favourite_rows = [(key, LEAVES[key % len(LEAVES)]) for key, *_ in member_rows]
+    title_rows = [(top["titles"] + i, f"A-{i:03d}", f"新书 {i}", True) for i in range(1, titles + 1)]
+    tc_rows = [(key, LEAVES[key % len(LEAVES)], True) for key, *_ in title_rows]
+    buyers = [1, 2, 3, member_rows[0][0], member_rows[1][0]]
+    bought = [1, 2, title_rows[0][0]]
+    purchase_rows = [
+        (top["purchases"] + n + 1, f"LA{n}", member, title, 1, 30.0, after + dt.timedelta(days=n), "web")
+        for n, (member, title) in enumerate((m, t) for m in buyers for t in bought)
+    ]
+    with engine.begin() as connection:
+        bulk_insert(connection, "members", ["id", "member_id", "name", "status"], member_rows)
+        bulk_insert(connection, "member_categories", ["member_key", "category_code"], favourite_rows)
+        bulk_insert(connection, "titles", ["id", "title_id", "title", "in_stock"], title_rows)
+        bulk_insert(connection, "title_categories", ["title_key", "category_code", "is_primary"], tc_rows)
+        bulk_insert(
+            connection,
+            "purchases",
+            ["id", "line_id", "member_key", "title_key", "quantity", "unit_price", "purchased_at", "channel"],
+            purchase_rows,
+        )
