@@ -17,6 +17,7 @@ from api.errors import RESPONSES
 from campaign.report import campaign_report
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage.campaigns import UnknownCampaignError
+from recsys.text import NO_NUL_PATTERN
 
 router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"])
 
@@ -77,7 +78,11 @@ class CampaignReportPublic(BaseModel):
 
 
 CampaignRef = Annotated[
-    str, Path(min_length=1, max_length=64, description="the campaign's id or name", examples=["2026Q4"])
+    str,
+    Path(
+        min_length=1, max_length=64, pattern=NO_NUL_PATTERN, description="the campaign's id or name",
+        examples=["2026Q4"],
+    ),
 ]
 
 

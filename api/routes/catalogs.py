@@ -19,6 +19,7 @@ from catalog.plan import CatalogPlan
 from recsys.errors import UnknownMemberError
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
+from recsys.text import NO_NUL_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["catalogs"])
 
@@ -147,7 +148,7 @@ def read_segment_pdf(
     "picks, order form, then the segment catalog",
 )
 def read_member_pdf(
-    member_id: Annotated[str, Path(min_length=1, max_length=64, examples=["M000123"])],
+    member_id: Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL_PATTERN, examples=["M000123"])],
     request: Request,
     engine: EngineDep,
     settings: SettingsDep,

@@ -10,6 +10,7 @@ from api.deps import ConnectionDep, LimitDep, ModelDep, ReadKeyDep
 from api.errors import RESPONSES
 from api.recommending import popular_in_category
 from api.schemas import PopularTitlesPublic
+from recsys.text import NO_NUL_PATTERN
 
 router = APIRouter(prefix="/v1/categories", tags=["categories"])
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1/categories", tags=["categories"])
 )
 def read_popular(
     _key: ReadKeyDep,
-    code: Annotated[str, Path(min_length=1, max_length=64, examples=["I247"])],
+    code: Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL_PATTERN, examples=["I247"])],
     response: Response,
     connection: ConnectionDep,
     model: ModelDep,

@@ -15,11 +15,16 @@ from api.profile import member_profile
 from api.recommending import TitleShelf, recommendations_json
 from api.schemas import MemberProfilePublic, RecommendationsPublic
 from recsys.serving import RecommendationQuery
+from recsys.text import NO_NUL_PATTERN
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
 MemberId = Annotated[
-    str, Path(min_length=1, max_length=64, description="the club's member id", examples=["M000123"])
+    str,
+    Path(
+        min_length=1, max_length=64, pattern=NO_NUL_PATTERN, description="the club's member id",
+        examples=["M000123"],
+    ),
 ]
 
 
@@ -41,6 +46,7 @@ async def read_recommendations(
         Query(
             min_length=1,
             max_length=64,
+            pattern=NO_NUL_PATTERN,
             description="only titles in this category (or below)",
             examples=["I247"],
         ),

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import AdminKeyDep, HolderDep, ReadKeyDep
 from api.errors import ADMIN_RESPONSES, RESPONSES
 from api.schemas import ErrorPublic, ModelActivatedPublic, ModelPublic, ModelsPublic
+from recsys.text import NO_NUL_PATTERN
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -51,7 +52,7 @@ def read_models(holder: HolderDep, _key: ReadKeyDep) -> ModelsPublic:
 )
 async def activate_model(
     _key: AdminKeyDep,
-    version: Annotated[str, Path(min_length=1, max_length=64)],
+    version: Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL_PATTERN)],
     holder: HolderDep,
 ) -> ModelActivatedPublic:
     """The model's files are checked against the checksums written with it, and it is

@@ -10,6 +10,7 @@ from api.deps import ConnectionDep, LimitDep, ModelDep, ReadKeyDep
 from api.errors import RESPONSES
 from api.recommending import similar_titles
 from api.schemas import SimilarTitlesPublic
+from recsys.text import NO_NUL_PATTERN
 
 router = APIRouter(prefix="/v1/titles", tags=["titles"])
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/v1/titles", tags=["titles"])
 )
 def read_similar(
     _key: ReadKeyDep,
-    title_id: Annotated[str, Path(min_length=1, max_length=64, examples=["T004711"])],
+    title_id: Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL_PATTERN, examples=["T004711"])],
     response: Response,
     connection: ConnectionDep,
     model: ModelDep,
