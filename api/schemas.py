@@ -257,7 +257,8 @@ _TIMESTAMP = (
     r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 )
 MAX_QUANTITY = 1_000_000
-MAX_PRICE = 9_999_999_999.99  # numeric(12, 2)
+PRICE_BOUND = 9_999_999_999.995  # numeric(12, 2): the first price that rounds past it
+_CHANNEL = r"^\s*(" + "|".join("".join(f"[{c}{c.upper()}]" for c in name) for name in CHANNELS) + r")?\s*$"
 
 
 def _text(max_length: int, pattern: str = _NOT_BLANK) -> dict[str, Any]:
@@ -272,7 +273,7 @@ Quantity = (
     | Annotated[str, Field(json_schema_extra={"pattern": r"^\s*[+-]?0*[1-9][0-9]{0,5}\s*$"})]
 )
 Price = (
-    Annotated[float, Field(json_schema_extra={"minimum": 0, "maximum": MAX_PRICE})]
+    Annotated[float, Field(json_schema_extra={"minimum": 0, "exclusiveMaximum": PRICE_BOUND})]
     | Annotated[str, Field(json_schema_extra={"pattern": r"^([0-9]{1,10}(\.[0-9]{1,2})?)?$"})]
     | None
 )
@@ -296,8 +297,8 @@ class PurchaseLineCreate(BaseModel):
     unit_price: Price = Field(None, description="default: the title's list price")
     channel: str | None = Field(
         None,
-        description="one of " + ", ".join(CHANNELS) + "; default web",
-        json_schema_extra={"anyOf": [{"enum": [*CHANNELS, ""], "type": "string"}, {"type": "null"}]},
+        description="one of " + ", ".join(CHANNELS) + " (any case); default web",
+        json_schema_extra={"anyOf": [{"pattern": _CHANNEL, "type": "string"}, {"type": "null"}]},
     )
     order_id: str | None = Field(
         None, description="default: line_id up to its last '-'", json_schema_extra=_text(64, _NO_NUL)

@@ -163,9 +163,10 @@ def money(values: dict[str, str], field: str) -> Decimal | None:
         raise FieldError(field, f"'{raw}' is not a finite number")
     if value < 0:
         raise FieldError(field, f"{raw} is negative")
-    if value >= Decimal("1e10"):
+    # numeric(12, 2): checked after rounding to cents (9999999999.995 rounds to 1e10)
+    if value >= Decimal("1e10") or (value := value.quantize(Decimal("0.01"))) >= Decimal("1e10"):
         raise FieldError(field, f"{raw} is too large")
-    return value.quantize(Decimal("0.01"))
+    return value
 
 
 _TRUE = {"1", "true", "yes", "y", "t"}
