@@ -41,7 +41,11 @@ class TrainingSettings(BaseModel):
     weighting: Literal["none", "bm25", "tfidf"] = "bm25"
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
-    alpha: float = Field(2.0, gt=0, description="confidence scale: c = 1 + alpha * weight")
+    alpha: float = Field(
+        2.0, gt=0,
+        description="ALS confidence of a bought title: c = alpha * weight (implicit 0.7 multiplies, no 1 +); "
+        "titles not bought have confidence 1",
+    )
     factors: int = Field(64, ge=2)
     regularization: float = Field(0.05, ge=0)
     iterations: int = Field(15, ge=1)
