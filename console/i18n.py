@@ -223,6 +223,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "forbidden": ("您的角色不能执行此操作。", "Your role may not do this."),
     "not_found": ("没有找到。", "Not found."),
     "cross_site": ("跨站请求被拒绝。", "Cross-site request refused."),
+    "bad_text": ("请求中含有无法保存的字符（NUL，U+0000）。", "The request holds a character that cannot be stored (NUL, U+0000)."),
     "language": ("English", "中文"),
     "pipeline": ("本季度流程", "This quarter's pipeline"),
     "step_segments": ("会员细分", "Segments"),

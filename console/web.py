@@ -31,6 +31,7 @@ from console.session import COOKIE, COOKIE_PATH, ROLES, StaffSession, console_se
 from recsys.errors import ModelNotFoundError, UnknownMemberError, UnknownTitleError
 from recsys.settings import Settings
 from recsys.storage.apikeys import key_by_prefix
+from recsys.text import has_unstorable
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -119,12 +120,24 @@ def secure(response: Response, request: Request) -> Response:
     return response
 
 
+async def _holds_unstorable_text(request: Request) -> bool:
+    """A NUL (or a lone surrogate) in a path or query parameter or a form field: refused
+    before any page runs, so that no query or file name ever sees it (PostgreSQL cannot
+    store it; ``open()`` refuses it)."""
+    values = [*request.path_params.values(), *request.query_params.keys(), *request.query_params.values()]
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        values.extend(v for vs in parse_qs((await request.body()).decode("utf-8", errors="replace")).values() for v in vs)
+    return any(isinstance(v, str) and has_unstorable(v) for v in values)
+
+
 class ConsoleRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         original = super().get_route_handler()
 
         async def handler(request: Request) -> Response:
             try:
+                if await _holds_unstorable_text(request):
+                    return secure(_error_page(request, 422, "bad_text"), request)
                 response = await original(request)
             except LoginRequired:
                 response = _login_redirect(request)
