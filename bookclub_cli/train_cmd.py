@@ -20,8 +20,9 @@ from recsys.serving import RecommendationQuery
 from recsys.storage.db import check_ready
 from training.dataset import read_catalogue
 from training.evaluate import EvaluationReport, evaluate
-from training.pipeline import run_training
+from training.pipeline import default_cutoff, run_training
 from training.registry import ModelRegistry, Promote
+from training.tuning import configured, save, tune
 
 models_app = typer.Typer(
     help="Trained model versions: list, activate, roll back.", no_args_is_help=True
@@ -54,21 +55,106 @@ def step_progress() -> Iterator[Step]:
         yield step
 
 
+def _cell(value: float | None, interval: list[float] | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    fmt = "{:+.4f}" if signed else "{:.4f}"
+    text = fmt.format(value)
+    if interval is not None:
+        text += " [" + ", ".join(fmt.format(v) for v in interval) + "]"
+    return text
+
+
+def _period(report: EvaluationReport) -> str:
+    if report.folds:
+        return f"{len(report.folds)} test periods from {report.folds[0]['cutoff']} to {report.folds[-1]['end']}, pooled"
+    end = f" to {report.scores[0].end:%Y-%m-%d}" if report.scores else ""
+    return f"cutoff {report.cutoff}, test{end}"
+
+
 def metrics_table(report: EvaluationReport) -> Table:
+    """Means with their 95 % bootstrap intervals, one row per recommender (the served one starred)."""
     names = sorted({m for values in report.results.values() for m in values}, key=_metric_order)
-    table = Table(title=f"evaluation: cutoff {report.cutoff}, test = next quarter, k = {report.k}")
+    table = Table(title=f"evaluation: {_period(report)}, k = {report.k}: mean [95 % interval over members]")
     table.add_column("recommender")
     for name in names:
         table.add_column(name, justify="right")
     table.add_column(f"new titles recall@{report.k}", justify="right")
     for kind, values in report.results.items():
+        intervals = report.intervals.get(kind, {})
         new = report.new_titles.get(kind, {}).get(f"recall@{report.k}")
         table.add_row(
-            kind,
-            *(f"{values.get(n, float('nan')):.4f}" for n in names),
-            "-" if new is None else f"{new:.4f}",
+            kind + (" *" if kind == report.served else ""),
+            *(_cell(values.get(n, float("nan")), intervals.get(n)) for n in names),
+            _cell(new, intervals.get(f"new_titles_recall@{report.k}")),
         )
     return table
+
+
+def differences_table(report: EvaluationReport) -> Table | None:
+    """Each recommender minus the best other one (by the primary metric), paired over members."""
+    if not report.differences:
+        return None
+    names = [n for n in sorted(next(iter(report.results.values())), key=_metric_order) if "coverage" not in n]
+    table = Table(title="paired difference to the best other recommender: mean [95 % interval]")
+    table.add_column("recommender")
+    table.add_column("against")
+    for name in names:
+        table.add_column(name, justify="right")
+    for kind, diff in report.differences.items():
+        table.add_row(
+            kind, diff["against"],
+            *(_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
+        )  # fmt: skip
+    return table
+
+
+def cold_table(report: EvaluationReport) -> Table | None:
+    cold = report.cold
+    if not cold.get("results"):
+        return None
+    names = sorted(next(iter(cold["results"].values())), key=_metric_order)
+    table = Table(title=f"cold members ({cold['members']:,}, no history before the cutoff): mean [95 % interval]")
+    table.add_column("ranking")
+    for name in names:
+        table.add_column(name, justify="right")
+    for arm, values in cold["results"].items():
+        table.add_row(arm, *(_cell(values[n], cold["intervals"][arm][n]) for n in names))
+    diff = cold["differences"]["cold_start"]
+    table.add_row(
+        "cold_start − popularity",
+        *(_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
+    )
+    return table
+
+
+def folds_table(report: EvaluationReport) -> Table | None:
+    if not report.folds:
+        return None
+    primary = f"ndcg@{report.k}"
+    table = Table(title=f"per fold: {primary} [95 % interval]")
+    for column in ("test period", "warm", "cold", "repurchase only", *report.results):
+        table.add_column(column, justify="left" if column == "test period" else "right")
+    for fold in report.folds:
+        m = fold["members"]
+        table.add_row(
+            f"{fold['cutoff']} – {fold['end']}", f"{m['warm']:,}", f"{m['cold']:,}", f"{m['repurchase_only']:,}",
+            *(_cell(fold["results"][kind][primary], fold["intervals"][kind][primary]) for kind in report.results),
+        )  # fmt: skip
+    return table
+
+
+def print_report(report: EvaluationReport) -> None:
+    for table in (metrics_table(report), differences_table(report), cold_table(report), folds_table(report)):
+        if table is not None:
+            console.print(table)
+    m = report.members
+    console.print(
+        f"members: {m.get('warm', 0):,} warm (history in the window, scored), {m.get('cold', 0):,} cold "
+        f"(scored separately), {m.get('repurchase_only', 0):,} bought only titles they had bought before "
+        f"(not scored); * = served ({report.served}); intervals: {report.bootstrap.get('resamples', 0):,} "
+        "bootstrap resamples over members"
+    )
 
 
 def _metric_order(name: str) -> int:
@@ -110,7 +196,7 @@ def train(
         f"newest purchase {snap.newest_purchase}"
     )
     if result.evaluation is not None:
-        console.print(metrics_table(result.evaluation))
+        print_report(result.evaluation)
     console.print(f"status: {result.info.status} ({result.info.reason})")
     console.print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
 
@@ -118,35 +204,92 @@ def train(
 @cli_errors
 def evaluate_cmd(
     cutoff: str = typer.Option(
-        ..., "--cutoff", help="train before this date, test on the next quarter"
+        ..., "--cutoff", help="train before this date, test on the next holdout_days (91)"
     ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
     k: int = typer.Option(20, "--k", min=1, help="rank cut-off"),
+    folds: int | None = typer.Option(
+        None, "--folds", min=1, help="instead of the period after CUTOFF: the N consecutive test periods "
+        "(holdout_days each) ending at CUTOFF, each trained on what came before it; per fold and pooled",
+    ),
 ) -> None:
-    """Score every recommender on a time split (train before CUTOFF, test after)."""
+    """Score every recommender on a time split (train before CUTOFF, test after), with 95 %
+    bootstrap intervals over members and paired differences; cold members separately."""
     settings = load_settings()
     engine = open_engine(settings)
     check_ready(engine)
     moment = parse_cutoff(cutoff)
     assert moment is not None
+    training, served, per_kind = configured(settings)
     with engine.connect() as connection:
         catalogue = read_catalogue(connection)
         if as_json:
-            report = evaluate(connection, catalogue, settings.training, moment, k=k)
+            report = evaluate(
+                connection, catalogue, training, moment, k=k, folds=folds, served=served, configs=per_kind
+            )
         else:
             with step_progress() as step:
                 report = evaluate(
-                    connection, catalogue, settings.training, moment, k=k, on_step=step
-                )
+                    connection, catalogue, training, moment, k=k, on_step=step, folds=folds, served=served,
+                    configs=per_kind,
+                )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report.to_json()))
         return
-    console.print(metrics_table(report))
-    d = report.details
+    print_report(report)
+    if not report.folds:
+        d = report.details
+        console.print(
+            f"train: {d['train']['purchase_rows']:,} lines before {report.cutoff} "
+            f"({d['fitted_members']:,} members, {d['fitted_titles']:,} titles fitted); "
+            f"test: {d['test_rows']:,} lines, {d['scored_members']:,} members scored, "
+            f"{d['new_title_members']:,} bought new titles ({d['new_title_candidates']:,} candidates)"
+        )
+
+
+@cli_errors
+def tune_cmd(
+    cutoff: str | None = typer.Option(
+        None, "--cutoff", help="use nothing at or after this date (default: all data; the newest is the last fold)"
+    ),
+    budget: float = typer.Option(10.0, "--budget", min=0.0, help="minutes for the search (the first round always runs)"),
+    folds: int = typer.Option(3, "--folds", min=1, help="validation periods (holdout_days each) ending at the cutoff"),
+    seeds: int = typer.Option(3, "--seeds", min=1, help="fits per point for ALS and BPR (random starts), averaged"),
+    as_json: bool = typer.Option(False, "--json", help="print the search record as one JSON object"),
+) -> None:
+    """Search every recommender's settings on validation folds, choose the simplest configuration
+    not significantly worse than the best, and store it: `bookclub train` serves it and
+    `bookclub evaluate` scores each recommender with its own choice."""
+    settings = load_settings()
+    engine = open_engine(settings)
+    check_ready(engine)
+    moment = parse_cutoff(cutoff) or default_cutoff(engine)
+    if as_json:
+        result = tune(engine, settings, moment, folds=folds, seeds=seeds, budget_minutes=budget)
+    else:
+        with step_progress() as step:
+            result = tune(engine, settings, moment, folds=folds, seeds=seeds, budget_minutes=budget, on_step=step)
+    path = save(settings.models_dir, result.record)
+    if as_json:
+        typer.echo(json.dumps(result.record, default=str))
+        return
+    record = result.record
+    table = Table(title=f"tune: {record['metric']} on {folds} fold(s) ending {moment:%Y-%m-%d}, {record['members']:,} members")
+    for column in ("recommender", "settings", "mean [95 % interval]", "− best [95 % interval]", "s"):
+        table.add_column(column, justify="right" if column == "s" else "left")
+    for kind, trial in record["per_kind"].items():
+        d = trial["difference_to_best"]
+        table.add_row(
+            kind + (" *" if kind == record["served"] else ""),
+            ", ".join(f"{k}={v}" for k, v in trial["settings"].items()),
+            _cell(trial["mean"], trial["interval"]),
+            _cell(d["mean"], [d["low"], d["high"]], signed=True),
+            f"{trial['seconds']:.1f}",
+        )
+    console.print(table)
     console.print(
-        f"train: {d['train']['purchase_rows']:,} lines before {report.cutoff}; "
-        f"test: {d['test_rows']:,} lines, {d['test_members']:,} members scored, "
-        f"{d['new_title_members']:,} bought new titles ({d['new_title_candidates']:,} candidates)"
+        f"{len(record['points'])} points in {record['elapsed_minutes']} min ({record['stopped']}); "
+        f"served: {record['served']} (* — {record['rule']}); stored in {path}"
     )
 
 
@@ -244,5 +387,6 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
     app.command("train")(train)
     app.command("evaluate")(evaluate_cmd)
+    app.command("tune")(tune_cmd)
     app.command("recommend")(recommend)
     app.add_typer(models_app, name="models")

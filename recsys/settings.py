@@ -56,7 +56,9 @@ class TrainingSettings(BaseModel):
     promote_tolerance: float = Field(0.01, ge=0, description="relative drop allowed on promotion")
     primary_metric: str = "ndcg@20"
     category_prior_weight: float = Field(5.0, ge=0, description="smoothing of category affinity")
-    model: Literal["als", "bpr"] = Field("als", description="the recommender a trained model serves")
+    model: Literal["als", "bpr", "item_knn", "popularity", "category_popularity"] = Field(
+        "als", description="the recommender a trained model serves (`bookclub tune` stores its choice)"
+    )
     recommenders: list[str] = Field(
         default_factory=lambda: ["als", "bpr", "popularity", "category_popularity", "item_knn"],
         description="recommenders scored side by side by `bookclub evaluate`",
@@ -303,6 +305,16 @@ class ConsoleSettings(BaseModel):
     session_hours: float = Field(12.0, gt=0, description="a console login lasts this long")
     aggregate_seconds: float = Field(
         300.0, ge=0, description="how long the console shows a computed aggregate before recomputing it"
+    )
+    compare_per_cell: int = Field(
+        20, ge=1, description="members sampled per segment and value tier when two model versions are compared"
+    )
+    reach_members: int = Field(
+        1000, ge=10, description="members sampled for 'in how many members' top 20 is this title'"
+    )
+    sample_seed: int = Field(20_261, description="seeds the console's member samples (same seed, same members)")
+    personal_pages: int = Field(
+        2, ge=1, description="a member edition's page budget beyond its segment catalog (preflight flags more)"
     )
 
 

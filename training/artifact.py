@@ -129,6 +129,8 @@ def write_parts(parts: ModelParts, directory: Path, meta: dict[str, Any]) -> Non
     np.save(directory / "affinity.totals.npy", np.ascontiguousarray(affinity.member_totals))
     np.save(directory / "popularity.npy", parts.popularity)
     np.save(directory / "placement.npy", parts.placement)
+    if parts.similarity is not None:  # item-kNN: titles × titles
+        _save_csr(directory, "similarity", sp.csr_matrix(parts.similarity))
     (directory / "title_names.json").write_text(
         json.dumps(parts.title_names, ensure_ascii=False), encoding="utf-8"
     )
@@ -147,6 +149,8 @@ def write_parts(parts: ModelParts, directory: Path, meta: dict[str, Any]) -> Non
         members=len(parts.members),
         titles=len(parts.titles),
     )
+    if parts.similarity is not None:
+        full["similarity_shape"] = list(parts.similarity.shape)
     tmp = directory / f".{META}.tmp"
     with tmp.open("w", encoding="utf-8") as handle:
         handle.write(json.dumps(full, indent=2, ensure_ascii=False))
@@ -224,6 +228,14 @@ def _check_parts(version: str, parts: ModelParts) -> None:
         ("title_categories.npz", parts.title_categories.shape[0], titles, "titles"),
         ("title_factors.npy", parts.title_factors.shape[1], parts.member_factors.shape[1], "factors"),
     ]
+    if parts.similarity is not None:
+        rows += [
+            ("similarity", parts.similarity.shape[0], titles, "titles"),
+            ("similarity", len(parts.similarity.indptr), parts.similarity.shape[0] + 1, "row pointers"),
+            ("similarity", int(parts.similarity.indptr[-1]), len(parts.similarity.indices), "entries"),
+        ]
+    elif parts.kind == "item_knn":
+        raise ModelCorruptError(version, META, "an item_knn model without its similarity")
     for name, found, wanted, what in rows:
         if found != wanted:
             raise ModelCorruptError(version, name, f"{found:,} {what} where the model has {wanted:,}")
@@ -357,6 +369,9 @@ def read_model(directory: Path, *, threads: int = 1) -> TrainedModel:
         thin_history=float(meta.get("thin_history", 3.0)),
         min_titles=int(meta.get("min_titles", 3)),
         threads=threads,
+        similarity=_load_csr(directory, "similarity", (int(meta["similarity_shape"][0]), int(meta["similarity_shape"][1])))
+        if "similarity_shape" in meta
+        else None,
     )
     trained_until = dt.datetime.fromisoformat(str(meta["trained_until"]))
     return TrainedModel(parts, str(meta["version"]), trained_until)

@@ -20,12 +20,13 @@ resamples by default), and for each recommender the paired difference to the bes
 *other* recommender by the primary metric (nDCG@k), on every metric, with its
 interval (the same resampled members for both: :mod:`training.metrics.bootstrap`).
 
-``folds`` > 1: rolling origin. The test periods are the ``folds`` consecutive
-periods of ``holdout_days`` that end at ``cutoff`` — [cutoff − folds·h, cutoff −
-(folds−1)·h), …, [cutoff − h, cutoff) — each fitted only on what came before it; the
-report gives each fold and the pooled figures (a member in several folds is one
-resampling unit, its values summed). Without folds the one test period is [cutoff,
-cutoff + h), as it always was.
+``folds`` = N: rolling origin. The test periods are the N consecutive periods of
+``holdout_days`` (h) that end at ``cutoff`` — [cutoff − N·h, cutoff − (N−1)·h), …,
+[cutoff − h, cutoff) — each fitted only on what came before it; the report gives each
+fold and the pooled figures (a member in several folds is one resampling unit, its
+values summed). Without folds the one test period is [cutoff, cutoff + h), as it always
+was. ``bookclub tune --cutoff T`` validates on folds ending at T, so ``evaluate --cutoff
+T + N·h --folds N`` scores its choice on periods it never saw.
 
 Equal scores are ranked by lower title index (``recsys.recommenders.top_n``), except
 in the factor models' blocked top-k (implicit's heap), where exact ties are titles
@@ -35,7 +36,7 @@ placed in the same category: they share one score whatever their order.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -48,7 +49,7 @@ from sqlalchemy import Connection
 from recsys.affinity import Placement
 from recsys.recommenders import FactorRecommender, FitContext, Recommender, build_recommender, top_n
 from recsys.settings import TrainingSettings
-from recsys.storage.purchase_log import read_purchase_log, titles_sold_before, to_epoch
+from recsys.storage.purchase_log import PurchaseArrays, read_purchase_log, titles_sold_before, to_epoch
 from training.dataset import Catalogue, window_start
 from training.metrics.bootstrap import LEVEL, RESAMPLES, pooled_means, resample_means
 from training.metrics.coverage import catalog_coverage
@@ -190,6 +191,7 @@ class FoldScores:
     cold: dict[str, dict[str, FloatArray]]  # COLD_START | "popularity" → metric → per cold member
     members: dict[str, int]  # warm, cold, repurchase_only
     details: dict[str, Any]
+    catalogue: Catalogue | None = field(default=None, repr=False)  # the split's (fitted) catalogue
 
 
 def scored_members(holdout: Holdout, sample: int, seed: int) -> IdxArray:
@@ -281,20 +283,23 @@ def evaluate_split(
     k: int,
     on_step: Step | None = None,
     fitted: dict[str, Recommender] | None = None,
-    overrides: dict[str, TrainingSettings] | None = None,
+    overrides: Mapping[str, TrainingSettings] | None = None,
     cold: bool = True,
+    fit_seed: int | None = None,
 ) -> FoldScores:
     """Fit each recommender of ``kinds`` on the split and score it, per member.
 
     ``overrides[name]``: other settings for that entry (its ``model`` is the kind
-    fitted), e.g. the active configuration beside a new one. Fitted recommenders are
-    left in ``fitted`` when a dict is passed.
+    fitted; the split's matrix must be the one those settings build), e.g. the active
+    configuration beside a new one. ``fit_seed``: the recommenders' random start
+    (default ``settings.seed``; the members sampled always follow ``settings.seed``).
+    Fitted recommenders are left in ``fitted`` when a dict is passed.
     """
     train, holdout = split.train, split.holdout
     placement = cold_placement(train, settings.cold_start_min_titles)
     context = FitContext(
-        title_categories=train.catalogue.title_categories, seed=settings.seed, threads=settings.threads,
-        deterministic=True,
+        title_categories=train.catalogue.title_categories, threads=settings.threads, deterministic=True,
+        seed=settings.seed if fit_seed is None else fit_seed,
     )  # fmt: skip
     members = scored_members(holdout, settings.eval_members, settings.seed)
     scores: dict[str, Scores] = {}
@@ -351,6 +356,7 @@ def evaluate_split(
             "fitted_members": len(train.catalogue.members),
             "fitted_titles": len(train.catalogue.titles),
         },
+        catalogue=train.catalogue,
     )
 
 
@@ -522,13 +528,97 @@ class EvaluationReport:
         return report
 
 
+def paired_difference(
+    report: EvaluationReport, name: str, other: str, metric: str, *, resamples: int = RESAMPLES, seed: int = 0
+) -> dict[str, Any]:
+    """``name`` minus ``other`` on ``metric`` (e.g. ``ndcg@20``), paired over the report's
+    members: ``{"metric", "mean", "low", "high"}`` (95 % bootstrap interval)."""
+    base = metric.split("@")[0]
+    sums, counts = _clusters(
+        report.scores, lambda f: f.member_ids,
+        lambda f: np.column_stack([f.scores[name].metrics[base], f.scores[other].metrics[base]]),
+    )  # fmt: skip
+    if not len(counts):
+        return {"metric": metric, "mean": 0.0, "low": 0.0, "high": 0.0, "members": 0}
+    means = pooled_means(sums, counts)
+    low, high = resample_means(sums, counts, resamples=resamples, seed=seed).difference(0, 1)
+    return {"metric": metric, "mean": float(means[0] - means[1]), "low": low, "high": high,
+            "members": len(counts)}  # fmt: skip
+
+
 # ---- from the database ----------------------------------------------------------------
-def fold_cutoffs(cutoff: dt.datetime, folds: int, holdout_days: int) -> list[dt.datetime]:
-    """The test periods' starts: one period after ``cutoff``, or ``folds`` ending at it."""
-    if folds <= 1:
+def fold_cutoffs(cutoff: dt.datetime, folds: int | None, holdout_days: int) -> list[dt.datetime]:
+    """The test periods' starts: the one period after ``cutoff`` (``folds`` None), or the
+    ``folds`` consecutive periods ending at ``cutoff``, oldest first."""
+    if folds is None:
         return [cutoff]
+    if folds < 1:
+        raise ValueError(f"folds must be at least 1, not {folds}")
     step = dt.timedelta(days=holdout_days)
     return [cutoff - step * (folds - i) for i in range(folds)]
+
+
+MATRIX_KEYS = ("weighting", "half_life_days", "recency_decay", "bm25_k1", "bm25_b", "window_years")
+
+
+def matrix_key(settings: TrainingSettings) -> tuple[object, ...]:
+    """The settings that shape the training matrix: configurations with equal keys share a split."""
+    return tuple(getattr(settings, name) for name in MATRIX_KEYS)
+
+
+def evaluate_fold(
+    catalogue: Catalogue,
+    lines: PurchaseArrays,
+    sold_before_window: IdxArray,
+    origin: dt.datetime,
+    configs: Mapping[str, TrainingSettings],
+    *,
+    served: str,
+    k: int,
+    on_step: Step | None = None,
+    fit_seed: int | None = None,
+    cold: bool = True,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    fitted: dict[str, Recommender] | None = None,
+) -> FoldScores:
+    """One test period [origin, ``end``) (default origin + holdout_days), fitted on
+    [``start``, origin) (default the window before origin): every configuration of
+    ``configs`` (name → settings whose ``model`` is the recommender fitted) on its own
+    matrix, all scored on the same members (a split per distinct matrix); cold members
+    through the served configuration's split. ``sold_before_window``: keys of titles sold
+    before the lines given."""
+    base = configs[served] if served in configs else next(iter(configs.values()))
+    end = end or origin + dt.timedelta(days=base.holdout_days)
+    sold = np.union1d(sold_before_window, lines.title_key[lines.purchased_at < to_epoch(origin)])
+    groups: dict[tuple[object, ...], list[str]] = {}
+    for name, config in configs.items():
+        groups.setdefault(matrix_key(config), []).append(name)
+    merged: FoldScores | None = None
+    for key, names in sorted(groups.items(), key=lambda item: served not in item[1]):
+        settings = configs[names[0]]
+        split = time_split(
+            catalogue, lines, window_start=start or window_start(origin, settings), cutoff=origin, end=end,
+            sold_before=sold, settings=settings, with_affinity=cold and merged is None,
+        )  # fmt: skip
+        one = evaluate_split(
+            split, settings, names, k=k, on_step=on_step, overrides=configs, fit_seed=fit_seed,
+            cold=cold and merged is None, fitted=fitted,
+        )  # fmt: skip
+        if merged is None:
+            merged = one
+        elif one.member_ids != merged.member_ids:
+            raise ValueError(f"matrix settings {key} score other members than {matrix_key(base)}")
+        else:
+            merged.scores.update(one.scores)
+    assert merged is not None
+    merged.scores = {name: merged.scores[name] for name in configs}
+    return merged
+
+
+def default_configs(settings: TrainingSettings, kinds: Sequence[str]) -> dict[str, TrainingSettings]:
+    """Every recommender of ``kinds`` with the same ``settings``."""
+    return {kind: settings.model_copy(update={"model": kind}) for kind in kinds}
 
 
 def evaluate(
@@ -540,29 +630,32 @@ def evaluate(
     k: int | None = None,
     kinds: Sequence[str] | None = None,
     on_step: Step | None = None,
-    folds: int = 1,
+    folds: int | None = None,
     served: str | None = None,
+    configs: Mapping[str, TrainingSettings] | None = None,
     resamples: int = RESAMPLES,
 ) -> EvaluationReport:
-    """Every recommender on one test period after ``cutoff`` or ``folds`` ending at it."""
+    """Every recommender on the test period after ``cutoff``, or on the ``folds``
+    consecutive periods ending at it (each fitted on what came before it).
+
+    ``configs``: each recommender's own settings (``bookclub tune``'s choice per
+    recommender); default ``settings`` for every one of ``kinds``.
+    """
     k = k or settings.k
-    kinds = list(kinds or settings.recommenders)
+    configs = dict(configs or default_configs(settings, list(kinds or settings.recommenders)))
+    served = served or settings.model
     origins = fold_cutoffs(cutoff, folds, settings.holdout_days)
     step = dt.timedelta(days=settings.holdout_days)
-    first_start = window_start(origins[0], settings)
+    first_start = min(window_start(origins[0], c) for c in configs.values())
     lines = read_purchase_log(
         connection, start=first_start, end=origins[-1] + step, batch_rows=settings.extract_batch_rows
     ).arrays
     before_window = titles_sold_before(connection, first_start)
-    scored: list[FoldScores] = []
-    for origin in origins:
-        sold = np.union1d(before_window, lines.title_key[lines.purchased_at < to_epoch(origin)])
-        split = time_split(
-            catalogue, lines, window_start=window_start(origin, settings), cutoff=origin, end=origin + step,
-            sold_before=sold, settings=settings,
-        )  # fmt: skip
-        scored.append(evaluate_split(split, settings, kinds, k=k, on_step=on_step))
+    scored = [
+        evaluate_fold(catalogue, lines, before_window, origin, configs, served=served, k=k, on_step=on_step)
+        for origin in origins
+    ]
     return EvaluationReport.of(
-        scored, k, served=served or settings.model, primary=settings.primary_metric, seed=settings.seed,
-        resamples=resamples, cutoff=cutoff, with_folds=folds > 1,
+        scored, k, served=served, primary=settings.primary_metric, seed=settings.seed,
+        resamples=resamples, cutoff=cutoff, with_folds=folds is not None,
     )  # fmt: skip

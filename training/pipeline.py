@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine
 
-from recsys.errors import TrainingError
+from recsys.errors import BookclubError, TrainingError
 from recsys.recommenders import (
     ALSRecommender,
     FactorRecommender,
@@ -29,13 +29,13 @@ from recsys.recommenders import (
 )
 from recsys.settings import Settings, TrainingSettings
 from recsys.storage.purchase_log import PurchaseArrays, newest_purchase
-from training.artifact import write_parts
+from training.artifact import read_meta, write_parts
 from training.dataset import Catalogue, TrainingSet, build_training_set, extract_for_training, read_catalogue
-from training.evaluate import EvaluationReport, evaluate_split
+from training.evaluate import EvaluationReport, evaluate_fold, paired_difference
 from training.extract_cache import CacheReport, ExtractCache
 from training.registry import ModelInfo, ModelRegistry, Promote
 from training.served import model_parts
-from training.split import time_split
+from training.tuning import configured
 
 Step = Callable[[str, int, int], None]
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def run_training(
     up to the cutoff with ``refresh_iterations`` warm-started ALS sweeps on the
     whole window, instead of a second fit from scratch.
     """
-    ts = settings.training
+    ts, _served, _ = configured(settings)  # `bookclub tune`'s stored choice, if any
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -161,9 +161,11 @@ def run_training(
     context = FitContext(title_categories=catalogue.title_categories, seed=ts.seed, threads=ts.threads)
     report: EvaluationReport | None = None
     recommender: Recommender | None = None
+    gate: dict[str, Any] | None = None
+    registry = ModelRegistry(settings.models_dir)
     if with_evaluation and sold_before is not None:
-        report, fitted, small = _evaluate_split(
-            train, purchases, start, eval_cutoff, cutoff, sold_before, settings, on_step
+        report, fitted, small, gate = _evaluate_split(
+            train, purchases, start, eval_cutoff, cutoff, sold_before, ts, _active(registry), on_step
         )
         recommender = fitted[ts.model]
         lap("evaluate")
@@ -175,8 +177,6 @@ def run_training(
     else:
         recommender = build_recommender(ts.model, ts)
         recommender.fit(train.member_titles, context)
-    if not isinstance(recommender, FactorRecommender):
-        raise TrainingError(f"training.model must be a factor model (als or bpr), not {ts.model}")
     lap("fit")
     parts = model_parts(train, recommender, ts)
     metrics = dict(report.results.get(ts.model, {})) if report else {}
@@ -184,7 +184,6 @@ def run_training(
         for name, value in report.new_titles.get(ts.model, {}).items():
             if value is not None:  # None: no member bought a new title in the test period
                 metrics[f"new_titles_{name}"] = value
-    registry = ModelRegistry(settings.models_dir)
     version = registry.new_version()
     meta: dict[str, Any] = {
         "version": version,
@@ -194,6 +193,7 @@ def run_training(
         "snapshot": asdict(train.snapshot),
         "metrics": metrics,
         "evaluation": report.to_json() if report else None,
+        "promotion_gate": gate,
     }
     if on_step:
         on_step("save", 0, 1)
@@ -204,12 +204,29 @@ def run_training(
         tolerance=ts.promote_tolerance,
         promote=promote,
         version=version,
+        gate=gate,
     )
     lap("save")
     return TrainResult(
         info=info, training=train, evaluation=report, timings=timings, extract_cache=extract.cache,
         warnings=warnings,
     )
+
+
+ACTIVE = "active"  # the active model's configuration, refitted on the same split
+
+
+def _active(registry: ModelRegistry) -> tuple[str, TrainingSettings] | None:
+    """(version, settings) of the active model, if its settings can still be read."""
+    version = registry.active_version()
+    if version is None:
+        return None
+    try:
+        recorded = read_meta(registry.versions_dir / version).get("settings") or {}
+        return version, TrainingSettings(**recorded)
+    except (BookclubError, ValueError, TypeError) as exc:
+        log.warning("the active model's settings cannot be read (%s): promotion compares recorded metrics", exc)
+        return None
 
 
 def _evaluate_split(
@@ -219,21 +236,40 @@ def _evaluate_split(
     eval_cutoff: dt.datetime,
     cutoff: dt.datetime,
     sold_before: npt.NDArray[np.int64],
-    settings: Settings,
+    ts: TrainingSettings,
+    active: tuple[str, TrainingSettings] | None,
     on_step: Step | None,
-) -> tuple[EvaluationReport, dict[str, Recommender], Catalogue]:
-    """The served recommender and popularity on the one time split (:mod:`training.split`)
-    of the window at ``eval_cutoff``; warm members only (promotion reads those)."""
-    ts = settings.training
-    split = time_split(
-        full.catalogue, purchases, window_start=start, cutoff=eval_cutoff, end=cutoff, sold_before=sold_before,
-        settings=ts, with_affinity=False,
-    )  # fmt: skip
-    kinds = list(dict.fromkeys([ts.model, "popularity"]))
+) -> tuple[EvaluationReport, dict[str, Recommender], Catalogue, dict[str, Any] | None]:
+    """The served recommender, popularity and — when its configuration differs — the active
+    model's configuration, on the one time split (:mod:`training.split`) of the window at
+    ``eval_cutoff``; warm members only. The gate is the paired difference, new minus active,
+    on the primary metric (the same members, resampled together)."""
+    configs: dict[str, TrainingSettings] = {ts.model: ts, "popularity": ts.model_copy(update={"model": "popularity"})}
+    same = active is not None and _fit_settings(active[1]) == _fit_settings(ts)
+    if active is not None and not same:
+        configs[ACTIVE] = active[1]
     fitted: dict[str, Recommender] = {}
-    scores = evaluate_split(split, ts, kinds, k=ts.k, on_step=on_step, fitted=fitted, cold=False)
+    scores = evaluate_fold(
+        full.catalogue, purchases, sold_before, eval_cutoff, configs, served=ts.model, k=ts.k, on_step=on_step,
+        cold=False, start=start, end=cutoff, fitted=fitted,
+    )  # fmt: skip
     report = EvaluationReport.of([scores], ts.k, served=ts.model, primary=ts.primary_metric, seed=ts.seed)
-    return report, fitted, split.train.catalogue
+    gate: dict[str, Any] | None = None
+    if active is not None:
+        if same:
+            gate = {"metric": ts.primary_metric, "mean": 0.0, "low": 0.0, "high": 0.0, "against": active[0],
+                    "note": "the same configuration as the active model: nothing to compare"}  # fmt: skip
+        else:
+            gate = {**paired_difference(report, ts.model, ACTIVE, ts.primary_metric), "against": active[0]}
+    assert scores.catalogue is not None
+    return report, fitted, scores.catalogue, gate
+
+
+def _fit_settings(settings: TrainingSettings) -> dict[str, Any]:
+    """What decides a fitted model (not how it is evaluated or extracted)."""
+    skip = {"eval_members", "eval_batch_members", "extract_batch_rows", "extract_cache", "extract_cache_verify_rows",
+            "threads", "recommenders", "promote_tolerance", "min_order_lines", "min_members"}  # fmt: skip
+    return {k: v for k, v in settings.model_dump().items() if k not in skip}
 
 
 def carry_over(recommender: FactorRecommender, small: Catalogue, full: Catalogue) -> None:

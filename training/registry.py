@@ -29,7 +29,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -275,9 +275,20 @@ class ModelRegistry:
         return version
 
     def decide(
-        self, metrics: dict[str, float], primary: str, tolerance: float, promote: Promote
+        self,
+        metrics: dict[str, float],
+        primary: str,
+        tolerance: float,
+        promote: Promote,
+        gate: Mapping[str, Any] | None = None,
     ) -> tuple[bool, str]:
-        """Whether a model with ``metrics`` should become active, and why."""
+        """Whether a model with ``metrics`` should become active, and why.
+
+        ``gate``: the paired bootstrap difference, new minus the active configuration, on the
+        same evaluation (``training.pipeline``): ``{"metric", "mean", "low", "high", …}``.
+        With it the new model is refused only when it is significantly worse (``high`` < 0);
+        without it, the recorded metrics are compared with ``tolerance``.
+        """
         if promote == "force":
             return True, "promoted by --promote force"
         if promote == "never":
@@ -285,6 +296,14 @@ class ModelRegistry:
         active = self.active_version()
         if active is None:
             return True, "first model"
+        if gate is not None:
+            said = (
+                f"{gate['metric']} minus the active configuration ({active}) on the same split: "
+                f"{gate['mean']:+.4f} [{gate['low']:+.4f}, {gate['high']:+.4f}]"
+            )
+            if float(gate["high"]) >= 0.0:
+                return True, said + ", not significantly worse"
+            return False, said + ", significantly worse"
         try:
             current = read_meta(self.versions_dir / active).get("metrics") or {}
         except (ModelNotFoundError, ModelCorruptError) as exc:
@@ -308,8 +327,10 @@ class ModelRegistry:
         tolerance: float,
         promote: Promote = "auto",
         version: str | None = None,
+        gate: Mapping[str, Any] | None = None,
     ) -> ModelInfo:
-        """Write a new version through ``write(tmp_dir)``, rename it in, promote it or not."""
+        """Write a new version through ``write(tmp_dir)``, rename it in, promote it or not
+        (:meth:`decide`); the ``gate`` interval is recorded with the version."""
         self.partial_dir.mkdir(parents=True, exist_ok=True)
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         self._clean_partials()
@@ -324,9 +345,11 @@ class ModelRegistry:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         with self._locked() as state:
-            ok, reason = self.decide(metrics, primary, tolerance, promote)
+            ok, reason = self.decide(metrics, primary, tolerance, promote, gate)
             if ok:
                 self._activate(state, version, reason, push=True)
             else:
                 state["models"][version] = {"status": "candidate", "reason": reason}
+            if gate is not None:
+                state["models"][version]["gate"] = dict(gate)
         return next(i for i in self.list() if i.version == version)

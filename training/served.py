@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import scipy.sparse as sp
 
 from recsys.affinity import Placement, place_titles
 from recsys.errors import TrainingError
 from recsys.model.parts import WARM, ModelParts
 from recsys.model.trained import TrainedModel
-from recsys.recommenders import FactorRecommender, Recommender
+from recsys.recommenders import FactorRecommender, ItemKNNRecommender, Recommender
 from recsys.recommenders.popularity import title_popularity
 from recsys.settings import TrainingSettings
 from training.dataset import TrainingSet
@@ -37,16 +38,22 @@ def cold_placement(train: TrainingSet, min_titles: int) -> Placement:
 def model_parts(train: TrainingSet, recommender: Recommender, settings: TrainingSettings) -> ModelParts:
     """What the served model holds, cold titles placed in their categories.
 
-    A factor model (ALS, BPR) is held as its factors. Any other recommender cannot be
-    (the served model scores ``member_factors · title_factors``): :class:`TrainingError`.
+    A factor model (ALS, BPR) is held as its factors; item-kNN as its similarity (factor
+    arrays of width 0); popularity and category popularity need nothing beyond what
+    every model holds (popularity, category affinity). See ``recsys.model.trained``.
     """
-    if not isinstance(recommender, FactorRecommender):
-        raise TrainingError(
-            f"the served model holds member and title factors: {recommender.kind} has none "
-            "(serve als or bpr)"
-        )
-    return _parts(train, recommender.kind, recommender.params(), recommender.member_factors,
-                  recommender.title_factors, settings)  # fmt: skip
+    if isinstance(recommender, FactorRecommender):
+        return _parts(train, recommender.kind, recommender.params(), recommender.member_factors,
+                      recommender.title_factors, settings)  # fmt: skip
+    n_members, n_titles = train.member_titles.shape
+    none = (np.zeros((n_members, 0), dtype=np.float32), np.zeros((n_titles, 0), dtype=np.float32))
+    if isinstance(recommender, ItemKNNRecommender):
+        parts = _parts(train, recommender.kind, recommender.params(), *none, settings)
+        parts.similarity = sp.csr_matrix(recommender.similarity, dtype=np.float32)
+        return parts
+    if recommender.kind in ("popularity", "category_popularity"):
+        return _parts(train, recommender.kind, recommender.params(), *none, settings)
+    raise TrainingError(f"the served model cannot hold a {recommender.kind} recommender")
 
 
 def _parts(

@@ -1,101 +1,356 @@
-"""Hyper-parameter search for ALS on a validation period that ends before the test period.
+"""``bookclub tune``: each recommender's hyper-parameters and the served recommender, chosen by
+the product on the club's own data.
 
-``python -m training.tuning --cutoff 2011-06-01 [--k 20]`` trains on the window
-before the validation cutoff, scores each grid point on the following
-``holdout_days``, and prints every point tried (JSON lines) and the best by the
-primary metric. Purchases are extracted once; each weighting is built once.
+**Validation folds** are the ``folds`` consecutive periods of ``holdout_days`` that end
+at the cutoff (the same rolling origin as ``bookclub evaluate --folds``); nothing at or
+after the cutoff is read, so ``bookclub evaluate --cutoff C`` with C at or after the tuning
+cutoff scores the choice on periods the search never saw. Without a cutoff, the newest
+data is the last fold.
+
+**The search.** Every recommender has a space (:data:`SPACES`, the matrix weighting and
+recency decay included, :data:`MATRIX`); the points are tried in rounds — each
+recommender's defaults first, then one seeded random point of each recommender per round
+— until the budget (minutes) is spent; the first round always completes. A point with a
+random start (ALS, BPR) is fitted once per seed and its per-member values averaged over
+the seeds. Each point is scored per member on every fold (the primary metric, nDCG@k by
+default), pooled over folds with members as the resampling units (as the evaluation
+does).
+
+**The choice.** The best point is the one with the highest mean. A point is *within the
+interval of the best* when its paired bootstrap difference to the best (same members,
+same resamples) has a 95 % interval reaching 0 — it is not significantly worse. Among
+those, the simplest wins (:func:`complexity`: popularity < category popularity <
+item-kNN < ALS < BPR; then fewer neighbours or factors, more regularization, no BM25,
+no decay). The record — every point tried with its mean, interval and difference to the
+best, the folds, seeds and budget — is stored with the choice under
+``DATA_DIR/models/tuned.json`` (and a copy per run under ``models/tuning/``).
+
+**Using it.** :func:`configured` gives every face the stored choice: the served
+recommender (``bookclub train`` fits it) and each recommender's own settings (``bookclub
+evaluate`` scores each with them). Settings given explicitly (``BOOKCLUB_TRAINING__…``)
+win over the stored ones.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import itertools
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine
 
+from recsys.errors import BookclubError
+from recsys.files import atomic_write_text
 from recsys.settings import Settings, TrainingSettings
-from recsys.storage.db import engine_from_settings
-from recsys.storage.purchase_log import read_purchase_log, titles_sold_before, to_epoch
-from training.dataset import read_catalogue, window_start
-from training.evaluate import EvaluationReport, evaluate_split
-from training.split import time_split
+from recsys.storage.purchase_log import PurchaseArrays, read_purchase_log, titles_sold_before
+from training.dataset import Catalogue, read_catalogue, window_start
+from training.evaluate import FoldScores, evaluate_fold, fold_cutoffs
+from training.metrics.bootstrap import LEVEL, pooled_means, resample_means
 
-DEFAULT_GRID: dict[str, list[Any]] = {
-    "weighting": ["bm25", "none"],
-    "half_life_days": [None, 180.0],
-    "factors": [32, 64, 128],
-    "regularization": [0.05, 1.0],
-    "alpha": [1.0, 5.0, 20.0],
-    "iterations": [15],
+Step = Callable[[str, int, int], None]
+TUNED_FILE = "tuned.json"
+KINDS = ("popularity", "category_popularity", "item_knn", "als", "bpr")
+RANDOM = frozenset({"als", "bpr"})  # recommenders with a random start: fitted once per seed
+MATRIX: dict[str, list[Any]] = {"weighting": ["bm25", "none"], "half_life_days": [None, 365.0, 180.0]}
+SPACES: dict[str, dict[str, list[Any]]] = {
+    "popularity": {},
+    "category_popularity": {"category_prior_weight": [1.0, 5.0, 20.0]},
+    "item_knn": {"knn_neighbours": [20, 50, 100, 200, 400], "knn_similarity": ["cosine", "bm25"]},
+    "als": {
+        "factors": [16, 32, 64, 128],
+        "regularization": [0.05, 0.5, 5.0, 20.0],
+        "alpha": [0.25, 1.0, 4.0, 16.0],
+        "iterations": [15, 30],
+    },
+    "bpr": {
+        "bpr_factors": [32, 64, 128],
+        "bpr_learning_rate": [0.01, 0.05, 0.1],
+        "bpr_regularization": [0.001, 0.01, 0.1],
+        "bpr_iterations": [50, 100, 200],
+    },
 }
-MATRIX_KEYS = ("weighting", "half_life_days", "recency_decay", "bm25_k1", "bm25_b")
+CAPACITY = {"item_knn": "knn_neighbours", "als": "factors", "bpr": "bpr_factors"}
 
 
 @dataclass(frozen=True)
+class Point:
+    """One configuration tried: a recommender and the settings it changes."""
+
+    kind: str
+    params: tuple[tuple[str, Any], ...]  # sorted (setting, value) pairs
+
+    @property
+    def name(self) -> str:
+        return self.kind + "(" + ", ".join(f"{k}={v}" for k, v in self.params) + ")"
+
+    def settings(self, base: TrainingSettings) -> TrainingSettings:
+        update: dict[str, Any] = {**dict(self.params), "model": self.kind}
+        if "half_life_days" in update:
+            update["recency_decay"] = update["half_life_days"] is not None
+            if update["half_life_days"] is None:
+                update.pop("half_life_days")
+        return base.model_copy(update=update)
+
+
+def complexity(point: Point) -> tuple[float, ...]:
+    """Smaller is simpler: the recommender, its capacity, less regularization is more complex,
+    BM25 and recency decay each add one."""
+    params = dict(point.params)
+    capacity = float(params.get(CAPACITY.get(point.kind, ""), 0) or 0)
+    regularization = -float(params.get("regularization", params.get("bpr_regularization", 0.0)) or 0.0)
+    extras = float(params.get("weighting", "none") != "none") + float(params.get("half_life_days") is not None)
+    return (float(KINDS.index(point.kind)), capacity, extras, regularization, float(params.get("iterations", 0)))
+
+
+def _point(kind: str, values: Mapping[str, Any]) -> Point:
+    return Point(kind, tuple(sorted(values.items())))
+
+
+def search_order(base: TrainingSettings, kinds: Sequence[str], seed: int) -> Iterator[list[Point]]:
+    """Rounds of points: first each recommender at its current settings, then one point of
+    each recommender's remaining space per round, in a seeded random order."""
+    rng = np.random.default_rng(seed)
+    queues: dict[str, list[Point]] = {}
+    first: list[Point] = []
+    for kind in kinds:
+        space = {**MATRIX, **SPACES[kind]}
+        current = {name: getattr(base, name) for name in space}
+        if not base.recency_decay:
+            current["half_life_days"] = None
+        start = _point(kind, current)
+        first.append(start)
+        grid = [_point(kind, dict(zip(space, values, strict=True))) for values in itertools.product(*space.values())]
+        rest = [p for p in grid if p != start]
+        queues[kind] = [rest[int(i)] for i in rng.permutation(len(rest))]
+    yield first
+    while any(queues.values()):
+        yield [queues[kind].pop(0) for kind in kinds if queues[kind]]
+
+
+@dataclass
 class Trial:
-    params: dict[str, Any]
-    metrics: dict[str, float]
+    point: Point
+    member_ids: list[str]  # one per (fold, member) value, fold by fold
+    values: npt.NDArray[np.float64]  # the primary metric per (fold, member), averaged over seeds
+    seconds: float
+    mean: float = 0.0
+    interval: tuple[float, float] = (0.0, 0.0)
+    difference: dict[str, float] = field(default_factory=dict)  # to the best, paired
 
 
-def grid_points(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
-    keys = list(grid)
-    for values in itertools.product(*(grid[k] for k in keys)):
-        yield dict(zip(keys, values, strict=True))
+@dataclass(frozen=True)
+class TuneResult:
+    chosen: Trial
+    best: Trial
+    per_kind: dict[str, Trial]  # the choice within each recommender (same rule)
+    trials: list[Trial]
+    record: dict[str, Any]
+
+
+def _units(trials: Sequence[Trial]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(members × trials sums over folds, values per member): members are the resampling units."""
+    ids = trials[0].member_ids
+    if any(t.member_ids != ids for t in trials):
+        raise BookclubError("tuning points were scored on different members: cannot compare them")
+    unique, unit = np.unique(np.array(ids), return_inverse=True)
+    sums = np.zeros((len(unique), len(trials)))
+    np.add.at(sums, unit, np.column_stack([t.values for t in trials]))
+    return sums, np.bincount(unit, minlength=len(unique)).astype(np.float64)
+
+
+def choose(trials: Sequence[Trial], *, resamples: int, seed: int) -> tuple[Trial, Trial, dict[str, Trial]]:
+    """(the simplest trial not significantly worse than the best, the best, the same choice
+    within each recommender); fills each trial's mean, interval and paired difference to the
+    best overall."""
+    sums, counts = _units(trials)
+    means = pooled_means(sums, counts)
+    boot = resample_means(sums, counts, resamples=resamples, seed=seed)
+
+    def pick(among: list[int]) -> tuple[int, int]:
+        best = max(among, key=lambda i: (means[i], -i))
+        within = [i for i in among if boot.difference(i, best)[1] >= 0.0]
+        return min(within, key=lambda i: (complexity(trials[i].point), -means[i], i)), best
+
+    chosen, best = pick(list(range(len(trials))))
+    for i, trial in enumerate(trials):
+        d_low, d_high = boot.difference(i, best)
+        trial.mean, trial.interval = float(means[i]), boot.interval(i)
+        trial.difference = {"mean": float(means[i] - means[best]), "low": d_low, "high": d_high}
+    per_kind = {}
+    for kind in dict.fromkeys(t.point.kind for t in trials):
+        per_kind[kind] = trials[pick([i for i, t in enumerate(trials) if t.point.kind == kind])[0]]
+    return trials[chosen], trials[best], per_kind
+
+
+def _lines(
+    engine: Engine, cutoff: dt.datetime, origins: Sequence[dt.datetime], base: TrainingSettings
+) -> tuple[Catalogue, PurchaseArrays, npt.NDArray[np.int64]]:
+    earliest = window_start(origins[0], base)
+    with engine.connect() as connection:
+        catalogue = read_catalogue(connection)
+        lines = read_purchase_log(connection, start=earliest, end=cutoff, batch_rows=base.extract_batch_rows).arrays
+        before = titles_sold_before(connection, earliest)
+    return catalogue, lines, before
 
 
 def tune(
-    settings: Settings, cutoff: dt.datetime, grid: dict[str, list[Any]], k: int = 20
-) -> list[Trial]:
-    """Score ALS at every grid point on the period after ``cutoff``; matrices built once each."""
-    engine = engine_from_settings(settings)
-    trials: list[Trial] = []
+    engine: Engine,
+    settings: Settings,
+    cutoff: dt.datetime,
+    *,
+    folds: int = 3,
+    seeds: int = 3,
+    budget_minutes: float = 10.0,
+    kinds: Sequence[str] = KINDS,
+    resamples: int = 2000,
+    on_step: Step | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> TuneResult:
+    """Search, choose and return the record (:func:`save` stores it)."""
     base = settings.training
-    start = window_start(cutoff, base)
-    end = cutoff + dt.timedelta(days=base.holdout_days)
-    with engine.connect() as connection:
-        catalogue = read_catalogue(connection)
-        lines = read_purchase_log(connection, start=start, end=end, batch_rows=base.extract_batch_rows).arrays
-        sold = np.union1d(titles_sold_before(connection, start), lines.title_key[lines.purchased_at < to_epoch(cutoff)])
-    points = sorted(grid_points(grid), key=lambda p: json.dumps([p.get(m) for m in MATRIX_KEYS]))
-    cache: dict[str, Any] = {}
-    for point in points:
-        ts = TrainingSettings(**{**base.model_dump(), **point})
-        if "half_life_days" in point and point["half_life_days"] is None:
-            ts = ts.model_copy(update={"recency_decay": False})
-        matrix_key = json.dumps([getattr(ts, m) for m in MATRIX_KEYS])
-        if matrix_key not in cache:
-            cache.clear()
-            cache[matrix_key] = time_split(
-                catalogue, lines, window_start=start, cutoff=cutoff, end=end, sold_before=sold, settings=ts,
-                with_affinity=False,
+    primary = base.primary_metric
+    metric, _, k_text = primary.partition("@")
+    k = int(k_text or base.k)
+    # the folds end at the cutoff: [cutoff - folds·h, cutoff - (folds-1)·h), …, [cutoff - h, cutoff)
+    origins = fold_cutoffs(cutoff, folds, base.holdout_days)
+    catalogue, lines, before = _lines(engine, cutoff, origins, base)
+    started = clock()
+    deadline = started + budget_minutes * 60.0
+    trials: list[Trial] = []
+    cost: dict[str, float] = {}
+    stopped = "the whole space was tried"
+    for number, round_points in enumerate(search_order(base, kinds, base.seed)):
+        if number > 0 and clock() + max(cost.get(p.kind, 0.0) for p in round_points) > deadline:
+            stopped = f"budget of {budget_minutes:g} min spent"
+            break
+        for point in sorted(round_points, key=lambda p: json.dumps(p.params, default=str)):
+            if number > 0 and clock() + cost.get(point.kind, 0.0) > deadline:
+                continue
+            begun = clock()
+            trials.append(_score(point, base, catalogue, lines, before, origins, seeds, metric, k, on_step))
+            cost[point.kind] = clock() - begun
+            trials[-1].seconds = cost[point.kind]
+            if on_step:
+                on_step("tune", len(trials), 0)
+    chosen, best, per_kind = choose(trials, resamples=resamples, seed=base.seed)
+    record = {
+        "created_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "cutoff": cutoff.isoformat(),
+        "folds": [{"cutoff": o.isoformat(), "end": (o + dt.timedelta(days=base.holdout_days)).isoformat()}
+                  for o in origins],
+        "seeds": seeds,
+        "budget_minutes": budget_minutes,
+        "elapsed_minutes": round((clock() - started) / 60.0, 2),
+        "stopped": stopped,
+        "metric": primary,
+        "rule": "the simplest point whose paired 95 % bootstrap difference to the best reaches 0",
+        "bootstrap": {"resamples": resamples, "level": LEVEL, "seed": base.seed, "unit": "member"},
+        "members": len(set(best.member_ids)),
+        "served": chosen.point.kind,
+        "chosen": _trial_json(chosen),
+        "best": _trial_json(best),
+        "per_kind": {kind: _trial_json(t) for kind, t in per_kind.items()},
+        "points": [_trial_json(t) for t in trials],
+    }
+    return TuneResult(chosen, best, per_kind, trials, record)
+
+
+def _trial_json(trial: Trial) -> dict[str, Any]:
+    return {
+        "kind": trial.point.kind,
+        "settings": dict(trial.point.params),
+        "mean": trial.mean,
+        "interval": list(trial.interval),
+        "difference_to_best": trial.difference,
+        "seconds": round(trial.seconds, 2),
+    }
+
+
+def _score(
+    point: Point,
+    base: TrainingSettings,
+    catalogue: Catalogue,
+    lines: PurchaseArrays,
+    before: npt.NDArray[np.int64],
+    origins: Sequence[dt.datetime],
+    seeds: int,
+    metric: str,
+    k: int,
+    on_step: Step | None,
+) -> Trial:
+    settings = point.settings(base)
+    runs = range(seeds if point.kind in RANDOM else 1)
+    ids: list[str] = []
+    values: list[npt.NDArray[np.float64]] = []
+    for origin in origins:
+        per_seed: list[FoldScores] = [
+            evaluate_fold(
+                catalogue, lines, before, origin, {point.name: settings}, served=point.name, k=k,
+                fit_seed=base.seed + s, cold=False,
             )
-        scores = evaluate_split(cache[matrix_key], ts, ["als"], k=k, cold=False)
-        report = EvaluationReport.of([scores], k, served="als", primary=ts.primary_metric, seed=ts.seed)
-        metrics: dict[str, float] = dict(report.results["als"])
-        metrics.update({f"new_titles_{m}": v for m, v in report.new_titles["als"].items() if v is not None})
-        trials.append(Trial(point, metrics))
-        print(json.dumps({"params": point, "metrics": metrics}), flush=True)
-    return trials
+            for s in runs
+        ]
+        ids.extend(per_seed[0].member_ids)
+        values.append(np.mean([f.scores[point.name].metrics[metric] for f in per_seed], axis=0))
+    return Trial(point, ids, np.concatenate(values) if values else np.zeros(0), 0.0)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cutoff", required=True, help="validation cutoff (YYYY-MM-DD)")
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--grid", help="JSON object of lists, overriding the default grid")
-    args = parser.parse_args(argv)
-    grid = json.loads(args.grid) if args.grid else DEFAULT_GRID
-    settings = Settings()
-    trials = tune(settings, dt.datetime.fromisoformat(args.cutoff), grid, args.k)
-    primary = f"ndcg@{args.k}"
-    best = max(trials, key=lambda t: (t.metrics[primary], t.metrics[f"recall@{args.k}"]))
-    print(json.dumps({"best": best.params, "metrics": best.metrics}))
+# ---- the stored choice ------------------------------------------------------------------
+def save(models_dir: Path, record: Mapping[str, Any]) -> Path:
+    """Store ``record`` as the club's configuration (and keep a copy of this run's search)."""
+    text = json.dumps(record, indent=2, default=str)
+    history = models_dir / "tuning"
+    history.mkdir(parents=True, exist_ok=True)
+    stamp = str(record["created_at"]).replace(":", "").replace("-", "")
+    atomic_write_text(history / f"{stamp}.json", text)
+    return atomic_write_text(models_dir / TUNED_FILE, text)
 
 
-if __name__ == "__main__":
-    main()
+def load(models_dir: Path) -> dict[str, Any] | None:
+    path = models_dir / TUNED_FILE
+    if not path.exists():
+        return None
+    record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return record
+
+
+def _apply(base: TrainingSettings, values: Mapping[str, Any], explicit: set[str]) -> TrainingSettings:
+    update = {name: value for name, value in values.items() if name not in explicit}
+    if "half_life_days" in update:
+        if "recency_decay" not in explicit:
+            update["recency_decay"] = update["half_life_days"] is not None
+        if update["half_life_days"] is None:
+            update.pop("half_life_days")
+    return base.model_copy(update=update)
+
+
+def configured(settings: Settings) -> tuple[TrainingSettings, str, dict[str, TrainingSettings]]:
+    """(the training settings to serve with, the served recommender, each recommender's
+    settings for evaluation): the stored tuning choice where there is one, under any
+    setting given explicitly in the environment."""
+    base = settings.training
+    record = load(settings.models_dir)
+    explicit = set(base.model_fields_set)
+    kinds = list(dict.fromkeys([*base.recommenders]))
+    if record is None:
+        return base, base.model, {kind: base.model_copy(update={"model": kind}) for kind in kinds}
+    served = base.model if "model" in explicit else str(record["served"])
+    chosen = _apply(base, record["chosen"]["settings"], explicit).model_copy(update={"model": served})
+    if served != record["served"]:  # the served recommender was set by hand: its own tuned settings
+        own = record.get("per_kind", {}).get(served)
+        chosen = _apply(base, own["settings"], explicit) if own else base
+        chosen = chosen.model_copy(update={"model": served})
+    per_kind = {}
+    for kind in kinds:
+        own = record.get("per_kind", {}).get(kind)
+        values = own["settings"] if own else {}
+        per_kind[kind] = _apply(base, values, explicit).model_copy(update={"model": kind})
+    per_kind[served] = chosen
+    return chosen, served, per_kind

@@ -31,7 +31,7 @@ class Recommendation:
 class ModelParts:
     """Everything a trained model holds; ``training.artifact`` saves and loads it."""
 
-    kind: str  # 'als' | 'bpr'
+    kind: str  # 'als' | 'bpr' (factors) | 'item_knn' (similarity) | 'popularity' | 'category_popularity'
     params: dict[str, Any]
     members: IdMap
     titles: IdMap
@@ -48,3 +48,10 @@ class ModelParts:
     min_titles: int = 3
     threads: int = 1
     extra_title_ids: list[str] = field(default_factory=list)  # added after training
+    # item_knn: titles × titles similarity of the titles trained on (score = history @ similarity);
+    # the factor arrays of a model without factors are members × 0 and titles × 0
+    similarity: sp.csr_matrix | None = None
+
+
+FACTOR_KINDS = frozenset({"als", "bpr"})
+SERVED_KINDS = ("als", "bpr", "item_knn", "popularity", "category_popularity")

@@ -4,11 +4,22 @@ Built by ``training`` (``training.artifact`` reads and writes its files) and
 loaded through ``training.registry.ModelRegistry``. Member factors may be a
 read-only memory map shared by every API worker; nothing here writes to them.
 
-Scores: ``member_factor · title_factor``. Titles with no sales in the training
-window carry the mean factor of the titles with sales in their category, so a
+Scores: ``member_factor · title_factor`` (ALS, BPR). Titles with no sales in the
+training window carry the mean factor of the titles with sales in their category, so a
 new release ranks against the backlist on the same scale. Members with thin
 history get that blended with popularity in their categories; members the
 model does not know get popularity in their declared categories.
+
+The served recommender need not have factors (``bookclub tune`` may choose another):
+
+- ``item_knn``: ``history confidence @ similarity``; a title without sales scores the
+  mean of its category's titles (the same placement, on scores instead of vectors);
+  "because you bought X" names the purchases whose similarity contributes most.
+- ``popularity``: the window's best-sellers for every member with history (not blended).
+- ``category_popularity``: popularity in the member's categories, which is what the
+  blend above gives a member without history; reasons name the category.
+
+Cold start (members without history) is the same for every kind.
 """
 
 from __future__ import annotations
@@ -20,11 +31,11 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from recsys.affinity import spread_over_ancestors
+from recsys.affinity import Placement, place_titles, spread_over_ancestors
 from recsys.errors import UnknownCategoryError, UnknownMemberError, UnknownTitleError
 from recsys.model.explain import MemberSystem, history_reasons
 from recsys.model.index import ServingIndex, TitleMask, blend, mask_of, top_n
-from recsys.model.parts import WARM, ModelParts, Recommendation
+from recsys.model.parts import FACTOR_KINDS, WARM, ModelParts, Recommendation
 from recsys.recommenders.base import cosine_neighbours
 
 FloatArray = npt.NDArray[np.float32]
@@ -38,9 +49,21 @@ class TrainedModel:
         self._categories = parts.categories.position()
         self._extra = {t: len(parts.titles) + i for i, t in enumerate(parts.extra_title_ids)}
         self._index = ServingIndex.build(parts)
+        self._placement = self._place()
         self._unit: float | None = None
         self._title_ids = parts.titles.all_ids()  # the strings once, not per answer
         self._member_ids = np.asarray(parts.members.ids)  # the map's pages, as a plain array
+
+    def _place(self) -> Placement | None:
+        """Where titles without sales borrow their scores from (models without factors only)."""
+        p = self.parts
+        if p.kind in FACTOR_KINDS:
+            return None
+        warm = p.placement == WARM
+        return place_titles(
+            p.title_categories, p.categories.levels, warm, np.flatnonzero(~warm).astype(np.int64),
+            min_titles=p.min_titles,
+        )  # fmt: skip
 
     # ---- ids ---------------------------------------------------------------
     def _title_idx(self, title_id: str) -> int:
@@ -79,6 +102,47 @@ class TrainedModel:
     @property
     def n_titles(self) -> int:
         return int(self.parts.title_factors.shape[0])
+
+    def _similarity_scores(self, history: IdxArray, confidence: npt.NDArray[np.float64]) -> FloatArray:
+        """item-kNN: ``confidence @ similarity[history]`` over every title, placed titles filled."""
+        sim = self.parts.similarity
+        assert sim is not None and self._placement is not None
+        scores = np.zeros(self.n_titles, dtype=np.float32)
+        known = history < sim.shape[0]  # titles added after training have no row
+        if known.any():
+            rows = sim[history[known]]
+            scores[: sim.shape[1]] = np.asarray(rows.T @ confidence[known], dtype=np.float32).ravel()
+        filled: FloatArray = self._fill_placed(scores[None, :])[0]
+        return filled
+
+    def _fill_placed(self, scores: FloatArray) -> FloatArray:
+        """rows × titles: a title without sales scores the mean of its peers (``Placement``'s
+        rule, computed sparse: no titles × groups array per request)."""
+        placement = self._placement
+        assert placement is not None
+        if len(placement.cold_idx):
+            means = np.asarray(placement.peers.T @ scores.T, dtype=np.float32).T  # rows × groups
+            scores[:, placement.cold_idx] = means[:, placement.group]
+        return scores
+
+    def _similarity_reasons(
+        self, best: IdxArray, history: IdxArray, confidence: npt.NDArray[np.float64]
+    ) -> list[list[int]]:
+        """Per returned title, up to ``EXPLAIN_TOP`` purchases whose ``confidence × similarity``
+        adds most to its score (none for a placed title: its reason is its category)."""
+        sim = self.parts.similarity
+        assert sim is not None
+        known = history < sim.shape[0]
+        hist, conf = history[known], confidence[known]
+        targets = best[best < sim.shape[1]]
+        if not len(hist) or not len(targets):
+            return [[] for _ in best]
+        contrib = np.asarray(sim[hist][:, targets].todense(), dtype=np.float64) * conf[:, None]
+        order = np.argsort(-contrib, axis=0, kind="stable")[:EXPLAIN_TOP]
+        found = {
+            int(t): [int(hist[r]) for r in order[:, c] if contrib[r, c] > 0] for c, t in enumerate(targets.tolist())
+        }
+        return [found.get(int(t), []) for t in best]
 
     def title_mask(self, title_ids: Collection[str]) -> TitleMask:
         """``title_ids`` as a :class:`TitleMask`: build once, pass as ``exclude_title_ids`` often."""
@@ -184,8 +248,14 @@ class TrainedModel:
         shares = self._shares(member_idx, declared_categories)
         catpop = index.category_popularity(shares)
         system: MemberSystem | None = None
-        if len(history):
-            if self.parts.kind == "als":
+        kind = self.parts.kind
+        if kind == "popularity" and len(history):
+            scores = index.pop.copy()
+        elif kind == "item_knn" and len(history):
+            weight = len(history) / (len(history) + self.parts.thin_history)
+            scores = blend(self._similarity_scores(history, confidence), catpop, drop, weight)
+        elif len(history) and kind in FACTOR_KINDS:
+            if kind == "als":
                 alpha = float(self.parts.params.get("alpha", 1.0))
                 system = MemberSystem.build(index.title_factors, index.gram, history, confidence * alpha)
             if recent and system is not None:
@@ -203,7 +273,12 @@ class TrainedModel:
         best = top_n(scores, min(limit, self.n_titles - len(drop)))
         if not len(best):
             return []
-        reasons = history_reasons(index.title_factors, best, history, system, EXPLAIN_TOP)
+        if kind in FACTOR_KINDS:
+            reasons = history_reasons(index.title_factors, best, history, system, EXPLAIN_TOP)
+        elif kind == "item_knn":
+            reasons = self._similarity_reasons(best, history, confidence)
+        else:
+            reasons = [[] for _ in best]
         return [
             self._with_reason(index, t, s, shares, because)
             for t, s, because in zip(best.tolist(), scores[best].tolist(), reasons, strict=True)
@@ -261,7 +336,19 @@ class TrainedModel:
         t = self._title_idx(title_id)
         if t < 0:
             raise UnknownTitleError(f"unknown title {title_id!r}")
-        ids, scores = cosine_neighbours(self.parts.title_factors, t, limit)
+        if self.parts.kind in FACTOR_KINDS:
+            ids, scores = cosine_neighbours(self.parts.title_factors, t, limit)
+        elif self.parts.kind == "item_knn" and self.parts.similarity is not None and t < self.parts.similarity.shape[0]:
+            row = self.parts.similarity.getrow(t).toarray()[0].astype(np.float32)
+            row[row <= 0] = -np.inf
+            row[t] = -np.inf
+            ids = top_n(row, limit)
+            scores = row[ids]
+            keep = np.isfinite(scores)
+            ids, scores = ids[keep], scores[keep]
+        else:  # no likeness learnt: best-sellers sharing the title's categories
+            profile = self._index.title_categories.toarray() * np.log1p(self._index.pop * 100.0)[:, None]
+            ids, scores = cosine_neighbours(profile.astype(np.float32), t, limit)
         return [
             (self._title_id(int(i)), float(s)) for i, s in zip(ids, scores, strict=True) if i >= 0
         ]
@@ -272,6 +359,8 @@ class TrainedModel:
         if missing := [t for t, c in zip(title_ids, cols, strict=True) if c < 0]:
             raise UnknownTitleError(f"unknown title {missing[0]!r}")
         rows = self.parts.members.find_many(list(member_ids))
+        if self.parts.kind not in FACTOR_KINDS:
+            return self._score_titles_without_factors(rows, np.asarray(cols, dtype=np.int64))
         factors = self.parts.member_factors
         vectors = np.zeros((len(rows), factors.shape[1]), dtype=np.float32)
         if (rows >= 0).any():
@@ -279,6 +368,21 @@ class TrainedModel:
         if (rows < 0).any():
             vectors[rows < 0] = self._mean_member()
         return np.asarray(vectors @ self.parts.title_factors[cols].T, dtype=np.float32)
+
+    def _score_titles_without_factors(self, rows: IdxArray, cols: IdxArray) -> np.ndarray:
+        """:meth:`score_titles` for item-kNN (history @ similarity; unknown members as the mean
+        member) and the popularity kinds (popularity, on every row)."""
+        if self.parts.kind != "item_knn":
+            return np.broadcast_to(self._index.pop[cols], (len(rows), len(cols))).astype(np.float32)
+        sim = self.parts.similarity
+        assert sim is not None and self._placement is not None
+        mt = self.parts.member_titles
+        mean = sp.csr_matrix(np.asarray(mt.mean(axis=0), dtype=np.float32))
+        empty = sp.csr_matrix((0, mt.shape[1]), dtype=np.float32)
+        history = sp.vstack([mt[r] if r >= 0 else mean for r in rows.tolist()] or [empty], "csr")
+        scores = np.zeros((len(rows), self.n_titles), dtype=np.float32)
+        scores[:, : sim.shape[1]] = np.asarray((history @ sim).todense(), dtype=np.float32)
+        return np.asarray(self._fill_placed(scores)[:, cols], dtype=np.float32)
 
     def _mean_member(self) -> FloatArray:
         factors = self.parts.member_factors
@@ -344,4 +448,5 @@ class TrainedModel:
             p.extra_title_ids.append(title_id)
             self._extra[title_id] = start + i
         self._index = ServingIndex.build(p)
+        self._placement = self._place()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,35 @@ def test_errors_are_one_line_and_non_zero(cli: typer.Typer) -> None:
     assert none.exit_code == 1 and "no earlier active model" in none.output
     missing = runner.invoke(cli, ["recommend", "M00001"])
     assert missing.exit_code == 1 and "bookclub train" in missing.output
+
+
+def test_evaluate_prints_intervals_and_differences(cli: typer.Typer, club: Club) -> None:
+    result = CliRunner().invoke(cli, ["evaluate", "--cutoff", club.cutoff.date().isoformat()], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "95 % interval" in result.stdout and "paired difference to the best other" in result.stdout
+    assert "warm (history in the window, scored)" in result.stdout
+    assert re.search(r"0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]", result.stdout)
+
+
+def test_evaluate_folds_json(cli: typer.Typer, club: Club) -> None:
+    result = CliRunner().invoke(cli, ["evaluate", "--cutoff", club.cutoff.date().isoformat(), "--folds", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [f["end"] for f in out["folds"]][-1] == club.cutoff.date().isoformat()
+    assert out["members"]["warm"] == sum(f["members"]["warm"] for f in out["folds"])
+    assert set(out["intervals"]) == set(out["results"]) and out["served"] == "als"
+
+
+def test_tune_then_train_serves_the_choice(cli: typer.Typer, club: Club) -> None:
+    runner = CliRunner()
+    tuned = runner.invoke(cli, ["tune", "--cutoff", club.cutoff.date().isoformat(), "--budget", "0", "--folds", "2",
+                                "--seeds", "1", "--json"])  # fmt: skip
+    assert tuned.exit_code == 0, tuned.output
+    record = json.loads(tuned.stdout)
+    assert {p["kind"] for p in record["points"]} == {"als", "bpr", "popularity", "category_popularity", "item_knn"}
+    trained = runner.invoke(cli, ["train"])
+    assert trained.exit_code == 0, trained.output
+    listing = json.loads(runner.invoke(cli, ["models", "list", "--json"]).stdout)
+    assert len(listing) == 1
+    evaluated = json.loads(runner.invoke(cli, ["evaluate", "--cutoff", club.cutoff.date().isoformat(), "--json"]).stdout)
+    assert evaluated["served"] == record["served"]

@@ -1,0 +1,161 @@
+"""``bookclub tune``: the search, the choice rule, the stored record, and what uses it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from recsys.settings import Settings, TrainingSettings
+from tests.training.conftest import FAST
+from tests.training.synthetic import Club, add_unrelated_rows, make_club
+from training import tuning
+from training.pipeline import run_training
+from training.registry import ModelRegistry
+from training.tuning import complexity, configured, save, tune
+
+KINDS = ("popularity", "item_knn", "als")
+
+
+def settings_for(tmp_path: Path, **training: object) -> Settings:
+    return Settings(data_dir=tmp_path / "var", training=TrainingSettings(**{**FAST, **training}))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def small_club(sqlite_engine: Engine) -> Club:
+    return make_club(sqlite_engine, members=160)
+
+
+def without_timing(record: dict[str, object]) -> str:
+    points = [{k: v for k, v in p.items() if k != "seconds"} for p in record["points"]]  # type: ignore[attr-defined]
+    return json.dumps(points, sort_keys=True)
+
+
+def test_the_simplest_point_not_worse_than_the_best_is_chosen(
+    sqlite_engine: Engine, small_club: Club, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path)
+    result = tune(sqlite_engine, settings, small_club.cutoff, folds=2, seeds=2, budget_minutes=0, kinds=KINDS)
+    record = result.record
+    # budget 0: the first round only, each recommender at its current settings
+    assert [p["kind"] for p in record["points"]] == sorted(KINDS, key=lambda k: json.dumps(k))
+    assert len(record["folds"]) == 2 and record["folds"][-1]["end"] == small_club.cutoff.isoformat()
+    best = max(result.trials, key=lambda t: t.mean)
+    assert result.best is best and best.difference == {"mean": 0.0, "low": 0.0, "high": 0.0}
+    for trial in result.trials:
+        assert trial.interval[0] <= trial.mean <= trial.interval[1]
+    assert result.chosen.difference["high"] >= 0.0
+    simpler = [t for t in result.trials if complexity(t.point) < complexity(result.chosen.point)]
+    assert all(t.difference["high"] < 0.0 for t in simpler)
+    # popularity ignores taste: significantly worse than the best on this club, never chosen
+    popularity = next(t for t in result.trials if t.point.kind == "popularity")
+    assert popularity.difference["high"] < 0.0
+    assert record["served"] == result.chosen.point.kind != "popularity"
+    assert set(record["per_kind"]) == set(KINDS)
+    save(settings.models_dir, record)
+    training, served, per_kind = configured(Settings(data_dir=tmp_path / "var"))
+    assert served == record["served"] and training.model == served
+    for name, value in record["chosen"]["settings"].items():
+        if name != "half_life_days" or value is not None:
+            assert getattr(training, name) == value, name
+    assert per_kind["popularity"].model == "popularity"
+
+
+def test_the_budget_ends_the_search(sqlite_engine: Engine, small_club: Club, tmp_path: Path) -> None:
+    """A clock that moves 20 s per reading and a 3-minute budget: a few rounds, not the space."""
+    ticks: Iterator[float] = iter(float(20 * i) for i in range(1_000_000))
+    result = tune(
+        sqlite_engine, settings_for(tmp_path), small_club.cutoff, folds=1, seeds=1, budget_minutes=3,
+        kinds=("popularity", "item_knn"), clock=lambda: next(ticks),
+    )  # fmt: skip
+    space = 1 * 6 + 5 * 2 * 6  # popularity: matrix only; item-kNN: neighbours × similarity × matrix
+    assert 2 < len(result.trials) < space
+    assert result.record["stopped"] == "budget of 3 min spent"
+
+
+def test_nothing_at_or_after_the_cutoff_is_used(engine: Engine, tmp_path: Path) -> None:
+    club = make_club(engine, members=120)
+    settings = settings_for(tmp_path)
+    first = tune(engine, settings, club.cutoff, folds=2, seeds=1, budget_minutes=0, kinds=KINDS).record
+    add_unrelated_rows(engine, club.cutoff)  # lines dated at and after the cutoff, members, titles
+    again = tune(engine, settings, club.cutoff, folds=2, seeds=1, budget_minutes=0, kinds=KINDS).record
+    assert without_timing(again) == without_timing(first)
+
+
+def test_train_serves_the_stored_choice_and_explicit_settings_win(
+    sqlite_engine: Engine, small_club: Club, tmp_path: Path
+) -> None:
+    record = {
+        "created_at": "2026-01-01T00:00:00",
+        "served": "item_knn",
+        "chosen": {"kind": "item_knn", "settings": {"knn_neighbours": 7, "knn_similarity": "cosine",
+                                                    "weighting": "none", "half_life_days": None}},
+        "per_kind": {"als": {"kind": "als", "settings": {"factors": 8}}},
+    }  # fmt: skip
+    settings = Settings(data_dir=tmp_path / "var", training=TrainingSettings(threads=1))
+    save(settings.models_dir, record)
+    run_training(sqlite_engine, settings, cutoff=small_club.cutoff, promote="force")
+    model = ModelRegistry(settings.models_dir).load()
+    assert model.parts.kind == "item_knn" and model.parts.params == {"neighbours": 7, "similarity": "cosine"}
+    training, served, per_kind = configured(settings)
+    assert training.weighting == "none" and not training.recency_decay
+    assert per_kind["als"].factors == 8 and per_kind["als"].weighting == settings.training.weighting
+    explicit = Settings(data_dir=tmp_path / "var", training=TrainingSettings(model="als", weighting="bm25"))
+    training, served, _ = configured(explicit)
+    assert served == "als" and training.factors == 8 and training.weighting == "bm25"
+
+
+def test_promotion_refuses_only_a_significantly_worse_configuration(sqlite_engine: Engine, tmp_path: Path) -> None:
+    cutoff = make_club(sqlite_engine, members=400).cutoff
+    run_training(sqlite_engine, settings_for(tmp_path), cutoff=cutoff, with_evaluation=True)
+    registry = ModelRegistry(settings_for(tmp_path).models_dir)
+    first = registry.active_version()
+    # popularity against the active ALS on the same split: significantly worse, kept as candidate
+    worse = run_training(sqlite_engine, settings_for(tmp_path, model="popularity"), cutoff=cutoff, with_evaluation=True)
+    assert worse.info.status == "candidate", worse.info.reason
+    assert "significantly worse" in worse.info.reason and "[" in worse.info.reason
+    state = json.loads(registry.state_file.read_text())
+    gate = state["models"][worse.info.version]["gate"]
+    assert gate["against"] == first and gate["high"] < 0 and gate["low"] <= gate["mean"] <= gate["high"]
+    assert registry.active_version() == first
+    # the same configuration as the active model on newer data: nothing to compare, promoted
+    later = cutoff + dt.timedelta(days=30)
+    same = run_training(sqlite_engine, settings_for(tmp_path), cutoff=later, with_evaluation=True)
+    assert same.info.status == "active", same.info.reason
+    assert state["models"][first]["status"] == "active"
+    assert json.loads(registry.state_file.read_text())["models"][same.info.version]["gate"]["high"] == 0.0
+
+
+def test_the_tune_record_keeps_every_point(sqlite_engine: Engine, small_club: Club, tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    result = tune(sqlite_engine, settings, small_club.cutoff, folds=1, seeds=1, budget_minutes=0, kinds=KINDS)
+    path = save(settings.models_dir, result.record)
+    stored = json.loads(path.read_text())
+    assert len(stored["points"]) == len(result.trials)
+    for point in stored["points"]:
+        assert {"kind", "settings", "mean", "interval", "difference_to_best", "seconds"} <= set(point)
+    assert list((settings.models_dir / "tuning").glob("*.json"))
+    assert tuning.load(settings.models_dir) == stored
+
+
+def test_the_gate_decides_by_the_interval_not_the_recorded_means(tmp_path: Path) -> None:
+    """Recorded means 0.20 against 0.30 fail the old 1 % tolerance; on the same split the paired
+    interval reaches 0, so the new model is not significantly worse and is promoted."""
+    registry = ModelRegistry(tmp_path / "models")
+    registry.active_pointer.parent.mkdir(parents=True)
+    registry.active_pointer.write_text("v1\n")
+    (registry.versions_dir / "v1").mkdir(parents=True)
+    (registry.versions_dir / "v1" / "meta.json").write_text(json.dumps({"metrics": {"ndcg@20": 0.30}}))
+    noisy = {"metric": "ndcg@20", "mean": -0.10, "low": -0.21, "high": 0.01}
+    ok, reason = registry.decide({"ndcg@20": 0.20}, "ndcg@20", 0.01, "auto", noisy)
+    assert ok and "not significantly worse" in reason and "[-0.2100, +0.0100]" in reason
+    assert not registry.decide({"ndcg@20": 0.20}, "ndcg@20", 0.01, "auto")[0]
+    worse = {**noisy, "high": -0.001}
+    assert registry.decide({"ndcg@20": 0.31}, "ndcg@20", 0.01, "auto", worse) == (
+        False, "ndcg@20 minus the active configuration (v1) on the same split: -0.1000 [-0.2100, -0.0010], "
+        "significantly worse",
+    )
