@@ -34,12 +34,7 @@ def _options(settings: Settings, source: Path, skip_invalid: bool, rejects: Path
     if rejects is None:
         stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
         rejects = settings.data_dir / "rejects" / f"{source.name}.{stamp}.rejects.csv"
-    return ImportOptions(
-        skip_invalid=skip_invalid,
-        rejects_path=rejects,
-        batch_size=settings.imports.batch_size,
-        max_reported_errors=settings.imports.max_reported_errors,
-    )
+    return ImportOptions.from_settings(settings.imports, skip_invalid=skip_invalid, rejects_path=rejects)
 
 
 def print_summaries(summaries: list[ImportSummary]) -> None:
@@ -107,14 +102,15 @@ def _generic(kind: str) -> Callable[..., None]:
 
 @cli_errors
 def online_retail(
-    path: Path = typer.Argument(
-        Path("../shared/data/online-retail/online_retail.csv.gz"), help="online_retail.csv[.gz]"
+    path: Path | None = typer.Argument(
+        None, help="online_retail.csv[.gz] (default: SHARED_DATA_DIR/online-retail/online_retail.csv.gz)"
     ),
     skip_invalid: bool = SKIP,
     rejects: Path | None = REJECTS,
 ) -> None:
     """Import the UCI Online Retail data: customers → members, StockCodes → titles, lines → purchases."""
     settings = load_settings()
+    path = path or settings.shared_data_dir / "online-retail" / "online_retail.csv.gz"
     options = _options(settings, path, skip_invalid, rejects)
     _run(settings, "importing Online Retail",
          lambda connection, advance: import_online_retail(connection, path, options, progress=advance))
@@ -122,12 +118,15 @@ def online_retail(
 
 @cli_errors
 def shakespeare_and_co(
-    directory: Path = typer.Argument(Path("../shared/data/shakespeare-and-co"), help="folder with sco_*.csv"),
+    directory: Path | None = typer.Argument(
+        None, help="folder with sco_*.csv (default: SHARED_DATA_DIR/shakespeare-and-co)"
+    ),
     skip_invalid: bool = SKIP,
     rejects: Path | None = REJECTS,
 ) -> None:
     """Import Shakespeare and Company: members, books (genres mapped to CLC), borrows → purchases."""
     settings = load_settings()
+    directory = directory or settings.shared_data_dir / "shakespeare-and-co"
     options = _options(settings, directory / "sco_borrows.csv", skip_invalid, rejects)
     _run(settings, "importing Shakespeare and Company",
          lambda connection, advance: import_shakespeare_and_co(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import errno
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recsys.errors import DiskFullError
 from recsys.files import AtomicFile
 
 
@@ -80,18 +83,25 @@ class RejectsWriter:
     def write(self, line: int, errors: Sequence[RowError], values: dict[str, str]) -> None:
         if self.path is None:
             return
-        if self._writer is None:
-            self._file = AtomicFile(self.path, "w", encoding="utf-8", newline="")
-            self._writer = csv.writer(self._file.handle)
-            self._writer.writerow(["line", "field", "reason", *self.columns])
-        self._writer.writerow(
-            [
-                line,
-                ";".join(e.field for e in errors),
-                "; ".join(e.reason for e in errors),
-                *(values.get(c, "") for c in self.columns),
-            ]
-        )
+        try:
+            if self._writer is None:
+                self._file = AtomicFile(self.path, "w", encoding="utf-8", newline="")
+                self._writer = csv.writer(self._file.handle)
+                self._writer.writerow(["line", "field", "reason", *self.columns])
+            self._writer.writerow(
+                [
+                    line,
+                    ";".join(e.field for e in errors),
+                    "; ".join(e.reason for e in errors),
+                    *(values.get(c, "") for c in self.columns),
+                ]
+            )
+        except OSError as exc:  # a write into the open file names no file: say which one
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise DiskFullError(self.path, os.strerror(exc.errno)) from exc
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+            raise
 
     def commit(self) -> None:
         """Every bad row is written: the file appears at ``path``, complete."""
