@@ -1,9 +1,16 @@
 """One training run: extract → matrix → fit → (evaluate) → save → promote.
 
-With ``evaluate``, the served recommender (and the popularity baseline, for
-lift) is first fitted on the window before ``cutoff - holdout_days`` and scored
-on the last ``holdout_days``; those metrics decide promotion. The model saved
-is then brought up to the cutoff on the whole window (see :func:`run_training`).
+The configuration is ``bookclub tune``'s stored choice where there is one
+(:func:`training.tuning.configured`): which recommender is served and its settings.
+
+With ``evaluate``, the served recommender, the popularity baseline and — when the
+active model was trained with another configuration — that configuration are fitted
+on the one time split (:mod:`training.split`) at ``cutoff - holdout_days`` and scored
+on the last ``holdout_days``, per member. Promotion reads the paired bootstrap
+difference, new minus active configuration, on the primary metric: the new model is
+refused only when the interval lies wholly below 0 (the registry records the
+interval). The model saved is then brought up to the cutoff on the whole window (see
+:func:`run_training`).
 """
 
 from __future__ import annotations
