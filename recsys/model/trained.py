@@ -377,11 +377,11 @@ class TrainedModel:
         sim = self.parts.similarity
         assert sim is not None and self._placement is not None
         mt = self.parts.member_titles
-        mean = sp.csr_matrix(np.asarray(mt.mean(axis=0), dtype=np.float32))
-        empty = sp.csr_matrix((0, mt.shape[1]), dtype=np.float32)
-        history = sp.vstack([mt[r] if r >= 0 else mean for r in rows.tolist()] or [empty], "csr")
         scores = np.zeros((len(rows), self.n_titles), dtype=np.float32)
-        scores[:, : sim.shape[1]] = np.asarray((history @ sim).todense(), dtype=np.float32)
+        scores[:, : sim.shape[1]] = np.asarray((mt[np.maximum(rows, 0)] @ sim).todense(), dtype=np.float32)
+        if (rows < 0).any():  # the mean member: the mean history row
+            mean = sp.csr_matrix(np.asarray(mt.mean(axis=0), dtype=np.float32))
+            scores[rows < 0, : sim.shape[1]] = np.asarray((mean @ sim).todense(), dtype=np.float32)[0]
         return np.asarray(self._fill_placed(scores)[:, cols], dtype=np.float32)
 
     def _mean_member(self) -> FloatArray:
