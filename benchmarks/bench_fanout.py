@@ -25,12 +25,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from campaign.contacts import PrintFiles, write_quarter_contacts
 from catalog.fanout import Batch, dask_client, make_batches, prepare_job, run_batches
+from catalog.paths import catalog_path, edition_path
 from catalog.planning import plan_quarter, stored_plans
 from catalog.segments import segment_quarter
 from demo.generate import DemoSpec
 from demo.load import load_demo
-from recsys.settings import SegmentSettings, Settings, TrainingSettings
+from recsys.settings import CampaignSettings, SegmentSettings, Settings, TrainingSettings
 from recsys.storage import segments as segments_db
 from recsys.storage.db import engine_from_settings, upgrade
 from training.pipeline import run_training
@@ -57,6 +59,14 @@ def build_club(data_dir: Path, members: int) -> Settings:
         segment_quarter(connection, model, settings.segments, DEMO_QUARTER)
     with engine.begin() as connection:
         plan_quarter(connection, model, settings, DEMO_QUARTER)
+    with engine.begin() as connection:  # the campaign's contacts: editions are rendered for mailed members
+        root = settings.catalogs_dir
+        files = PrintFiles(
+            member=lambda m: edition_path(settings, DEMO_QUARTER, m).relative_to(root).as_posix(),
+            segment=lambda s: catalog_path(settings, DEMO_QUARTER, s).relative_to(root).as_posix(),
+        )
+        everyone = CampaignSettings(holdout_share=1e-12, universal_holdout_share=0.0)
+        write_quarter_contacts(connection, everyone, DEMO_QUARTER, dt.date(2026, 10, 1), files=files)
     engine.dispose()
     return settings
 

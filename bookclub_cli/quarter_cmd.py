@@ -7,11 +7,15 @@ catalog plans → segment catalogs and a few member editions → serve the API.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import typer
 
 from bookclub_cli.common import cli_errors, console, load_settings, open_engine, progress
 from recsys.storage.apikeys import create_key
+
+if TYPE_CHECKING:
+    from catalog.quarter import QuarterResult
 
 
 def current_quarter(today: dt.date) -> str:
@@ -25,11 +29,20 @@ def quarter(
     titles: int = typer.Option(1_500, "--titles", help="demo titles, if the database is empty"),
     years: int = typer.Option(3, "--years", help="demo years of history"),
     seed: int = typer.Option(42, "--seed", help="demo seed"),
-    editions: int = typer.Option(3, "--editions", min=0, help="personalized member editions to render"),
+    editions: int = typer.Option(
+        3, "--editions", min=0,
+        help="personalized member editions: the N best mailed members' pieces (the others get the segment catalog)",
+    ),
+    simulate: bool | None = typer.Option(
+        None, "--simulate/--no-simulate",
+        help="the club responds to the mailing with a known true effect, then matchback and the "
+        "campaign report [default: on a generated demo club only]",
+    ),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="end with the API server running"),
     port: int | None = typer.Option(None, "--port", help="API port [settings: 8000]"),
 ) -> None:
-    """Run the quarter: data, training, segments, catalogs, and the API server."""
+    """Run the quarter: data, training, segments, the campaign's contacts, catalogs and the mailed
+    members' editions, on the demo the responses and the campaign report, and the API server."""
     from catalog.quarter import run_quarter
     from demo.generate import DemoSpec
 
@@ -49,7 +62,7 @@ def quarter(
 
         outcome = run_quarter(
             settings, quarter, members_for_editions=editions, demo=demo, train=True,
-            say=lambda message: console.print(f"· {message}"), on_step=step,
+            say=lambda message: console.print(f"· {message}"), on_step=step, simulate=simulate,
         )
     data = outcome.data
     if data is not None:
@@ -77,10 +90,38 @@ def quarter(
         f"   http://{settings.api.host}:{port}/ui/members/{member_id}   key: {staff_key}",
         soft_wrap=True, highlight=False,
     )
+    _print_campaign(outcome)
     if serve:
         from bookclub_cli.serve_cmd import serve as serve_api
 
         serve_api(host=None, port=port, workers=None, open_demo=False)
+
+
+def _print_campaign(outcome: QuarterResult) -> None:
+    """The campaign report, and on a simulated club each interval beside the truth."""
+    from campaign.report import report_text
+    from demo.respond import truth_lines
+
+    campaign = outcome.campaign
+    if campaign is None or campaign.report is None:
+        if campaign is not None:
+            console.print(
+                f"6. campaign {campaign.contacts.campaign.name}: contacts written; once orders are in, "
+                f"`bookclub campaigns matchback --campaign {campaign.contacts.campaign.name}` and "
+                f"`bookclub campaigns report --campaign {campaign.contacts.campaign.name}`"
+            )
+        return
+    console.print(f"6. the campaign report (`bookclub campaigns report --campaign {campaign.report.campaign.name}`)")
+    console.print(report_text(campaign.report), highlight=False, soft_wrap=True)
+    if campaign.simulated is not None:
+        lines, covered, total = truth_lines(campaign.report, campaign.simulated)
+        console.print(
+            f"the simulated truth: {covered} of {total} intervals contain it "
+            f"(95 % intervals: about 1 in 20 misses by chance)"
+        )
+        for line in lines:
+            console.print(line, highlight=False, soft_wrap=True)
+    console.print(campaign.reconciliation.summary(), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

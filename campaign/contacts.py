@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +50,7 @@ __all__ = [
     "key_code",
     "open_quarter_campaign",
     "plan_contacts",
+    "record_web_edition",
     "write_quarter_contacts",
 ]
 
@@ -92,13 +94,20 @@ def open_quarter_campaign(
     in_home: dt.date | None = None,
     files: PrintFiles | None = None,
     kind: str = "catalog",
+    name: str | None = None,
+    segment_names: Mapping[int, str] | None = None,
 ) -> tuple[CampaignRecord, dict[int, tuple[EditionRecord, TreatmentRecord]]]:
-    """The quarter's campaign, one edition and treatment per segment: the stored ones, or new.
+    """The quarter's campaign (named after the quarter unless ``name`` says otherwise: a second
+    mailing in the quarter), one edition and treatment per segment: the stored ones, or new.
 
-    Needs the quarter's segments and catalog plans (their model version and plan are
-    the editions' lineage).
+    Needs the quarter's segments (``segment_names``: segment → name, read from the database
+    when not given) and catalog plans (their model version and plan are the editions' lineage).
     """
-    segments = segments_db.segments_of_quarter(connection, quarter)
+    segments: list[dict[str, Any]] = (
+        [{"segment": s, "name": n} for s, n in sorted(segment_names.items())]
+        if segment_names is not None
+        else segments_db.segments_of_quarter(connection, quarter)
+    )
     if not segments:
         raise BookclubError(f"no segments for {quarter}: run `bookclub segment --quarter {quarter}` first")
     lineage = plans_db.plan_lineage(connection, quarter)
@@ -106,14 +115,15 @@ def open_quarter_campaign(
         raise BookclubError(
             f"no catalog plan for segment {missing[0]} of {quarter}: run `bookclub catalogs plan --quarter {quarter}`"
         )
-    campaign = campaigns_db.campaign_by_name(connection, quarter)
+    name = name or quarter
+    campaign = campaigns_db.campaign_by_name(connection, name)
     if campaign is None:
         day = in_home or default_in_home(quarter_start, dt.date.today(), settings)
         campaign = campaigns_db.create_campaign(
-            connection, name=quarter, quarter=quarter, in_home_date=day,
+            connection, name=name, quarter=quarter, in_home_date=day,
             response_days=settings.response_days, late_days=settings.late_days,
             holdout_share=settings.holdout_share, universal_holdout_share=settings.universal_holdout_share,
-            seed=campaign_seed(quarter), description=f"the {quarter} catalogs",
+            seed=campaign_seed(name), description=f"the {quarter} catalogs",
         )
     costs = settings.costs(kind)
     arms: dict[int, tuple[EditionRecord, TreatmentRecord]] = {}
@@ -129,7 +139,7 @@ def open_quarter_campaign(
         )
         treatment = campaigns_db.add_treatment(
             connection, campaign.id, name=f"S{segment} {row['name']}"[:128], edition_id=edition.id,
-            key_code=key_code(quarter, segment, kind),
+            key_code=key_code(name, segment, kind),
         )
         arms[segment] = (edition, treatment)
     return campaign, arms
@@ -227,10 +237,13 @@ def write_quarter_contacts(
     in_home: dt.date | None = None,
     personal: int | None = None,
     kind: str = "catalog",
+    name: str | None = None,
+    segment_names: Mapping[int, str] | None = None,
 ) -> ContactsResult:
     """Open the quarter's campaign and write a contact for every segmented member without one."""
     campaign, arms = open_quarter_campaign(
-        connection, settings, quarter, quarter_start, in_home=in_home, files=files, kind=kind
+        connection, settings, quarter, quarter_start, in_home=in_home, files=files, kind=kind, name=name,
+        segment_names=segment_names,
     )
     audience = campaigns_db.quarter_audience(connection, quarter)
     plan = plan_contacts(audience, settings, campaign.seed, kind=kind, personal=personal)
@@ -263,4 +276,31 @@ def write_quarter_contacts(
         counts=campaigns_db.contact_counts(connection, campaign.id),
         suppressed=campaigns_db.suppression_reasons(connection, campaign.id),
         plan=plan,
+    )
+
+
+def record_web_edition(connection: Connection, quarter: str, member_id: str, file: str | None) -> bool:
+    """The on-demand web edition of ``member_id`` as a ``web`` contact of the quarter's campaign
+    (once per member; the treatment of their mailed contact, else of their segment's edition).
+    False when the quarter has no campaign or the member is unknown to it."""
+    campaign = campaigns_db.campaign_by_name(connection, quarter)
+    if campaign is None:
+        return False
+    keys = campaigns_db.member_keys(connection, [member_id])
+    if member_id not in keys:
+        return False
+    contacts = campaigns_db.member_contacts(connection, campaign.id, [member_id]).get(member_id, [])
+    segment = next((c.segment for c in contacts if c.segment is not None), None)
+    if segment is None:
+        found = segments_db.member_segment(connection, quarter, member_id)
+        segment = None if found is None else found[1]
+    by_segment = campaigns_db.segment_treatments(connection, campaign.id)
+    if segment is None or segment not in by_segment:
+        return False
+    treatment_id, edition_id, _code = by_segment[segment]
+    edition = next(e for e in campaigns_db.editions(connection, campaign.id) if e.id == edition_id)
+    return campaigns_db.record_web_contact(
+        connection, campaign.id, keys[member_id], treatment_id=treatment_id, edition_id=edition_id,
+        segment=segment, tier=None, model_version=edition.model_version, plan_id=edition.plan_id,
+        file=file, on=dt.date.today(),
     )

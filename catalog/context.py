@@ -80,6 +80,7 @@ class MemberView:
     order_address: str
     order_lines: int = 6
     prefilled: list[EntryView] = field(default_factory=list)
+    key_code: str = ""  # the campaign treatment's, printed on the order form and in the QR code
 
 
 def class_colour(code: str, lightness: int = 42) -> str:
@@ -254,11 +255,12 @@ def member_view(
     quarter: str,
     club_name: str,
     order_address: str,
+    key_code: str = "",
 ) -> MemberView:
     label = Quarter.parse(quarter).label
     address = [line for line in (member.address, " ".join(filter(None, (member.postcode, member.city)))) if line]
     return MemberView(
         member.member_id, member.name, address, f"亲爱的 {member.name}：",
         member_letter(member.name, segment_name, label, len(picks)), list(picks), qr,
-        segment_name, label, club_name, order_address, prefilled=list(picks[:3]),
+        segment_name, label, club_name, order_address, prefilled=list(picks[:3]), key_code=key_code,
     )

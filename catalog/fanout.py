@@ -51,6 +51,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, make_url
 
+from catalog.member_edition import mailed_edition_members
 from catalog.paths import quarter_dir
 from catalog.pdfmerge import BodyTemplate
 from catalog.plan import CatalogPlan
@@ -365,7 +366,8 @@ def render_all_editions(
     on_start: Callable[[int, int], None] | None = None,
     on_done: Progress = _no_progress,
 ) -> FanoutResult:
-    """An edition for each of ``member_ids`` (None: every member of the ``plans``' segments),
+    """An edition for each of ``member_ids`` (None: every member of the ``plans``' segments mailed
+    their own edition by the quarter's campaign),
     one Dask task per batch — on ``client`` if given, else on the scheduler
     (``scheduler`` or ``settings.catalog.dask_scheduler``) or a local cluster.
 
@@ -384,8 +386,10 @@ def render_all_editions(
     by_segment = {p.segment: p for p in plans}
     with engine.connect() as connection:
         labels = segments_db.member_segment_labels(connection, quarter)
-        if member_ids is None:
-            member_ids = sorted(m for m, s in labels.items() if s in by_segment)
+        if member_ids is None:  # the print stream: every member mailed their own edition
+            member_ids = [
+                m for m in mailed_edition_members(connection, settings, quarter) if labels.get(m) in by_segment
+            ]
         batches = make_batches(labels, member_ids, settings.catalog.members_per_batch)
         if missing := sorted({b.segment for b in batches} - set(by_segment)):
             raise BookclubError(

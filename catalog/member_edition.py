@@ -18,26 +18,93 @@ from sqlalchemy import Connection
 
 from catalog.context import EntryView, MemberView, entry_view, member_view
 from catalog.fonts import member_locator
-from catalog.paths import sidecar_bytes, sidecar_path
+from catalog.paths import edition_path, sidecar_bytes, sidecar_path
 from catalog.pdfmerge import BodyTemplate, MemberBatch
 from catalog.plan import CatalogPlan
 from catalog.render import Renderer, check_fonts, page_css, per_row, render_html
-from recsys.errors import UnknownMemberError
+from recsys.errors import BookclubError, UnknownMemberError
 from recsys.files import atomic_write_many
 from recsys.serving import RecommendationQuery, ServableModel, make_shelf, recommend_for_member
-from recsys.settings import CatalogSettings
+from recsys.settings import CatalogSettings, Settings
+from recsys.storage import campaigns as campaigns_db
 from recsys.storage import members as members_db
 from recsys.storage.members import MemberRecord
 from recsys.storage.titles import TitleRecord
 
 
-def member_qr(member_id: str) -> segno.QRCode:
-    """The QR code on the order form: its payload is the member number, nothing else."""
-    return segno.make_qr(member_id, error="m")
+def qr_payload(member_id: str, key_code: str = "") -> str:
+    """What the order form's QR code says: the member number, then the key code of the
+    mailing after a space (``M0000042 2026Q4-S1-C``); the member number alone without one."""
+    return f"{member_id} {key_code}" if key_code else member_id
 
 
-def qr_data_url(member_id: str) -> str:
-    return str(member_qr(member_id).svg_data_uri(scale=4, border=2, dark="#111"))
+def member_qr(member_id: str, key_code: str = "") -> segno.QRCode:
+    """The QR code on the order form (:func:`qr_payload`)."""
+    return segno.make_qr(qr_payload(member_id, key_code), error="m")
+
+
+def qr_data_url(member_id: str, key_code: str = "") -> str:
+    return str(member_qr(member_id, key_code).svg_data_uri(scale=4, border=2, dark="#111"))
+
+
+class MissingContactError(BookclubError):
+    """A mailed member edition asked for without the member's mailed contact."""
+
+
+def edition_key_codes(
+    connection: Connection, quarter: str, segment: int, member_ids: Sequence[str], *, web: bool = False
+) -> dict[str, str]:
+    """member_id → the key code their edition carries: their mailed contact's in the quarter's
+    campaign (named after the quarter). A mailed edition — the batch render, the print
+    stream — needs that contact: without it (no campaign, a holdout or suppressed member, a
+    member segmented after the contacts were written) it is an error. The on-demand web
+    edition (``web``) carries the member's segment's key code, or none without a campaign."""
+    campaign = campaigns_db.campaign_by_name(connection, quarter)
+    if campaign is None:
+        if web:
+            return {}
+        raise MissingContactError(
+            f"no campaign for {quarter}: write its contacts before rendering mailed editions "
+            f"(`bookclub campaigns contacts --quarter {quarter}`)"
+        )
+    contacts = campaigns_db.member_contacts(connection, campaign.id, member_ids)
+    fallback = campaigns_db.segment_treatments(connection, campaign.id).get(segment, (0, 0, None))[2]
+    codes: dict[str, str] = {}
+    missing: list[str] = []
+    for member_id in member_ids:
+        mine = contacts.get(member_id, [])
+        mailed = next((c for c in mine if c.arm == "mailed"), None)
+        if mailed is not None:
+            codes[member_id] = mailed.key_code or ""
+        elif web:
+            codes[member_id] = fallback or ""
+        else:
+            arms = "/".join(sorted({c.arm for c in mine})) or "no contact"
+            missing.append(f"{member_id} ({arms})")
+    if missing:
+        raise MissingContactError(
+            f"{len(missing)} member(s) have no mailed contact in campaign {quarter}, e.g. "
+            f"{', '.join(missing[:5])}: holdout and suppressed members are not rendered; members "
+            f"segmented since need `bookclub campaigns contacts --quarter {quarter}` first"
+        )
+    return codes
+
+
+def mailed_edition_members(connection: Connection, settings: Settings, quarter: str) -> list[str]:
+    """The members whose mailed piece this quarter is their own member edition (the print
+    stream's members, sorted); an error when the quarter has no campaign yet."""
+    campaign = campaigns_db.campaign_by_name(connection, quarter)
+    if campaign is None:
+        raise MissingContactError(
+            f"no campaign for {quarter}: write its contacts before rendering the mailed editions "
+            f"(`bookclub campaigns contacts --quarter {quarter}`)"
+        )
+    root = settings.catalogs_dir
+    return sorted(
+        member_id
+        for member_id, file in campaigns_db.mailed_files(connection, campaign.id).items()
+        if file == edition_path(settings, quarter, member_id).relative_to(root).as_posix()
+    )
 
 
 def member_picks(
@@ -80,6 +147,7 @@ def member_views(
     settings: CatalogSettings,
     quarter: str,
     covers_dir: Path | None = None,
+    key_codes: Mapping[str, str] | None = None,
 ) -> list[MemberView]:
     section_of = {e.title_id: (s.code, s.name) for s in plan.sections for e in s.entries}
     flags = {e.title_id: e for s in plan.sections for e in s.entries}
@@ -95,10 +163,12 @@ def member_views(
                     reason=reason,
                 )
             )
+        key_code = (key_codes or {}).get(member.member_id, "")
         views.append(
             member_view(
-                member, entries, qr_data_url(member.member_id), segment_name=plan.segment_name,
+                member, entries, qr_data_url(member.member_id, key_code), segment_name=plan.segment_name,
                 quarter=quarter, club_name=settings.club_name, order_address=settings.order_address,
+                key_code=key_code,
             )
         )
     return views

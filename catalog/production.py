@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from catalog.context import catalog_view
 from catalog.fetcher import STATIC_DIR
 from catalog.member_edition import (
+    edition_key_codes,
     member_picks,
     member_views,
     merge_editions,
@@ -175,8 +176,11 @@ def render_member_editions(
     on_done: Progress = _no_progress,
     titles: Mapping[str, TitleRecord] | None = None,
     bodies: Mapping[int, Path] | None = None,
+    web: bool = False,
 ) -> dict[str, Path]:
-    """Each member's pages (batched per segment) merged with their segment's catalog."""
+    """Each member's pages (batched per segment) merged with their segment's catalog.
+    A mailed edition needs the member's mailed contact (``web``: the on-demand web edition
+    does not; see :func:`catalog.member_edition.edition_key_codes`)."""
     renderer = renderer or renderer_for(settings)
     by_segment = {p.segment: p for p in plans}
     labels = segments_db.member_segment_labels(connection, quarter)
@@ -196,7 +200,7 @@ def render_member_editions(
     for batch in batches:
         written, _pages = render_member_batch(
             connection, model, settings, quarter, by_segment[batch.segment], titles,
-            templates[batch.segment], renderer, batch.member_ids, out_dir,
+            templates[batch.segment], renderer, batch.member_ids, out_dir, web=web,
         )
         paths.update(written)
         on_done(len(batch.member_ids))
@@ -214,16 +218,19 @@ def render_member_batch(
     renderer: Renderer,
     member_ids: Sequence[str],
     out_dir: Path,
+    *,
+    web: bool = False,
 ) -> tuple[dict[str, Path], int]:
     """One batch of a segment's members laid out in one document, split and merged with the
     segment's catalog: their edition paths and the personal pages rendered."""
     rows = members_db.members_by_id(connection, member_ids)
     if missing := [m for m in member_ids if m not in rows]:
         raise UnknownMemberError(f"no such member(s): {', '.join(missing)}")
+    key_codes = edition_key_codes(connection, quarter, plan.segment, member_ids, web=web)
     picks = member_picks(connection, model, plan, titles, member_ids, settings.catalog.picks_per_member)
     views = member_views(
         [rows[m] for m in member_ids], picks, plan, titles, settings.catalog, quarter,
-        covers_dir=settings.data_dir / "covers",
+        covers_dir=settings.data_dir / "covers", key_codes=key_codes,
     )
     pages = render_member_pages(views, settings.catalog, renderer)
     paths = merge_editions(pages, body, out_dir / "members", segment=plan.segment)
@@ -269,7 +276,7 @@ def member_edition(
         if found is not None:
             return found
         with guard(), connect() as connection:
-            render_member_editions(connection, model, settings, quarter, plans(connection), [member_id])
+            render_member_editions(connection, model, settings, quarter, plans(connection), [member_id], web=True)
         found = complete_edition(path)
     if found is None:  # written and checked above; only a concurrent re-render can get here
         raise BookclubError(f"the edition of member {member_id} changed while it was read: try again")

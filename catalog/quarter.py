@@ -1,9 +1,10 @@
-"""The quarter as one job: data → training → segment → plan → segment catalogs → member editions."""
+"""The quarter as one job: data → training → segment → plan → campaign contacts → segment
+catalogs → the mailed members' editions → (on the demo club) simulated responses → matchback →
+the campaign report."""
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from campaign.contacts import ContactsResult, PrintFiles, write_quarter_contacts
+from campaign.matchback import MatchCounts, run_matchback
+from campaign.reconcile import Reconciliation, reconcile_files
+from campaign.report import CampaignReport, campaign_report
+from catalog.member_edition import mailed_edition_members
+from catalog.paths import catalog_path, edition_path, quarter_dir
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.planning import plan_quarter
@@ -18,10 +25,11 @@ from catalog.production import render_member_editions, render_segment_catalogs, 
 from catalog.segments import SegmentationResult, segment_quarter
 from demo.generate import DemoSpec
 from demo.load import DemoSummary, load_demo
+from demo.respond import SimulatedResponses, simulate_responses
 from recsys.errors import BookclubError
 from recsys.settings import Settings
+from recsys.storage import campaigns as campaigns_db
 from recsys.storage import club as club_db
-from recsys.storage import segments as segments_db
 from recsys.storage import titles as titles_db
 from recsys.storage.categories import category_tree, clc_file, load_categories, read_clc
 from recsys.storage.db import engine_from_settings, upgrade
@@ -42,6 +50,7 @@ class QuarterResult:
     timings: dict[str, float] = field(default_factory=dict)
     data: QuarterData | None = None
     trained: TrainResult | None = None
+    campaign: QuarterCampaign | None = None
 
     @property
     def example_member_id(self) -> str | None:
@@ -66,10 +75,47 @@ class QuarterResult:
                 f"   segment {profile.segment} {profile.name}: {profile.size:,} members, "
                 f"{len(plan.title_ids) if plan else 0} titles → {path or '-'}"
             )
-        for member_id, path in self.editions.items():
+        for member_id, path in list(self.editions.items())[:5]:
             lines.append(f"   member edition {member_id} → {path}")
+        if len(self.editions) > 5:
+            lines.append(f"   … {len(self.editions) - 5:,} more member editions in {next(iter(self.editions.values())).parent}")
+        if self.campaign is not None:
+            lines.extend(self.campaign.summary())
         lines.append("   timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items()))
         return "\n".join(lines)
+
+
+@dataclass
+class QuarterCampaign:
+    """The quarter's campaign: its contacts, and on the demo club the loop closed."""
+
+    contacts: ContactsResult
+    reconciliation: Reconciliation
+    simulated: SimulatedResponses | None = None
+    matched: MatchCounts | None = None
+    report: CampaignReport | None = None
+
+    def summary(self) -> list[str]:
+        c = self.contacts
+        counts = ", ".join(f"{arm} {n:,}" for arm, n in sorted(c.counts.items()))
+        lines = [
+            f"   campaign {c.campaign.name}: in home {c.campaign.in_home_date}; contacts {counts}"
+            + (f" ({c.written:,} written now)" if c.written else " (written before)"),
+        ]
+        lines.extend(f"     suppressed {n:,}: {reason}" for reason, n in sorted(c.suppressed.items()))
+        lines.append(f"   {self.reconciliation.summary()}")
+        if self.simulated is not None:
+            lines.append(
+                f"   simulated responses (demo club): {self.simulated.responders:,} responders, "
+                f"{self.simulated.lines:,} order lines written"
+            )
+        if self.matched is not None:
+            m = self.matched
+            lines.append(
+                f"   matchback: {m.lines:,} new line(s): direct {m.direct:,}, inferred {m.inferred:,}, "
+                f"unattributed {m.unattributed:,}"
+            )
+        return lines
 
 
 Say = Callable[[str], None]
@@ -121,12 +167,18 @@ def run_quarter(
     train: bool = False,
     say: Say = _quiet,
     on_step: Step | None = None,
+    simulate: bool | None = None,
 ) -> QuarterResult:
     """The quarter as one job, what ``bookclub quarter`` and a scheduler call: the club's data
     (a demo club if ``demo`` is given and the database is empty), training with evaluation
     (``train``), segments, plans, each segment's catalog rendered once, and
-    ``members_for_editions`` personalized editions (the best customers, one segment after
-    another). The category tree, segment profiles and the quarter's titles are read once."""
+    the quarter's campaign — a contact for every segmented member, mailed, held out at random
+    or suppressed, written before anything is rendered — and the mailed members' pieces:
+    ``members_for_editions`` personalized editions (the best mailed customers, one segment
+    after another; the others' piece is their segment's catalog). With ``simulate`` (default:
+    when the club is a generated demo club) the mailed and held-out members respond with a
+    known true effect, matchback runs and the campaign report is built. The category tree,
+    segment profiles and the quarter's titles are read once."""
     from training.pipeline import run_training
 
     engine = engine_from_settings(settings)
@@ -161,6 +213,17 @@ def run_quarter(
             connection, model, settings, quarter, profiles=segmentation.profiles, titles=titles, tree=tree
         )
     lap("plan")
+    root = settings.catalogs_dir
+    files = PrintFiles(
+        member=lambda m: edition_path(settings, quarter, m).relative_to(root).as_posix(),
+        segment=lambda s: catalog_path(settings, quarter, s).relative_to(root).as_posix(),
+    )
+    with engine.begin() as connection:  # contacts before rendering, in one transaction
+        contacts = write_quarter_contacts(
+            connection, settings.campaign, quarter, Quarter.parse(quarter).start, files=files,
+            personal=members_for_editions, segment_names={p.segment: p.name for p in segmentation.profiles},
+        )
+    lap("contacts")
     renderer = renderer_for(settings)
     with engine.connect() as connection:
         catalogs = render_segment_catalogs(
@@ -169,23 +232,40 @@ def run_quarter(
         )
     lap("segment catalogs")
     editions: dict[str, Path] = {}
-    if members_for_editions > 0:
-        with engine.connect() as connection:
-            per_segment = -(-members_for_editions // max(len(plans), 1))
-            chosen = segments_db.best_members(connection, quarter, per_segment)
-            # one segment after another, so three editions show three segments
-            rank: Counter[int] = Counter()
-            keyed = []
-            for member_id, segment in chosen:
-                keyed.append((rank[segment], segment, member_id))
-                rank[segment] += 1
-            member_ids = [m for _, _, m in sorted(keyed)[:members_for_editions]]
+    with engine.connect() as connection:
+        # the mailed members whose piece is their own edition (chosen when the contacts were written)
+        member_ids = mailed_edition_members(connection, settings, quarter)
+        if member_ids:
             editions = render_member_editions(
                 connection, model, settings, quarter, plans, member_ids, renderer=renderer,
                 titles=by_id, bodies=catalogs,
             )
     lap("member editions")
+    campaign = QuarterCampaign(contacts, _reconcile(engine, settings, quarter))
+    with engine.connect() as connection:
+        simulate = club_db.is_demo_club(connection) if simulate is None else simulate
+    if simulate:
+        say("the demo club responds to the mailing (simulated, with a known true effect)")
+        with engine.begin() as connection:
+            campaign.simulated = simulate_responses(
+                connection, quarter,
+                sections={p.segment: [s.code for s in p.sections] for p in plans},
+                plan_titles={p.segment: p.title_ids for p in plans},
+                margin_rate=settings.campaign.margin_rate,
+            )
+        with engine.begin() as connection:
+            campaign.matched = run_matchback(connection, quarter)
+        with engine.connect() as connection:
+            campaign.report = campaign_report(connection, quarter, settings.campaign)
+        lap("responses, matchback, report")
     engine.dispose()
     return QuarterResult(
-        quarter, model.version, segmentation, plans, catalogs, editions, timings, data=data, trained=trained
+        quarter, model.version, segmentation, plans, catalogs, editions, timings, data=data, trained=trained,
+        campaign=campaign,
     )
+
+
+def _reconcile(engine: Engine, settings: Settings, quarter: str) -> Reconciliation:
+    with engine.connect() as connection:
+        record = campaigns_db.find_campaign(connection, quarter)
+        return reconcile_files(connection, record, settings.catalogs_dir, quarter_dir(settings, quarter) / "members")

@@ -103,6 +103,9 @@ def load_demo(
                     last = max(last, int(chunk.purchased_at.max().astype(np.int64)))
             progress("purchases", lines, lines)
         club_db.move_sequences(connection)
+        club_db.mark_demo(
+            connection, f"demo club: {spec.members} members, {spec.titles} titles, {spec.years} years, seed {spec.seed}"
+        )
         counts = club_db.row_counts(connection)
     return DemoSummary(
         counts=counts,

@@ -14,6 +14,7 @@ from api.deps import ConnectionDep, EngineDep, ModelDep, ReadKeyDep, SettingsDep
 from api.editions import render_gate
 from api.errors import RESPONSES
 from api.schemas import ErrorPublic
+from campaign.contacts import record_web_edition
 from catalog.paths import CompletePdf, catalog_path, complete_edition, complete_pdf, edition_path
 from catalog.plan import CatalogPlan
 from recsys.errors import UnknownMemberError
@@ -182,4 +183,9 @@ def read_member_pdf(
                 guard=lambda: gate.rendering(key.prefix or "anonymous"),
                 wait_seconds=settings.api.render_wait_seconds,
             )
+    with engine.begin() as connection:  # the web edition is a contact of the quarter's campaign
+        record_web_edition(
+            connection, quarter, member_id,
+            edition_path(settings, quarter, member_id).relative_to(settings.catalogs_dir).as_posix(),
+        )
     return _pdf_response(pdf, f"{quarter}-{member_id}.pdf")

@@ -474,22 +474,53 @@ def record_web_contact(
     on: dt.date,
 ) -> bool:
     """A web edition fetched on demand, recorded once per member and treatment; True when new."""
-    return (
-        insert_ignoring_conflicts(
-            connection,
-            table_of(CampaignContact),
-            [
-                {
-                    "campaign_id": campaign_id, "member_key": member_key, "treatment_id": treatment_id,
-                    "edition_id": edition_id, "arm": "web", "reason": "on-demand web edition",
-                    "segment": segment, "tier": tier, "holdout_share": None, "in_home_date": on,
-                    "cost": Decimal("0"), "model_version": model_version, "plan_id": plan_id,
-                    "file": file, "created_at": _now(),
-                }
-            ],
-        )
-        > 0
+    row = {
+        "campaign_id": campaign_id, "member_key": member_key, "treatment_id": treatment_id,
+        "edition_id": edition_id, "arm": "web", "reason": "on-demand web edition",
+        "segment": segment, "tier": tier, "holdout_share": None, "in_home_date": on,
+        "cost": Decimal("0"), "model_version": model_version, "plan_id": plan_id,
+        "file": file, "created_at": _now(),
+    }
+    stmt: Any
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(CampaignContact).values(**row).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(CampaignContact).values(**row).on_conflict_do_nothing()
+    return bool(connection.execution_options(preserve_rowcount=True).execute(stmt).rowcount)
+
+
+def segment_treatments(connection: Connection, campaign_id: int) -> dict[int, tuple[int, int, str | None]]:
+    """segment → (treatment id, edition id, key code) of the campaign's per-segment editions."""
+    treatments_table = table_of(CampaignTreatment)
+    editions_table = table_of(CampaignEdition)
+    rows = connection.execute(
+        select(editions_table.c.segment, treatments_table.c.id, editions_table.c.id, treatments_table.c.key_code)
+        .join(editions_table, editions_table.c.id == treatments_table.c.edition_id)
+        .where(treatments_table.c.campaign_id == campaign_id, editions_table.c.segment.is_not(None))
+        .order_by(treatments_table.c.id)
     )
+    out: dict[int, tuple[int, int, str | None]] = {}
+    for segment, treatment_id, edition_id, code in rows:
+        out.setdefault(int(segment), (int(treatment_id), int(edition_id), code))
+    return out
+
+
+def mailed_files(connection: Connection, campaign_id: int) -> dict[str, str | None]:
+    """member_id → the print file of the member's mailed contact (first one), for every mailed member."""
+    rows = connection.execute(
+        select(Member.member_id, CampaignContact.file)
+        .join(Member, Member.id == CampaignContact.member_key)
+        .where(CampaignContact.campaign_id == campaign_id, CampaignContact.arm == "mailed")
+        .order_by(CampaignContact.id)
+    )
+    out: dict[str, str | None] = {}
+    for member_id, file in rows:
+        out.setdefault(member_id, file)
+    return out
 
 
 @dataclass(frozen=True)
@@ -528,6 +559,50 @@ def contact_arrays(connection: Connection, campaign_id: int) -> ContactArrays:
         holdout_share=np.fromiter((np.nan if r[4] is None else r[4] for r in rows), dtype=np.float64, count=n),
         cost=np.fromiter((r[5] or 0.0 for r in rows), dtype=np.float64, count=n),
         tier=[r[6] for r in rows],
+    )
+
+
+@dataclass(frozen=True)
+class ContactMembers:
+    """Mailed and holdout contacts with what a response model needs of their members."""
+
+    member_key: npt.NDArray[np.int64]
+    member_id: list[str]
+    treatment_id: npt.NDArray[np.int64]
+    arm: npt.NDArray[np.int8]  # ARM_CODES
+    segment: npt.NDArray[np.int64]  # -1 when none
+    tier: list[str | None]
+    recency_days: npt.NDArray[np.int64]  # as of the quarter's segmentation; -1 never bought or unknown
+
+
+def contact_members(connection: Connection, campaign_id: int, quarter: str | None) -> ContactMembers:
+    """The campaign's mailed and holdout contacts (by contact id) with member id and recency."""
+    recency = (
+        select(MemberSegment.member_key, MemberSegment.recency_days)
+        .where(MemberSegment.quarter == (quarter or ""))
+        .subquery()
+    )
+    arm_code = case(*((CampaignContact.arm == name, code) for name, code in ARM_CODES.items()), else_=-1)
+    rows = connection.execute(
+        select(
+            CampaignContact.member_key, Member.member_id, CampaignContact.treatment_id, arm_code,
+            func.coalesce(CampaignContact.segment, -1), CampaignContact.tier,
+            func.coalesce(recency.c.recency_days, -1),
+        )
+        .join(Member, Member.id == CampaignContact.member_key)
+        .outerjoin(recency, recency.c.member_key == CampaignContact.member_key)
+        .where(CampaignContact.campaign_id == campaign_id, CampaignContact.arm.in_(("mailed", "holdout")))
+        .order_by(CampaignContact.id)
+    ).all()
+    n = len(rows)
+    return ContactMembers(
+        member_key=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+        member_id=[r[1] for r in rows],
+        treatment_id=np.fromiter((r[2] for r in rows), dtype=np.int64, count=n),
+        arm=np.fromiter((r[3] for r in rows), dtype=np.int8, count=n),
+        segment=np.fromiter((r[4] for r in rows), dtype=np.int64, count=n),
+        tier=[r[5] for r in rows],
+        recency_days=np.fromiter((r[6] for r in rows), dtype=np.int64, count=n),
     )
 
 

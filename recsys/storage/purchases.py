@@ -238,3 +238,18 @@ def member_lines_page(
             (Purchase.purchased_at < at) | (and_(Purchase.purchased_at == at, Purchase.id < line))
         )
     return [HistoryLine(*row) for row in connection.execute(stmt)]
+
+
+def primary_category_units(
+    connection: Connection, since: dt.datetime, until: dt.datetime
+) -> list[tuple[int, str, int]]:
+    """(member key, primary category code, net units) of the lines in ``[since, until)``."""
+    units = func.sum(Purchase.quantity)
+    stmt = (
+        select(Purchase.member_key, TitleCategory.category_code, units)
+        .join(TitleCategory, and_(TitleCategory.title_key == Purchase.title_key, TitleCategory.is_primary))
+        .where(Purchase.purchased_at >= since, Purchase.purchased_at < until)
+        .group_by(Purchase.member_key, TitleCategory.category_code)
+        .having(units > 0)
+    )
+    return [(int(k), str(c), int(n)) for k, c, n in connection.execute(stmt)]

@@ -11,15 +11,18 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from campaign.contacts import PrintFiles, write_quarter_contacts
+from catalog.paths import catalog_path, edition_path
+from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.planning import plan_quarter
 from catalog.segments import SegmentationResult, segment_quarter
 from demo.generate import DemoSpec
 from demo.load import load_demo
 from recsys.model.trained import TrainedModel
-from recsys.settings import CatalogSettings, SegmentSettings, Settings, TrainingSettings
+from recsys.settings import CampaignSettings, CatalogSettings, SegmentSettings, Settings, TrainingSettings
 from recsys.storage.db import make_engine, upgrade
 from tests.conftest import shared_data
 from training.pipeline import run_training
@@ -51,6 +54,18 @@ def club_settings(data_dir: object) -> Settings:
     )
 
 
+def mail_everyone(connection: Connection, settings: Settings, quarter: str) -> None:
+    """The quarter's campaign with every segmented member mailed their own edition (no holdout:
+    these tests are about rendering; the holdouts have tests of their own in tests/campaign)."""
+    root = settings.catalogs_dir
+    files = PrintFiles(
+        member=lambda m: edition_path(settings, quarter, m).relative_to(root).as_posix(),
+        segment=lambda s: catalog_path(settings, quarter, s).relative_to(root).as_posix(),
+    )
+    nobody_held = CampaignSettings(holdout_share=1e-12, universal_holdout_share=0.0)
+    write_quarter_contacts(connection, nobody_held, quarter, Quarter.parse(quarter).start, files=files)
+
+
 @pytest.fixture(scope="session")
 def club(tmp_path_factory: pytest.TempPathFactory) -> Club:
     clc = shared_data("clc", "clc_level1_2.csv")
@@ -68,4 +83,6 @@ def club(tmp_path_factory: pytest.TempPathFactory) -> Club:
         segmentation = segment_quarter(connection, model, settings.segments, QUARTER)
     with engine.begin() as connection:
         plans = plan_quarter(connection, model, settings, QUARTER)
+    with engine.begin() as connection:  # the campaign: every member mailed (rendering needs the contacts)
+        mail_everyone(connection, settings, QUARTER)
     return Club(settings, engine, model, previous, segmentation, plans)

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bookclub_cli.main import app
+from recsys.storage import campaigns as campaigns_db
 from recsys.storage import segments as segments_db
 from tests.catalog.conftest import Club
 
@@ -35,8 +36,14 @@ def test_segment_plan_render(env: Club, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.output.count("12 titles") == 3
 
+    # the campaign's contacts come before rendering: only a mailed member's edition is rendered
+    result = runner.invoke(app, ["campaigns", "contacts", "--quarter", QUARTER])
+    assert result.exit_code == 0, result.output
     with env.engine.connect() as connection:
-        member = segments_db.members_of_segment(connection, QUARTER, 1)[0]
+        campaign = campaigns_db.campaign_by_name(connection, QUARTER)
+        assert campaign is not None
+        mailed = campaigns_db.mailed_files(connection, campaign.id)
+        member = next(m for m in segments_db.members_of_segment(connection, QUARTER, 1) if m in mailed)
     result = runner.invoke(
         app, ["catalogs", "render", "--quarter", QUARTER, "--segment", "1", "--members", member,
               "--out", str(tmp_path)],

@@ -32,7 +32,7 @@ from recsys.errors import ConfigurationError, UnknownMemberError
 from recsys.settings import Settings
 from recsys.storage import segments as segments_db
 from recsys.storage.schema import Member
-from tests.catalog.conftest import QUARTER, Club
+from tests.catalog.conftest import QUARTER, Club, mail_everyone
 from tests.conftest import shared_data
 
 BOGUS = "NO-SUCH-MEMBER"
@@ -152,6 +152,8 @@ def test_workers_behind_a_scheduler_address_read_postgresql(
         segment_quarter(connection, club.model, club.settings.segments, QUARTER)
     with postgres_engine.begin() as connection:
         plans = plan_quarter(connection, club.model, club.settings, QUARTER)
+    with postgres_engine.begin() as connection:
+        mail_everyone(connection, club.settings, QUARTER)
     url = postgres_engine.url.render_as_string(hide_password=False)
     settings = _settings(club).model_copy(update={"database_url": url})
     with postgres_engine.connect() as connection:

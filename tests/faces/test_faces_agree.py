@@ -39,6 +39,7 @@ from recsys.settings import ApiSettings, CatalogSettings, SegmentSettings, Setti
 from recsys.storage import segments as segments_db
 from recsys.storage.apikeys import create_key
 from recsys.storage.schema import Member, MemberCategory, Purchase, Title, TitleCategory
+from tests.catalog.conftest import mail_everyone
 from tests.conftest import shared_data
 from training.pipeline import run_training
 from training.registry import ModelRegistry
@@ -150,6 +151,8 @@ def _build(engine: Engine, root: Path) -> World:
     with engine.begin() as connection:
         model = ModelRegistry(settings.models_dir).load_prepared(connection)
         plans = plan_quarter(connection, model, settings, QUARTER)
+    with engine.begin() as connection:  # editions are rendered for mailed contacts only
+        mail_everyone(connection, settings, QUARTER)
     return World(settings, engine, key, member, cold, gone, plans)
 
 
