@@ -11,6 +11,7 @@ from rich.table import Table
 from bookclub_cli.common import cli_errors, console, load_settings, open_engine, progress
 from demo.generate import DemoSpec
 from demo.load import DemoSummary, load_demo
+from recsys.errors import BookclubError
 from recsys.storage.categories import clc_file
 from recsys.storage.db import upgrade
 
@@ -19,7 +20,7 @@ from recsys.storage.db import upgrade
 def demo_data(
     members: int = typer.Option(5_000, "--members", min=1, help="members to create"),
     titles: int = typer.Option(1_500, "--titles", min=10, help="titles in the catalogue"),
-    years: int = typer.Option(3, "--years", min=1, help="years of purchase history"),
+    years: int = typer.Option(3, "--years", min=1, max=100, help="years of purchase history"),
     seed: int = typer.Option(42, "--seed", help="same seed, same club"),
     purchases: int | None = typer.Option(
         None, "--purchases", min=0, help="order lines to aim for (default: members × years × 8)"
@@ -43,6 +44,14 @@ def demo_data(
     or purchases unless --replace is given.
     """
     settings = load_settings()
+    last_day = end_date.date() if end_date else dt.date.today() - dt.timedelta(days=1)
+    if last_day > dt.date.today():
+        raise BookclubError(f"--end-date {last_day} is in the future: demo orders would lie ahead of now")
+    if last_day.year - years < settings.imports.earliest_date.year:
+        raise BookclubError(
+            f"--end-date {last_day} with --years {years} starts before {settings.imports.earliest_date} "
+            "(imports.earliest_date): choose a later end or fewer years"
+        )
     engine = open_engine(settings)
     upgrade(engine)
     spec = DemoSpec(
@@ -50,7 +59,7 @@ def demo_data(
         titles=titles,
         years=years,
         seed=seed,
-        end_date=end_date.date() if end_date else dt.date.today() - dt.timedelta(days=1),
+        end_date=last_day,
         purchases=purchases,
     )
     clc_path = clc_file(settings.shared_data_dir / "clc", all_levels=False)

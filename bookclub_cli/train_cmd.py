@@ -31,13 +31,33 @@ models_app = typer.Typer(
 Step = Callable[[str, int, int], None]
 
 
-def parse_cutoff(value: str | None) -> dt.datetime | None:
+def parse_cutoff(
+    value: str | None, *, not_before: dt.date | None = None, not_after: dt.datetime | None = None
+) -> dt.datetime | None:
+    """``--cutoff`` as naive UTC, within bounds: a date in year 1 or 9999 used to overflow
+    the training window's arithmetic (a traceback), a future one to test on nothing."""
     if value is None:
         return None
     try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
+        moment = dt.datetime.fromisoformat(value)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         raise BookclubError(f"--cutoff {value!r} is not a date (use YYYY-MM-DD)") from None
+    if not_before is not None and moment.date() < not_before:
+        raise BookclubError(
+            f"--cutoff {value} is before {not_before} (imports.earliest_date): no purchase can precede it"
+        )
+    if not_after is not None and moment > not_after:
+        raise BookclubError(
+            f"--cutoff {value} is in the future: the purchases after the cutoff are what is scored; "
+            "choose a date up to today"
+        )
+    return moment
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 @contextmanager
@@ -182,7 +202,7 @@ def train(
         result = run_training(
             engine,
             settings,
-            cutoff=parse_cutoff(cutoff),
+            cutoff=parse_cutoff(cutoff, not_before=settings.imports.earliest_date),  # later than now: now
             with_evaluation=with_evaluation,
             promote=mode,
             on_step=step,
@@ -218,7 +238,7 @@ def evaluate_cmd(
     settings = load_settings()
     engine = open_engine(settings)
     check_ready(engine)
-    moment = parse_cutoff(cutoff)
+    moment = parse_cutoff(cutoff, not_before=settings.imports.earliest_date, not_after=_now())
     assert moment is not None
     training, served, per_kind = configured(settings)
     with engine.connect() as connection:
@@ -263,7 +283,9 @@ def tune_cmd(
     settings = load_settings()
     engine = open_engine(settings)
     check_ready(engine)
-    moment = parse_cutoff(cutoff) or default_cutoff(engine)
+    moment = parse_cutoff(cutoff, not_before=settings.imports.earliest_date, not_after=_now()) or default_cutoff(
+        engine
+    )
     if as_json:
         result = tune(engine, settings, moment, folds=folds, seeds=seeds, budget_minutes=budget)
     else:

@@ -387,3 +387,25 @@ def test_shakespeare_without_a_path_reads_the_shared_data_dir(env: Path, monkeyp
     result = CliRunner().invoke(app, ["import", "shakespeare-and-co"])
     assert result.exit_code == 0, result.output
     assert "│ purchases         │    1 │        1 │" in result.stdout
+
+
+# --- dates on the command line: bounded like imported ones --------------------------------
+
+
+@pytest.mark.parametrize("cutoff", ["9999-12-31", "0001-01-01", "2099-01-01"])
+def test_an_absurd_cutoff_is_one_line(env: Path, cutoff: str) -> None:
+    """9999-12-31 and 0001-01-01 overflowed the window's arithmetic (OverflowError traceback)."""
+    assert invoke("db", "upgrade")[0] == 0
+    for command in (["evaluate", "--cutoff", cutoff, "--json"], ["tune", "--cutoff", cutoff]):
+        line = one_line_failure(*invoke(*command))
+        assert f"--cutoff {cutoff} is" in line and ("in the future" in line or "imports.earliest_date" in line)
+
+
+def test_demo_data_never_writes_orders_in_the_future(env: Path) -> None:
+    line = one_line_failure(*invoke("demo-data", "--members", "5", "--titles", "10", "--end-date", "9999-12-31"))
+    assert "--end-date 9999-12-31 is in the future" in line
+    line = one_line_failure(*invoke("demo-data", "--members", "5", "--titles", "10", "--years", "99",
+                                    "--end-date", "1950-01-01"))
+    assert "before 1900-01-01" in line
+    code, _err, exception = invoke("demo-data", "--years", "100000")  # was a ValueError traceback
+    assert code == 2 and isinstance(exception, SystemExit)
