@@ -21,6 +21,7 @@ from fastapi import Request
 from sqlalchemy import Connection, Engine
 
 T = TypeVar("T")
+RETRY_SECONDS = 30.0  # a failed computation is tried again on a page view after this long
 log = logging.getLogger("bookclub.console")
 
 
@@ -36,6 +37,7 @@ class Aggregates:
         self.ttl = ttl
         self._values: dict[Hashable, tuple[float, Computed[object]]] = {}
         self._running: dict[Hashable, threading.Thread] = {}
+        self._failed: dict[Hashable, tuple[float, str]] = {}  # the last failure, shown on the page
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[Connection], T]) -> Computed[T] | None:
@@ -43,7 +45,11 @@ class Aggregates:
         new one in the background when there is none or it is older than the ttl."""
         with self._lock:
             hit = self._values.get(key)
-            stale = hit is None or time.monotonic() - hit[0] >= self.ttl
+            now = time.monotonic()
+            stale = hit is None or now - hit[0] >= self.ttl
+            failed = self._failed.get(key)
+            if failed is not None and now - failed[0] < min(self.ttl, RETRY_SECONDS):
+                stale = False  # failed a moment ago: not again on every poll
             if stale and key not in self._running:
                 thread = threading.Thread(target=self._compute, args=(key, compute), name="console-aggregate", daemon=True)
                 self._running[key] = thread
@@ -57,11 +63,20 @@ class Aggregates:
             found = Computed(value, dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0))
             with self._lock:
                 self._values[key] = (time.monotonic(), found)
-        except Exception:  # keep the old value; the next page view tries again
+                self._failed.pop(key, None)
+        except Exception as exc:  # keep the old value; a page view after RETRY_SECONDS tries again
             log.exception("computing the console aggregate %r failed", key)
+            with self._lock:
+                self._failed[key] = (time.monotonic(), f"{type(exc).__name__}: {exc}")
         finally:
             with self._lock:
                 self._running.pop(key, None)
+
+    def failure(self, key: Hashable) -> str | None:
+        """Why the last computation of ``key`` failed (None when it did not)."""
+        with self._lock:
+            found = self._failed.get(key)
+        return None if found is None else found[1]
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the computations under way (tests, benchmarks)."""

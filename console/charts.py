@@ -100,3 +100,59 @@ def line_chart(
             )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def interval_chart(
+    rows: Sequence[tuple[str, float, float, float]],
+    *,
+    title: str,
+    width: int = 560,
+    row_height: int = 24,
+    digits: int = 4,
+) -> Markup:
+    """One row per (label, estimate, low, high): a dot at the estimate, a whisker from low to
+    high, a line at zero. Each dot carries ``data-value``, ``data-low`` and ``data-high``."""
+    label_width, right = 190, 20
+    height = max(1, len(rows)) * row_height + 28
+    lows = [min(float(low), float(est)) for _l, est, low, _h in rows]
+    highs = [max(float(high), float(est)) for _l, est, _lo, high in rows]
+    lo, hi = min([0.0, *lows]), max([0.0, *highs])
+    if hi - lo <= 0:
+        hi = lo + 1.0
+    plot = width - label_width - right
+
+    def x_of(v: float) -> float:
+        return label_width + (float(v) - lo) / (hi - lo) * plot
+
+    def short(v: float) -> str:
+        return f"{v:.{digits}g}" if abs(v) >= 10 ** (-digits) or v == 0 else f"{v:.1e}"
+
+    zero = x_of(0.0)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart interval-chart" role="img" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+        f'<line x1="{zero:.1f}" y1="4" x2="{zero:.1f}" y2="{height - 22}" stroke="{_GRID}" stroke-width="2"/>',
+        f'<text x="{label_width}" y="{height - 6}" font-size="10" fill="{_TEXT}">{escape(short(lo))}</text>',
+        f'<text x="{zero:.1f}" y="{height - 6}" text-anchor="middle" font-size="10" fill="{_TEXT}">0</text>',
+        f'<text x="{width - right}" y="{height - 6}" text-anchor="end" font-size="10" fill="{_TEXT}">{escape(short(hi))}</text>',
+    ]
+    for i, (label, estimate, low, high) in enumerate(rows):
+        y = 4 + i * row_height + row_height / 2
+        parts.append(
+            f'<text x="{label_width - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12" '
+            f'fill="{_TEXT}">{escape(fit_label(label, label_width - 10))}</text>'
+            f'<line x1="{x_of(low):.1f}" y1="{y:.1f}" x2="{x_of(high):.1f}" y2="{y:.1f}" stroke="{_INK}" stroke-width="2"/>'
+            f'<line x1="{x_of(low):.1f}" y1="{y - 5:.1f}" x2="{x_of(low):.1f}" y2="{y + 5:.1f}" stroke="{_INK}"/>'
+            f'<line x1="{x_of(high):.1f}" y1="{y - 5:.1f}" x2="{x_of(high):.1f}" y2="{y + 5:.1f}" stroke="{_INK}"/>'
+            f'<circle class="mark" data-label="{escape(label)}" data-value="{_fmt(float(estimate))}" '
+            f'data-low="{_fmt(float(low))}" data-high="{_fmt(float(high))}" '
+            f'cx="{x_of(estimate):.1f}" cy="{y:.1f}" r="4.5" fill="{_INK}"/>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def fmt_value(value: float) -> str:
+    """A number as the charts write it in ``data-value`` (tables beside them use the same)."""
+    return _fmt(float(value))

@@ -26,6 +26,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy import Connection, Engine
 
+from console.charts import fmt_value
 from console.i18n import LANG_COOKIE, LANGS, translator
 from console.session import COOKIE, COOKIE_PATH, ROLES, StaffSession, console_secret, read_session
 from recsys.errors import ModelNotFoundError, UnknownMemberError, UnknownTitleError
@@ -64,6 +65,7 @@ def _when(moment: object) -> str:
 
 
 templates.filters["when"] = _when
+templates.globals["chartnum"] = fmt_value  # numbers beside a chart, as its data-value
 
 
 class LoginRequired(Exception):

@@ -274,3 +274,19 @@ def member_segment_history(connection: Connection, key: int, quarters: int = 8) 
     return [
         MemberQuarter(q, t, int(s), n, r, int(f), float(m)) for q, t, s, n, r, f, m in connection.execute(stmt)
     ]
+
+
+def quarter_members(connection: Connection, quarter: str) -> list[tuple[str, int, str]]:
+    """(member_id, segment, tier) of every member segmented in ``quarter`` and not closed — what a
+    seeded sample per segment and tier is drawn from (off the request path)."""
+    stmt = (
+        select(Member.member_id, MemberSegment.segment, MemberSegment.tier)
+        .join(Member, Member.id == MemberSegment.member_key)
+        .where(MemberSegment.quarter == quarter, Member.status != "closed")
+    )
+    return [(m, int(s), str(t)) for m, s, t in connection.execute(stmt)]
+
+
+def open_member_ids(connection: Connection) -> list[str]:
+    """Every member id not closed (a sample is drawn from them, off the request path)."""
+    return list(connection.scalars(select(Member.member_id).where(Member.status != "closed")))

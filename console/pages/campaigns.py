@@ -1,0 +1,76 @@
+"""Campaigns: every campaign with its contacts per arm, and one campaign's report — the
+sample-ratio check first, contacts per edition and arm, each arm's incremental effect with its
+interval as charts and tables, what matchback credited beside what the holdout says.
+
+The report is :func:`campaign.report.campaign_report`, the function ``bookclub campaigns
+report`` and ``GET /v1/campaigns/{id}/report`` call; it is computed in the background (its
+bootstrap takes a moment on a large campaign) and shown with its time. Aggregate figures only:
+the read role sees them, as the API's read keys do.
+
+The mail-depth curve (how many members to mail, from the mailing-decision module) is not
+shown: ``campaign/policy.py`` has not landed yet.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import Connection
+
+from campaign.report import CampaignReport, campaign_report
+from console.cache import aggregates_of
+from console.charts import interval_chart
+from console.web import ConsoleRoute, NotFound, get_connection, page, require, settings_of
+from recsys.storage import campaigns as campaigns_db
+
+router = APIRouter(route_class=ConsoleRoute)
+Conn = Annotated[Connection, Depends(get_connection)]
+
+# (outcome, scale, unit key): the charts of the incremental effect, one per outcome
+OUTCOME_CHARTS = (("response", 100.0, "unit_points"), ("revenue", 1.0, "unit_money_piece"), ("margin", 1.0, "unit_money_piece"))
+
+
+@router.get("/campaigns", include_in_schema=False)
+def campaigns_page(request: Request, connection: Conn) -> Response:
+    session = require(request, connection)
+    found = campaigns_db.campaigns(connection)[:50]  # newest first
+    ids = tuple(c.id for c in found)
+    counts = aggregates_of(request).get(
+        ("campaign_contacts", ids), lambda c: {i: campaigns_db.contact_counts(c, i) for i in ids}
+    )
+    return page(
+        request, "campaigns.html", session, campaigns=found, counts=counts.value if counts else None,
+        at=counts.at if counts else None, arms=("mailed", "holdout", "suppressed", "web"),
+    )
+
+
+def _charts(report: CampaignReport) -> list[dict[str, Any]]:
+    effects = [a.effect for a in report.arms] + ([report.total] if report.total is not None else [])
+    charts = []
+    for outcome, scale, unit in OUTCOME_CHARTS:
+        series = [
+            (e.arm, e.outcome(outcome).incremental * scale, e.outcome(outcome).low * scale, e.outcome(outcome).high * scale)
+            for e in effects
+        ]
+        charts.append({"outcome": outcome, "unit": unit, "series": series, "chart": interval_chart(series, title=outcome, digits=3)})
+    net = [(e.arm, e.net_profit_per_piece.estimate, e.net_profit_per_piece.low, e.net_profit_per_piece.high) for e in effects]
+    charts.append({"outcome": "net_profit", "unit": "unit_money_piece", "series": net, "chart": interval_chart(net, title="net profit", digits=3)})
+    return charts
+
+
+@router.get("/campaigns/{campaign_id}", include_in_schema=False)
+def campaign_page(request: Request, connection: Conn, campaign_id: int) -> Response:
+    session = require(request, connection)
+    campaign = campaigns_db.campaign_by_id(connection, campaign_id)
+    if campaign is None:
+        raise NotFound()
+    settings = settings_of(request).campaign
+    aggregates = aggregates_of(request)
+    key = ("campaign_report", campaign_id, settings.resamples, settings.report_seed)
+    computed = aggregates.get(key, lambda c: campaign_report(c, campaign_id, settings))
+    report = computed.value if computed is not None else None
+    return page(
+        request, "campaign.html", session, campaign=campaign, report=report, at=computed.at if computed else None,
+        charts=_charts(report) if report is not None else [], failure=aggregates.failure(key),
+    )

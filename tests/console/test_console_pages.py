@@ -1,0 +1,208 @@
+"""The console's comparison, campaign, jobs, reach, proof-filter and health pages through the
+app (no browser): the numbers on each page against the API, a direct query or the function the
+CLI calls."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert
+
+from recsys.storage import campaigns as campaigns_db
+from recsys.storage.schema import MemberSegment
+from tests.api import club
+from tests.console.conftest import Staff
+from tests.console.test_console import _cells, _marks, settled
+from training.registry import ModelRegistry
+
+# ---- models: compare two versions ---------------------------------------------------------------
+
+
+def _store_evaluation(registry: ModelRegistry, version: str, served: str, cutoff: str, values: dict[str, Any]) -> None:
+    """Put an evaluation into a version's meta.json as training stores it (report.to_json())."""
+    path = registry.versions_dir / version / "meta.json"
+    meta = json.loads(path.read_text())
+    meta["metrics"] = {name: v["mean"] for name, v in values.items()}
+    meta["evaluation"] = {
+        "cutoff": cutoff, "k": 20, "served": served,
+        "results": {served: {name: v["mean"] for name, v in values.items()}},
+        "intervals": {served: {name: v["interval"] for name, v in values.items() if "interval" in v}},
+        "differences": {served: {"against": "popularity", **{n: v["paired"] for n, v in values.items() if "paired" in v}}},
+    }
+    path.write_text(json.dumps(meta))
+
+
+def test_compare_shows_each_versions_stored_metrics_intervals_and_difference(
+    staff: Staff, registry: ModelRegistry, versions: list[str]
+) -> None:
+    old, new = versions
+    _store_evaluation(registry, old, "als", "2026-01-20", {
+        "ndcg@20": {"mean": 0.25, "interval": [0.2, 0.3], "paired": {"mean": 0.05, "low": 0.01, "high": 0.09}},
+        "recall@20": {"mean": 0.5, "interval": [0.45, 0.55]},
+        "coverage@20": {"mean": 0.75},
+    })  # fmt: skip
+    _store_evaluation(registry, new, "als", "2026-01-27", {
+        "ndcg@20": {"mean": 0.375, "interval": [0.35, 0.4], "paired": {"mean": 0.125, "low": 0.0625, "high": 0.25}},
+        "recall@20": {"mean": 0.5625, "interval": [0.5, 0.625]},
+        "coverage@20": {"mean": 0.5},
+    })  # fmt: skip
+    page = staff.get("read", f"/ui/models/compare?a={old}&b={new}").text
+    differences = {m.group(1): m.group(2) for m in re.finditer(r'data-difference="([^"]+)">([^<]+)<', page)}
+    assert differences == {"ndcg@20": "+0.1250", "recall@20": "+0.0625", "coverage@20": "-0.2500"}
+    rows = {m.group(1): m.group(2) for m in re.finditer(r'<tr data-metric="([^"]+)">(.*?)</tr>', page, re.S)}
+    assert "apart" in rows["ndcg@20"] or "不重叠" in rows["ndcg@20"]  # [0.2, 0.3] and [0.35, 0.4]
+    assert "不重叠" not in rows["recall@20"] and "重叠" in rows["recall@20"]  # [0.45, 0.55] and [0.5, 0.625]
+    assert "+0.0500" in rows["ndcg@20"] and "+0.1250 <span" in rows["ndcg@20"] and "popularity" in rows["ndcg@20"]
+    marks = _marks(page)
+    assert marks == {k: v for k, v in _cells(page).items() if k in marks}
+    assert marks == {
+        f"ndcg@20 · {old}": "0.25", f"ndcg@20 · {new}": "0.375",
+        f"recall@20 · {old}": "0.5", f"recall@20 · {new}": "0.5625",
+    }  # fmt: skip
+    lows = {m.group(1): (m.group(2), m.group(3)) for m in re.finditer(r'data-label="([^"]+)" data-value="[^"]*" data-low="([^"]+)" data-high="([^"]+)"', page)}
+    assert lows[f"ndcg@20 · {new}"] == ("0.35", "0.4")
+    assert 'id="compare-cutoffs"' in page  # evaluated on different cutoffs: said so
+
+
+def _segment(connection: Any, member_key: int, tier: str, segment: int = 1) -> None:
+    connection.execute(
+        insert(MemberSegment).values(
+            quarter=club.QUARTER, member_key=member_key, tier=tier, segment=segment, frequency=1, monetary=1.0
+        )
+    )
+
+
+def _api_recs(staff: Staff, key: str, member_id: str) -> list[str]:
+    body = staff.client.get(
+        f"/v1/members/{member_id}/recommendations?limit=20", headers={"Authorization": f"Bearer {key}"}
+    ).json()
+    return [item["title_id"] for item in body["data"]]
+
+
+def test_compare_overlap_coverage_and_changed_members_equal_the_api_answering_with_each_version(
+    staff: Staff, staff_keys: dict[str, str], registry: ModelRegistry, versions: list[str], club_engine: Engine
+) -> None:
+    old, new = versions
+    with club_engine.begin() as connection:  # M01 core/1 is there already
+        _segment(connection, 2, "core")
+        _segment(connection, 3, "regular")
+        _segment(connection, 4, "regular", segment=2)
+        _segment(connection, 5, "lapsed", segment=2)  # M05: cold start, declared categories
+    members = {"M01": "1 · core", "M02": "1 · core", "M03": "1 · regular", "M04": "2 · regular", "M05": "2 · lapsed"}
+    page = settled(staff, f"/ui/models/compare?a={old}&b={new}")  # 20 per cell: every member here
+    assert 'id="compare-pending"' not in page
+    recs_old = {m: _api_recs(staff, staff_keys["read"], m) for m in members}
+    registry.activate(new)
+    staff.client.app.state.holder.refresh()  # type: ignore[attr-defined]
+    recs_new = {m: _api_recs(staff, staff_keys["read"], m) for m in members}
+
+    def overlap(m: str) -> float:
+        a, b = recs_old[m], recs_new[m]
+        return len(set(a) & set(b)) / max(len(a), len(b)) if a or b else 1.0
+
+    cells: dict[str, list[float]] = {}
+    for m, cell in members.items():
+        cells.setdefault(cell, []).append(overlap(m))
+    shown = {k: float(v) for k, v in _cells(page).items()}
+    assert shown == pytest.approx({cell: sum(v) / len(v) for cell, v in cells.items()}, abs=1e-4)
+    assert _marks(page) == _cells(page)
+    overall = float(re.search(r'id="overlap-overall">([\d.]+)%', page).group(1))  # type: ignore[union-attr]
+    assert overall == pytest.approx(100 * sum(overlap(m) for m in members) / len(members), abs=0.05)
+    in_stock = sum(1 for t in club.TITLES if t[4]) + 1  # T99 too
+    coverage = {m.group(1): float(m.group(2)) for m in re.finditer(r'data-coverage="(a|b)">([\d.]+)<', page)}
+    assert coverage["a"] == pytest.approx(len({t for r in recs_old.values() for t in r}) / in_stock, abs=1e-4)
+    assert coverage["b"] == pytest.approx(len({t for r in recs_new.values() for t in r}) / in_stock, abs=1e-4)
+    changed = {m.group(1): int(m.group(2)) for m in re.finditer(r'<tr data-member="([^"]+)" data-changed="(\d+)">', page)}
+    expected = {m: len(set(recs_old[m][:5]) - set(recs_new[m][:5])) for m in members}
+    assert changed == {m: n for m, n in expected.items() if n > 0}
+
+
+def test_compare_refuses_an_unknown_version(staff: Staff, versions: list[str]) -> None:
+    assert staff.get("read", f"/ui/models/compare?a={versions[0]}&b=nope").status_code == 404
+
+
+# ---- campaigns -------------------------------------------------------------------------------------
+
+
+def _campaign(club_engine: Engine, holdout_share: float) -> int:
+    """M01–M04 mailed, M05–M06 held out, in home at the club's first purchase day."""
+    with club_engine.begin() as connection:
+        campaign = campaigns_db.create_campaign(
+            connection, name="2026Q1 季刊", quarter="2026Q1", in_home_date=club.T0.date(), response_days=60,
+            late_days=0, holdout_share=holdout_share, universal_holdout_share=0.0, seed=1,
+        )
+        edition = campaigns_db.add_edition(
+            connection, campaign.id, code="S1-catalog", name="当代小说", kind="catalog", segment=1,
+            in_home_date=club.T0.date(), costs=(1.0, 0.5, 0.8, 0.2), model_version="v1",
+        )
+        treatment = campaigns_db.add_treatment(connection, campaign.id, name="S1 当代小说", edition_id=edition.id, key_code="K26Q1A")
+        campaigns_db.write_contacts(
+            connection,
+            [
+                (campaign.id, key, treatment.id, edition.id, "mailed" if key <= 4 else "holdout", None, 1, "core",
+                 holdout_share, club.T0.date(), 2.5 if key <= 4 else 0, "v1", None, None, dt.datetime(2026, 1, 2))
+                for key in range(1, 7)
+            ],
+        )  # fmt: skip
+        return campaign.id
+
+
+def _section(page: str, outcome: str) -> str:
+    start = page.index(f'data-outcome="{outcome}"')
+    end = page.index("</table>", start)
+    return page[start:end]
+
+
+def test_campaign_page_shows_the_same_report_as_the_api_with_the_sample_ratio_check_first(
+    staff: Staff, staff_keys: dict[str, str], club_engine: Engine
+) -> None:
+    campaign_id = _campaign(club_engine, holdout_share=1 / 3)
+    listing = settled(staff, "/ui/campaigns")
+    row = re.search(r'<tr data-campaign="%d">(.*?)</tr>' % campaign_id, listing, re.S).group(1)  # type: ignore[union-attr]
+    assert 'data-arm="mailed">4<' in row and 'data-arm="holdout">2<' in row
+    page = settled(staff, f"/ui/campaigns/{campaign_id}")
+    api = staff.client.get(f"/v1/campaigns/{campaign_id}/report", headers={"Authorization": f"Bearer {staff_keys['read']}"}).json()
+    assert page.index('id="sample-ratio"') < page.index('id="contacts-per-edition"') < page.index('id="effects"')
+    assert 'id="srm-ok"' in page and 'id="srm-mismatch"' not in page and not api["sample_ratio"]["mismatch"]
+    arm = api["arms"][0]
+    assert f'data-mailed="{arm["arm"]}">{arm["members"]["mailed"]}<' in page
+    assert f'data-holdout="{arm["arm"]}">{arm["members"]["holdout"]}<' in page
+    for outcome, scale in (("response", 100.0), ("revenue", 1.0), ("margin", 1.0)):
+        section = _section(page, outcome)
+        marks = {m.group(1): (float(m.group(2)), float(m.group(3)), float(m.group(4))) for m in re.finditer(
+            r'data-label="([^"]+)" data-value="([^"]+)" data-low="([^"]+)" data-high="([^"]+)"', section)}
+        cells = {k: float(v) for k, v in _cells(section).items()}
+        assert {k: v[0] for k, v in marks.items()} == pytest.approx(cells, abs=1e-4)
+        name = html.unescape(arm["arm"])
+        assert marks[name] == pytest.approx(
+            (arm[outcome]["incremental"] * scale, arm[outcome]["low"] * scale, arm[outcome]["high"] * scale), abs=1e-4
+        )
+    net = arm["net_profit_per_piece"]
+    marks = re.search(r'data-value="([^"]+)" data-low="([^"]+)" data-high="([^"]+)"', _section(page, "net_profit"))
+    assert marks is not None and tuple(map(float, marks.groups())) == pytest.approx((net["estimate"], net["low"], net["high"]), abs=1e-4)
+    assert "campaign/policy.py" in page  # the mail-depth curve is left out, and the page says so
+
+
+def test_a_sample_ratio_mismatch_is_the_first_thing_the_campaign_page_says(staff: Staff, club_engine: Engine) -> None:
+    campaign_id = _campaign(club_engine, holdout_share=0.01)  # 2 of 6 held out where 1 % was meant
+    page = settled(staff, f"/ui/campaigns/{campaign_id}")
+    assert 'id="srm-mismatch"' in page and 'data-mismatch="true"' in page
+    assert page.index('id="srm-mismatch"') < page.index('id="effects"')
+
+
+def test_an_unknown_campaign_is_a_404(staff: Staff) -> None:
+    assert staff.get("read", "/ui/campaigns/999").status_code == 404
+
+
+def test_new_pages_keep_the_csp_and_have_no_inline_script(staff: Staff, versions: list[str], club_engine: Engine) -> None:
+    campaign_id = _campaign(club_engine, holdout_share=1 / 3)
+    for path in ("/ui/models/compare", "/ui/campaigns", f"/ui/campaigns/{campaign_id}"):
+        response = staff.get("read", path)
+        assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+        assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", response.text) and not re.search(r"\sstyle\s*=", response.text)
