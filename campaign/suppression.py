@@ -10,9 +10,7 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +31,12 @@ from campaign.rules import (
     scope_of,
 )
 from recsys.errors import BookclubError
+from recsys.importing.source import read_csv
 from recsys.settings import MailingSettings
 from recsys.storage import mailing as mailing_db
 from recsys.storage import suppressions as suppressions_db
 from recsys.storage.campaigns import member_keys
+from recsys.text import unstorable
 
 __all__ = [
     "SuppressionEntry",
@@ -73,21 +73,27 @@ class SuppressionEntry:
 
 def read_suppression_file(path: Path, today: dt.date) -> list[SuppressionEntry]:
     """Entries of a CSV file (UTF-8, optionally gzip'd); every bad row is reported, none written."""
-    opener = gzip.open if path.suffix == ".gz" else open
     errors: list[str] = []
     entries: list[SuppressionEntry] = []
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        if missing := [c for c in REQUIRED if c not in header]:
-            raise BookclubError(f"{path}: missing column(s) {', '.join(missing)}")
-        if unknown := [c for c in header if c not in (*REQUIRED, *OPTIONAL)]:
-            raise BookclubError(f"{path}: unknown column(s) {', '.join(unknown)}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                entries.append(_entry(row, today))
-            except ValueError as exc:
-                errors.append(f"{path}:{line}: {exc}")
+    # the importers' reader: a broken quote, non-UTF-8 bytes or a truncated gzip is one error
+    # naming the line (it used to swallow rows, or end in a traceback)
+    source = read_csv(path)
+    header = source.header
+    if missing := [c for c in REQUIRED if c not in header]:
+        source.close()
+        raise BookclubError(f"{path}: missing column(s) {', '.join(missing)}")
+    if unknown := [c for c in header if c not in (*REQUIRED, *OPTIONAL)]:
+        source.close()
+        raise BookclubError(f"{path}: unknown column(s) {', '.join(unknown)}")
+    for row in source.rows():
+        try:
+            for field, value in row.values.items():
+                reason = unstorable(value)
+                if reason is not None:  # PostgreSQL cannot store it: a 500-like crash at the insert
+                    raise ValueError(f"{field} {reason}")
+            entries.append(_entry(row.values, today))
+        except ValueError as exc:
+            errors.append(f"{path}:{row.line}: {exc}")
     if errors:
         shown = "\n  ".join(errors[:20])
         raise BookclubError(f"{len(errors)} bad row(s), nothing written:\n  {shown}")

@@ -409,3 +409,21 @@ def test_demo_data_never_writes_orders_in_the_future(env: Path) -> None:
     assert "before 1900-01-01" in line
     code, _err, exception = invoke("demo-data", "--years", "100000")  # was a ValueError traceback
     assert code == 2 and isinstance(exception, SystemExit)
+
+
+# --- the other CSV reader: the suppression list ---------------------------------------------
+
+
+def test_suppression_files_get_the_importers_checks(env: Path) -> None:
+    """``suppressions import`` read CSV with its own reader: an unmatched quote swallowed the
+    rows after it, a NUL was stored on SQLite (and failed PostgreSQL)."""
+    assert invoke("db", "upgrade")[0] == 0
+    header = "member_id,reason,source,note\n"
+    quote = env / "quote.csv"
+    quote.write_text(header + 'M1,moved,post,"gone\nM2,moved,post,\nM3,moved,post,\n', encoding="utf-8")
+    line = one_line_failure(*invoke("suppressions", "import", str(quote)))
+    assert "quote.csv:2: note: a quoted field opens here and never closes" in line
+    nul = env / "nul.csv"
+    nul.write_text(header + "M1,moved,post,\nM\x002,moved,post,\n", encoding="utf-8")
+    line = one_line_failure(*invoke("suppressions", "import", str(nul)))
+    assert "nul.csv:3: member_id contains a NUL character" in line and "nothing written" in line
