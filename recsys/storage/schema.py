@@ -418,3 +418,36 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     detail: Mapped[str | None] = mapped_column(Text)  # JSON: what the action changed
+
+
+JOB_STATUSES: tuple[str, ...] = ("queued", "running", "done", "failed")
+
+
+class Job(Base):
+    """A long job started from the staff console (train a model, render every member's edition):
+    who started it and when, its progress while it runs — written by the job's own process —
+    and its result or error. The start is in the audit log too."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+        Index("ix_jobs_kind_status", "kind", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[str] = mapped_column(Text)  # JSON: what was asked
+    status: Mapped[str] = mapped_column(String(8))
+    actor_prefix: Mapped[str] = mapped_column(String(16))  # the API key's prefix, never the key
+    actor_label: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    host: Mapped[str | None] = mapped_column(String(255))  # where the job's process runs
+    pid: Mapped[int | None] = mapped_column(Integer)
+    step: Mapped[str | None] = mapped_column(Text)  # what it is doing now
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    total: Mapped[int | None] = mapped_column(BigInteger)
+    result: Mapped[str | None] = mapped_column(Text)  # JSON: what it produced
+    error: Mapped[str | None] = mapped_column(Text)
