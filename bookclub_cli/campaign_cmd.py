@@ -112,6 +112,14 @@ def plan(
     )
     cost = settings.campaign.costs("catalog").total
     counts = contact_plan.counts()
+    personalised = int(contact_plan.personal.sum())
+    suppressed = contact_plan.suppressed_reasons()
+    if existing is not None:  # what was written, not a new plan
+        with open_engine(settings).connect() as connection:
+            counts = campaigns_db.contact_counts_by_segment(connection, existing.id)
+            suppressed = campaigns_db.suppression_reasons(connection, existing.id)
+            files = campaigns_db.mailed_files(connection, existing.id)
+        personalised = sum(1 for f in files.values() if f and "/members/" in f)
     table = Table(title=f"campaign {quarter}: in home {day}, holdout {settings.campaign.holdout_share:.1%} "
                   f"(+{settings.campaign.universal_holdout_share:.1%} universal)")
     for column in ("segment", "mailed", "holdout", "suppressed", "cost"):
@@ -123,11 +131,10 @@ def plan(
             f"{counts.get((segment, 'suppressed'), 0):,}", f"{mailed * cost:,.2f}",
         )
     console.print(table)
-    for reason, n in sorted(contact_plan.suppressed_reasons().items()):
+    for reason, n in sorted(suppressed.items()):
         console.print(f"  suppressed {n:,}: {reason}")
-    personalised = int(contact_plan.personal.sum())
     console.print(f"  {personalised:,} personal edition(s) to render; "
-                  + ("contacts already written for this campaign" if existing else "nothing written yet: "
+                  + ("the contacts written for this campaign (nothing planned anew)" if existing else "nothing written yet: "
                      f"`bookclub campaigns contacts --quarter {quarter}`"))
 
 

@@ -412,6 +412,16 @@ def contact_counts(connection: Connection, campaign_id: int) -> dict[str, int]:
     return {arm: int(n) for arm, n in rows}
 
 
+def contact_counts_by_segment(connection: Connection, campaign_id: int) -> dict[tuple[int, str], int]:
+    """(segment, arm) → contacts (segment -1 when none)."""
+    rows = connection.execute(
+        select(func.coalesce(CampaignContact.segment, -1), CampaignContact.arm, func.count())
+        .where(CampaignContact.campaign_id == campaign_id)
+        .group_by(CampaignContact.segment, CampaignContact.arm)
+    )
+    return {(int(segment), str(arm)): int(n) for segment, arm, n in rows}
+
+
 def suppression_reasons(connection: Connection, campaign_id: int) -> dict[str, int]:
     rows = connection.execute(
         select(CampaignContact.reason, func.count())
