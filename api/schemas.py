@@ -290,7 +290,9 @@ class PurchaseLineCreate(BaseModel):
     member_id: str = Field(description="a member of the club", json_schema_extra=_text(64))
     title_id: str = Field(description="a title of the club", json_schema_extra=_text(64))
     purchased_at: str = Field(
-        description="ISO date or timestamp; aware times are stored as UTC",
+        description="ISO date or timestamp; aware times are stored as UTC. Not before "
+        "imports.earliest_date (1900-01-01) nor later than now plus imports.future_tolerance_hours "
+        "(24 h): such a line is a 422 naming it",
         json_schema_extra={"pattern": _TIMESTAMP},
     )
     quantity: Quantity = Field(description="non-zero; negative for a return")

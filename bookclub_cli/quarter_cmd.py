@@ -25,9 +25,9 @@ def current_quarter(today: dt.date) -> str:
 @cli_errors
 def quarter(
     quarter: str | None = typer.Option(None, "--quarter", help="e.g. 2026Q4 (default: this quarter)"),
-    members: int = typer.Option(5_000, "--members", help="demo club size, if the database is empty"),
-    titles: int = typer.Option(1_500, "--titles", help="demo titles, if the database is empty"),
-    years: int = typer.Option(3, "--years", help="demo years of history"),
+    members: int = typer.Option(5_000, "--members", min=1, help="demo club size, if the database is empty"),
+    titles: int = typer.Option(1_500, "--titles", min=10, help="demo titles, if the database is empty"),
+    years: int = typer.Option(3, "--years", min=1, max=100, help="demo years of history"),
     seed: int = typer.Option(42, "--seed", help="demo seed"),
     editions: int = typer.Option(
         3, "--editions", min=0,

@@ -409,6 +409,9 @@ def test_demo_data_never_writes_orders_in_the_future(env: Path) -> None:
     assert "before 1900-01-01" in line
     code, _err, exception = invoke("demo-data", "--years", "100000")  # was a ValueError traceback
     assert code == 2 and isinstance(exception, SystemExit)
+    for option in (["--years", "100000"], ["--members", "0"]):  # the quarter's demo club: the same
+        code, _err, exception = invoke("quarter", "--no-serve", *option)
+        assert code == 2 and isinstance(exception, SystemExit), (option, repr(exception))
 
 
 # --- the other CSV reader: the suppression list ---------------------------------------------
