@@ -133,3 +133,26 @@ def test_als_refine_warm_starts_from_current_factors() -> None:
     assert ids[0, 0] == 0
     with pytest.raises(ValueError):
         model.refine(member_titles[:5], ctx, iterations=1)
+
+
+def test_bpr_is_deterministic_when_asked_even_with_threads() -> None:
+    """implicit 0.7's BPR samples on every thread with its own generator (results differ run
+    to run); ``deterministic`` (evaluation, tuning) fits on one thread: the same factors."""
+    rng = np.random.default_rng(0)
+    member_titles = sp.random(300, 80, density=0.08, format="csr", dtype=np.float32, random_state=rng)
+    member_titles.data[:] = 1.0
+    ctx = FitContext(seed=5, threads=2, deterministic=True)
+    runs = []
+    for _ in range(3):
+        model = build_recommender("bpr", SETTINGS)
+        model.fit(member_titles, ctx)
+        runs.append(np.asarray(model.title_factors).copy())
+    np.testing.assert_array_equal(runs[0], runs[1])
+    np.testing.assert_array_equal(runs[0], runs[2])
+
+
+def test_top_n_ties_take_the_lower_index_at_the_cut() -> None:
+    """Eight titles tie for the last two places: the two lowest indices get them, in every row."""
+    scores = np.tile(np.array([[0.3] * 8 + [0.9]], dtype=np.float32), (3, 1))
+    ids, _ = top_n(scores, 3)
+    assert ids.tolist() == [[8, 0, 1]] * 3
