@@ -197,7 +197,8 @@ def campaign_by_id(connection: Connection, campaign_id: int) -> CampaignRecord |
 def find_campaign(connection: Connection, ref: str | int) -> CampaignRecord:
     """A campaign by id (an int, or digits) or by name; :class:`UnknownCampaignError` if none."""
     record = None
-    if isinstance(ref, int) or str(ref).isdigit():
+    # ASCII digits only ('²'.isdigit() is true, int('²') fails) and within an INTEGER column
+    if isinstance(ref, int) or (str(ref).isascii() and str(ref).isdigit() and int(ref) < 2**31):
         record = campaign_by_id(connection, int(ref))
     if record is None and not isinstance(ref, int):
         record = campaign_by_name(connection, ref)

@@ -141,3 +141,10 @@ def test_openapi_documents_examples_and_v1_routes(client: TestClient) -> None:
     assert schemas["RecommendationsPublic"]["examples"]
     assert schemas["PurchaseBatchCreate"]["examples"]
     assert set(spec["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
+
+
+@pytest.mark.parametrize("ref", ["²", "99999999999999999999"])
+def test_campaign_refs_found_by_schemathesis_are_404_not_500(client: TestClient, ref: str) -> None:
+    """'²' passes str.isdigit() but not int(); 20 digits overflow PostgreSQL's INTEGER."""
+    r = client.get(f"/v1/campaigns/{ref}/report")
+    assert r.status_code == 404, r.text
