@@ -262,7 +262,7 @@ class ModelRegistry:
             return
         for path in self.partial_dir.iterdir():
             pid = path.name.rsplit(".", 1)[-1]
-            if not pid.isdigit() or not _pid_alive(int(pid)):
+            if not (pid.isascii() and pid.isdigit()) or not _pid_alive(int(pid)):
                 shutil.rmtree(path, ignore_errors=True)
 
     def new_version(self, now: dt.datetime | None = None) -> str:
