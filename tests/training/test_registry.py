@@ -382,3 +382,10 @@ def test_a_refused_model_is_not_hashed_again_until_its_files_change(
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     assert registry.load().version == "v1" and len(checks) == 2
+
+
+def test_odd_debris_in_partial_is_cleaned_not_a_crash(tmp_path: Path, template: Path) -> None:
+    registry = ModelRegistry(tmp_path)
+    (tmp_path / "partial" / "v9.²").mkdir(parents=True)  # '²'.isdigit() is true, int('²') fails
+    _publish(registry, template, "v1", {}, promote="force")
+    assert not any((tmp_path / "partial").iterdir()) and registry.active_version() == "v1"
