@@ -3,11 +3,11 @@
 #   ./run.sh demo   set up, then run the quarter on the embedded default (SQLite + demo data)
 #   ./run.sh test   set up, then run the test suite (what CI runs)
 # Set-up installs what is missing: Debian packages (Pango for WeasyPrint, CJK fonts,
-# poppler-utils), a virtual environment in .venv and the Python packages.
+# poppler-utils; libgs-common for the print files' CMYK output profile), a virtual environment in .venv and the Python packages.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk fonts-wqy-zenhei poppler-utils chromium)
+APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-noto-cjk fonts-wqy-zenhei poppler-utils chromium libgs-common)
 VENV=${BOOKCLUB_VENV:-.venv}
 
 setup_debian() {

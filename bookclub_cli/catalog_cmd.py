@@ -156,6 +156,56 @@ def render(
         console.print(f"{len(editions):,} member editions in {first.parent}")
 
 
+@catalogs_app.command("print")
+@cli_errors
+def print_stream(
+    quarter: str = QUARTER,
+    out: Path = typer.Option(..., "--out", help="folder for the print stream (created)"),
+    members_per_file: int | None = typer.Option(
+        None, "--members-per-file", min=1, help="members per print file [settings: catalog.print_members_per_file]"
+    ),
+    segments: list[int] | None = SEGMENT,
+    members: str | None = typer.Option(None, "--members", help="only these member ids, comma-separated (a reprint)"),
+) -> None:
+    """The print stream for the mail house: per segment the catalog body once, and the mailed
+    members' personal pages as PDF/X-4 files in postal presort order, each with a manifest
+    CSV; a job summary (summary.json)."""
+    from catalog.printstream import write_print_stream
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    model = _load_model(settings, engine)
+    with progress() as bars:
+        task = bars.add_task("print stream", total=None)
+        with engine.connect() as connection:
+            job = write_print_stream(
+                connection, model, settings, quarter, out,
+                members_per_file=members_per_file, segments=segments or None,
+                member_ids=[m.strip() for m in members.split(",") if m.strip()] if members else None,
+                on_start=lambda n: bars.update(task, total=n),
+                on_done=lambda n: bars.advance(task, n),
+            )
+    table = Table("segment", "name", "key code", "members", "body pages", "files", "personal pages", "sheets")
+    for s in job.segments:
+        table.add_row(
+            str(s.segment), s.name, s.key_code, f"{s.members:,}", str(s.body_pages), str(len(s.files)),
+            f"{s.personal_pages:,}", f"{s.sheets:,}",
+        )
+    console.print(table)
+    for s in job.segments:
+        for f in s.files:
+            console.print(
+                f"  {f.file}: members {f.first_sequence:,}–{f.last_sequence:,} ({f.members:,}), "
+                f"{f.pages:,} pages, {f.sheets:,} sheets, {f.bytes / 1e6:.1f} MB — manifest {f.manifest}"
+            )
+    console.print(
+        f"{job.members:,} members in {job.files} print file(s), {job.personal_pages:,} personal pages, "
+        f"{job.sheets:,} sheets (bodies included); PDF/X-4; summary {out / 'summary.json'}"
+    )
+    if job.not_personal:
+        console.print(f"{job.not_personal:,} mailed member(s) get the plain segment catalog: not in this stream")
+
+
 def _render_all(
     settings: Settings,
     engine: Engine,

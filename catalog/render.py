@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from weasyprint import HTML
+import pydyf
+from weasyprint import CSS, HTML
+from weasyprint.css import ColorProfile
 from weasyprint.document import Document
 from weasyprint.text.fonts import FontConfiguration
 
@@ -130,34 +133,134 @@ def catalog_html(view: CatalogView, settings: CatalogSettings) -> str:
     )
 
 
+# What a print file adds to the stylesheet: 3 mm of bleed and no printer's marks (the press
+# adds its own); the cover's colour band runs into the bleed so that a cut a little off the
+# trim line leaves no white edge; blank pages (none are expected) carry no running heads.
+PRINT_CSS = """
+@page { bleed: 3mm; marks: none; }
+@page :blank { @top-left { content: none } @top-right { content: none } @bottom-center { content: none } }
+.cover .band { margin-left: -3mm; margin-right: -3mm; padding-left: 19mm; padding-right: 19mm; }
+"""
+
+SRGB_PROFILE = files("weasyprint.pdf") / "sRGB2014.icc"
+
+
+@dataclass(frozen=True)
+class PdfProfile:
+    """How a PDF is written. ``variant``: WeasyPrint's ``pdf_variant`` (``pdf/x-4`` for the
+    print stream, ``pdf/ua-1`` for the tagged web edition), None for a plain PDF. A PDF/X
+    file takes ``output_profile``, the press's CMYK ICC profile, as its output intent; the
+    RGB colours of the design are then tagged as sRGB (a ``DefaultRGB`` colour space), so
+    that nothing is device RGB in a CMYK file."""
+
+    variant: str | None = None
+    output_profile: Path | None = None
+    stylesheet: str = ""
+
+    @property
+    def is_print(self) -> bool:
+        return bool(self.variant and self.variant.startswith("pdf/x"))
+
+
+PLAIN = PdfProfile()
+
+
+def print_profile(icc: Path) -> PdfProfile:
+    """PDF/X-4 with ``icc`` (a CMYK output profile) as output intent, bleed, no marks."""
+    if not icc.is_file():
+        raise ConfigurationError(
+            f"the print output profile {icc} is not there: install the Debian package libgs-common "
+            "(its default_cmyk.icc) or set catalog.print_output_profile to a CMYK ICC profile"
+        )
+    return PdfProfile("pdf/x-4", icc, PRINT_CSS)
+
+
+WEB_PROFILE = PdfProfile("pdf/ua-1")
+
+
+def _tag_rgb_as_srgb(pdf: pydyf.PDF) -> None:
+    """Give the document's one colour-space resource a ``DefaultRGB``: sRGB (PDF 32000-1
+    §8.6.5.6), so every ``rg`` colour and RGB image in a PDF/X file is device-independent."""
+    spaces = [o for o in pdf.objects if isinstance(o, pydyf.Dictionary) and "lab-d50" in o]
+    if not spaces:
+        return
+    profile = pydyf.Stream([SRGB_PROFILE.read_bytes()], pydyf.Dictionary({"N": 3}), compress=True)
+    pdf.add_object(profile)
+    for space in spaces:
+        space["DefaultRGB"] = pydyf.Array(("/ICCBased", profile.reference))
+
+
+def _rgb_shadings(pdf: pydyf.PDF) -> None:
+    """Gradients (box shadows) are computed in sRGB whatever the output intent (WeasyPrint
+    writes RGB stops under the document's default colour space, the CMYK profile in a print
+    file): declare them RGB, which ``DefaultRGB`` then makes sRGB."""
+    for shading in pdf.objects:
+        if not isinstance(shading, pydyf.Dictionary) or "ShadingType" not in shading:
+            continue
+        function = shading.get("Function")
+        stops = function.get("Functions", ()) if isinstance(function, pydyf.Dictionary) else ()
+        if any(len(stop.get("C0", ())) == 3 for stop in stops if isinstance(stop, pydyf.Dictionary)):
+            shading["ColorSpace"] = "/DeviceRGB"
+
+
+def _name_output_condition(pdf: pydyf.PDF) -> None:
+    for intent in pdf.catalog.get("OutputIntents", ()):
+        name = intent.get("Info")
+        intent["OutputConditionIdentifier"] = pydyf.String("Custom")
+        if name is not None:
+            intent["OutputCondition"] = name
+
+
+def _print_finisher(_document: Document, pdf: pydyf.PDF) -> None:
+    _tag_rgb_as_srgb(pdf)
+    _rgb_shadings(pdf)
+    _name_output_condition(pdf)
+
+
 @dataclass
 class Renderer:
     """Lays out and writes documents with one font configuration, image cache and fetcher.
 
-    Keep one per process: fonts, the parsed stylesheet's images and the
+    Keep one per process (and PDF profile): fonts, the parsed stylesheet's images and the
     placeholder covers are reused from one document to the next.
     """
 
     fetcher: AssetFetcher
     font_config: FontConfiguration
     image_cache: dict[str, Any]
+    profile: PdfProfile = PLAIN
+    _extra_css: list[CSS] = field(default_factory=list)
 
     @classmethod
-    def create(cls, asset_roots: list[Path] | None = None) -> Renderer:
+    def create(cls, asset_roots: list[Path] | None = None, profile: PdfProfile = PLAIN) -> Renderer:
         logging.getLogger("weasyprint").setLevel(logging.ERROR)
         roots = [STATIC_DIR, *(asset_roots or [])]
-        return cls(AssetFetcher(roots), FontConfiguration(), {})
+        font_config = FontConfiguration()
+        extra = [CSS(string=profile.stylesheet, font_config=font_config)] if profile.stylesheet else []
+        return cls(AssetFetcher(roots), font_config, {}, profile, extra)
+
+    def _color_profiles(self) -> dict[str, ColorProfile]:
+        icc = self.profile.output_profile
+        if icc is None:
+            return {}
+        with icc.open("rb") as handle:
+            components = (["c"], ["m"], ["y"], ["k"])  # its /N
+            return {"device-cmyk": ColorProfile(handle, icc.as_uri(), "relative-colorimetric", components)}
 
     def layout(self, html: str) -> Document:
         document = HTML(string=html, base_url=BASE_URL, url_fetcher=self.fetcher)
-        return document.render(font_config=self.font_config, cache=self.image_cache)
+        return document.render(
+            font_config=self.font_config, cache=self.image_cache, color_profiles=self._color_profiles(),
+            stylesheets=self._extra_css or None, pdf_variant=self.profile.variant,
+        )
 
     def write(self, document: Document, target: Path | None = None) -> bytes:
         """The PDF; also written to ``target`` (atomically: complete or not at all) when given.
 
         A document that drew any character as an empty box (a glyph its font lacks, whatever
         font the stylesheet or fontconfig chose) is an error, not a PDF."""
-        pdf = document.write_pdf()
+        finisher = _print_finisher if self.profile.is_print else None
+        pdf = document.write_pdf(pdf_variant=self.profile.variant, finisher=finisher)
         assert isinstance(pdf, bytes)
         require_drawn(getattr(document, "fonts", {}).values())
         if target is not None:

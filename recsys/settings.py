@@ -190,6 +190,18 @@ class CatalogSettings(BaseModel):
     )
     club_name: str = "书友会 Book Club"
     order_address: str = "书友会 · 邮政信箱 1234 · 上海 200000"
+    print_output_profile: str = Field(
+        "/usr/share/color/icc/ghostscript/default_cmyk.icc",
+        description="the press's CMYK ICC profile: the output intent of the PDF/X-4 print files "
+        "(default: Ghostscript's SWOP profile, Debian package libgs-common)",
+    )
+    print_members_per_file: int = Field(
+        5000, ge=1, description="members per print file of the print stream (`catalogs print`)"
+    )
+    print_duplex: bool = Field(
+        True, description="print files for a duplex press: each member starts on a new sheet (a blank "
+        "page after an odd number of pages)",
+    )
 
 
 class PieceCosts(BaseModel):
