@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from console.pages import campaigns, catalogs, home, members, models, segments, titles
+from console.pages import campaigns, catalogs, home, jobs, members, models, segments, titles
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
-for module in (home, members, titles, segments, catalogs, models, campaigns):
+for module in (home, members, titles, segments, catalogs, models, campaigns, jobs):
     router.include_router(module.router)

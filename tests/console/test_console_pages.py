@@ -7,13 +7,19 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import jobs as jobs_db
 from recsys.storage.schema import MemberSegment
 from tests.api import club
 from tests.console.conftest import Staff
@@ -163,7 +169,7 @@ def test_campaign_page_shows_the_same_report_as_the_api_with_the_sample_ratio_ch
 ) -> None:
     campaign_id = _campaign(club_engine, holdout_share=1 / 3)
     listing = settled(staff, "/ui/campaigns")
-    row = re.search(r'<tr data-campaign="%d">(.*?)</tr>' % campaign_id, listing, re.S).group(1)  # type: ignore[union-attr]
+    row = re.search(rf'<tr data-campaign="{campaign_id}">(.*?)</tr>', listing, re.S).group(1)  # type: ignore[union-attr]
     assert 'data-arm="mailed">4<' in row and 'data-arm="holdout">2<' in row
     page = settled(staff, f"/ui/campaigns/{campaign_id}")
     api = staff.client.get(f"/v1/campaigns/{campaign_id}/report", headers={"Authorization": f"Bearer {staff_keys['read']}"}).json()
@@ -183,8 +189,8 @@ def test_campaign_page_shows_the_same_report_as_the_api_with_the_sample_ratio_ch
             (arm[outcome]["incremental"] * scale, arm[outcome]["low"] * scale, arm[outcome]["high"] * scale), abs=1e-4
         )
     net = arm["net_profit_per_piece"]
-    marks = re.search(r'data-value="([^"]+)" data-low="([^"]+)" data-high="([^"]+)"', _section(page, "net_profit"))
-    assert marks is not None and tuple(map(float, marks.groups())) == pytest.approx((net["estimate"], net["low"], net["high"]), abs=1e-4)
+    found = re.search(r'data-value="([^"]+)" data-low="([^"]+)" data-high="([^"]+)"', _section(page, "net_profit"))
+    assert found is not None and tuple(map(float, found.groups())) == pytest.approx((net["estimate"], net["low"], net["high"]), abs=1e-4)
     assert "campaign/policy.py" in page  # the mail-depth curve is left out, and the page says so
 
 
@@ -206,3 +212,98 @@ def test_new_pages_keep_the_csp_and_have_no_inline_script(staff: Staff, versions
         assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
         assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
         assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", response.text) and not re.search(r"\sstyle\s*=", response.text)
+
+
+# ---- jobs ------------------------------------------------------------------------------------------
+
+
+def _wait_for_job(staff: Staff, job_id: int, seconds: float = 240.0) -> str:
+    """The jobs page once job ``job_id`` has finished (its own process writes the row)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        page = staff.get("read", "/ui/jobs").text
+        status = re.search(rf'data-job="{job_id}" data-kind="[^"]+" data-status="(\w+)"', page)
+        assert status is not None, page
+        if status.group(1) not in ("queued", "running"):
+            return page
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not finish in {seconds} s")
+
+
+def _row(page: str, job_id: int) -> str:
+    found = re.search(rf'<tr id="job-{job_id}".*?</tr>', page, re.S)
+    assert found is not None
+    return found.group(0)
+
+
+def test_an_admin_starts_a_training_job_that_runs_in_its_own_process_and_the_registry_has_its_model(
+    staff: Staff, registry: ModelRegistry, versions: list[str], staff_keys: dict[str, str], club_engine: Engine
+) -> None:
+    before = {i.version for i in registry.list()}
+    active = registry.active_version()
+    response = staff.post("admin", "/ui/jobs", {"kind": "train", "promote": "never", "reason": "新数据到了"})
+    assert response.status_code == 303 and response.headers["location"].startswith("/ui/jobs#job-")
+    job_id = int(response.headers["location"].rsplit("-", 1)[1])
+    page = _wait_for_job(staff, job_id)
+    row = _row(page, job_id)
+    assert 'data-status="done"' in row, row
+    with club_engine.connect() as connection:
+        job = jobs_db.job(connection, job_id)
+        audit = connection.execute(text("SELECT action, target, reason, actor_label FROM audit_log")).all()
+    assert job is not None and job.status == "done" and job.pid is not None and job.pid != os.getpid()
+    assert job.params == {"evaluate": False, "promote": "never"} and job.actor_label == "admin staff"
+    new = {i.version for i in registry.list()} - before
+    assert job.result is not None and new == {job.result["version"]}  # the model the job trained
+    assert job.result["status"] == "candidate" and registry.active_version() == active  # --promote never
+    assert f'data-key="version">version: {job.result["version"]}<' in row
+    assert [tuple(a) for a in audit] == [("job.start", f"train #{job_id}", "新数据到了", "admin staff")]
+    api = staff.client.get("/v1/models", headers={"Authorization": f"Bearer {staff_keys['read']}"}).json()
+    assert job.result["version"] in {m["version"] for m in api["data"]}
+
+
+def test_only_admins_start_jobs_with_a_reason_from_this_site_and_nothing_is_recorded_otherwise(
+    staff: Staff, club_engine: Engine
+) -> None:
+    form = {"kind": "train", "promote": "never", "reason": "x"}
+    assert staff.post("read", "/ui/jobs", form).status_code == 403
+    assert staff.post("editions", "/ui/jobs", form).status_code == 403
+    assert staff.post("admin", "/ui/jobs", form, headers={"Origin": "https://evil.example"}).status_code == 403
+    refused = staff.post("admin", "/ui/jobs", {**form, "reason": " "})
+    assert refused.status_code == 303 and "error=reason" in refused.headers["location"]
+    bad = staff.post("admin", "/ui/jobs", {"kind": "render_editions", "quarter": "2026Q9", "reason": "x"})
+    assert bad.status_code == 303 and "error=" in bad.headers["location"]
+    assert 'id="train-start"' not in staff.get("read", "/ui/jobs").text
+    with club_engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM jobs")).scalar_one() == 0
+        assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 0
+
+
+def test_a_second_job_of_a_kind_waits_for_the_first_and_a_dead_one_is_shown_lost(
+    staff: Staff, club_engine: Engine
+) -> None:
+    # a process that looks like a job's (its command line names the runner), alive, then killed
+    runner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "console.job_runner"])
+    try:
+        with club_engine.begin() as connection:
+            running = jobs_db.create_job(connection, kind="train", params={}, actor_prefix="x", actor_label=None)
+            jobs_db.start_job(connection, running.id, host=socket.gethostname(), pid=runner.pid)
+        refused = staff.post("admin", "/ui/jobs", {"kind": "train", "promote": "never", "reason": "again"})
+        assert refused.status_code == 303 and f"%23{running.id}" in refused.headers["location"]
+        page = staff.get("read", "/ui/jobs").text
+        assert 'data-status="running"' in _row(page, running.id) and 'hx-trigger="every 2s"' in page
+    finally:
+        runner.kill()
+        runner.wait()
+    page = staff.get("read", "/ui/jobs").text
+    assert 'data-status="lost"' in _row(page, running.id) and "hx-trigger" not in page
+    with club_engine.connect() as connection:  # a pid now taken by some other program is no job either
+        connection.execute(text("UPDATE jobs SET pid = :pid WHERE id = :id"), {"pid": os.getpid(), "id": running.id})
+        connection.commit()
+    assert 'data-status="lost"' in _row(staff.get("read", "/ui/jobs").text, running.id)
+
+
+def test_a_render_job_without_plans_fails_with_the_clis_message(staff: Staff, club_engine: Engine) -> None:
+    response = staff.post("admin", "/ui/jobs", {"kind": "render_editions", "quarter": "2026Q1", "reason": "print run"})
+    job_id = int(response.headers["location"].rsplit("-", 1)[1])
+    row = _row(_wait_for_job(staff, job_id), job_id)
+    assert 'data-status="failed"' in row and "no catalog plans for 2026Q1" in row
