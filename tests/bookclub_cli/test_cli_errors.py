@@ -430,3 +430,16 @@ def test_suppression_files_get_the_importers_checks(env: Path) -> None:
     nul.write_text(header + "M1,moved,post,\nM\x002,moved,post,\n", encoding="utf-8")
     line = one_line_failure(*invoke("suppressions", "import", str(nul)))
     assert "nul.csv:3: member_id contains a NUL character" in line and "nothing written" in line
+
+
+def test_the_issues_unterminated_quote_through_the_cli(env: Path) -> None:
+    """``printf 'member_id,name\\nC6,"Gina\\nC7,Hal\\nC8,Ida\\n' > u.csv; bookclub import members u.csv``
+    said "read 1, inserted 1" and exited 0."""
+    path = env / "u.csv"
+    path.write_text('member_id,name\nC6,"Gina\nC7,Hal\nC8,Ida\n', encoding="utf-8")
+    line = one_line_failure(*invoke("import", "members", str(path)))
+    assert f"{path}:2: name: a quoted field opens here and never closes" in line
+    engine = make_engine(f"sqlite:///{env / 'var' / 'bookclub.db'}")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM members")).scalar_one() == 0
+    engine.dispose()
