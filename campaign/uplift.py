@@ -1,0 +1,337 @@
+"""Uplift per member and edition: what sending each kind of edition adds, learned from randomized arms.
+
+Pure numpy + scikit-learn; the caller supplies the features. The data are earlier
+campaigns' contacts: each member was, at random, held out (arm 0) or sent one of the
+editions (arms 1…K), with what they did in the response window — whether they responded
+(ordered at all), and their orders, revenue and margin.
+
+Two learners, both per treated arm against the control (Künzel et al. 2019):
+
+- **two-model** (T-learner): ``μ_k(x) = P(respond | x, arm k)`` and ``μ_0(x)`` as calibrated
+  classifiers (histogram gradient boosting inside ``CalibratedClassifierCV``, isotonic);
+  ``τ_k(x) = μ_k(x) − μ_0(x)``.
+- **X-learner**: the same first stage, then imputed effects — ``D = y − μ_0(x)`` on arm k,
+  ``D = μ_k(x) − y`` on the control — each regressed on x (``τ_k¹``, ``τ_k⁰``) and blended
+  with the arm's propensity ``g``: ``τ_k(x) = g·τ_k⁰(x) + (1 − g)·τ_k¹(x)``. The arms were
+  random, so ``g`` is the arm's share of the arm-k-or-control members (known, not fitted).
+
+Money: a mailing changes **whether** a member orders much more than **what** a responder
+buys (true in the simulated club; on Hillstrom the spend of converters barely differs by
+arm), and the money outcomes are heavy-tailed and rare. So the incremental orders, revenue
+and margin per member are ``τ_k(x) · v(x)`` with ``v(x)`` the expected orders, revenue and
+margin of a *responder* with features x (gradient-boosted regressors on the responders of
+every arm). :func:`qini` measures a ranking on held-back data (Qini curve, Qini coefficient
+and AUUC, Radcliffe 2007; the normalisations are in its docstring) against random
+targeting and, when the truth is known, against the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
+
+__all__ = [
+    "LEARNERS",
+    "MONEY",
+    "QiniResult",
+    "UpliftData",
+    "UpliftModel",
+    "UpliftPrediction",
+    "fit_uplift",
+    "qini",
+]
+
+LEARNERS = ("two-model", "x")
+MONEY = ("orders", "revenue", "margin")
+Learner = Literal["two-model", "x"]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class UpliftData:
+    """Randomized contacts: features, the arm each member was in (0 = held out), what they did.
+
+    ``money`` holds orders, revenue and margin per member (columns in :data:`MONEY` order).
+    """
+
+    features: FloatArray  # (n, p)
+    arm: npt.NDArray[np.int64]  # (n,) 0 = control, 1..K = the edition sent
+    responded: npt.NDArray[np.bool_]  # (n,)
+    money: FloatArray  # (n, 3)
+    arm_names: tuple[str, ...]  # K names, arm k = arm_names[k - 1]
+    feature_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = self.features.shape[0]
+        if self.features.ndim != 2 or self.arm.shape != (n,) or self.responded.shape != (n,):
+            raise ValueError("features (n, p), arm (n,) and responded (n,) must agree")
+        if self.money.shape != (n, len(MONEY)):
+            raise ValueError(f"money must be (n, {len(MONEY)}): orders, revenue, margin")
+        if n and (self.arm.min() < 0 or self.arm.max() > len(self.arm_names)):
+            raise ValueError(f"arms must be 0 … {len(self.arm_names)}")
+        if not np.all(np.isfinite(self.features)) or not np.all(np.isfinite(self.money)):
+            raise ValueError("features and outcomes must be finite")
+
+    def __len__(self) -> int:
+        return int(self.arm.shape[0])
+
+    def subset(self, rows: npt.NDArray[np.int64] | npt.NDArray[np.bool_]) -> UpliftData:
+        return UpliftData(
+            self.features[rows], self.arm[rows], self.responded[rows], self.money[rows],
+            self.arm_names, self.feature_names,
+        )  # fmt: skip
+
+    def split(self, held_back: float, seed: int) -> tuple[UpliftData, UpliftData]:
+        """A random (fit, held back) split, stratified by arm."""
+        rng = np.random.default_rng(seed)
+        back = np.zeros(len(self), dtype=np.bool_)
+        for a in np.unique(self.arm):
+            rows = np.flatnonzero(self.arm == a)
+            back[rng.permutation(rows)[: round(held_back * rows.size)]] = True
+        return self.subset(~back), self.subset(back)
+
+
+@dataclass(frozen=True, eq=False)
+class UpliftPrediction:
+    """Per member × treated arm: incremental response probability and orders, revenue, margin."""
+
+    response: FloatArray  # (n, K)
+    orders: FloatArray
+    revenue: FloatArray
+    margin: FloatArray
+    baseline_response: FloatArray  # (n,) μ_0: P(respond) when not mailed
+    mailed_response: FloatArray  # (n, K) μ_k
+
+
+# Shallow, slow-learning trees: an uplift is a small difference of two noisy rates, and deep
+# trees fit the noise (on the simulated club, depth 2 captured 85 % of the oracle's profit
+# where 15-leaf trees captured 74 %, same data).
+def _classifier(seed: int, calibrate: bool, rows: int) -> Any:
+    base = HistGradientBoostingClassifier(
+        max_iter=200, learning_rate=0.03, max_depth=2, min_samples_leaf=min(300, max(20, rows // 20)),
+        l2_regularization=1.0, random_state=seed,
+    )  # fmt: skip
+    if not calibrate or rows < 300:
+        return base
+    return CalibratedClassifierCV(base, method="isotonic", cv=3)
+
+
+def _regressor(seed: int, rows: int) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(
+        max_iter=150, learning_rate=0.03, max_depth=2, min_samples_leaf=min(500, max(20, rows // 20)),
+        l2_regularization=1.0, random_state=seed,
+    )  # fmt: skip
+
+
+class _Constant:
+    """A model for a sample too small or one-sided to fit: the sample's mean."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def predict(self, x: FloatArray) -> FloatArray:
+        return np.full(x.shape[0], self.value)
+
+    def predict_proba(self, x: FloatArray) -> FloatArray:
+        return np.column_stack([np.full(x.shape[0], 1.0 - self.value), np.full(x.shape[0], self.value)])
+
+
+def _fit_classifier(x: FloatArray, y: npt.NDArray[np.bool_], seed: int, calibrate: bool) -> Any:
+    if y.size == 0:
+        raise ValueError("an arm has no members: nothing to learn it from")
+    if y.all() or not y.any() or int(y.sum()) < 5:
+        return _Constant(float(y.mean()))
+    return _classifier(seed, calibrate, y.size).fit(x, y)
+
+
+def _fit_regressor(x: FloatArray, y: FloatArray, seed: int) -> Any:
+    if y.size < 40:
+        return _Constant(float(y.mean()) if y.size else 0.0)
+    return _regressor(seed, y.size).fit(x, y)
+
+
+def _proba(model: Any, x: FloatArray) -> FloatArray:
+    return np.asarray(model.predict_proba(x)[:, 1], dtype=np.float64)
+
+
+@dataclass(eq=False)
+class UpliftModel:
+    """A fitted learner: :meth:`predict` gives every member's uplift for every treated arm."""
+
+    learner: Learner
+    arm_names: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    control: Any
+    treated: list[Any]
+    stage_two: list[tuple[Any, Any]]  # X-learner: (τ¹ on the arm, τ⁰ on the control) per arm
+    propensity: list[float]  # share of arm k among arm-k-or-control members
+    per_responder: list[Any]  # orders, revenue, margin of a responder
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, features: FloatArray, *, batch: int = 200_000, threads: int | None = 1) -> UpliftPrediction:
+        """Every member's uplift per arm, ``batch`` members at a time (``threads``: see :func:`fit_uplift`)."""
+        with threadpool_limits(limits=threads):
+            return self._predict(features, batch)
+
+    def _predict(self, features: FloatArray, batch: int) -> UpliftPrediction:
+        n, k = features.shape[0], len(self.arm_names)
+        response = np.empty((n, k))
+        mailed = np.empty((n, k))
+        base = np.empty(n)
+        value = np.empty((n, len(MONEY)))
+        for start in range(0, n, batch):
+            x = features[start : start + batch]
+            rows = slice(start, start + x.shape[0])
+            mu0 = _proba(self.control, x)
+            base[rows] = mu0
+            for j in range(k):
+                mu = _proba(self.treated[j], x)
+                mailed[rows, j] = mu
+                if self.learner == "x":
+                    tau1, tau0 = self.stage_two[j]
+                    g = self.propensity[j]
+                    response[rows, j] = g * tau0.predict(x) + (1.0 - g) * tau1.predict(x)
+                else:
+                    response[rows, j] = mu - mu0
+            for m, model in enumerate(self.per_responder):
+                value[rows, m] = np.maximum(model.predict(x), 0.0)
+        response = np.clip(response, -1.0, 1.0)
+        return UpliftPrediction(
+            response=response,
+            orders=response * value[:, [0]],
+            revenue=response * value[:, [1]],
+            margin=response * value[:, [2]],
+            baseline_response=base,
+            mailed_response=mailed,
+        )
+
+
+def fit_uplift(
+    data: UpliftData, *, learner: Learner = "x", seed: int = 0, calibrate: bool = True, threads: int | None = 1
+) -> UpliftModel:
+    """Fit ``learner`` on randomized contacts (module doc). Needs members in the control and every arm.
+
+    ``threads`` caps the OpenMP threads of the gradient boosting (None: all cores). One is
+    the default: on a shared machine OpenMP's spinning threads slowed a fit 75-fold (181 s
+    against 2.4 s for 17,000 members on two busy cores); the many small fits here gain
+    little from a second thread even on an idle machine.
+    """
+    if learner not in LEARNERS:
+        raise ValueError(f"unknown learner {learner!r}: one of {', '.join(LEARNERS)}")
+    with threadpool_limits(limits=threads):
+        return _fit(data, learner, seed, calibrate)
+
+
+def _fit(data: UpliftData, learner: Learner, seed: int, calibrate: bool) -> UpliftModel:
+    x, arm, y = data.features, data.arm, data.responded
+    control = arm == 0
+    control_model = _fit_classifier(x[control], y[control], seed, calibrate)
+    treated: list[Any] = []
+    stage_two: list[tuple[Any, Any]] = []
+    propensity: list[float] = []
+    for k in range(1, len(data.arm_names) + 1):
+        mine = arm == k
+        model = _fit_classifier(x[mine], y[mine], seed + k, calibrate)
+        treated.append(model)
+        g = float(mine.sum() / max(1, mine.sum() + control.sum()))
+        propensity.append(g)
+        if learner == "x":
+            d1 = y[mine].astype(np.float64) - _proba(control_model, x[mine])
+            d0 = _proba(model, x[control]) - y[control].astype(np.float64)
+            stage_two.append((_fit_regressor(x[mine], d1, seed + 100 + k), _fit_regressor(x[control], d0, seed + 200 + k)))
+    responders = y
+    per_responder = [
+        _fit_regressor(x[responders], data.money[responders, m], seed + 300 + m) for m in range(len(MONEY))
+    ]
+    counts = {name: int((arm == k + 1).sum()) for k, name in enumerate(data.arm_names)}
+    return UpliftModel(
+        learner=learner,
+        arm_names=data.arm_names,
+        feature_names=data.feature_names,
+        control=control_model,
+        treated=treated,
+        stage_two=stage_two,
+        propensity=propensity,
+        per_responder=per_responder,
+        info={"members": len(data), "control": int(control.sum()), "arms": counts, "responders": int(y.sum())},
+    )
+
+
+@dataclass(frozen=True)
+class QiniResult:
+    """A ranking's Qini curve on held-back data, at ``fractions`` of the members targeted.
+
+    ``gain[i]`` is the incremental outcome of treating the top ``fractions[i]`` members
+    (treated outcome minus control outcome scaled to the treated count, Radcliffe's
+    Qini), ``uplift[i]`` the same per targeted member. ``qini`` is the area between the
+    curve and the random-targeting line, divided by the whole population's incremental
+    outcome (so 0 = random, and sorting perfectly by the truth gives the largest value);
+    ``auuc`` the area under the gain curve divided by the same, with random = 0.5.
+    """
+
+    fractions: tuple[float, ...]
+    gain: tuple[float, ...]
+    uplift: tuple[float, ...]
+    qini: float
+    auuc: float
+    total_gain: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "qini": self.qini,
+            "auuc": self.auuc,
+            "total_gain": self.total_gain,
+            "curve": [
+                {"fraction": f, "gain": g, "uplift_per_member": u}
+                for f, g, u in zip(self.fractions, self.gain, self.uplift, strict=True)
+            ],
+        }
+
+
+def qini(
+    score: FloatArray,
+    treated: npt.NDArray[np.bool_],
+    outcome: FloatArray,
+    *,
+    points: int = 10,
+) -> QiniResult:
+    """The Qini curve of ``score`` (higher = target first) on randomized members (module doc)."""
+    score = np.asarray(score, dtype=np.float64)
+    treated = np.asarray(treated, dtype=np.bool_)
+    outcome = np.asarray(outcome, dtype=np.float64)
+    n = score.size
+    if n == 0 or treated.all() or not treated.any():
+        raise ValueError("Qini needs treated and control members")
+    order = np.argsort(-score, kind="stable")
+    t = treated[order]
+    y = outcome[order]
+    n_t = np.cumsum(t)
+    n_c = np.cumsum(~t)
+    y_t = np.cumsum(np.where(t, y, 0.0))
+    y_c = np.cumsum(np.where(~t, y, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gain = y_t - np.where(n_c > 0, y_c * n_t / n_c, 0.0)
+    # rescale to the population: the incremental outcome if that share of everyone were treated
+    gain = gain * n / max(1, int(n_t[-1]))
+    total = float(gain[-1])
+    xs = np.arange(1, n + 1) / n
+    area_model = float(np.trapezoid(np.concatenate([[0.0], gain]), np.concatenate([[0.0], xs])))
+    area_random = total / 2.0
+    scale = abs(total) if total != 0 else math.nan
+    fractions = tuple(float(f) for f in np.linspace(0.1, 1.0, points))
+    at = [max(0, min(n - 1, round(f * n) - 1)) for f in fractions]
+    return QiniResult(
+        fractions=fractions,
+        gain=tuple(float(gain[i]) for i in at),
+        uplift=tuple(float(gain[i] / (i + 1)) for i in at),
+        qini=(area_model - area_random) / scale,
+        auuc=area_model / scale,
+        total_gain=total,
+    )
