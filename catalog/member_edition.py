@@ -9,6 +9,7 @@ the shared body (:mod:`catalog.pdfmerge`, pypdf objects).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from catalog.paths import edition_path, sidecar_bytes, sidecar_path
 from catalog.pdfmerge import BodyTemplate, MemberBatch
 from catalog.plan import CatalogPlan
 from catalog.render import Renderer, check_fonts, page_css, per_row, render_html
+from catalog.stamps import CardFill, FormFill, StampFinisher, StampSheet, placements, stamp_views
 from recsys.errors import BookclubError, UnknownMemberError
 from recsys.files import atomic_write_many
 from recsys.serving import RecommendationQuery, ServableModel, make_shelf, recommend_for_member
@@ -174,11 +176,62 @@ def member_views(
     return views
 
 
-def member_pages_html(views: Sequence[MemberView], settings: CatalogSettings) -> str:
+def member_pages_html(
+    views: Sequence[MemberView],
+    settings: CatalogSettings,
+    forms: Mapping[str, FormFill | None] | None = None,
+    cards: Mapping[tuple[str, str], CardFill] | None = None,
+) -> str:
     return render_html(
         "member.html", members=views, club_name=settings.club_name,
         page_css=page_css(settings, settings.member_font), per_row=per_row(settings),
+        forms=forms or {}, cards=cards or {},
     )
+
+
+# Below this many members a batch is laid out whole unless its segment's stamps are laid out
+# already: a stamp sheet costs about as much as a segment catalog, once per renderer.
+STAMPS_FROM_MEMBERS = 8
+
+
+def stamp_sheet(
+    plan: CatalogPlan,
+    titles: Mapping[str, TitleRecord],
+    settings: CatalogSettings,
+    renderer: Renderer,
+    covers_dir: Path | None = None,
+    *,
+    members: int | None = None,
+) -> StampSheet | None:
+    """The segment's stamp sheet (:mod:`catalog.stamps`), laid out once per renderer and plan;
+    None for a batch of fewer than :data:`STAMPS_FROM_MEMBERS` ``members`` when it is not laid
+    out yet (an on-demand edition of one member is faster laid out whole)."""
+    key = "stamps:" + hashlib.sha256(
+        (plan.to_json() + settings.model_dump_json() + str(covers_dir)).encode()
+    ).hexdigest()
+    found = renderer.memo.get(key)
+    if isinstance(found, StampSheet) or (members is not None and members < STAMPS_FROM_MEMBERS):
+        return found if isinstance(found, StampSheet) else None
+    flags = {e.title_id: e for s in plan.sections for e in s.entries}
+    section_of = {e.title_id: (s.code, s.name) for s in plan.sections for e in s.entries}
+    ids = [t for t in plan.title_ids if t in titles]
+    entries = [
+        entry_view(
+            titles[t], *section_of[t], is_new=flags[t].is_new, promoted=False, font=settings.member_font,
+            covers_dir=covers_dir,
+        )
+        for t in ids
+    ]
+    html = render_html(
+        "stamps.html", entries=entries, club_name=settings.club_name, order_address=settings.order_address,
+        order_lines=MemberView.__dataclass_fields__["order_lines"].default,
+        page_css=page_css(settings, settings.member_font), per_row=per_row(settings),
+    )
+    check_fonts(html, settings, "member_font")
+    document = renderer.layout(html)
+    sheet = StampSheet(renderer.write(document), document, ids)
+    renderer.memo[key] = sheet
+    return sheet
 
 
 @dataclass(frozen=True)
@@ -190,13 +243,16 @@ class MemberPages:
 
 
 def render_member_pages(
-    views: Sequence[MemberView], settings: CatalogSettings, renderer: Renderer
+    views: Sequence[MemberView], settings: CatalogSettings, renderer: Renderer, sheet: StampSheet | None = None
 ) -> MemberPages:
-    """Lay out all ``views`` in one document, write it once, find each member's pages.
+    """Lay out all ``views`` in one document, write it once, find each member's pages. With
+    the segment's stamp ``sheet``, the parts every member shares (the order form's frame, the
+    title cards) are drawn from it rather than laid out again (:mod:`catalog.stamps`).
 
     The fonts are checked first: a missing font or character is an error naming the member,
     never a page of boxes."""
-    html = member_pages_html(views, settings)
+    forms, cards, wanted = stamp_views(views, sheet) if sheet is not None else ({}, {}, {})
+    html = member_pages_html(views, settings, forms, cards)
     check_fonts(html, settings, "member_font", member_locator(html))
     document = renderer.layout(html)
     starts: dict[str, int] = {}
@@ -212,7 +268,8 @@ def render_member_pages(
     missing = [v.member_id for v in views if v.member_id not in ranges]
     if missing:
         raise RuntimeError(f"member pages lost their anchors: {missing[:5]}")
-    return MemberPages(renderer.write(document), ranges)
+    finisher = StampFinisher(sheet, placements(document, wanted, sheet)) if sheet is not None else None
+    return MemberPages(renderer.write(document, finisher=finisher), ranges)
 
 
 def merge_editions(

@@ -41,6 +41,7 @@ from catalog.member_edition import (
     member_picks,
     member_views,
     render_member_pages,
+    stamp_sheet,
 )
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
@@ -310,7 +311,8 @@ def _print_file(
                 batch, picks, plan, titles, cfg, quarter, covers_dir=settings.data_dir / "covers",
                 key_codes=key_codes,
             )
-            pages = render_member_pages(views, cfg, renderer)
+            sheet = stamp_sheet(plan, titles, cfg, renderer, settings.data_dir / "covers")
+            pages = render_member_pages(views, cfg, renderer, sheet)
             ranges = [(m, *pages.ranges[m]) for m in ids]
             for member, where in zip(batch, writer.add_batch(pages.pdf, ranges), strict=True):
                 placed.append((member, where))

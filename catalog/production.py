@@ -29,6 +29,7 @@ from catalog.member_edition import (
     member_views,
     merge_editions,
     render_member_pages,
+    stamp_sheet,
 )
 from catalog.paths import (
     CompletePdf,
@@ -232,7 +233,10 @@ def render_member_batch(
         [rows[m] for m in member_ids], picks, plan, titles, settings.catalog, quarter,
         covers_dir=settings.data_dir / "covers", key_codes=key_codes,
     )
-    pages = render_member_pages(views, settings.catalog, renderer)
+    sheet = stamp_sheet(
+        plan, titles, settings.catalog, renderer, settings.data_dir / "covers", members=len(member_ids)
+    )
+    pages = render_member_pages(views, settings.catalog, renderer, sheet)
     paths = merge_editions(pages, body, out_dir / "members", segment=plan.segment)
     return paths, sum(stop - first for first, stop in pages.ranges.values())
 

@@ -230,6 +230,7 @@ class Renderer:
     image_cache: dict[str, Any]
     profile: PdfProfile = PLAIN
     _extra_css: list[CSS] = field(default_factory=list)
+    memo: dict[str, Any] = field(default_factory=dict)  # what callers lay out once per renderer
 
     @classmethod
     def create(cls, asset_roots: list[Path] | None = None, profile: PdfProfile = PLAIN) -> Renderer:
@@ -254,13 +255,25 @@ class Renderer:
             stylesheets=self._extra_css or None, pdf_variant=self.profile.variant,
         )
 
-    def write(self, document: Document, target: Path | None = None) -> bytes:
+    def write(
+        self,
+        document: Document,
+        target: Path | None = None,
+        finisher: Callable[[Document, pydyf.PDF], None] | None = None,
+    ) -> bytes:
         """The PDF; also written to ``target`` (atomically: complete or not at all) when given.
+        ``finisher`` may add to the PDF before it is written (stamps: :mod:`catalog.stamps`).
 
         A document that drew any character as an empty box (a glyph its font lacks, whatever
         font the stylesheet or fontconfig chose) is an error, not a PDF."""
-        finisher = _print_finisher if self.profile.is_print else None
-        pdf = document.write_pdf(pdf_variant=self.profile.variant, finisher=finisher)
+
+        def finish(doc: Document, pdf: pydyf.PDF) -> None:
+            if finisher is not None:
+                finisher(doc, pdf)
+            if self.profile.is_print:
+                _print_finisher(doc, pdf)
+
+        pdf = document.write_pdf(pdf_variant=self.profile.variant, finisher=finish)
         assert isinstance(pdf, bytes)
         require_drawn(getattr(document, "fonts", {}).values())
         if target is not None:

@@ -1,0 +1,363 @@
+"""What every member's pages share, laid out once per segment and drawn where it goes.
+
+Most of a member's personal pages is the same for all members of a segment: the order form's
+frame (rules, headings, labels, empty lines, the notes under it) and each title card of the
+quarter's catalog (cover, title, author, blurb, price). Laying those out again for every
+member was most of an edition's cost (the form's two tables alone about 45 %). So:
+
+* a **stamp sheet** is laid out once per segment (and PDF profile): one page per stamp — the
+  form's frame with sample text set invisibly in its cells (so rows are as tall as when
+  filled), each card's *head* (cover, title, author) and *tail* (blurb, price line) —
+  and written once; each page becomes a PDF form XObject;
+* a member's pages are laid out with placeholders: the form's frame is an empty box of the
+  frame's height with the member's own fields (number, key code, name, address, QR code,
+  pre-filled lines) placed absolutely where the frame's cells put them; a card keeps its
+  box and the member's reason, with a spacer as tall as the card's head;
+* after layout, each placeholder's position (WeasyPrint's anchors) says where its stamp
+  goes, and the stamp is drawn there (``cm`` + ``Do``) as the PDF is written.
+
+The result draws the same marks in the same places as laying everything out per member
+(tests compare the two page images). A member whose name, address or pre-filled title would
+not fit its cell on one line gets the form laid out in full instead.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from io import BytesIO
+
+import pydyf
+from pypdf import PdfReader
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    NumberObject,
+    PdfObject,
+    StreamObject,
+)
+from weasyprint.document import Document
+
+from catalog.context import MemberView
+from catalog.printfile import serialise
+
+PX_TO_PT = 0.75  # CSS px → PDF points
+MM = 96 / 25.4  # CSS px per mm
+FORM_FIELDS = ("no", "key", "name", "addr")
+PREFILLED = 3
+
+
+@dataclass(frozen=True)
+class Field:
+    """A cell's text box in the form's frame, relative to the frame's top-left (CSS px)."""
+
+    x: float
+    y: float
+    width: float
+
+
+@dataclass(frozen=True)
+class FormLayout:
+    height: float
+    fields: dict[str, Field]  # no, key, name, addr, qr, r0-no, r0-title, r0-amount, …
+
+
+@dataclass(frozen=True)
+class CardLayout:
+    head: float  # height of the head text (title, author) above the reason
+
+
+class StampSheet:
+    """A segment's stamps: the laid-out sheet (PDF) and where each stamp's origin is."""
+
+    def __init__(self, pdf: bytes, document: Document, title_ids: Sequence[str]) -> None:
+        self.pdf = pdf
+        self.reader = PdfReader(BytesIO(pdf))
+        self.origins: dict[str, tuple[int, float, float]] = {}  # stamp → page, x, y of its anchor
+        boxes: dict[str, tuple[float, float, float, float]] = {}
+        for number, page in enumerate(document.pages):
+            for name, (x1, y1, x2, y2) in page.anchors.items():
+                boxes[name] = (x1, y1, x2, y2)
+                if name.startswith("S-"):
+                    self.origins[name[2:]] = (number, x1, y1)
+        self.forms: dict[bool, FormLayout] = {}
+        for keyed, suffix in ((True, "key"), (False, "nokey")):
+            x0, y0, _x, y_end = boxes[f"S-form-{suffix}"]
+            fields = {}
+            for name, (x1, y1, x2, _y2) in boxes.items():
+                prefix = f"f-{suffix}-"
+                if name.startswith(prefix):
+                    fields[name[len(prefix):]] = Field(x1 - x0, y1 - y0, x2 - x1)
+            self.forms[keyed] = FormLayout(y_end - y0, fields)
+        self.cards = {
+            t: CardLayout(boxes[f"h-{t}"][1] - boxes[f"S-head-{t}"][1]) for t in title_ids
+        }
+        self._xobjects: dict[str, _FormXObject] = {}
+
+    def form_xobject(self, stamp: str) -> _FormXObject:
+        found = self._xobjects.get(stamp)
+        if found is None:
+            page_index, _x, _y = self.origins[stamp]
+            found = self._xobjects[stamp] = _FormXObject(self.reader, page_index)
+        return found
+
+
+class _FormXObject:
+    """One page of the sheet as a form XObject: its content stream, its bounding box, and only
+    the resources its content names (a shared resource dictionary names every image of the
+    sheet)."""
+
+    def __init__(self, reader: PdfReader, page_index: int) -> None:
+        page = reader.pages[page_index]
+        contents = page.raw_get("/Contents")
+        stream = contents.get_object()
+        assert isinstance(stream, StreamObject)
+        data = stream.get_data()
+        self.data = zlib.compress(data, 6)
+        used = set(re.findall(rb"/([^\s/\[\]()<>{}%]+)\s+(?:Do|gs|sh|scn|SCN)\b", data))
+        resources = page["/Resources"]
+        assert isinstance(resources, DictionaryObject)
+        pruned = DictionaryObject()
+        for key, value in resources.items():
+            value_obj = value.get_object() if isinstance(value, IndirectObject) else value
+            if key in ("/XObject", "/ExtGState", "/Pattern", "/Shading") and isinstance(value_obj, DictionaryObject):
+                kept = DictionaryObject()
+                for name, ref in value_obj.items():
+                    if name[1:].encode() in used:
+                        kept[NameObject(name)] = ref
+                pruned[NameObject(key)] = kept
+            else:
+                pruned[NameObject(key)] = value
+        self.resources = pruned
+        self.bbox = ArrayObject(page["/MediaBox"])  # type: ignore[call-overload]
+
+
+class _Raw(pydyf.Object):  # type: ignore[misc]
+    """An object copied from another PDF, already serialised."""
+
+    def __init__(self, is_stream: bool) -> None:
+        super().__init__()
+        self.body = b""
+        self.is_stream = is_stream
+
+    @property
+    def data(self) -> bytes:
+        return self.body
+
+    @property
+    def compressible(self) -> bool:
+        return not self.is_stream
+
+
+class _Copier:
+    """Copies objects of the sheet into a WeasyPrint PDF being written (pydyf), each once."""
+
+    def __init__(self, pdf: pydyf.PDF, reader: PdfReader) -> None:
+        self.pdf = pdf
+        self.reader = reader
+        self.numbers: dict[int, int] = {}
+        self.todo: list[tuple[int, _Raw]] = []
+
+    def _number(self, idnum: int) -> int:
+        number = self.numbers.get(idnum)
+        if number is None:
+            obj = self.reader.get_object(idnum)
+            raw = _Raw(isinstance(obj, StreamObject))
+            self.pdf.add_object(raw)
+            number = self.numbers[idnum] = raw.number
+            self.todo.append((idnum, raw))
+        return number
+
+    def remap(self, obj: PdfObject) -> PdfObject:
+        if isinstance(obj, IndirectObject):
+            return IndirectObject(self._number(obj.idnum), 0, None)
+        if isinstance(obj, DictionaryObject):
+            out = DictionaryObject()
+            for key, value in obj.items():
+                if key == "/Length" and isinstance(obj, StreamObject):
+                    continue
+                out[NameObject(key)] = self.remap(value)
+            return out
+        if isinstance(obj, ArrayObject):
+            return ArrayObject(self.remap(v) for v in obj)
+        return obj
+
+    def flush(self) -> None:
+        while self.todo:
+            idnum, raw = self.todo.pop()
+            obj = self.reader.get_object(idnum)
+            assert obj is not None
+            remapped = self.remap(obj)
+            if isinstance(obj, StreamObject):
+                assert isinstance(remapped, DictionaryObject)
+                data: bytes = obj._data
+                remapped[NameObject("/Length")] = NumberObject(len(data))
+                raw.body = serialise(remapped) + b"\nstream\n" + data + b"\nendstream"
+            else:
+                raw.body = serialise(remapped)
+
+
+@dataclass(frozen=True)
+class Placement:
+    stamp: str
+    dx: float  # CSS px: where the stamp's origin lands minus where it was on the sheet
+    dy: float
+
+
+def placements(document: Document, wanted: Mapping[str, str], sheet: StampSheet) -> list[list[Placement]]:
+    """Per page of ``document``: the stamps its placeholders (anchor → stamp) ask for."""
+    out: list[list[Placement]] = []
+    found = 0
+    for page in document.pages:
+        here = []
+        for name, (x, y, _x2, _y2) in page.anchors.items():
+            stamp = wanted.get(name)
+            if stamp is not None:
+                _page, x0, y0 = sheet.origins[stamp]
+                here.append(Placement(stamp, x - x0, y - y0))
+                found += 1
+        out.append(here)
+    if found != len(wanted):
+        raise RuntimeError(f"{len(wanted) - found} stamp placeholder(s) were not laid out")
+    return out
+
+
+class StampFinisher:
+    """WeasyPrint ``finisher``: draws the stamps onto the pages before the PDF is written."""
+
+    def __init__(self, sheet: StampSheet, pages: list[list[Placement]]) -> None:
+        self.sheet = sheet
+        self.pages = pages
+
+    def __call__(self, _document: Document, pdf: pydyf.PDF) -> None:
+        copier = _Copier(pdf, self.sheet.reader)
+        names: dict[str, bytes] = {}
+        kids = pdf.pages["Kids"]
+        page_numbers = [int(kids[i]) for i in range(0, len(kids), 3)]
+        if len(page_numbers) != len(self.pages):
+            raise RuntimeError("stamped pages do not match the document's pages")
+        for number, placed in zip(page_numbers, self.pages, strict=True):
+            if not placed:
+                continue
+            page = pdf.objects[number]
+            stream = pdf.objects[_object_number(page["Contents"])]
+            resources = pdf.objects[_object_number(page["Resources"])]
+            ops = [b"Q"]  # the page's own drawing ends in its own (flipped) space
+            for p in placed:
+                name = names.get(p.stamp)
+                if name is None:
+                    name = names[p.stamp] = b"st%d" % len(names)
+                    resources["XObject"][name.decode()] = self._add_form(pdf, copier, p.stamp)
+                ops.append(b"q 1 0 0 1 %.3f %.3f cm /%s Do Q" % (p.dx * PX_TO_PT, -p.dy * PX_TO_PT, name))
+            stream.stream.insert(0, b"q")
+            stream.stream.extend(ops)
+        copier.flush()
+
+    def _add_form(self, pdf: pydyf.PDF, copier: _Copier, stamp: str) -> bytes:
+        xobject = self.sheet.form_xobject(stamp)
+        head = DictionaryObject()
+        head[NameObject("/Type")] = NameObject("/XObject")
+        head[NameObject("/Subtype")] = NameObject("/Form")
+        head[NameObject("/BBox")] = xobject.bbox
+        head[NameObject("/Resources")] = copier.remap(xobject.resources)
+        head[NameObject("/Filter")] = NameObject("/FlateDecode")
+        head[NameObject("/Length")] = NumberObject(len(xobject.data))
+        raw = _Raw(True)
+        raw.body = serialise(head) + b"\nstream\n" + xobject.data + b"\nendstream"
+        pdf.add_object(raw)
+        return bytes(raw.reference)
+
+
+def _object_number(reference: bytes | str) -> int:
+    text = reference.decode() if isinstance(reference, bytes) else reference
+    return int(text.split()[0])
+
+
+# ---- what the member's page asks for -------------------------------------------------------
+
+
+def _width_em(text: str) -> float:
+    """An upper bound of ``text``'s width in em: wide characters 1, capitals and symbols 0.8,
+    the rest 0.62."""
+    width = 0.0
+    for ch in text:
+        if unicodedata.east_asian_width(ch) in ("W", "F"):
+            width += 1.0
+        elif ch.isupper() or ch in "@%&WMmw—…":
+            width += 0.8
+        else:
+            width += 0.62
+    return width
+
+
+def fits(text: str, field: Field, font_pt: float) -> bool:
+    return _width_em(text) * font_pt / PX_TO_PT <= field.width * 0.97
+
+
+@dataclass(frozen=True)
+class FormFill:
+    """The form of one member as placed text over the stamped frame (CSS px)."""
+
+    anchor: str
+    height: float
+    fields: list[tuple[str, Field, str]]  # css class, where, text
+    qr: Field
+    qr_size: float
+
+
+@dataclass(frozen=True)
+class CardFill:
+    head_anchor: str
+    tail_anchor: str
+    head: float
+
+
+def stamp_views(
+    views: Iterable[MemberView], sheet: StampSheet
+) -> tuple[dict[str, FormFill | None], dict[tuple[str, str], CardFill], dict[str, str]]:
+    """Per member: the form's placed fields (None: the full form, a field would not fit), per
+    (member, title): the card's placeholders; and anchor → stamp for :func:`placements`."""
+    forms: dict[str, FormFill | None] = {}
+    cards: dict[tuple[str, str], CardFill] = {}
+    wanted: dict[str, str] = {}
+    for view in views:
+        forms[view.member_id] = form = _form_fill(view, sheet)
+        if form is not None:
+            wanted[form.anchor] = "form-key" if view.key_code else "form-nokey"
+        for i, entry in enumerate(view.picks):
+            card = CardFill(f"K-{view.member_id}-{i}", f"L-{view.member_id}-{i}", sheet.cards[entry.title_id].head)
+            cards[(view.member_id, entry.title_id)] = card
+            wanted[card.head_anchor] = f"head-{entry.title_id}"
+            wanted[card.tail_anchor] = f"tail-{entry.title_id}"
+    return forms, cards, wanted
+
+
+def _form_fill(view: MemberView, sheet: StampSheet) -> FormFill | None:
+    layout = sheet.forms[bool(view.key_code)]
+    f = layout.fields
+    texts: list[tuple[str, str, str, float]] = [
+        ("member-no", "no", view.member_id, 12), ("", "name", view.name, 8.5),
+        ("", "addr", " · ".join(view.address_lines), 8.5),
+    ]
+    if view.key_code:
+        texts.insert(1, ("key-code", "key", view.key_code, 11))
+    for i, entry in enumerate(view.prefilled[:PREFILLED]):
+        texts += [
+            ("no", f"r{i}-no", entry.title_id, 8.5), ("", f"r{i}-title", entry.title, 8.5),
+            ("amount", f"r{i}-amount", entry.price, 8.5),
+        ]
+    if len(view.prefilled) > PREFILLED:
+        return None
+    fields = []
+    for css, name, text, size in texts:
+        if not fits(text, f[name], size):
+            return None
+        fields.append((css, f[name], text))
+    qr = f["qr"]
+    return FormFill(f"F-{view.member_id}", layout.height, fields, qr, qr.width)
+

@@ -1,0 +1,75 @@
+"""Stamped member pages (the form's frame and the title cards laid out once, drawn per member)
+look the same as member pages laid out whole."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
+
+from catalog.member_edition import member_picks, member_views, render_member_pages, stamp_sheet
+from catalog.production import renderer_for, titles_by_id
+from catalog.stamps import stamp_views
+from recsys.storage import members as members_db
+from recsys.storage import segments as segments_db
+from tests.catalog.conftest import QUARTER, Club
+
+pytestmark = pytest.mark.slow  # renders PDFs
+
+
+def _pages(pdf: bytes, folder: Path, name: str, dpi: int = 100) -> list[Image.Image]:
+    tool = shutil.which("pdftoppm")
+    if tool is None:
+        pytest.fail("pdftoppm (poppler-utils) is needed: ./run.sh installs it")
+    source = folder / f"{name}.pdf"
+    source.write_bytes(pdf)
+    subprocess.run([tool, "-r", str(dpi), "-gray", "-png", str(source), str(folder / name)], check=True)
+    return [Image.open(p).convert("L") for p in sorted(folder.glob(f"{name}-*.png"))]
+
+
+def test_stamped_pages_look_like_pages_laid_out_whole(club: Club, tmp_path: Path) -> None:
+    settings = club.settings
+    plan = club.plans[0]
+    with club.engine.connect() as connection:
+        labels = segments_db.member_segment_labels(connection, QUARTER)
+        ids = sorted(m for m, s in labels.items() if s == plan.segment)[:3]
+        titles = titles_by_id(connection, QUARTER)
+        rows = members_db.members_by_id(connection, ids)
+        picks = member_picks(connection, club.model, plan, titles, ids, settings.catalog.picks_per_member)
+    codes = {ids[0]: f"{QUARTER}-S{plan.segment}-C", ids[1]: f"{QUARTER}-S{plan.segment}-C"}  # one without
+    long_address = dataclasses.replace(rows[ids[1]], address="很长的地址" * 20)  # will not fit one line
+    members = [rows[ids[0]], long_address, rows[ids[2]]]
+    views = member_views(members, picks, plan, titles, settings.catalog, QUARTER, key_codes=codes)
+    renderer = renderer_for(settings)
+    sheet = stamp_sheet(plan, titles, settings.catalog, renderer)
+    assert sheet is not None
+    forms, _cards, wanted = stamp_views(views, sheet)
+    assert forms[ids[0]] is not None and forms[ids[2]] is not None
+    assert forms[ids[1]] is None  # the long address: this member's form is laid out whole
+    assert any(stamp.startswith("head-") for stamp in wanted.values())
+    whole = render_member_pages(views, settings.catalog, renderer)
+    stamped = render_member_pages(views, settings.catalog, renderer, sheet)
+    assert stamped.ranges == whole.ranges
+    before, after = _pages(whole.pdf, tmp_path, "whole"), _pages(stamped.pdf, tmp_path, "stamped")
+    assert len(before) == len(after) == 6
+    for number, (a, b) in enumerate(zip(before, after, strict=True), start=1):
+        assert a.size == b.size
+        diff = ImageChops.difference(a, b).point(lambda v: 255 if v > 64 else 0)
+        changed = diff.histogram()[255]
+        assert changed <= 20, f"page {number}: {changed} pixels differ"  # anti-aliasing at most
+        assert ImageChops.difference(a, Image.new("L", a.size, 255)).getbbox() is not None  # not blank
+
+
+def test_a_batch_of_one_is_laid_out_whole_until_the_sheet_exists(club: Club) -> None:
+    renderer = renderer_for(club.settings)
+    plan = club.plans[0]
+    with club.engine.connect() as connection:
+        titles = titles_by_id(connection, QUARTER)
+    assert stamp_sheet(plan, titles, club.settings.catalog, renderer, members=1) is None
+    sheet = stamp_sheet(plan, titles, club.settings.catalog, renderer, members=20)
+    assert sheet is not None
+    assert stamp_sheet(plan, titles, club.settings.catalog, renderer, members=1) is sheet
