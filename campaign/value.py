@@ -67,6 +67,9 @@ What this module does instead:
    by integrating the mixture representation
    ``E = P(alive) · E_p[(1 − ((α+T)/(α+T+p·t))^(r+x)) / p]`` with ``p ~ Beta(a, b+x)``
    (scipy.integrate.quad, per member; slow but rare), and clipped to the bound.
+
+(Past 400 lines: the two models' likelihoods, analytic gradients, conditional
+expectations and the guarded 2F1 path share private numerics with the fits that use them.)
 """
 
 from __future__ import annotations
