@@ -7,21 +7,31 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import Connection
 
-from catalog.paths import catalog_path, complete_edition, complete_pdf, edition_path, quarter_dir
+from catalog.paths import (
+    catalog_path,
+    complete_edition,
+    complete_pdf,
+    edition_path,
+    quarter_dir,
+    read_sidecar,
+)
 from catalog.plan import CatalogPlan
-from console.cache import aggregates_of
+from console.cache import Computed, aggregates_of
 from console.charts import bar_chart
 from console.pages.home import current_quarter
-from console.preflight import FLAGS, preflight
+from console.preflight import FLAGS, PagesCheck, PicksCheck, Preflight, edition_pages, preflight
 from console.session import StaffSession
 from console.web import (
     ConsoleRoute,
@@ -34,15 +44,20 @@ from console.web import (
     require,
     settings_of,
 )
+from recsys.settings import Settings
 from recsys.storage import audit as audit_db
+from recsys.storage import console_reads
 from recsys.storage import members as members_db
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
 from recsys.storage import titles as titles_db
+from recsys.storage.titles import TitleRecord
+from training.compare import simple_sample
 
 router = APIRouter(route_class=ConsoleRoute)
 Conn = Annotated[Connection, Depends(get_connection)]
 QUARTER = r"^\d{4}Q[1-4]$"
+TIERS = ("core", "regular", "occasional", "lapsed")
 PROOF_DPI = 60
 
 
@@ -73,7 +88,7 @@ def catalogs_page(
     settings = settings_of(request)
     stock = titles_db.title_details(connection, sorted({t for p in plans for t in p.title_ids}))
     approvals = {a.target: a for a in reversed(audit_db.actions_on(connection, "catalog.approve", f"{quarter}/"))}
-    aggregates = aggregates_of(request)
+    checks = _preflights(request, connection, quarter, plans)
     views = []
     for plan in plans:
         entries = [e for s in plan.sections for e in s.entries]
@@ -88,12 +103,27 @@ def catalogs_page(
             "series": series,
             "chart": bar_chart(series, title=f"segment {plan.segment}"),
             "labels": [section_label(s.code, s.name) for s in plan.sections],
-            "preflight": aggregates.get(("preflight", quarter, plan.segment), partial(preflight, quarter=quarter, segment=plan.segment)),
+            "preflight": checks[plan.segment],
         })
     return page(
         request, "catalogs.html", session, quarter=quarter, views=views, editions=len(_editions(request, quarter)),
         flags=FLAGS, pending=any(v["preflight"] is None for v in views),
     )
+
+
+def _checks(
+    settings: Settings, quarter: str, plan: CatalogPlan, model: Any, stock: Mapping[str, TitleRecord]
+) -> dict[str, Any]:
+    """The preflight's picks check (with the model the API serves) and page check (against the
+    segment catalog's pages, when it is rendered)."""
+    out: dict[str, Any] = {}
+    if model is not None:
+        titles = {t: stock[t] for t in plan.title_ids if t in stock}
+        out["picks"] = PicksCheck(model, plan, titles, settings.catalog.picks_per_member)
+    body = read_sidecar(catalog_path(settings, quarter, plan.segment))
+    if body is not None and isinstance(body.get("pages"), int):
+        out["pages"] = PagesCheck(partial(edition_path, settings, quarter), int(body["pages"]), settings.console.personal_pages)
+    return out
 
 
 @router.post("/catalogs/{quarter}/{segment}/approve", include_in_schema=False)
@@ -119,38 +149,88 @@ def _editions(request: Request, quarter: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.pdf"))
 
 
-def _page_count(path: Path) -> int:
-    from pypdf import PdfReader
+PROOF_FILTERS = ("segment", "tier", "flag", "sample", "seed")
 
-    return len(PdfReader(path).pages)
+
+def _preflights(
+    request: Request, connection: Connection, quarter: str, plans: list[CatalogPlan]
+) -> dict[int, Computed[Preflight] | None]:
+    """Each plan's preflight (computed in the background, as on the catalogs page)."""
+    holder = getattr(request.app.state, "holder", None)
+    model = holder.model if holder is not None else None
+    settings = settings_of(request)
+    stock = titles_db.title_details(connection, sorted({t for p in plans for t in p.title_ids}))
+    aggregates = aggregates_of(request)
+    return {
+        plan.segment: aggregates.get(
+            ("preflight", quarter, plan.segment, model.version if model is not None else None),
+            partial(preflight, quarter=quarter, segment=plan.segment, **_checks(settings, quarter, plan, model, stock)),
+        )
+        for plan in plans
+    }
 
 
 @router.get("/catalogs/{quarter}/proofs", include_in_schema=False)
 def proofs(
     request: Request,
     connection: Conn,
-    quarter: str,
+    quarter: Annotated[str, PathParam(pattern=QUARTER)],
     member: Annotated[str | None, Query(max_length=64)] = None,
     segment: int | None = None,
+    tier: Annotated[str | None, Query(max_length=16)] = None,
+    flag: Annotated[str | None, Query(max_length=32)] = None,
+    sample: Annotated[int | None, Query(ge=1, le=200)] = None,
+    seed: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
+    """Step through the member editions on disk: all, or those of a segment, a value tier, a
+    preflight flag, or a seeded random sample of ``sample`` per segment."""
     session = require(request, connection, "editions")  # editions carry names and addresses
+    tier, flag = tier or None, flag or None
+    seed = settings_of(request).console.sample_seed if seed is None else seed
+    filters = {"segment": segment, "tier": tier, "flag": flag, "sample": sample, "seed": seed if sample else None}
+    query = urlencode({k: v for k, v in filters.items() if v is not None})
     ids = _editions(request, quarter)
-    labels = segments_db.member_segment_labels(connection, quarter) if segment is not None else {}
+    plans = _plans(connection, quarter)
+    labels: dict[str, tuple[int, str]] = {}
+    if segment is not None or tier or sample:
+        labels = {m: (s, t) for m, s, t in console_reads.quarter_members(connection, quarter)}
     if segment is not None:
-        ids = [m for m in ids if labels.get(m) == segment]
+        ids = [m for m in ids if m in labels and labels[m][0] == segment]
+    if tier:
+        ids = [m for m in ids if m in labels and labels[m][1] == tier]
+    pending = False
+    if flag:
+        if flag not in FLAGS:
+            raise NotFound()
+        found = _preflights(request, connection, quarter, [p for p in plans if segment is None or p.segment == segment])
+        pending = any(v is None for v in found.values())
+        flagged = {m for v in found.values() if v is not None for m in v.value.flagged.get(flag, ())}
+        ids = [m for m in ids if m in flagged]
+    if sample:
+        by_segment: dict[int, list[str]] = {}
+        for m in ids:
+            by_segment.setdefault(labels[m][0] if m in labels else -1, []).append(m)
+        ids = sorted(m for s, group in by_segment.items() for m in simple_sample(group, sample, seed + s))
+    context: dict[str, Any] = {
+        "quarter": quarter, "segment": segment, "tier": tier, "flag": flag, "sample": sample, "seed": seed,
+        "filters_q": query, "flags": FLAGS, "tiers": TIERS, "segments": [(p.segment, p.segment_name) for p in plans],
+        "pending": pending,
+        "another_q": urlencode({**{k: v for k, v in filters.items() if v is not None}, "seed": seed + 1}) if sample else "",
+    }
     if not ids:
-        return page(request, "proofs.html", session, quarter=quarter, member=None, ids=[], segment=segment)
+        return page(request, "proofs.html", session, member=None, ids=[], **context)
     current = member if member in ids else ids[0]
     i = ids.index(current)
     record = members_db.find_member(connection, current)
     pdf = edition_path(settings_of(request), quarter, current)
-    pages = _page_count(pdf)
+    pages = edition_pages(pdf) or 0
     picks = _picks(request, connection, quarter, current)
     marks = audit_db.actions_on(connection, "proof.mark", f"{quarter}/{current}", limit=20)
     return page(
-        request, "proofs.html", session, quarter=quarter, member=record, ids=ids, index=i,
+        request, "proofs.html", session, member=record, ids=ids, index=i,
         previous=ids[i - 1] if i > 0 else None, next=ids[i + 1] if i + 1 < len(ids) else None,
-        pages=list(range(1, min(pages, 4) + 1)), total_pages=pages, picks=picks, marks=marks, segment=segment,
+        pages=list(range(1, min(pages, 4) + 1)), total_pages=pages, picks=picks, marks=marks,
+        label=labels.get(current), **context,
     )
 
 
@@ -181,7 +261,10 @@ async def mark_proof(request: Request, connection: Conn, quarter: str, member_id
     if member_id not in _editions(request, quarter):
         raise NotFound()
     _audit(request, session, "proof.mark", f"{quarter}/{member_id}", note or ("ok" if ok else "not ok"), {"ok": ok})
-    return RedirectResponse(f"/ui/catalogs/{quarter}/proofs?member={member_id}", status_code=303)
+    kept = {k: v[0] for k, v in parse_qs(form.get("filters", "")).items() if k in PROOF_FILTERS}
+    return RedirectResponse(
+        f"/ui/catalogs/{quarter}/proofs?" + urlencode({"member": member_id, **kept}), status_code=303
+    )
 
 
 def _png(pdf: Path, number: int, cache: Path) -> Path:
@@ -210,7 +293,7 @@ async def proof_page(request: Request, connection: Conn, quarter: str, member_id
     if member_id not in _editions(request, quarter):
         raise NotFound()
     pdf = edition_path(settings_of(request), quarter, member_id)
-    if complete_edition(pdf) is None or not 1 <= number <= _page_count(pdf):
+    if complete_edition(pdf) is None or not 1 <= number <= (edition_pages(pdf) or 0):
         raise NotFound()  # cut short or never finished: no proof of a broken file
     cache = Path(settings_of(request).data_dir) / "console_cache" / "proofs" / quarter
     png = await run_in_threadpool(_png, pdf, number, cache)

@@ -70,7 +70,7 @@ class RecsView:
     error: str | None
 
 
-def _serving(request: Request) -> tuple[Any, Any]:
+def served_model(request: Request) -> tuple[Any, Any]:
     """(model, shelf) the way the API's route takes them: one read of the holder."""
     holder = request.app.state.holder
     model, prepared = holder.serving()
@@ -82,7 +82,7 @@ def recommendations(
     request: Request, connection: Connection, member_id: str, query: RecommendationQuery
 ) -> RecsView:
     try:
-        model, shelf = _serving(request)
+        model, shelf = served_model(request)
     except Exception as exc:  # no model loaded: say so on the page
         return RecsView(None, None, str(exc))
     try:

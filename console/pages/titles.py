@@ -9,15 +9,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import Connection
 
+from campaign.effects import wilson_interval
 from catalog.plan import CatalogPlan
+from console.cache import aggregates_of
 from console.charts import line_chart
 from console.pages.catalogs import section_label
 from console.pages.home import current_quarter
-from console.web import ConsoleRoute, get_connection, is_fragment, page, require
+from console.pages.members import served_model
+from console.web import ConsoleRoute, get_connection, is_fragment, page, require, settings_of
 from recsys.errors import UnknownTitleError
 from recsys.storage import console_reads
 from recsys.storage import plans as plans_db
 from recsys.storage import titles as titles_db
+from training.compare import Reach, simple_sample, top_k_reach
 
 router = APIRouter(route_class=ConsoleRoute)
 Conn = Annotated[Connection, Depends(get_connection)]
@@ -74,5 +78,34 @@ def title_page(request: Request, connection: Conn, title_id: str) -> Response:
                 placements.append((plan.segment, plan.segment_name, section_label(section.code, section.name)))
     return page(
         request, "title.html", session, record=record, series=series, chart=line_chart(series, title="units"),
-        similar=similar, placements=placements, quarter=quarter,
+        similar=similar, placements=placements, quarter=quarter, reach=_reach(request, title_id),
     )
+
+
+def _reach(request: Request, title_id: str) -> dict[str, Any] | None:
+    """In how many members' top k the title is: a seeded sample of the club's members answered by
+    the model the API serves (computed once per model in the background, for every title),
+    extrapolated to the members the sample was drawn from, with a 95 % Wilson interval."""
+    try:
+        model, shelf = served_model(request)
+    except Exception:  # no model loaded: nothing to say
+        return None
+    settings = settings_of(request)
+    size, seed, k = settings.console.reach_members, settings.console.sample_seed, settings.training.k
+
+    def compute(connection: Connection) -> tuple[Reach, int]:
+        ids = console_reads.open_member_ids(connection)
+        return top_k_reach(connection, (model, shelf), simple_sample(ids, size, seed), k=k), len(ids)
+
+    computed = aggregates_of(request).get(("reach", model.version, size, seed, k), compute)
+    if computed is None:
+        return {"pending": True, "k": k, "version": model.version}
+    reach, population = computed.value
+    hits = reach.counts.get(title_id, 0)
+    interval = wilson_interval(hits, reach.members) if reach.members else None
+    return {
+        "pending": False, "k": k, "version": model.version, "at": computed.at, "hits": hits, "sampled": reach.members,
+        "population": population, "share": reach.share(title_id), "interval": interval,
+        "estimate": round(reach.share(title_id) * population),
+        "low": round(interval.low * population) if interval else 0, "high": round(interval.high * population) if interval else 0,
+    }

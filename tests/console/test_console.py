@@ -619,8 +619,11 @@ def test_preflight_counts_undeliverable_members_long_names_and_duplicate_househo
     first = staff.get("read", f"/ui/catalogs?quarter={club.QUARTER}").text
     assert "preflight-pending" in first and 'hx-trigger="every 2s"' in first
     page = settled(staff, f"/ui/catalogs?quarter={club.QUARTER}")
-    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r'data-flag="([a-z_]+)">(?:<span class="tag warn">)?(\d+)', page)}
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r'data-flag="([a-z_]+)" data-in="\d+">(?:<span class="tag warn">)?(\d+)', page)}
     assert counts == {
         "missing_address": 1, "missing_postcode": 0, "name_too_long": 1, "address_too_long": 0, "duplicate_household": 1,
+        "few_picks": 4,  # the plan holds one title (M01 bought it): nobody gets the 6 picks the layout needs
+        "over_page_budget": 0,  # no segment catalog rendered: pages not checked, and the page says so
     }
+    assert "页数未检查" in page
     assert '<a href="/ui/members/M51">M51</a>' in page and '<p class="asof">4 ' in page  # four members checked

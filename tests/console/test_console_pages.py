@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import io
 import json
 import os
 import re
@@ -13,11 +14,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pypdf import PdfReader, PdfWriter
 from sqlalchemy import Engine, insert, text
 
+from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import jobs as jobs_db
 from recsys.storage.schema import MemberSegment
@@ -307,3 +311,146 @@ def test_a_render_job_without_plans_fails_with_the_clis_message(staff: Staff, cl
     job_id = int(response.headers["location"].rsplit("-", 1)[1])
     row = _row(_wait_for_job(staff, job_id), job_id)
     assert 'data-status="failed"' in row and "no catalog plans for 2026Q1" in row
+
+
+# ---- catalogs: preflight picks and pages, proof filters -----------------------------------------
+
+
+def _pdf(path: Path, pages: int) -> bytes:
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=300, height=400)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def _quarter_with_editions(settings: Settings, club_engine: Engine) -> None:
+    """Segments 1 (M01 core, M02 regular, M03 regular) and 2 (M04 core) of club.QUARTER, a plan of
+    T01–T08 each, segment catalogs of 1 page, editions of M01 (3 pages), M02 (5) and M04 (3)."""
+    from catalog.paths import catalog_path, edition_path, sidecar_bytes
+    from catalog.plan import CatalogPlan, PlanEntry, PlanSection
+    from recsys.storage import plans as plans_db
+
+    with club_engine.begin() as connection:
+        _segment(connection, 2, "regular")
+        _segment(connection, 3, "regular")
+        _segment(connection, 4, "core", segment=2)
+        for segment in (1, 2):
+            entries = [PlanEntry(f"T0{n}", 1.0 - n / 10, False) for n in range(1, 9)]
+            plan = CatalogPlan(club.QUARTER, segment, f"细分{segment}", "v1", "abc", [PlanSection("I", "文学", 8, entries)])
+            plans_db.store_plan(connection, club.QUARTER, segment, "v1", "abc", plan.to_json())
+    for segment in (1, 2):
+        body = _pdf(catalog_path(settings, club.QUARTER, segment), 1)
+        catalog_path(settings, club.QUARTER, segment).with_suffix(".json").write_bytes(
+            sidecar_bytes(body, pages=1, segment=segment)
+        )
+    for member_id, pages in (("M01", 3), ("M02", 5), ("M04", 3)):
+        _pdf(edition_path(settings, club.QUARTER, member_id), pages)
+
+
+def test_preflight_counts_short_picks_with_the_editions_function_and_editions_over_their_page_budget(
+    staff: Staff, api_settings: Settings, club_engine: Engine
+) -> None:
+    _quarter_with_editions(api_settings, club_engine)
+    page = settled(staff, f"/ui/catalogs?quarter={club.QUARTER}")
+    counts = {
+        (m.group(1), m.group(2)): int(m.group(3))
+        for m in re.finditer(r'data-flag="([a-z_]+)" data-in="(\d)">(?:<span class="tag warn">)?(\d+)', page)
+    }
+    # in stock, in the plan and not bought: M01 T07 T08; M02 T01 T02 T03 T04 T06; M03 T08; M04 six
+    assert counts[("few_picks", "1")] == 3 and counts[("few_picks", "2")] == 0
+    assert counts[("over_page_budget", "1")] == 1 and counts[("over_page_budget", "2")] == 0  # M02: 5 − 1 > 2
+    assert page.count("页数：已统计 2 份个人版") == 1 and page.count("页数：已统计 1 份个人版") == 1
+
+
+def _position(page: str) -> str:
+    found = re.search(r'id="proof-position">([^<]+)<', page)
+    return found.group(1) if found else "none"
+
+
+def _proof_members(staff: Staff, query: str) -> list[str]:
+    """Every member the proof viewer steps through for ``query``, by following "next"."""
+    path = f"/ui/catalogs/{club.QUARTER}/proofs?{query}"
+    seen: list[str] = []
+    while True:
+        page = staff.get("editions", path).text
+        found = re.search(r'id="proof-member">([^<]+)<', page)
+        if found is None:
+            return seen
+        seen.append(found.group(1))
+        after = re.search(r'id="proof-next" href="([^"]+)"', page)
+        if after is None:
+            return seen
+        path = html.unescape(after.group(1))
+
+
+def test_the_proof_viewer_filters_by_segment_tier_preflight_flag_and_a_seeded_sample_per_segment(
+    staff: Staff, api_settings: Settings, club_engine: Engine
+) -> None:
+    _quarter_with_editions(api_settings, club_engine)
+    settled(staff, f"/ui/catalogs?quarter={club.QUARTER}", "editions")  # the preflight, for the flag filter
+    assert _proof_members(staff, "") == ["M01", "M02", "M04"]
+    assert _proof_members(staff, "segment=1") == ["M01", "M02"]
+    assert _proof_members(staff, "tier=core") == ["M01", "M04"]
+    assert _proof_members(staff, "segment=1&tier=regular") == ["M02"]
+    assert _proof_members(staff, "flag=over_page_budget") == ["M02"]
+    assert _proof_members(staff, "flag=few_picks") == ["M01", "M02"]  # M03 has no edition
+    sampled = _proof_members(staff, "sample=1&seed=5")
+    assert len(sampled) == 2 and sampled[-1] == "M04" and sampled[0] in ("M01", "M02")  # one per segment
+    assert _proof_members(staff, "sample=1&seed=5") == sampled  # the same seed, the same sample
+    seeds = {_proof_members(staff, f"sample=1&seed={s}")[0] for s in range(12)}
+    assert seeds == {"M01", "M02"}  # other seeds, other members
+    page = staff.get("editions", f"/ui/catalogs/{club.QUARTER}/proofs?sample=1&seed=5").text
+    assert 'id="another-sample"' in page and "seed=6" in page
+    assert _position(staff.get("editions", f"/ui/catalogs/{club.QUARTER}/proofs?flag=nope").text) == "none"
+    marked = staff.post("editions", f"/ui/catalogs/{club.QUARTER}/proofs/M02/mark", {"ok": "1", "note": "", "filters": "tier=regular&segment=1&evil=1"})
+    assert marked.status_code == 303 and marked.headers["location"].endswith("proofs?member=M02&tier=regular&segment=1")
+
+
+def test_page_counts_equal_pypdfs(tmp_path: Path) -> None:
+    from weasyprint import HTML
+
+    from console.pdfpages import _fast_count, page_count
+
+    files = []
+    for pages in (1, 4):
+        plain = tmp_path / f"plain-{pages}.pdf"
+        _pdf(plain, pages)
+        files.append(plain)
+        printed = tmp_path / f"printed-{pages}.pdf"
+        HTML(string="".join(f'<p style="break-after: page">第 {n} 页</p>' for n in range(pages))).write_pdf(printed)
+        files.append(printed)
+    merged = PdfWriter()
+    for path in files:
+        merged.append(str(path))
+    buffer = io.BytesIO()
+    merged.write(buffer)
+    (tmp_path / "merged.pdf").write_bytes(buffer.getvalue())
+    files.append(tmp_path / "merged.pdf")
+    for path in files:
+        assert page_count(path) == _fast_count(path.read_bytes()) == len(PdfReader(path).pages), path.name
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.7\nnot a pdf")
+    with pytest.raises(Exception):  # noqa: B017 - pypdf's own error: the fallback is pypdf
+        page_count(tmp_path / "broken.pdf")
+
+
+# ---- titles: in how many members' top 20 ----------------------------------------------------------
+
+
+def test_a_titles_reach_is_counted_on_the_apis_answers_and_labelled_as_a_sample(
+    staff: Staff, staff_keys: dict[str, str]
+) -> None:
+    first = staff.get("read", "/ui/titles/T07").text
+    assert 'id="reach-pending"' in first and 'hx-trigger="every 2s"' in first
+    recs = {m[0]: _api_recs(staff, staff_keys["read"], m[0]) for m in club.MEMBERS}  # 6 ≤ the sample size: all
+    for title_id in ("T07", "T99", "T05"):
+        page = settled(staff, f"/ui/titles/{title_id}")
+        hits = sum(title_id in r for r in recs.values())
+        sample = re.search(r'id="reach-sample" data-hits="(\d+)" data-sampled="(\d+)"', page)
+        assert sample is not None and (int(sample.group(1)), int(sample.group(2))) == (hits, len(club.MEMBERS))
+        assert f'data-estimate="{hits}"' in page  # the whole club was the sample
+        assert "按样本推算" in page and "数据时间" in page
+    assert 'data-hits="0"' in settled(staff, "/ui/titles/T05")  # out of stock: in nobody's list
