@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -193,29 +193,26 @@ def plan_contacts(
 ) -> ContactPlan:
     """Suppress, then hold out at random, then mail the rest (module docstring)."""
     n = len(audience)
-    suppress_tiers = set(settings.suppress_tiers)
-    reason: list[str | None] = [None] * n
-    for i in range(n):
-        if audience.status[i] == "closed":
-            reason[i] = "member closed"
-        elif kind in PRINT_KINDS and not audience.has_address[i]:
-            reason[i] = "no postal address"
-        elif audience.tier[i] in suppress_tiers:
-            reason[i] = f"tier {audience.tier[i]} is not mailed"
+    status = np.asarray(audience.status, dtype=object)
+    tiers = np.asarray(audience.tier, dtype=object)
+    reason = np.full(n, None, dtype=object)
+    closed = status == "closed"
+    no_address = ~closed & ~audience.has_address if kind in PRINT_KINDS else np.zeros(n, dtype=np.bool_)
+    reason[closed] = "member closed"
+    reason[no_address] = "no postal address"
+    for tier in settings.suppress_tiers:  # a handful of tiers: one mask each
+        this = (tiers == tier) & (reason == None)  # noqa: E711 (elementwise on an object array)
+        reason[this] = f"tier {tier} is not mailed"
+    suppressed = reason != None  # noqa: E711
     assignment = assign_holdouts(
         audience.member_id, audience.segment, audience.tier, holdout_rule(settings), seed
     )
-    arm: list[str] = []
-    for i in range(n):
-        if reason[i] is not None:
-            arm.append("suppressed")
-        elif assignment.held[i]:
-            arm.append("holdout")
-            reason[i] = "universal" if assignment.universal[i] else "random"
-        else:
-            arm.append("mailed")
-    mailed = np.fromiter((a == "mailed" for a in arm), dtype=np.bool_, count=n)
-    return ContactPlan(audience, arm, reason, assignment, _personal_mask(audience, mailed, personal))
+    held = assignment.held & ~suppressed
+    arms = np.where(suppressed, "suppressed", np.where(held, "holdout", "mailed"))
+    reason[held] = ["universal" if u else "random" for u in assignment.universal[held].tolist()]
+    mailed = ~suppressed & ~held
+    arm: list[str] = arms.tolist()
+    return ContactPlan(audience, arm, reason.tolist(), assignment, _personal_mask(audience, mailed, personal))
 
 
 @dataclass(frozen=True)
@@ -251,25 +248,27 @@ def write_quarter_contacts(
     todo = ~np.isin(audience.member_key, done)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
-    def rows() -> object:
-        for i in np.flatnonzero(todo):
-            segment = int(audience.segment[i])
-            edition, treatment = arms[segment]
+    def rows() -> Iterator[tuple[Any, ...]]:
+        zero = Decimal("0")
+        by_segment = {s: (e, t, e.cost_per_piece) for s, (e, t) in arms.items()}
+        probability = plan.assignment.probability.tolist()
+        keys = audience.member_key.tolist()
+        segments = audience.segment.tolist()
+        personal_mask = plan.personal.tolist()
+        for i in np.flatnonzero(todo).tolist():
+            segment = segments[i]
+            edition, treatment, cost = by_segment[segment]
             arm = plan.arm[i]
-            mailed = arm == "mailed"
             file = None
-            if mailed:
-                member_id = audience.member_id[i]
-                file = files.member(member_id) if plan.personal[i] else files.segment(segment)
+            if arm == "mailed":
+                file = files.member(audience.member_id[i]) if personal_mask[i] else files.segment(segment)
             yield (
-                campaign.id, int(audience.member_key[i]), treatment.id, edition.id, arm, plan.reason[i],
-                segment, audience.tier[i],
-                None if arm == "suppressed" else float(plan.assignment.probability[i]),
-                edition.in_home_date, edition.cost_per_piece if mailed else Decimal("0"),
-                edition.model_version, edition.plan_id, file, now,
+                campaign.id, keys[i], treatment.id, edition.id, arm, plan.reason[i], segment, audience.tier[i],
+                None if arm == "suppressed" else probability[i], edition.in_home_date,
+                cost if arm == "mailed" else zero, edition.model_version, edition.plan_id, file, now,
             )
 
-    written = campaigns_db.write_contacts(connection, rows())  # type: ignore[arg-type]
+    written = campaigns_db.write_contacts(connection, rows())
     return ContactsResult(
         campaign=campaign,
         written=written,

@@ -48,7 +48,7 @@ def row_counts(connection: Connection) -> dict[str, int]:
 def clear_club_data(connection: Connection) -> None:
     """Empty members, titles, purchases and their category links (and what hangs off members)."""
     if connection.dialect.name == "postgresql":
-        connection.execute(text(f"TRUNCATE {', '.join(CLUB_TABLES)} RESTART IDENTITY CASCADE"))
+        connection.execute(text(f"TRUNCATE {', '.join((*CAMPAIGN_TABLES, *CLUB_TABLES))} RESTART IDENTITY CASCADE"))
         return
     for table in (*CAMPAIGN_TABLES, "member_segments", *CLUB_TABLES):
         connection.execute(text(f"DELETE FROM {table}"))

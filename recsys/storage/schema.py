@@ -346,7 +346,11 @@ class CampaignMatch(Base):
     """An order line of a campaign's window, classified: ``direct`` (its key code),
     ``inferred`` (the member was contacted and ordered within the response window after
     the in-home date; one row per candidate contact) or ``unattributed`` (no contact).
-    The three credit rules are stored side by side."""
+    The three credit rules are stored side by side.
+
+    A derived table, written only by matchback from stored order lines and contacts: no
+    foreign keys (their per-row checks cost five times the insert itself on PostgreSQL);
+    it is emptied with the campaign tables (``club.clear_club_data``)."""
 
     __tablename__ = "campaign_matches"
     __table_args__ = (
@@ -355,10 +359,10 @@ class CampaignMatch(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
-    campaign_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"))
-    purchase_id: Mapped[int] = mapped_column(BigIntKey, ForeignKey("purchases.id", ondelete="CASCADE"))
-    contact_id: Mapped[int | None] = mapped_column(BigIntKey, ForeignKey("campaign_contacts.id"))
-    treatment_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("campaign_treatments.id"))
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    purchase_id: Mapped[int] = mapped_column(BigIntKey)
+    contact_id: Mapped[int | None] = mapped_column(BigIntKey)
+    treatment_id: Mapped[int | None] = mapped_column(Integer)
     match: Mapped[str] = mapped_column(String(12))
     days_after: Mapped[int | None] = mapped_column(Integer)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
