@@ -544,7 +544,6 @@ class ContactArrays:
     segment: npt.NDArray[np.int64]  # -1 when none
     holdout_share: npt.NDArray[np.float64]  # NaN when the campaign's arms came from outside
     cost: npt.NDArray[np.float64]
-    tier: list[str | None]
 
 
 def contact_arrays(connection: Connection, campaign_id: int) -> ContactArrays:
@@ -556,7 +555,7 @@ def contact_arrays(connection: Connection, campaign_id: int) -> ContactArrays:
         select(
             CampaignContact.id, CampaignContact.treatment_id, arm_code,
             func.coalesce(CampaignContact.segment, -1), CampaignContact.holdout_share,
-            cast(CampaignContact.cost, Float), CampaignContact.tier,
+            cast(CampaignContact.cost, Float),
         )
         .where(CampaignContact.campaign_id == campaign_id, CampaignContact.arm.in_(("mailed", "holdout")))
         .order_by(CampaignContact.id)
@@ -569,7 +568,6 @@ def contact_arrays(connection: Connection, campaign_id: int) -> ContactArrays:
         segment=np.fromiter((r[3] for r in rows), dtype=np.int64, count=n),
         holdout_share=np.fromiter((np.nan if r[4] is None else r[4] for r in rows), dtype=np.float64, count=n),
         cost=np.fromiter((r[5] or 0.0 for r in rows), dtype=np.float64, count=n),
-        tier=[r[6] for r in rows],
     )
 
 
