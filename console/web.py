@@ -66,6 +66,7 @@ def _when(moment: object) -> str:
 
 templates.filters["when"] = _when
 templates.globals["chartnum"] = fmt_value  # numbers beside a chart, as its data-value
+templates.filters["epoch"] = lambda seconds: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(seconds)))
 
 
 class LoginRequired(Exception):

@@ -7,8 +7,9 @@ report`` and ``GET /v1/campaigns/{id}/report`` call; it is computed in the backg
 bootstrap takes a moment on a large campaign) and shown with its time. Aggregate figures only:
 the read role sees them, as the API's read keys do.
 
-The mail-depth curve (how many members to mail, from the mailing-decision module) is not
-shown: ``campaign/policy.py`` has not landed yet.
+The mail-depth curve (how many members to mail) is not shown: ``campaign.policy.depth_curve``
+needs the expected profit of each member × edition kind, and nothing yet computes it for a
+campaign (no command, no stored decision) — the console computes nothing of its own.
 """
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +18,7 @@ from sqlalchemy import Connection
 from catalog.paths import catalog_path, quarter_dir
 from catalog.period import Quarter
 from console.cache import aggregates_of
+from console.health import read_health
 from console.models_view import model_summary
 from console.session import COOKIE, COOKIE_PATH, StaffSession, console_secret, sign_session
 from console.web import (
@@ -29,6 +33,7 @@ from console.web import (
     session_of,
     settings_of,
 )
+from recsys.importing.title_kind import rejected_outside_labels
 from recsys.storage import audit as audit_db
 from recsys.storage import console_reads
 from recsys.storage import plans as plans_db
@@ -129,7 +134,15 @@ def overview(request: Request, connection: Conn) -> Response:
         lambda c: console_reads.club_counters(c, dt.datetime.now(dt.UTC).replace(tzinfo=None), start),
     )
     alerts = cache.get(("alerts", trained_until), lambda c: console_reads.data_alerts(c, trained_until))
+    data_dir = Path(settings_of(request).data_dir)
+    unmapped = cache.get(("unmapped", str(data_dir)), lambda c: unmapped_labels(c, data_dir))
     rows: list[dict[str, Any]] = []
+    if unmapped is not None and unmapped.value.labels:
+        u = unmapped.value
+        rows.append({
+            "key": "alert_unmapped_labels", "count": len(u.labels), "action": "act_unmapped_labels",
+            "link": "/ui/data", "examples": [f"{s}:{lb} ({n})" for (s, lb), n in u.labels.most_common(5)],
+        })
     if alerts is not None:
         a = alerts.value
         for key, n, action, link in (
@@ -144,10 +157,31 @@ def overview(request: Request, connection: Conn) -> Response:
     holder = getattr(request.app.state, "holder", None)
     serving = holder.model.version if holder is not None and holder.model is not None else None
     return page(
-        request, "overview.html", session, counters=counters, alerts=rows, alerts_at=alerts.at if alerts else None,
-        model=summary, quarter=quarter, pipeline=_pipeline(request, connection, quarter), serving=serving,
-        now=now,
+        request, "overview.html", session, counters=counters, alerts=rows,
+        alerts_at=alerts.at if alerts and unmapped else None, model=summary, quarter=quarter,
+        pipeline=_pipeline(request, connection, quarter), serving=serving, now=now, health=read_health(),
     )
+
+
+@dataclass(frozen=True)
+class UnmappedLabels:
+    labels: Counter[tuple[str, str]]  # (scheme, label) → rejected rows naming it
+    files: int  # rejects files read
+
+
+def unmapped_labels(connection: Connection, data_dir: Path) -> UnmappedLabels:
+    """Outside labels (``scheme:label``) in the rejected rows of the rejects files that still
+    have no category mapping (a mapping added since, and the label is no longer listed)."""
+    found: Counter[tuple[str, str]] = Counter()
+    files = 0
+    for path in reject_files(data_dir):
+        try:
+            found.update(rejected_outside_labels(path))
+        except (OSError, UnicodeDecodeError, csv.Error):  # not a rejects file we can read: skip it
+            continue
+        files += 1
+    mapped = console_reads.mapped_labels(connection, list(found))
+    return UnmappedLabels(Counter({k: n for k, n in found.items() if k not in mapped}), files)
 
 
 @router.get("/audit", include_in_schema=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -57,18 +60,35 @@ def _parse_title(values: Row, limits: f.Limits) -> RowTuple:
     )
 
 
+def category_refs(raw: str) -> list[tuple[str | None, str | None, str | None]]:
+    """A ``categories`` field: ``;``-separated codes or ``scheme:label`` pairs, the first primary,
+    as (code, scheme, label) with either the code or the scheme and label set."""
+    out: list[tuple[str | None, str | None, str | None]] = []
+    for item in (p.strip() for p in raw.split(";") if p.strip()):
+        scheme, sep, label = item.partition(":")
+        out.append((None, scheme.strip(), label.strip()) if sep else (item, None, None))
+    return out
+
+
 def _title_categories(line: int, staged: dict[str, Any]) -> list[RowTuple]:
     """``categories``: ``;``-separated codes or ``scheme:label`` pairs; the first is primary."""
-    raw = staged.get("categories") or ""
     title_id = staged["title_id"]
-    out: list[RowTuple] = []
-    for position, item in enumerate(p.strip() for p in raw.split(";") if p.strip()):
-        scheme, sep, label = item.partition(":")
-        if sep:
-            out.append((line, title_id, position, None, scheme.strip(), label.strip(), None))
-        else:
-            out.append((line, title_id, position, item, None, None, None))
-    return out
+    return [
+        (line, title_id, position, code, scheme, label, None)
+        for position, (code, scheme, label) in enumerate(category_refs(staged.get("categories") or ""))
+    ]
+
+
+def rejected_outside_labels(path: Path) -> Counter[tuple[str, str]]:
+    """(scheme, label) → rejected rows of the rejects file at ``path`` whose ``categories`` name it
+    (a titles rejects file; any other file has no such column and gives nothing)."""
+    found: Counter[tuple[str, str]] = Counter()
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if "categories" not in (row.get("field") or "").split(";"):
+                continue
+            found.update({(s, lb) for _c, s, lb in category_refs(row.get("categories") or "") if s and lb})
+    return found
 
 
 def _land_titles(connection: Any, stage: Table, child: Table | None, fresh: Any) -> int:

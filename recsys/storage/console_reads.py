@@ -7,13 +7,15 @@ computes once and shows with their time (``console.cache``), never per page view
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
+from recsys.storage.bulk import in_chunks
 from recsys.storage.schema import (
+    CategoryMapping,
     ImportRun,
     Member,
     MemberSegment,
@@ -290,3 +292,13 @@ def quarter_members(connection: Connection, quarter: str) -> list[tuple[str, int
 def open_member_ids(connection: Connection) -> list[str]:
     """Every member id not closed (a sample is drawn from them, off the request path)."""
     return list(connection.scalars(select(Member.member_id).where(Member.status != "closed")))
+
+
+def mapped_labels(connection: Connection, pairs: Collection[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (scheme, label) pairs of ``pairs`` that category_mappings maps onto a category."""
+    wanted = set(pairs)
+    found: set[tuple[str, str]] = set()
+    for chunk in in_chunks(sorted({label for _scheme, label in wanted})):
+        stmt = select(CategoryMapping.scheme, CategoryMapping.label).where(CategoryMapping.label.in_(chunk))
+        found.update((s, lb) for s, lb in connection.execute(stmt) if (s, lb) in wanted)
+    return found

@@ -454,3 +454,60 @@ def test_a_titles_reach_is_counted_on_the_apis_answers_and_labelled_as_a_sample(
         assert f'data-estimate="{hits}"' in page  # the whole club was the sample
         assert "按样本推算" in page and "数据时间" in page
     assert 'data-hits="0"' in settled(staff, "/ui/titles/T05")  # out of stock: in nobody's list
+
+
+# ---- overview: unmapped outside labels, service health ---------------------------------------------
+
+
+def test_unmapped_outside_labels_from_an_imports_rejects_are_an_alert_until_they_are_mapped(
+    staff: Staff, api_settings: Settings, club_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bookclub_cli.main import app
+
+    monkeypatch.setenv("BOOKCLUB_DATA_DIR", str(api_settings.data_dir))
+    monkeypatch.setenv("BOOKCLUB_DATABASE_URL", club_engine.url.render_as_string(hide_password=False))
+    titles = tmp_path / "shop-titles.csv"
+    titles.write_text(
+        "title_id,title,categories\n"
+        "T40,侦探一,shop:推理\nT41,侦探二,shop:推理;I247\nT42,科幻,shop:科幻\nT43,小说,I247\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", "titles", str(titles), "--skip-invalid"])
+    assert result.exit_code == 0, result.output
+    page = settled(staff, "/ui/")
+    assert re.search(r'data-alert="alert_unmapped_labels">2<', page)  # shop:推理 and shop:科幻
+    assert "shop:推理 (2)" in page and "shop:科幻 (1)" in page and "bookclub import category-mappings" in page
+    mappings = tmp_path / "mappings.csv"
+    mappings.write_text("scheme,label,category_code\nshop,推理,I247\n", encoding="utf-8")
+    assert runner.invoke(app, ["import", "category-mappings", str(mappings)]).exit_code == 0
+    staff.client.app.state.console_aggregates.ttl = 0  # type: ignore[attr-defined]  # recompute now
+    page = settled(staff, "/ui/")
+    assert re.search(r'data-alert="alert_unmapped_labels">1<', page) and "shop:推理" not in page
+
+
+def test_service_health_equals_the_prometheus_registry_the_api_exposes(staff: Staff, staff_keys: dict[str, str]) -> None:
+    from prometheus_client import REGISTRY
+
+    for member_id in ("M01", "M05", "NOPE"):
+        staff.client.get(f"/v1/members/{member_id}/recommendations", headers={"Authorization": f"Bearer {staff_keys['read']}"})
+    page = staff.get("read", "/ui/").text
+    route = "/v1/members/{member_id}/recommendations"
+    expected = sum(
+        REGISTRY.get_sample_value("bookclub_http_requests_total", {"method": "GET", "route": route, "status": s}) or 0
+        for s in ("200", "404")
+    )
+    shown = re.search(rf'data-requests="{re.escape(html.escape(route))}">([\d,]+)<', page)
+    assert shown is not None and int(shown.group(1).replace(",", "")) == expected >= 3
+    cold = REGISTRY.get_sample_value("bookclub_recommendations_total", {"kind": "cold_start"}) or 0
+    warm = REGISTRY.get_sample_value("bookclub_recommendations_total", {"kind": "personalized"}) or 0
+    found = re.search(r'id="health-cold">([\d.]+)%', page)
+    assert found is not None and float(found.group(1)) == pytest.approx(100 * cold / (cold + warm), abs=0.05)
+    errors = re.search(r'id="health-errors" data-errors="(\d+)"', page)
+    total_5xx = sum(
+        s.value for f in REGISTRY.collect() if f.name == "bookclub_http_requests" for s in f.samples
+        if s.name.endswith("_total") and s.labels["status"].startswith("5")
+    )
+    assert errors is not None and int(errors.group(1)) == total_5xx

@@ -55,3 +55,16 @@ def test_quarter_members_and_open_member_ids(engine: Engine) -> None:
     with engine.connect() as connection:
         assert console_reads.quarter_members(connection, club.QUARTER) == [("M01", 1, "core")]  # M60 is closed
         assert sorted(console_reads.open_member_ids(connection)) == [m[0] for m in club.MEMBERS]
+
+
+def test_mapped_labels_are_those_category_mappings_holds(engine: Engine) -> None:
+    from recsys.storage.schema import CategoryMapping
+
+    with engine.begin() as connection:
+        club.insert_club(connection)
+        connection.execute(insert(CategoryMapping).values(scheme="shop", label="推理", category_code="I247"))
+        connection.execute(insert(CategoryMapping).values(scheme="other", label="科幻", category_code="TP"))
+    with engine.connect() as connection:
+        asked = [("shop", "推理"), ("shop", "科幻"), ("other", "推理")]
+        assert console_reads.mapped_labels(connection, asked) == {("shop", "推理")}
+        assert console_reads.mapped_labels(connection, []) == set()
