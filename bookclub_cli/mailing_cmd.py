@@ -183,8 +183,107 @@ def suppress_list(member_id: str | None = typer.Option(None, "--member")) -> Non
     console.print(table)
 
 
+@cli_errors
+def simulate(
+    quarters: int = typer.Option(4, "--quarters", min=1, max=40, help="quarters to simulate"),
+    members: int = typer.Option(20_000, "--members", min=100, help="members of the simulated club"),
+    seed: int = typer.Option(0, "--seed"),
+    budget_per_member: float | None = typer.Option(
+        None, "--budget-per-member", min=0, help="the policy arm's budget per member and quarter (default: none)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """A simulated year: the mailing decision against a mail-all control arm, quarter by quarter,
+    scored on the simulated members' true incremental profit."""
+    from campaign.year_sim import simulate_year
+
+    settings = load_settings()
+    costs: dict[str, float] = {str(kind): settings.campaign.costs(kind).total for kind in settings.mailing.options}
+    rows = simulate_year(
+        members=members, quarters=quarters, seed=seed, costs=costs, budget_per_member=budget_per_member,
+        holdout_share=settings.campaign.holdout_share, learner=settings.mailing.uplift_learner,
+    )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"costs": costs, "quarters": [r.to_json() for r in rows]}, ensure_ascii=False))
+        return
+    table = Table(title=f"a simulated year: {members:,} members, costs per piece "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in costs.items()))  # fmt: skip
+    for column in ("q", "arm", "members", "pieces", "cost", "incr. margin", "profit", "per piece", "per member"):
+        table.add_column(column, justify="right")
+    table.add_column("how")
+    for r in rows:
+        table.add_row(
+            str(r.quarter), r.arm, f"{r.members:,}", f"{r.total_pieces:,}", f"{r.cost:,.0f}",
+            f"{r.incremental_margin:,.0f}", f"{r.profit:,.0f}", f"{r.profit_per_piece:,.3f}",
+            f"{r.profit_per_member:,.3f}", r.how.split(" (")[0],
+        )  # fmt: skip
+    console.print(table)
+    policy = [r for r in rows if r.arm == "policy" and r.quarter > 1]
+    control = [r for r in rows if r.arm != "policy" and r.quarter > 1]
+    if policy:
+        per = sum(r.profit for r in policy) / sum(r.members for r in policy)
+        base = sum(r.profit for r in control) / sum(r.members for r in control)
+        pieces = sum(r.total_pieces for r in policy) / sum(r.members for r in policy)
+        console.print(
+            f"quarters 2–{quarters}: the decision {per:,.3f} profit per member with {pieces:.2f} pieces each; "
+            f"the mail-all control {base:,.3f} with {sum(r.total_pieces for r in control) / sum(r.members for r in control):.2f}"
+        )
+
+
+@cli_errors
+def evaluate_mailing(
+    hillstrom: Path | None = typer.Option(None, "--hillstrom", help="the Hillstrom file (default: in the shared data)"),
+    budget_per_member: float = typer.Option(0.40, "--budget-per-member", min=0, help="0 for no budget"),
+    train_members: int = typer.Option(60_000, "--train-members", min=1000),
+    eval_members: int = typer.Option(50_000, "--eval-members", min=1000),
+    seed: int = typer.Option(0, "--seed"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Issue 11's evaluation of the decision: the simulated club (against an oracle, mailing everyone,
+    an RFM-cell rule and a response model) and Hillstrom (IPW on a held-out half)."""
+    from campaign.policy import Constraints
+    from campaign.policy_eval import evaluate_hillstrom, evaluate_simulated
+
+    settings = load_settings()
+    costs: dict[str, float] = {str(kind): settings.campaign.costs(kind).total for kind in settings.mailing.options}
+    budget = budget_per_member * eval_members if budget_per_member else None
+    sim = evaluate_simulated(
+        train_members=train_members, eval_members=eval_members, seed=seed, costs=costs,
+        learner=settings.mailing.uplift_learner, constraints=Constraints(budget=budget),
+    )  # fmt: skip
+    path = hillstrom or settings.shared_data_dir / "hillstrom" / "hillstrom.csv.gz"
+    hill = [evaluate_hillstrom(path, seed=seed, outcome=o) for o in ("spend", "visit")] if path.exists() else []
+    if as_json:
+        typer.echo(json.dumps({"simulated": sim.to_json(), "hillstrom": [h.to_json() for h in hill]}))
+        return
+    console.print(
+        f"simulated club: {sim.members:,} members, learned from a randomized quarter of {sim.trained_on:,}; "
+        f"budget {_number(budget, 0)}; the decision mails {sum(sim.policy_pieces.values()):,} pieces "
+        f"({', '.join(f'{k} {v:,}' for k, v in sim.policy_pieces.items())}), profit {sim.policy_profit:,.0f}; "
+        f"the oracle {sim.oracle_profit:,.0f}: captured {sim.capture:.1%} [{sim.capture_low:.1%}, {sim.capture_high:.1%}]"
+    )
+    table = Table(title="the decision against")
+    for column in ("rule", "pieces", "profit", "decision's gain", "95 % interval"):
+        table.add_column(column, justify="right")
+    for c in sim.comparisons:
+        table.add_row(c.name, f"{c.pieces:,}", f"{c.profit:,.0f}", f"{c.gain:+.1%}", f"[{c.low:+.1%}, {c.high:+.1%}]")
+    console.print(table)
+    for h in hill:
+        table = Table(title=f"Hillstrom, {h.outcome} per member (IPW on {h.members_evaluated:,} held-out customers): "
+                      f"the policy {h.policy_value:.4f}")  # fmt: skip
+        for column in ("against", "value", "policy's gain", "95 % interval"):
+            table.add_column(column, justify="right")
+        for c in h.comparisons:
+            table.add_row(c.name, f"{h.values[c.name]:.4f}", f"{c.gain:+.1%}", f"[{c.low:+.1%}, {c.high:+.1%}]")
+        console.print(table)
+    if not hill:
+        console.print(f"Hillstrom: {path} not found, skipped")
+
+
 def register(app: typer.Typer) -> None:
     app.command("value")(value)
+    app.command("simulate")(simulate)
+    app.command("evaluate-mailing")(evaluate_mailing)
     suppressions_app.command("add")(suppress_add)
     suppressions_app.command("import")(suppress_import)
     suppressions_app.command("lift")(suppress_lift)
