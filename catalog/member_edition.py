@@ -22,6 +22,7 @@ from catalog.fonts import member_locator
 from catalog.paths import edition_path, sidecar_bytes, sidecar_path
 from catalog.pdfmerge import BodyTemplate, MemberBatch
 from catalog.plan import CatalogPlan
+from catalog.qr import qr_payload
 from catalog.render import Renderer, check_fonts, page_css, per_row, render_html
 from catalog.stamps import CardFill, FormFill, StampFinisher, StampSheet, placements, stamp_views
 from recsys.errors import BookclubError, UnknownMemberError
@@ -32,12 +33,6 @@ from recsys.storage import campaigns as campaigns_db
 from recsys.storage import members as members_db
 from recsys.storage.members import MemberRecord
 from recsys.storage.titles import TitleRecord
-
-
-def qr_payload(member_id: str, key_code: str = "") -> str:
-    """What the order form's QR code says: the member number, then the key code of the
-    mailing after a space (``M0000042 2026Q4-S1-C``); the member number alone without one."""
-    return f"{member_id} {key_code}" if key_code else member_id
 
 
 def member_qr(member_id: str, key_code: str = "") -> segno.QRCode:
@@ -251,8 +246,8 @@ def render_member_pages(
 
     The fonts are checked first: a missing font or character is an error naming the member,
     never a page of boxes."""
-    forms, cards, wanted = stamp_views(views, sheet) if sheet is not None else ({}, {}, {})
-    html = member_pages_html(views, settings, forms, cards)
+    stamped = stamp_views(views, sheet) if sheet is not None else None
+    html = member_pages_html(views, settings, stamped.forms if stamped else None, stamped.cards if stamped else None)
     check_fonts(html, settings, "member_font", member_locator(html))
     document = renderer.layout(html)
     starts: dict[str, int] = {}
@@ -268,7 +263,9 @@ def render_member_pages(
     missing = [v.member_id for v in views if v.member_id not in ranges]
     if missing:
         raise RuntimeError(f"member pages lost their anchors: {missing[:5]}")
-    finisher = StampFinisher(sheet, placements(document, wanted, sheet)) if sheet is not None else None
+    finisher = None
+    if sheet is not None and stamped is not None:
+        finisher = StampFinisher(sheet, placements(document, stamped.wanted, sheet, stamped.qr_codes))
     return MemberPages(renderer.write(document, finisher=finisher), ranges)
 
 

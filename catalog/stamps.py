@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from io import BytesIO
 
 import pydyf
+import segno
 from pypdf import PdfReader
 from pypdf.generic import (
     ArrayObject,
@@ -45,6 +46,7 @@ from weasyprint.document import Document
 
 from catalog.context import MemberView
 from catalog.printfile import serialise
+from catalog.qr import qr_payload
 
 PX_TO_PT = 0.75  # CSS px → PDF points
 MM = 96 / 25.4  # CSS px per mm
@@ -209,28 +211,72 @@ class Placement:
     dy: float
 
 
-def placements(document: Document, wanted: Mapping[str, str], sheet: StampSheet) -> list[list[Placement]]:
-    """Per page of ``document``: the stamps its placeholders (anchor → stamp) ask for."""
-    out: list[list[Placement]] = []
+@dataclass(frozen=True)
+class QrDraw:
+    """A QR code drawn as filled squares into its placeholder box (CSS px from the page's
+    top-left): the same marks as the ``<img>`` of segno's SVG, without parsing a path."""
+
+    x: float
+    y: float
+    size: float
+    payload: str
+    page_height: float
+
+
+QR_BORDER = 2  # modules of quiet zone inside the 22 mm box, as qr_data_url's SVG
+QR_DARK = b"0.0667 0.0667 0.0667 rg"  # #111
+
+
+def placements(
+    document: Document, wanted: Mapping[str, str], sheet: StampSheet, qr_codes: Mapping[str, str] | None = None
+) -> list[list[Placement | QrDraw]]:
+    """Per page of ``document``: the stamps its placeholders (anchor → stamp) ask for, and the
+    QR codes (anchor → payload)."""
+    qr_codes = qr_codes or {}
+    out: list[list[Placement | QrDraw]] = []
     found = 0
     for page in document.pages:
-        here = []
-        for name, (x, y, _x2, _y2) in page.anchors.items():
+        here: list[Placement | QrDraw] = []
+        for name, (x, y, x2, _y2) in page.anchors.items():
             stamp = wanted.get(name)
             if stamp is not None:
                 _page, x0, y0 = sheet.origins[stamp]
                 here.append(Placement(stamp, x - x0, y - y0))
                 found += 1
+            elif (payload := qr_codes.get(name)) is not None:
+                here.append(QrDraw(x, y, x2 - x, payload, page.height))
+                found += 1
         out.append(here)
-    if found != len(wanted):
-        raise RuntimeError(f"{len(wanted) - found} stamp placeholder(s) were not laid out")
+    if found != len(wanted) + len(qr_codes):
+        raise RuntimeError(f"{len(wanted) + len(qr_codes) - found} stamp placeholder(s) were not laid out")
     return out
+
+
+def qr_ops(draw: QrDraw) -> bytes:
+    """PDF operators filling the dark modules of ``draw``'s code, one rectangle per run."""
+    matrix = segno.make_qr(draw.payload, error="m").matrix
+    module = draw.size / (len(matrix) + 2 * QR_BORDER)
+    rects = []
+    for row, line in enumerate(matrix):
+        top = draw.y + (QR_BORDER + row) * module
+        bottom = (draw.page_height - top - module) * PX_TO_PT
+        col = 0
+        while col < len(line):
+            if line[col]:
+                start = col
+                while col < len(line) and line[col]:
+                    col += 1
+                left = (draw.x + (QR_BORDER + start) * module) * PX_TO_PT
+                rects.append(b"%.3f %.3f %.3f %.3f re" % (left, bottom, (col - start) * module * PX_TO_PT, module * PX_TO_PT))
+            else:
+                col += 1
+    return b"q " + QR_DARK + b" " + b" ".join(rects) + b" f Q"
 
 
 class StampFinisher:
     """WeasyPrint ``finisher``: draws the stamps onto the pages before the PDF is written."""
 
-    def __init__(self, sheet: StampSheet, pages: list[list[Placement]]) -> None:
+    def __init__(self, sheet: StampSheet, pages: list[list[Placement | QrDraw]]) -> None:
         self.sheet = sheet
         self.pages = pages
 
@@ -249,6 +295,9 @@ class StampFinisher:
             resources = pdf.objects[_object_number(page["Resources"])]
             ops = [b"Q"]  # the page's own drawing ends in its own (flipped) space
             for p in placed:
+                if isinstance(p, QrDraw):
+                    ops.append(qr_ops(p))
+                    continue
                 name = names.get(p.stamp)
                 if name is None:
                     name = names[p.stamp] = b"st%d" % len(names)
@@ -307,7 +356,8 @@ class FormFill:
     height: float
     fields: list[tuple[str, Field, str]]  # css class, where, text
     qr: Field
-    qr_size: float
+    qr_anchor: str
+    qr_payload: str
 
 
 @dataclass(frozen=True)
@@ -317,24 +367,33 @@ class CardFill:
     head: float
 
 
-def stamp_views(
-    views: Iterable[MemberView], sheet: StampSheet
-) -> tuple[dict[str, FormFill | None], dict[tuple[str, str], CardFill], dict[str, str]]:
+@dataclass(frozen=True)
+class StampedViews:
+    forms: dict[str, FormFill | None]  # member → placed form fields (None: the form laid out whole)
+    cards: dict[tuple[str, str], CardFill]  # (member, title) → the card's placeholders
+    wanted: dict[str, str]  # placeholder anchor → stamp
+    qr_codes: dict[str, str]  # QR placeholder anchor → payload
+
+
+def stamp_views(views: Iterable[MemberView], sheet: StampSheet) -> StampedViews:
     """Per member: the form's placed fields (None: the full form, a field would not fit), per
-    (member, title): the card's placeholders; and anchor → stamp for :func:`placements`."""
+    (member, title): the card's placeholders; anchor → stamp and anchor → QR payload for
+    :func:`placements`."""
     forms: dict[str, FormFill | None] = {}
     cards: dict[tuple[str, str], CardFill] = {}
     wanted: dict[str, str] = {}
+    qr_codes: dict[str, str] = {}
     for view in views:
         forms[view.member_id] = form = _form_fill(view, sheet)
         if form is not None:
             wanted[form.anchor] = "form-key" if view.key_code else "form-nokey"
+            qr_codes[form.qr_anchor] = form.qr_payload
         for i, entry in enumerate(view.picks):
             card = CardFill(f"K-{view.member_id}-{i}", f"L-{view.member_id}-{i}", sheet.cards[entry.title_id].head)
             cards[(view.member_id, entry.title_id)] = card
             wanted[card.head_anchor] = f"head-{entry.title_id}"
             wanted[card.tail_anchor] = f"tail-{entry.title_id}"
-    return forms, cards, wanted
+    return StampedViews(forms, cards, wanted, qr_codes)
 
 
 def _form_fill(view: MemberView, sheet: StampSheet) -> FormFill | None:
@@ -358,6 +417,8 @@ def _form_fill(view: MemberView, sheet: StampSheet) -> FormFill | None:
         if not fits(text, f[name], size):
             return None
         fields.append((css, f[name], text))
-    qr = f["qr"]
-    return FormFill(f"F-{view.member_id}", layout.height, fields, qr, qr.width)
+    return FormFill(
+        f"F-{view.member_id}", layout.height, fields, f["qr"], f"Q-{view.member_id}",
+        qr_payload(view.member_id, view.key_code),
+    )
 
