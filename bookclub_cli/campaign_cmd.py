@@ -93,8 +93,11 @@ def plan(
     quarter: str = QUARTER,
     in_home: dt.datetime | None = IN_HOME,
     personal: int | None = PERSONAL,
+    budget: float | None = typer.Option(None, "--budget", min=0, help="most the quarter's pieces may cost"),
+    max_pieces: int | None = typer.Option(None, "--max-pieces", min=0, help="most pieces in the quarter"),
 ) -> None:
-    """Who would be mailed, held out or suppressed, per segment, and what it would cost (nothing is written)."""
+    """Who would be mailed, held out or suppressed, per segment, and what it would cost (nothing is written);
+    then the decision by expected incremental profit (campaign.mailing_plan) with the mail-depth curve."""
     from campaign.contacts import default_in_home, plan_contacts
     from campaign.holdouts import campaign_seed
     from recsys.storage import campaigns as campaigns_db
@@ -136,6 +139,9 @@ def plan(
     console.print(f"  {personalised:,} personal edition(s) to render; "
                   + ("the contacts written for this campaign (nothing planned anew)" if existing else "nothing written yet: "
                      f"`bookclub campaigns contacts --quarter {quarter}`"))
+    from bookclub_cli.mailing_cmd import print_mailing_decision
+
+    print_mailing_decision(settings, quarter, in_home.date() if in_home else None, budget, max_pieces)
 
 
 @cli_errors

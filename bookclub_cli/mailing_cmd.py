@@ -8,12 +8,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import typer
 from rich.table import Table
 
 from bookclub_cli.common import cli_errors, console, load_settings, open_engine
 from recsys.errors import BookclubError
 from recsys.files import atomic_writer
+from recsys.settings import Settings
 
 
 def _parse_date(value: str, option: str) -> dt.datetime:
@@ -278,6 +280,65 @@ def evaluate_mailing(
         console.print(table)
     if not hill:
         console.print(f"Hillstrom: {path} not found, skipped")
+
+
+def print_mailing_decision(
+    settings: Settings, quarter: str, in_home: dt.date | None, budget: float | None, max_pieces: int | None
+) -> None:
+    """The quarter's mailing by expected incremental profit (``bookclub campaigns plan``), its reasons,
+    rules and what it saves against mailing everyone; the mail-depth curve as a table and an SVG chart
+    (with the plan as JSON) beside the quarter's catalogs."""
+    from campaign.mailing_plan import plan_mailing
+    from campaign.policy import depth_svg
+    from catalog.paths import quarter_dir
+    from catalog.period import Quarter
+    from recsys.files import atomic_write_text
+
+    with open_engine(settings).connect() as connection:
+        try:
+            result = plan_mailing(connection, settings, quarter, Quarter.parse(quarter).start, budget=budget,
+                                  max_pieces=max_pieces, in_home=in_home)  # fmt: skip
+        except BookclubError as exc:
+            console.print(f"decision by expected profit: not possible yet — {exc}")
+            return
+    body = result.to_json()
+    d = result.decision
+    console.print(f"\n[bold]decision by expected incremental profit[/] ({d.solver}, {d.status}, gap to the LP bound "
+                  f"{d.gap:.3%}; binding: {', '.join(body['binding']) or 'nothing'})")  # fmt: skip
+    table = Table()
+    for column in ("edition", "mailed", "held out", "cost per piece"):
+        table.add_column(column, justify="right")
+    for j, kind in enumerate(result.options):
+        held = int(np.count_nonzero(d.held_out & (d.choice == j)))
+        table.add_row(kind, f"{body['mailed'][kind]:,}", f"{held:,}", f"{result.cost[j]:.3f}")
+    console.print(table)
+    for kind, why in result.not_offered.items():
+        console.print(f"  {kind} not offered: {why}")
+    for reason, n in sorted(body["reasons"].items(), key=lambda kv: -kv[1]):
+        console.print(f"  not mailed {n:,}: {reason}")
+    for rule, n in body["rules"].items():
+        console.print(f"  rule {rule}: blocked {n['pairs']:,} member×edition pair(s), {n['members']:,} member(s) entirely")
+    p, e = body["planned"], body["everyone"]
+    console.print(f"  planned: {p['pieces']:,.0f} pieces, cost {p['cost']:,.2f}, expected incremental margin "
+                  f"{p['margin']:,.2f}, profit {p['profit']:,.2f}")  # fmt: skip
+    if e:
+        console.print(f"  a catalog to everyone: {e['pieces']:,.0f} pieces, cost {e['cost']:,.2f}, margin "
+                      f"{e['margin']:,.2f}, profit {e['profit']:,.2f} — the plan saves {e['cost'] - p['cost']:,.2f} "
+                      f"and earns {p['profit'] - e['profit']:+,.2f} more")  # fmt: skip
+    curve = body["mail_depth"]
+    depth = Table(title=f"mail depth: break-even at {curve['break_even_depth']:,} pieces, the plan {curve['chosen_depth']:,}")
+    for column in ("pieces", "share", "marginal profit", "cumulative"):
+        depth.add_column(column, justify="right")
+    for row in curve["table"]:
+        depth.add_row(f"{row['pieces']:,}", f"{row['share_of_audience']:.1%}", f"{row['marginal_profit']:,.3f}",
+                      f"{row['cumulative_profit']:,.2f}")  # fmt: skip
+    console.print(depth)
+    folder = quarter_dir(settings, quarter)
+    svg = atomic_write_text(folder / "mail-depth.svg", depth_svg(result.curve, title=f"{quarter}: mail depth"))
+    plan_json = atomic_write_text(folder / "mailing-plan.json", json.dumps(body, ensure_ascii=False, indent=1))
+    console.print(f"  chart {svg}; plan {plan_json}")
+    for note in result.notes:
+        console.print(f"  note: {note}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
-"""What the mailing decision reads of the campaign tables: the pieces members were sent.
+"""What the mailing decision reads: the pieces members were sent, the randomized contacts of earlier
+campaigns, and a quarter's segmented members with their R/F/M.
 
 (The campaign tables themselves — campaigns, editions, treatments, contacts — are
 written by :mod:`recsys.storage.campaigns`; this module only reads them.)
@@ -13,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, select
 
-from recsys.storage.schema import CampaignContact, CampaignEdition, table_of
+from recsys.storage.schema import CampaignContact, CampaignEdition, MemberSegment, table_of
 
-__all__ = ["SentPieces", "sent_pieces"]
+__all__ = ["RandomizedContacts", "SegmentFeatures", "SentPieces", "randomized_contacts", "segment_features", "sent_pieces"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,4 +66,70 @@ def sent_pieces(
         kind=[r[2] for r in rows],
         code=[r[3] for r in rows],
         campaign_id=np.fromiter((r[4] for r in rows), dtype=np.int64, count=n),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentFeatures:
+    """A quarter's segmented members with their tier, segment and R/F/M (recency -1 when none)."""
+
+    member_key: npt.NDArray[np.int64]
+    tier: list[str]
+    segment: npt.NDArray[np.int64]
+    recency_days: npt.NDArray[np.float64]
+    frequency: npt.NDArray[np.float64]
+    monetary: npt.NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return int(self.member_key.size)
+
+
+def segment_features(connection: Connection, quarter: str) -> SegmentFeatures:
+    """Every member segmented in ``quarter``, by member key."""
+    rows = connection.execute(
+        select(
+            MemberSegment.member_key, MemberSegment.tier, MemberSegment.segment, MemberSegment.recency_days,
+            MemberSegment.frequency, MemberSegment.monetary,
+        )
+        .where(MemberSegment.quarter == quarter)
+        .order_by(MemberSegment.member_key)
+    ).all()  # fmt: skip
+    n = len(rows)
+    return SegmentFeatures(
+        member_key=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+        tier=[r[1] for r in rows],
+        segment=np.fromiter((r[2] for r in rows), dtype=np.int64, count=n),
+        recency_days=np.fromiter((-1.0 if r[3] is None else r[3] for r in rows), dtype=np.float64, count=n),
+        frequency=np.fromiter((r[4] or 0 for r in rows), dtype=np.float64, count=n),
+        monetary=np.fromiter((r[5] or 0.0 for r in rows), dtype=np.float64, count=n),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class RandomizedContacts:
+    """A campaign's mailed and held-out contacts: the randomized comparison an uplift model learns from."""
+
+    contact_id: npt.NDArray[np.int64]
+    member_key: npt.NDArray[np.int64]
+    held_out: npt.NDArray[np.bool_]
+    kind: list[str]  # the edition's kind (for a holdout: the edition they were held out of)
+
+    def __len__(self) -> int:
+        return int(self.contact_id.size)
+
+
+def randomized_contacts(connection: Connection, campaign_id: int) -> RandomizedContacts:
+    editions = table_of(CampaignEdition)
+    rows = connection.execute(
+        select(CampaignContact.id, CampaignContact.member_key, CampaignContact.arm, editions.c.kind)
+        .join(editions, editions.c.id == CampaignContact.edition_id)
+        .where(CampaignContact.campaign_id == campaign_id, CampaignContact.arm.in_(("mailed", "holdout")))
+        .order_by(CampaignContact.id)
+    ).all()
+    n = len(rows)
+    return RandomizedContacts(
+        contact_id=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+        member_key=np.fromiter((r[1] for r in rows), dtype=np.int64, count=n),
+        held_out=np.fromiter((r[2] == "holdout" for r in rows), dtype=np.bool_, count=n),
+        kind=[r[3] for r in rows],
     )

@@ -1,0 +1,301 @@
+"""A quarter's mailing decided from the club's own data: who gets which edition, or nothing, and why.
+
+``plan_mailing(connection, settings, quarter, …)``:
+
+1. **The audience** — the members segmented in the quarter, with their value tier,
+   segment and R/F/M (``member_segments``) and their lifetime value at the quarter's
+   start (:func:`campaign.club_value.value_club`: P(alive), expected purchases and value
+   over ``mailing.value_horizon_days``). These are the features (:data:`FEATURES`).
+2. **What each edition does** — an uplift model (:mod:`campaign.uplift`) learned from every
+   earlier campaign's randomized contacts: mailed against held out, each member's
+   orders, revenue and margin in the response window (``campaigns.contact_outcomes``),
+   with the features as they were for that campaign's quarter. Only the edition kinds
+   of ``mailing.options`` that earlier campaigns mailed *with* a holdout can be learned;
+   the others are not offered (the plan says so) — nothing is guessed.
+3. **The rules** — the contact rules of ``mailing`` and the suppression list
+   (:func:`campaign.rules.eligibility`), the member's status and postal address.
+4. **The random holdout** — the same seeded hash of (member id, campaign) as the
+   campaign's contacts (:mod:`campaign.holdouts`): held-out members are planned, then
+   not mailed.
+5. **The decision** — :func:`campaign.policy.decide` on expected incremental margin minus
+   the piece's cost (plus ``mailing.lifetime_value_weight`` × the change in lifetime value
+   an order brings, from the value model: the member's expected future value after one
+   more purchase today minus without it, times the uplift in response), under the budget,
+   the cap on pieces and the capacities.
+
+The plan is pure data (:class:`MailingPlan`): counts per edition and per reason, counts
+per rule, the expected incremental margin and cost against mailing every eligible member
+the catalog, the mail-depth curve, and per member the arm, edition and reason
+(:meth:`MailingPlan.member_arms`) for whoever writes the contacts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Connection
+
+from campaign.club_value import ClubValue, value_club
+from campaign.contacts import holdout_rule
+from campaign.holdouts import assign_holdouts, campaign_seed
+from campaign.policy import Constraints, Decision, DepthCurve, decide, depth_curve
+from campaign.rules import MailOption, eligibility
+from campaign.suppression import rule_inputs, rules_from_settings
+from campaign.uplift import UpliftData, UpliftModel, fit_uplift
+from recsys.errors import BookclubError
+from recsys.settings import Settings
+from recsys.storage import campaigns as campaigns_db
+from recsys.storage import mailing as mailing_db
+
+__all__ = ["FEATURES", "MailingPlan", "plan_mailing"]
+
+TIERS = ("core", "regular", "occasional", "lapsed")
+FEATURES = (
+    "recency_days", "frequency", "monetary", *(f"tier_{t}" for t in TIERS),
+    "p_alive", "expected_purchases", "expected_value",
+)  # fmt: skip
+"""The features of a member (plus one per segment, ``segment_S``)."""
+MIN_MAILED, MIN_HELD = 50, 20  # an edition kind is learned from at least this many contacts of each arm
+
+
+@dataclass(frozen=True, eq=False)
+class MailingPlan:
+    quarter: str
+    in_home: dt.date
+    options: tuple[str, ...]  # the edition kinds offered (learned)
+    not_offered: dict[str, str]  # kind → why not
+    member_key: npt.NDArray[np.int64]
+    member_id: list[str]
+    decision: Decision
+    expected_margin: npt.NDArray[np.float64]  # (members, options) incremental margin
+    cost: npt.NDArray[np.float64]  # per option
+    curve: DepthCurve
+    rule_counts: dict[str, dict[str, int]]
+    learned_from: dict[str, int]  # campaign name → randomized contacts
+    everyone: dict[str, float]  # mailing every eligible member the catalog: pieces, cost, margin, profit
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def planned(self) -> dict[str, float]:
+        rows = np.flatnonzero(self.decision.mailed)
+        kinds = self.decision.choice[rows]
+        margin = float(self.expected_margin[rows, kinds].sum())
+        cost = float(self.cost[kinds].sum())
+        return {"pieces": float(rows.size), "cost": cost, "margin": margin, "profit": margin - cost}
+
+    def member_arms(self) -> list[tuple[int, str, str | None, str | None]]:
+        """Per member: (member key, arm — mailed / holdout / suppressed / not mailed —, edition kind, reason)."""
+        out: list[tuple[int, str, str | None, str | None]] = []
+        d = self.decision
+        for i, key in enumerate(self.member_key):
+            kind = self.options[d.choice[i]] if d.choice[i] >= 0 else None
+            if d.mailed[i]:
+                out.append((int(key), "mailed", kind, None))
+            elif d.choice[i] >= 0:
+                out.append((int(key), "holdout", kind, d.reason[i]))
+            else:
+                reason = d.reason[i]
+                suppressed = reason is not None and (reason.startswith("suppressed") or reason in (
+                    "member closed", "no postal address"))  # fmt: skip
+                out.append((int(key), "suppressed" if suppressed else "not mailed", None, reason))
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        d = self.decision
+        return {
+            "quarter": self.quarter, "in_home": self.in_home.isoformat(), "options": list(self.options),
+            "not_offered": self.not_offered, "members": int(self.member_key.size),
+            "mailed": {k: int(np.count_nonzero(d.mailed & (d.choice == j))) for j, k in enumerate(self.options)},
+            "planned_pieces": d.pieces(), "held_out": int(np.count_nonzero(d.held_out & (d.choice >= 0))),
+            "reasons": d.reasons(), "rules": self.rule_counts, "planned": self.planned, "everyone": self.everyone,
+            "solver": d.solver, "status": d.status, "objective": d.objective, "lp_bound": d.bound, "gap": d.gap,
+            "binding": d.info.get("binding", []), "learned_from": self.learned_from,
+            "mail_depth": self.curve.to_json(), "notes": self.notes,
+        }  # fmt: skip
+
+
+def _features(
+    segments: mailing_db.SegmentFeatures, value: ClubValue | None, n_segments: int
+) -> npt.NDArray[np.float64]:
+    n = len(segments)
+    tier = np.array([[t == name for name in TIERS] for t in segments.tier], dtype=np.float64).reshape(n, len(TIERS))
+    seg = np.zeros((n, n_segments))
+    inside = (segments.segment >= 0) & (segments.segment < n_segments)
+    seg[np.flatnonzero(inside), segments.segment[inside]] = 1.0
+    recency = np.where(segments.recency_days < 0, 3650.0, segments.recency_days)
+    extra = np.zeros((n, 3))
+    if value is not None:
+        order = np.argsort(value.member_key)
+        pos = order[np.searchsorted(value.member_key[order], segments.member_key)]
+        extra = np.column_stack([value.probability_alive[pos], value.expected_purchases[pos], value.expected_value[pos]])
+    return np.column_stack([recency, segments.frequency, segments.monetary, tier, extra, seg])
+
+
+def _value(connection: Connection, when: dt.date, horizon: int, notes: list[str]) -> ClubValue | None:
+    try:
+        return value_club(connection, dt.datetime.combine(when, dt.time()), horizon)
+    except BookclubError as exc:
+        notes.append(f"no lifetime value at {when}: {exc}")
+        return None
+
+
+def _history(
+    connection: Connection, settings: Settings, quarter: str, options: tuple[str, ...], n_segments: int,
+    notes: list[str],
+) -> tuple[UpliftData | None, dict[str, int]]:  # fmt: skip
+    """Earlier campaigns' randomized contacts as uplift data (arm 0 held out, k the k-th option)."""
+    xs, arms, responded, money = [], [], [], []
+    learned: dict[str, int] = {}
+    margin_rate = settings.campaign.margin_rate
+    for campaign in campaigns_db.campaigns(connection):
+        if campaign.quarter is None or campaign.quarter >= quarter:
+            continue
+        contacts = mailing_db.randomized_contacts(connection, campaign.id)
+        segments = mailing_db.segment_features(connection, campaign.quarter)
+        if not len(contacts) or not len(segments):
+            continue
+        outcomes = campaigns_db.contact_outcomes(connection, campaign.id)
+        orders = np.zeros(len(contacts))
+        revenue = np.zeros(len(contacts))
+        if outcomes.contact_id.size:
+            order = np.argsort(outcomes.contact_id)
+            pos = np.minimum(np.searchsorted(outcomes.contact_id[order], contacts.contact_id), order.size - 1)
+            found = outcomes.contact_id[order][pos] == contacts.contact_id
+            orders = np.where(found, outcomes.orders[order][pos], 0.0)
+            revenue = np.where(found, outcomes.revenue[order][pos], 0.0)
+        arm = np.array([0 if h else (options.index(k) + 1 if k in options else -1)
+                        for h, k in zip(contacts.held_out, contacts.kind, strict=True)], dtype=np.int64)  # fmt: skip
+        seg_rows = np.searchsorted(segments.member_key, contacts.member_key)
+        seg_rows = np.minimum(seg_rows, len(segments) - 1)
+        known = (segments.member_key[seg_rows] == contacts.member_key) & (arm >= 0)
+        if not known.any():
+            continue
+        value = _value(connection, campaign.in_home_date, settings.mailing.value_horizon_days, notes)
+        features = _features(segments, value, n_segments)[seg_rows[known]]
+        xs.append(features)
+        arms.append(arm[known])
+        responded.append(orders[known] > 0)
+        money.append(np.column_stack([orders[known], revenue[known], revenue[known] * margin_rate]))
+        learned[campaign.name] = int(known.sum())
+    if not xs:
+        return None, learned
+    names = (*FEATURES, *(f"segment_{s}" for s in range(n_segments)))
+    return UpliftData(np.vstack(xs), np.concatenate(arms), np.concatenate(responded), np.vstack(money), options,
+                      names), learned  # fmt: skip
+
+
+def plan_mailing(
+    connection: Connection,
+    settings: Settings,
+    quarter: str,
+    quarter_start: dt.date,
+    *,
+    budget: float | None = None,
+    max_pieces: int | None = None,
+    in_home: dt.date | None = None,
+) -> MailingPlan:
+    """The quarter's mailing (module doc). Nothing is written."""
+    mailing = settings.mailing
+    notes: list[str] = []
+    audience = campaigns_db.quarter_audience(connection, quarter)
+    if not len(audience):
+        raise BookclubError(f"no segments for {quarter}: run `bookclub segment --quarter {quarter}` first")
+    segments = mailing_db.segment_features(connection, quarter)
+    n_segments = max(settings.segments.clusters, int(segments.segment.max()) + 1 if len(segments) else 1)
+    all_options = tuple(str(o) for o in mailing.options)
+    data, learned = _history(connection, settings, quarter, all_options, n_segments, notes)
+    not_offered: dict[str, str] = {}
+    offered: list[int] = []
+    for k, kind in enumerate(all_options):
+        mailed = 0 if data is None else int(np.count_nonzero(data.arm == k + 1))
+        kept = 0 if data is None else int(np.count_nonzero(data.arm == 0))
+        if mailed < MIN_MAILED or kept < MIN_HELD:
+            not_offered[kind] = (
+                f"no randomized history: earlier campaigns mailed {mailed} {kind} piece(s) against "
+                f"{kept} held out (at least {MIN_MAILED} and {MIN_HELD} needed)"
+            )
+        else:
+            offered.append(k)
+    if not offered or data is None:
+        raise BookclubError(
+            "nothing to learn what a piece does from: no earlier campaign mailed an edition with a random holdout "
+            "(write and match back a campaign first: `bookclub campaigns contacts`, `bookclub campaigns matchback`)"
+        )
+    options = tuple(all_options[k] for k in offered)
+    keep = np.isin(data.arm, [0, *(k + 1 for k in offered)])
+    remap = np.zeros(len(all_options) + 1, dtype=np.int64)
+    for new, k in enumerate(offered, start=1):
+        remap[k + 1] = new
+    train = UpliftData(data.features[keep], remap[data.arm[keep]], data.responded[keep], data.money[keep], options,
+                       data.feature_names)  # fmt: skip
+    model: UpliftModel = fit_uplift(train, learner=mailing.uplift_learner, seed=campaign_seed(quarter) % 2**31)
+    # the audience, in the quarter_audience order (by member key), with its features
+    order = np.searchsorted(segments.member_key, audience.member_key)
+    value = _value(connection, quarter_start, mailing.value_horizon_days, notes)
+    x = _features(segments, value, n_segments)[order]
+    predicted = model.predict(x)
+    cost = np.array([settings.campaign.costs(k).total for k in options])
+    profit = predicted.margin - cost
+    if mailing.lifetime_value_weight > 0 and value is not None:
+        profit = profit + mailing.lifetime_value_weight * predicted.response * _value_of_an_order(value, audience)[:, None]
+    campaign = campaigns_db.campaign_by_name(connection, quarter)
+    day = in_home or (campaign.in_home_date if campaign else quarter_start)
+    rules = rules_from_settings(mailing)
+    history, suppressions = rule_inputs(connection, audience.member_key, day, rules,
+                                        exclude_campaign=campaign.id if campaign else None)  # fmt: skip
+    mail_options = [MailOption(k) for k in options]
+    allowed = eligibility(
+        len(audience), mail_options, day, rules, history, suppressions,
+        closed=np.array([s == "closed" for s in audience.status]), no_address=~audience.has_address,
+    )  # fmt: skip
+    seed = campaign.seed if campaign else campaign_seed(quarter)
+    held = assign_holdouts(audience.member_id, audience.segment, audience.tier, holdout_rule(settings.campaign), seed)
+    capacity = {k: v for k, v in mailing.capacity.items() if k in options}
+    decision = decide(
+        profit, cost, allowed.allowed, options,
+        Constraints(budget=budget if budget is not None else mailing.budget,
+                    max_pieces=max_pieces if max_pieces is not None else mailing.max_pieces, capacity=capacity),
+        held_out=held.held, blocked_reason=allowed.member_reason(), solver=mailing.solver,
+        milp_max_members=mailing.milp_max_members,
+    )  # fmt: skip
+    everyone: dict[str, float] = {}
+    if "catalog" in options:
+        j = options.index("catalog")
+        can = allowed.allowed[:, j] & ~held.held
+        margin = float(predicted.margin[can, j].sum())
+        everyone = {"pieces": float(can.sum()), "cost": float(can.sum() * cost[j]), "margin": margin,
+                    "profit": margin - float(can.sum() * cost[j])}  # fmt: skip
+    return MailingPlan(
+        quarter=quarter, in_home=day, options=options, not_offered=not_offered,
+        member_key=audience.member_key, member_id=audience.member_id, decision=decision,
+        expected_margin=predicted.margin, cost=cost, curve=depth_curve(profit, allowed.allowed, decision),
+        rule_counts=allowed.counts(), learned_from=learned, everyone=everyone,
+        notes=[*notes, f"uplift: {model.learner} learner on {len(train):,} randomized contacts"],
+    )  # fmt: skip
+
+
+def _value_of_an_order(value: ClubValue, audience: campaigns_db.Audience) -> npt.NDArray[np.float64]:
+    """Per audience member: expected future value after one more purchase today, minus without it."""
+    from campaign.value import RfmSummary
+
+    order = np.argsort(value.member_key)
+    pos = order[np.searchsorted(value.member_key[order], audience.member_key)]
+    s = value.summary
+    x, tx, age, m, has = s.frequency[pos], s.recency[pos], s.age[pos], s.monetary[pos], s.has_purchase[pos]
+    before = RfmSummary(x, tx, age, m, has, s.cutoff_day)
+    after = RfmSummary(
+        np.where(has, x + 1, 0), np.where(has, age, 0.0), age, np.where(has, np.maximum(m, 1e-9), m), has,
+        s.cutoff_day,
+    )  # fmt: skip
+    _, v_before = value.model.predict(before, value.horizon_days)
+    _, v_after = value.model.predict(after, value.horizon_days)
+    return np.asarray(np.maximum(v_after - v_before, 0.0), dtype=np.float64)
+
+
+def reason_counts(plan: MailingPlan) -> Counter[str]:
+    return Counter(r for _k, _a, _e, r in plan.member_arms() if r is not None)

@@ -1,0 +1,121 @@
+"""A quarter's mailing planned from the club's own earlier campaign (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine
+
+from campaign.contacts import PrintFiles, write_quarter_contacts
+from campaign.mailing_plan import plan_mailing
+from campaign.suppression import SuppressionEntry, add_suppression_entries
+from recsys.errors import BookclubError
+from recsys.settings import CampaignSettings, MailingSettings, Settings
+from recsys.storage import plans as plans_db
+from recsys.storage import segments as segments_db
+from tests.campaign.club import add_lines, insert_club, member_id
+
+PAST, NOW = "2026Q3", "2026Q4"
+IN_HOME = dt.date(2026, 7, 1)
+N = 3_000
+FILES = PrintFiles(member=lambda m: f"{PAST}/members/{m}.pdf", segment=lambda s: f"{PAST}/segment-{s}.pdf")
+
+
+def persuadable(i: int) -> bool:
+    """Members the catalog moves: segment 1 (i % 4 == 1); the rest buy as often mailed or not."""
+    return i % 4 == 1
+
+
+def build(engine: Engine, settings: Settings) -> dict[str, str]:
+    rng = np.random.default_rng(5)
+    with engine.begin() as connection:
+        insert_club(connection, N, quarter=PAST)
+        rows = [
+            segments_db.MemberSegmentRow(member_id(i), ("core", "regular", "occasional", "lapsed")[(i // 4) % 4],
+                                         i % 4, 30 + i % 200, 1 + i % 5, 40.0 + i % 50)
+            for i in range(N)
+        ]  # fmt: skip
+        segments_db.store_member_segments(connection, NOW, rows)
+        segments_db.store_segment_profiles(connection, NOW, [(s, f"segment {s}", N // 4, "{}", "v") for s in range(4)])
+        for s in range(4):
+            plans_db.store_plan(connection, NOW, s, "v", f"h{s}", "{}")
+        result = write_quarter_contacts(connection, settings.campaign, PAST, IN_HOME, files=FILES, in_home=IN_HOME)
+        lines = []
+        for i in range(N):
+            mid = member_id(i)
+            for j in range(2 + i % 3):  # a history before the campaign (repeat buyers for the value model)
+                lines.append((f"H{i}-{j}", mid, dt.datetime(2025, 1, 5) + dt.timedelta(days=int(rng.integers(0, 500))),
+                              20.0, None))  # fmt: skip
+            mailed = result.plan.arm[i] == "mailed"
+            p = 0.10 + (0.45 if mailed and persuadable(i) else 0.0)
+            if rng.random() < p:
+                lines.append((f"R{i}", mid, dt.datetime(2026, 7, 10) + dt.timedelta(days=int(rng.integers(0, 60))),
+                              30.0, None))  # fmt: skip
+        add_lines(connection, lines)
+        add_suppression_entries(connection, [SuppressionEntry(member_id(9), "deceased", "registry", dt.date(2026, 1, 1))])
+    return {mid: arm for mid, arm in zip(result.plan.audience.member_id, result.plan.arm, strict=True)}
+
+
+def test_plan_learns_from_the_holdout_and_mails_whom_the_catalog_moves(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path, campaign=CampaignSettings(holdout_share=0.2, universal_holdout_share=0.0))
+    build(engine, settings)
+    with engine.connect() as connection:
+        plan = plan_mailing(connection, settings, NOW, dt.date(2026, 10, 1), budget=1_500.0)
+    assert plan.options == ("catalog",)
+    assert set(plan.not_offered) == {"postcard", "email"} and "no randomized history" in plan.not_offered["email"]
+    assert plan.learned_from[PAST] > 2_000
+    d = plan.decision
+    # the budget binds: 600 catalogs at 2.50 planned (held-out members' would-be pieces included)
+    assert d.cost <= 1_500.0 + 1e-6 and d.pieces()["catalog"] == 600 and d.info["binding"] == ["budget"]
+    arms = {plan.member_id[i]: a for i, (_k, a, _e, _r) in enumerate(plan.member_arms())}
+    mailed = np.array([arms[member_id(i)] == "mailed" for i in range(N)])
+    moved = np.array([persuadable(i) for i in range(N)])
+    assert mailed[moved].mean() > 0.5 and mailed[~moved].mean() < 0.05
+    # reasons for everyone left out: suppression, the member's record, the holdout, the budget or no profit
+    reasons = d.reasons()
+    assert reasons["suppressed: deceased"] == 1 and reasons["member closed"] > 0 and reasons["holdout"] > 0
+    assert set(reasons) <= {"suppressed: deceased", "member closed", "no postal address", "holdout", "budget",
+                            "no expected profit"}  # fmt: skip
+    assert arms[member_id(9)] == "suppressed"
+    # fewer pieces than mailing everyone, for more expected incremental margin net of cost
+    planned, everyone = plan.planned, plan.everyone
+    assert planned["pieces"] < everyone["pieces"] and planned["profit"] > everyone["profit"]
+    body = plan.to_json()
+    assert body["mail_depth"]["break_even_depth"] > 0 and body["rules"]["suppressed: deceased"]["members"] == 1
+
+
+def test_plan_needs_a_randomized_history(sqlite_engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path, mailing=MailingSettings())
+    with sqlite_engine.begin() as connection:
+        insert_club(connection, 50, quarter=NOW)
+    with sqlite_engine.connect() as connection, pytest.raises(BookclubError, match="no earlier campaign"):
+        plan_mailing(connection, settings, NOW, dt.date(2026, 10, 1))
+    with sqlite_engine.connect() as connection, pytest.raises(BookclubError, match="no segments"):
+        plan_mailing(connection, settings, "2027Q1", dt.date(2027, 1, 1))
+
+
+def test_bookclub_campaigns_plan_with_a_budget(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from bookclub_cli.main import app
+    from recsys.storage.db import make_engine, upgrade
+
+    data = tmp_path / "var"
+    settings = Settings(data_dir=data, campaign=CampaignSettings(holdout_share=0.2, universal_holdout_share=0.0))
+    engine = make_engine(settings.db_url)
+    upgrade(engine)
+    build(engine, settings)
+    engine.dispose()
+    monkeypatch.setenv("BOOKCLUB_DATA_DIR", str(data))
+    monkeypatch.setenv("BOOKCLUB_CAMPAIGN__HOLDOUT_SHARE", "0.2")
+    monkeypatch.setenv("BOOKCLUB_CAMPAIGN__UNIVERSAL_HOLDOUT_SHARE", "0")
+    monkeypatch.setenv("COLUMNS", "160")
+    out = CliRunner().invoke(app, ["campaigns", "plan", "--quarter", NOW, "--budget", "1500", "--max-pieces", "500"])
+    assert out.exit_code == 0, out.output
+    assert "decision by expected incremental profit" in out.stdout and "a catalog to everyone" in out.stdout
+    assert "not mailed" in out.stdout and "break-even" in out.stdout
+    assert (data / "catalogs" / NOW / "mail-depth.svg").read_text(encoding="utf-8").startswith("<svg")
+    body = __import__("json").loads((data / "catalogs" / NOW / "mailing-plan.json").read_text(encoding="utf-8"))
+    assert sum(body["planned_pieces"].values()) == 500 and "max pieces" in body["binding"]
