@@ -134,9 +134,10 @@ def interval_chart(
         f"<title>{escape(title)}</title>",
         f'<line x1="{zero:.1f}" y1="4" x2="{zero:.1f}" y2="{height - 22}" stroke="{_GRID}" stroke-width="2"/>',
         f'<text x="{label_width}" y="{height - 6}" font-size="10" fill="{_TEXT}">{escape(short(lo))}</text>',
-        f'<text x="{zero:.1f}" y="{height - 6}" text-anchor="middle" font-size="10" fill="{_TEXT}">0</text>',
         f'<text x="{width - right}" y="{height - 6}" text-anchor="end" font-size="10" fill="{_TEXT}">{escape(short(hi))}</text>',
     ]
+    if zero - label_width > 36 and width - right - zero > 36:  # room between the ends' labels
+        parts.append(f'<text x="{zero:.1f}" y="{height - 6}" text-anchor="middle" font-size="10" fill="{_TEXT}">0</text>')
     for i, (label, estimate, low, high) in enumerate(rows):
         y = 4 + i * row_height + row_height / 2
         parts.append(

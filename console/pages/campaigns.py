@@ -46,16 +46,18 @@ def campaigns_page(request: Request, connection: Conn) -> Response:
     )
 
 
+def _row(arm: str, estimate: float, low: float, high: float, scale: float = 1.0) -> tuple[str, float, float, float]:
+    """To the cent (money per piece) or the hundredth of a point (rates)."""
+    return arm, round(estimate * scale, 2), round(low * scale, 2), round(high * scale, 2)
+
+
 def _charts(report: CampaignReport) -> list[dict[str, Any]]:
     effects = [a.effect for a in report.arms] + ([report.total] if report.total is not None else [])
     charts = []
     for outcome, scale, unit in OUTCOME_CHARTS:
-        series = [
-            (e.arm, e.outcome(outcome).incremental * scale, e.outcome(outcome).low * scale, e.outcome(outcome).high * scale)
-            for e in effects
-        ]
+        series = [_row(e.arm, e.outcome(outcome).incremental, e.outcome(outcome).low, e.outcome(outcome).high, scale) for e in effects]
         charts.append({"outcome": outcome, "unit": unit, "series": series, "chart": interval_chart(series, title=outcome, digits=3)})
-    net = [(e.arm, e.net_profit_per_piece.estimate, e.net_profit_per_piece.low, e.net_profit_per_piece.high) for e in effects]
+    net = [_row(e.arm, e.net_profit_per_piece.estimate, e.net_profit_per_piece.low, e.net_profit_per_piece.high) for e in effects]
     charts.append({"outcome": "net_profit", "unit": "unit_money_piece", "series": net, "chart": interval_chart(net, title="net profit", digits=3)})
     return charts
 

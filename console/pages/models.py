@@ -86,9 +86,9 @@ def compare_page(request: Request, connection: Conn, a: VersionQ = None, b: Vers
     rows = metric_differences(meta_a, meta_b)
     eval_a, eval_b = stored_evaluation(meta_a), stored_evaluation(meta_b)
     series = [
-        (f"{m.metric} · {version}", value, interval[0], interval[1])
+        (f"{side} · {m.metric}", value, interval[0], interval[1])
         for m in rows
-        for version, value, interval in ((a, m.a, m.a_interval), (b, m.b, m.b_interval))
+        for side, value, interval in (("A", m.a, m.a_interval), ("B", m.b, m.b_interval))
         if value is not None and interval is not None
     ]
     settings = settings_of(request)

@@ -102,10 +102,12 @@ def _reach(request: Request, title_id: str) -> dict[str, Any] | None:
         return {"pending": True, "k": k, "version": model.version}
     reach, population = computed.value
     hits = reach.counts.get(title_id, 0)
-    interval = wilson_interval(hits, reach.members) if reach.members else None
+    whole = reach.members >= population  # every member answered: a count, not an estimate
+    interval = wilson_interval(hits, reach.members) if reach.members and not whole else None
     return {
         "pending": False, "k": k, "version": model.version, "at": computed.at, "hits": hits, "sampled": reach.members,
         "population": population, "share": reach.share(title_id), "interval": interval,
         "estimate": round(reach.share(title_id) * population),
-        "low": round(interval.low * population) if interval else 0, "high": round(interval.high * population) if interval else 0,
+        "low": round(interval.low * population) if interval else hits,
+        "high": round(interval.high * population) if interval else hits, "whole": whole,
     }

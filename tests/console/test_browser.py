@@ -307,6 +307,84 @@ def test_editions_role_steps_through_proofs_with_page_images(browser: Any, club_
     context.close()
 
 
+def test_compare_two_versions_shows_stored_metrics_and_the_overlap_computed_in_the_background(
+    browser: Any, club_server: Club
+) -> None:
+    watch = Watch()
+    context = _context(browser, club_server, watch)
+    page = context.new_page()
+    _login(page, club_server.keys["read"])
+    active = _api_models(club_server)["active_version"]
+    page.goto("/ui/models")
+    page.click("#compare-link")
+    page.wait_for_selector("#compare-form")
+    page.select_option("#compare-a", active)
+    page.select_option("#compare-b", club_server.candidate)
+    page.click("#compare-form button[type=submit]")
+    page.wait_for_selector("#overlap-overall", timeout=120_000)  # htmx polls it in once computed
+    assert f"b={club_server.candidate}" in page.url
+    marks = page.eval_on_selector_all(
+        "#compare-overlap svg .mark", "els => els.map(e => [e.dataset.label, e.dataset.value])"
+    )
+    cells = page.eval_on_selector_all(
+        "#compare-overlap .chart-table td[data-label]", "els => els.map(e => [e.dataset.label, e.textContent.trim()])"
+    )
+    assert marks and marks == cells
+    assert page.locator("#metric-differences tr[data-metric]").count() >= 5
+    assert page.locator("#changed-most tr[data-member]").count() >= 1
+    page.screenshot(path=str(club_server.shots / "compare.png"), full_page=True)
+    _only_local(watch, club_server)
+    context.close()
+
+
+def test_the_campaign_page_shows_the_sample_ratio_check_first_and_effects_with_intervals(
+    browser: Any, club_server: Club
+) -> None:
+    watch = Watch()
+    context = _context(browser, club_server, watch)
+    page = context.new_page()
+    _login(page, club_server.keys["read"])
+    page.goto("/ui/campaigns")
+    page.wait_for_selector("#campaigns td[data-arm=mailed]:not(:has-text('…'))")
+    page.screenshot(path=str(club_server.shots / "campaigns.png"), full_page=True)
+    page.click("#campaigns a >> nth=0")
+    page.wait_for_selector("#sample-ratio", timeout=120_000)
+    top = page.eval_on_selector_all("main section.card", "els => els.map(e => e.id)")
+    assert top[0] == "sample-ratio" and "effects" in top
+    for outcome in ("response", "revenue", "margin", "net_profit"):
+        box = f'[data-outcome="{outcome}"]'
+        marks = page.eval_on_selector_all(f"{box} svg .mark", "els => els.map(e => [e.dataset.label, e.dataset.value])")
+        cells = page.eval_on_selector_all(f"{box} td[data-label]", "els => els.map(e => [e.dataset.label, e.textContent.trim()])")
+        assert marks and marks == cells, outcome
+    page.screenshot(path=str(club_server.shots / "campaign.png"), full_page=True)
+    _only_local(watch, club_server)
+    context.close()
+
+
+def test_an_admin_starts_a_training_job_and_sees_it_finish(browser: Any, club_server: Club) -> None:
+    watch = Watch()
+    context = _context(browser, club_server, watch)
+    page = context.new_page()
+    _login(page, club_server.keys["admin"])
+    before = {m["version"] for m in _api_models(club_server)["data"]}
+    page.goto("/ui/jobs")
+    page.uncheck("#train-evaluate")
+    page.select_option("#train-promote", "never")
+    page.fill("#train-reason", "浏览器测试：训练任务")
+    page.click("#train-start")
+    page.wait_for_selector('tr[data-kind="train"][data-status="running"], tr[data-kind="train"][data-status="queued"]')
+    page.screenshot(path=str(club_server.shots / "jobs-running.png"), full_page=True)
+    page.wait_for_selector('tr[data-kind="train"][data-status="done"]', timeout=240_000)  # htmx polls the list
+    version = page.text_content('tr[data-kind="train"][data-status="done"] .job-result[data-key="version"]') or ""
+    new = {m["version"] for m in _api_models(club_server)["data"]} - before
+    assert new and version.endswith(next(iter(new)))
+    page.screenshot(path=str(club_server.shots / "jobs.png"), full_page=True)
+    page.goto("/ui/audit")
+    assert "浏览器测试：训练任务" in (page.text_content("#audit") or "")
+    _only_local(watch, club_server)
+    context.close()
+
+
 PAGES = [
     ("overview", "/ui/"),
     ("members", "/ui/members?q=M0000"),
@@ -318,10 +396,16 @@ PAGES = [
     ("catalogs", "/ui/catalogs?quarter={quarter}"),
     ("proofs", "/ui/catalogs/{quarter}/proofs"),
     ("models", "/ui/models"),
+    ("compare", "/ui/models/compare"),
+    ("campaigns", "/ui/campaigns"),
+    ("campaign", None),
+    ("proofs-sample", "/ui/catalogs/{quarter}/proofs?sample=1"),
+    ("jobs", "/ui/jobs"),
     ("data", "/ui/data"),
     ("audit", "/ui/audit"),
     ("overview-en", "/ui/?lang=en"),
     ("member-en", None),
+    ("compare-en", "/ui/models/compare?lang=en"),
 ]
 
 
@@ -335,6 +419,9 @@ def _resolve(page: Any, name: str, path: str | None, quarter: str) -> str:
     if name == "title":
         page.goto("/ui/titles")
         return str(page.get_attribute("#title-results a >> nth=0", "href"))
+    if name == "campaign":
+        page.goto("/ui/campaigns")
+        return str(page.get_attribute("#campaigns a >> nth=0", "href"))
     page.goto("/ui/segments")
     return str(page.get_attribute(".segment-profile h2 a >> nth=0", "href"))
 
@@ -353,7 +440,13 @@ def test_every_page_loads_with_no_console_error_nothing_outside_and_a_screenshot
         if name.startswith("overview"):  # computed in the background, polled in by htmx
             page.wait_for_selector("#counters")
         if name == "catalogs":
-            page.wait_for_selector("table.preflight")
+            page.wait_for_selector("table.preflight", timeout=120_000)
+        if name == "title":
+            page.wait_for_selector("#reach-estimate", timeout=120_000)
+        if name.startswith("compare"):
+            page.wait_for_selector("#overlap-overall", timeout=120_000)
+        if name == "campaign":
+            page.wait_for_selector("#sample-ratio", timeout=120_000)
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(club_server.shots / f"{name}.png"), full_page=True)
     _only_local(watch, club_server)
