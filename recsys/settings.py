@@ -299,9 +299,10 @@ class MailingSettings(BaseModel):
         0.0, ge=0, description="weight of the change in lifetime value a piece brings, added to its margin"
     )
     value_horizon_days: int = Field(365, ge=1, description="lifetime value horizon (BG/NBD + Gamma-Gamma)")
-    solver: Literal["auto", "milp", "greedy"] = Field(
-        "auto", description="milp: scipy's exact solver; greedy: marginal profit per cost with the LP gap; "
-        "auto: milp up to milp_max_members"
+    solver: Literal["auto", "milp", "lp", "greedy"] = Field(
+        "auto", description="milp: scipy's exact solver; lp: the LP relaxation, its few fractional members "
+        "decided exactly; greedy: Lagrangian multipliers with the LP bound; auto: milp for a few thousand "
+        "members, lp up to milp_max_members, greedy above"
     )
     milp_max_members: int = Field(200_000, ge=1)
     uplift_learner: Literal["x", "two-model"] = "x"
