@@ -210,7 +210,7 @@ def test_an_unknown_campaign_is_a_404(staff: Staff) -> None:
 
 def test_new_pages_keep_the_csp_and_have_no_inline_script(staff: Staff, versions: list[str], club_engine: Engine) -> None:
     campaign_id = _campaign(club_engine, holdout_share=1 / 3)
-    for path in ("/ui/models/compare", "/ui/campaigns", f"/ui/campaigns/{campaign_id}"):
+    for path in ("/ui/models/compare", "/ui/campaigns", f"/ui/campaigns/{campaign_id}", "/ui/jobs"):
         response = staff.get("read", path)
         assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
         assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
@@ -527,3 +527,26 @@ def test_a_titles_reach_on_a_sample_is_extrapolated_with_an_interval(staff: Staf
     assert found is not None and (int(found.group(1)), int(found.group(2))) == (hits, 3)
     assert f'data-estimate="{round(hits / 3 * len(club.MEMBERS))}"' in page
     assert "按样本推算" in page and "95% 区间（Wilson）" in page
+
+
+def test_the_new_pages_issue_a_bounded_number_of_statements_and_count_no_purchases_or_members(
+    staff: Staff, api_settings: Settings, club_engine: Engine, versions: list[str]
+) -> None:
+    from tests.console.test_console import counting
+
+    campaign_id = _campaign(club_engine, holdout_share=1 / 3)
+    _quarter_with_editions(api_settings, club_engine)
+    paths = [
+        f"/ui/models/compare?a={versions[0]}&b={versions[1]}", "/ui/campaigns", f"/ui/campaigns/{campaign_id}", "/ui/jobs",
+        "/ui/titles/T01", "/ui/", f"/ui/catalogs?quarter={club.QUARTER}",
+        f"/ui/catalogs/{club.QUARTER}/proofs?tier=core", f"/ui/catalogs/{club.QUARTER}/proofs?flag=few_picks",
+        f"/ui/catalogs/{club.QUARTER}/proofs?sample=1",
+    ]  # fmt: skip
+    for path in paths:
+        settled(staff, path, "admin")  # background aggregates computed once, before counting
+        with counting(club_engine) as statements:
+            assert staff.get("admin", path).status_code == 200, path
+        assert len(statements) <= 16, (path, statements)
+        for sql in statements:
+            flat = " ".join(sql.split()).lower()
+            assert not re.search(r"count\(\*\) from (purchases|members)\b", flat), flat
