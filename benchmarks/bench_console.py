@@ -22,11 +22,13 @@ from sqlalchemy import event
 
 from api.app import create_app
 from recsys.settings import Settings
+from recsys.storage import campaigns as campaigns_db
 from recsys.storage import console_reads
 from recsys.storage import members as members_db
 from recsys.storage import segments as segments_db
 from recsys.storage.apikeys import create_key, revoke_key
 from recsys.storage.db import engine_from_settings
+from training.registry import ModelRegistry
 
 
 def _pages(settings: Settings) -> list[str]:
@@ -35,8 +37,11 @@ def _pages(settings: Settings) -> list[str]:
         member = members_db.search_members(connection, "M", limit=1)[0].member_id
         title = console_reads.search_titles(connection, "", limit=1)[0].title_id
         quarters = segments_db.quarters_with_segments(connection)
+        campaign = next(iter(campaigns_db.campaigns(connection)), None)
     engine.dispose()
     quarter = quarters[-1] if quarters else "2026Q4"
+    versions = [i.version for i in ModelRegistry(settings.models_dir).list() if i.status != "damaged"]
+    compare = [f"/ui/models/compare?a={versions[-2]}&b={versions[-1]}"] if len(versions) > 1 else []
     return [
         "/ui/",
         "/ui/members?q=M00001",
@@ -49,7 +54,14 @@ def _pages(settings: Settings) -> list[str]:
         f"/ui/segments/{quarter}/0",
         f"/ui/catalogs?quarter={quarter}",
         f"/ui/catalogs/{quarter}/proofs",
+        f"/ui/catalogs/{quarter}/proofs?tier=core",
+        f"/ui/catalogs/{quarter}/proofs?sample=2",
+        f"/ui/catalogs/{quarter}/proofs?flag=few_picks",
         "/ui/models",
+        *compare,
+        "/ui/campaigns",
+        *([f"/ui/campaigns/{campaign.id}"] if campaign else []),
+        "/ui/jobs",
         "/ui/data",
         "/ui/audit",
     ]

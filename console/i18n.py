@@ -178,7 +178,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "all": ("全部", "all"),
     "sample_per_segment": ("每个细分随机抽", "Random sample per segment"),
     "another_sample": ("换一批样本", "Another sample"),
-    "preflight_pending": ("印前检查正在后台计算，完成后才能按检查项筛选……", "The preflight is being computed in the background; filtering by its checks works once it is there…"),
+    "preflight_pending": ("筛选所需的数据（会员细分与等级、印前检查）正在后台计算，稍后自动显示……", "What these filters need (members' segments and tiers, the preflight) is being computed in the background; shown here when ready…"),
     "no_proofs_match": ("没有符合筛选条件的个人版。", "No edition matches these filters."),
     "show_proofs": ("查看这些校样", "Show these proofs"),
     "pf_over_page_budget": ("个人版超出页数预算", "Edition over its page budget"),

@@ -191,19 +191,23 @@ def proofs(
     query = urlencode({k: v for k, v in filters.items() if v is not None})
     ids = _editions(request, quarter)
     plans = _plans(connection, quarter)
-    labels: dict[str, tuple[int, str]] = {}
-    if segment is not None or tier or sample:
-        labels = {m: (s, t) for m, s, t in console_reads.quarter_members(connection, quarter)}
+    # every member's (segment, tier) this quarter: read once in the background, not per page view
+    computed = aggregates_of(request).get(
+        ("quarter_members", quarter), lambda c: {m: (s, t) for m, s, t in console_reads.quarter_members(c, quarter)}
+    )
+    labels: dict[str, tuple[int, str]] = computed.value if computed is not None else {}
+    pending = computed is None and (segment is not None or bool(tier) or bool(sample))
+    if pending:
+        ids = []
     if segment is not None:
         ids = [m for m in ids if m in labels and labels[m][0] == segment]
     if tier:
         ids = [m for m in ids if m in labels and labels[m][1] == tier]
-    pending = False
     if flag:
         if flag not in FLAGS:
             raise NotFound()
         found = _preflights(request, connection, quarter, [p for p in plans if segment is None or p.segment == segment])
-        pending = any(v is None for v in found.values())
+        pending = pending or any(v is None for v in found.values())
         flagged = {m for v in found.values() if v is not None for m in v.value.flagged.get(flag, ())}
         ids = [m for m in ids if m in flagged]
     if sample:

@@ -447,6 +447,8 @@ def test_every_page_loads_with_no_console_error_nothing_outside_and_a_screenshot
             page.wait_for_selector("#overlap-overall", timeout=120_000)
         if name == "campaign":
             page.wait_for_selector("#sample-ratio", timeout=120_000)
+        if name == "proofs-sample":
+            page.wait_for_selector("#proof-position", timeout=120_000)  # segments and tiers polled in
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(club_server.shots / f"{name}.png"), full_page=True)
     _only_local(watch, club_server)

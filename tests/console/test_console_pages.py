@@ -390,6 +390,8 @@ def test_the_proof_viewer_filters_by_segment_tier_preflight_flag_and_a_seeded_sa
     staff: Staff, api_settings: Settings, club_engine: Engine
 ) -> None:
     _quarter_with_editions(api_settings, club_engine)
+    first = staff.get("editions", f"/ui/catalogs/{club.QUARTER}/proofs?tier=core").text
+    assert 'id="proofs-pending"' in first and 'hx-trigger="every 2s"' in first and 'id="no-proofs"' not in first
     settled(staff, f"/ui/catalogs?quarter={club.QUARTER}", "editions")  # the preflight, for the flag filter
     assert _proof_members(staff, "") == ["M01", "M02", "M04"]
     assert _proof_members(staff, "segment=1") == ["M01", "M02"]
