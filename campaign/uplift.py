@@ -106,8 +106,8 @@ class UpliftPrediction:
     orders: FloatArray
     revenue: FloatArray
     margin: FloatArray
-    baseline_response: FloatArray  # (n,) μ_0: P(respond) when not mailed
-    mailed_response: FloatArray  # (n, K) μ_k
+    baseline_response: FloatArray | None  # (n,) μ_0: P(respond) when not mailed (``rates=True``)
+    mailed_response: FloatArray | None  # (n, K) μ_k
 
 
 # Shallow, slow-learning trees: an uplift is a small difference of two noisy rates, and deep
@@ -175,30 +175,40 @@ class UpliftModel:
     per_responder: list[Any]  # orders, revenue, margin of a responder
     info: dict[str, Any] = field(default_factory=dict)
 
-    def predict(self, features: FloatArray, *, batch: int = 200_000, threads: int | None = 1) -> UpliftPrediction:
-        """Every member's uplift per arm, ``batch`` members at a time (``threads``: see :func:`fit_uplift`)."""
-        with threadpool_limits(limits=threads):
-            return self._predict(features, batch)
+    def predict(
+        self, features: FloatArray, *, batch: int = 200_000, threads: int | None = 1, rates: bool = False
+    ) -> UpliftPrediction:
+        """Every member's uplift per arm, ``batch`` members at a time (``threads``: see :func:`fit_uplift`).
 
-    def _predict(self, features: FloatArray, batch: int) -> UpliftPrediction:
+        The X-learner's uplift needs only its second stage; ``rates=True`` also scores the first
+        stage for the response rates with and without a piece (``baseline_response`` and
+        ``mailed_response``, else None): twice the work.
+        """
+        with threadpool_limits(limits=threads):
+            return self._predict(features, batch, rates or self.learner != "x")
+
+    def _predict(self, features: FloatArray, batch: int, rates: bool) -> UpliftPrediction:
         n, k = features.shape[0], len(self.arm_names)
         response = np.empty((n, k))
-        mailed = np.empty((n, k))
-        base = np.empty(n)
+        mailed = np.empty((n, k)) if rates else None
+        base = np.empty(n) if rates else None
         value = np.empty((n, len(MONEY)))
         for start in range(0, n, batch):
             x = features[start : start + batch]
             rows = slice(start, start + x.shape[0])
-            mu0 = _proba(self.control, x)
-            base[rows] = mu0
+            mu0 = _proba(self.control, x) if rates else None
+            if base is not None and mu0 is not None:
+                base[rows] = mu0
             for j in range(k):
-                mu = _proba(self.treated[j], x)
-                mailed[rows, j] = mu
+                mu = _proba(self.treated[j], x) if rates else None
+                if mailed is not None and mu is not None:
+                    mailed[rows, j] = mu
                 if self.learner == "x":
                     tau1, tau0 = self.stage_two[j]
                     g = self.propensity[j]
                     response[rows, j] = g * tau0.predict(x) + (1.0 - g) * tau1.predict(x)
                 else:
+                    assert mu is not None and mu0 is not None
                     response[rows, j] = mu - mu0
             for m, model in enumerate(self.per_responder):
                 value[rows, m] = np.maximum(model.predict(x), 0.0)
