@@ -519,12 +519,15 @@ def depth_svg(curve: DepthCurve, *, title: str = "Mail depth", currency: str = "
         points = " ".join(f"{px(float(k) + 1):.1f},{py(float(v)):.1f}" for k, v in zip(xs, ys, strict=True))
         lines.append(f'<line x1="{left}" y1="{py(0):.1f}" x2="{left + plot_w}" y2="{py(0):.1f}" stroke="#ccc"/>')
         lines.append(f'<polyline points="{points}" fill="none" stroke="#1f5fa8" stroke-width="2"/>')
-        for depth, label, colour in ((curve.break_even, "break-even", "#b03030"), (curve.chosen, "plan", "#2a8a3a")):
+        marks = ((curve.break_even, "break-even", "#b03030", 14), (curve.chosen, "plan", "#2a8a3a", 30))
+        for depth, label, colour, dy in marks:
             if depth:
                 x = px(depth)
+                anchor = "end" if x > left + plot_w * 0.7 else "start"
                 lines.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" stroke="{colour}" '
                              'stroke-dasharray="4 3"/>')  # fmt: skip
-                lines.append(f'<text x="{x + 3:.1f}" y="{top + 14}" fill="{colour}">{label} {depth:,}</text>')
+                lines.append(f'<text x="{x + (-3 if anchor == "end" else 3):.1f}" y="{top + dy}" fill="{colour}" '
+                             f'text-anchor="{anchor}">{label} {depth:,}</text>')  # fmt: skip
         lines.append(f'<text x="{left}" y="{top + plot_h + 18}">0</text>')
         lines.append(f'<text x="{left + plot_w}" y="{top + plot_h + 18}" text-anchor="end">{n:,} pieces</text>')
         lines.append(f'<text x="{left - 6}" y="{py(hi) + 4:.1f}" text-anchor="end">{hi:,.0f}</text>')
