@@ -116,7 +116,7 @@ def differences_table(report: EvaluationReport) -> Table | None:
     if not report.differences:
         return None
     names = [n for n in sorted(next(iter(report.results.values())), key=_metric_order) if "coverage" not in n]
-    table = Table(title="paired difference to the best other recommender: mean [95 % interval]")
+    table = Table(title="paired differences (to the best other recommender, and to popularity): mean [95 % interval]")
     table.add_column("recommender")
     table.add_column("against")
     for name in names:
@@ -126,6 +126,12 @@ def differences_table(report: EvaluationReport) -> Table | None:
             kind, diff["against"],
             *(_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
         )  # fmt: skip
+    for kind, diff in report.versus_popularity.items():
+        if report.differences.get(kind, {}).get("against") != "popularity":
+            table.add_row(
+                kind, "popularity",
+                *(_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
+            )  # fmt: skip
     return table
 
 

@@ -61,6 +61,7 @@ Step = Callable[[str, int, int], None]  # (what, done, total)
 FloatArray = npt.NDArray[np.float64]
 IdxArray = npt.NDArray[np.int64]
 COLD_START = "cold_start"
+BASELINE = "popularity"
 
 
 # ---- ranking ------------------------------------------------------------------------
@@ -413,6 +414,19 @@ def summarize(
                 low, high = boot.difference(r * width + j, other * width + j)
                 diff[metric] = {"mean": float(means[r * width + j] - means[other * width + j]), "low": low, "high": high}
             out["differences"][name] = diff
+        if BASELINE in names:  # and each against plain popularity, the baseline to beat
+            b = names.index(BASELINE)
+            out["versus_popularity"] = {
+                name: {
+                    metric: dict(
+                        zip(("low", "high"), boot.difference(r * width + j, b * width + j), strict=True),
+                        mean=float(means[r * width + j] - means[b * width + j]),
+                    )
+                    for j, metric in enumerate(metric_names)
+                }
+                for r, name in enumerate(names)
+                if name != BASELINE
+            }
     new_sums, new_counts = _clusters(
         folds, lambda f: f.new_member_ids, lambda f: np.column_stack([f.scores[n].new_recall for n in names])
     )
@@ -471,6 +485,7 @@ class EvaluationReport:
     intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     differences: dict[str, dict[str, Any]] = field(default_factory=dict)
     served: str = ""
+    versus_popularity: dict[str, dict[str, Any]] = field(default_factory=dict)
     cold: dict[str, Any] = field(default_factory=dict)
     folds: list[dict[str, Any]] | None = None
     bootstrap: dict[str, Any] = field(default_factory=dict)
@@ -478,7 +493,8 @@ class EvaluationReport:
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object: cutoff, k, results, new_titles (as before), and members,
-        intervals, differences, served, cold, bootstrap; ``folds`` with ``--folds``."""
+        intervals, differences, served, versus_popularity (each recommender minus popularity,
+        paired), cold, bootstrap; ``folds`` with ``--folds``."""
         out: dict[str, Any] = {
             "cutoff": self.cutoff,
             "k": self.k,
@@ -488,6 +504,7 @@ class EvaluationReport:
             "intervals": self.intervals,
             "differences": self.differences,
             "served": self.served,
+            "versus_popularity": self.versus_popularity,
             "cold": self.cold,
             "bootstrap": self.bootstrap,
         }
@@ -513,6 +530,7 @@ class EvaluationReport:
             intervals=pooled["intervals"],
             differences=pooled["differences"],
             served=served,
+            versus_popularity=pooled.get("versus_popularity", {}),
             cold=pooled["cold"],
             bootstrap={"resamples": resamples, "level": LEVEL, "seed": seed, "unit": "member"},
             scores=list(folds),

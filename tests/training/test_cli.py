@@ -77,7 +77,7 @@ def test_errors_are_one_line_and_non_zero(cli: typer.Typer) -> None:
 def test_evaluate_prints_intervals_and_differences(cli: typer.Typer, club: Club) -> None:
     result = CliRunner().invoke(cli, ["evaluate", "--cutoff", club.cutoff.date().isoformat()], env={"COLUMNS": "400"})
     assert result.exit_code == 0, result.output
-    assert "95 % interval" in result.stdout and "paired difference to the best other" in result.stdout
+    assert "95 % interval" in result.stdout and "paired differences" in result.stdout
     assert "warm (history in the window, scored)" in result.stdout
     assert re.search(r"0\.\d{4} \[0\.\d{4}, 0\.\d{4}\]", result.stdout)
 

@@ -65,6 +65,12 @@ def test_every_mean_has_an_interval_and_a_paired_difference(sqlite_engine: Engin
             assert d["low"] <= d["mean"] <= d["high"]
     # popularity ignores taste: significantly worse than ALS on this club
     assert out["differences"]["popularity"]["ndcg@20"]["high"] < 0
+    assert set(out["versus_popularity"]) == {"als", "item_knn"}
+    versus = out["versus_popularity"]["item_knn"]["recall@20"]
+    assert versus["mean"] == pytest.approx(
+        out["results"]["item_knn"]["recall@20"] - out["results"]["popularity"]["recall@20"]
+    )
+    assert 0 < versus["low"] <= versus["mean"] <= versus["high"]
 
 
 def test_rows_added_later_change_nothing(engine: Engine, fast_settings: Settings) -> None:
