@@ -199,6 +199,21 @@ def bench_member_editions(settings: Settings, quarter: str, members: int, body_p
     print(f"  1.5M members: {hours:.0f} core-hours → {hours / machine_cores:.1f} h on this "
           f"{machine_cores}-core machine, {hours / machine_cores / 10:.1f} h on ten (pinned to {cores} "
           "for the measurement)")
+    # many members per document: the first batch again, one member per document
+    first = member_ids[:size]
+    with engine.connect() as connection:
+        picks = member_picks(connection, model, plan, titles, first, cfg.picks_per_member)
+    views = member_views([rows[m] for m in first], picks, plan, titles, cfg, quarter,
+                         key_codes=dict.fromkeys(first, code))
+    c = time.process_time()
+    render_member_pages(views, cfg, renderer, sheet)
+    together = time.process_time() - c
+    c = time.process_time()
+    for view in views:
+        render_member_pages([view], cfg, renderer, sheet)
+    alone = time.process_time() - c
+    print(f"  {len(views)} members in one document {together / len(views) * 1000:.1f} ms CPU each, one "
+          f"document each {alone / len(views) * 1000:.1f} ms ({alone / together:.2f}×)")
     # the print stream: the same stamped batches joined into one PDF/X file's worth of pages
     stream = BytesIO()
     writer = PrintFileWriter(stream)

@@ -5,8 +5,8 @@ catalog settings: 120 titles a catalog, 20 members a document), or uses the conf
 (``--configured``: ``BOOKCLUB_DATA_DIR`` with a trained model and a planned ``--quarter``).
 For each worker count it starts a fresh ``LocalCluster`` (processes, 1 thread each), runs a
 warm-up of one batch per worker (imports, engine, model, fonts — paid once per worker per
-run), then times ``--members`` editions through :func:`catalog.fanout.run_batches`
-(``as_completed`` over one task per batch). Prints editions/s, the speed-up, the machine's
+run — and each segment's stamp sheet, :func:`catalog.fanout.warm_worker`), then times
+``--members`` editions through :func:`catalog.fanout.run_batches` (``as_completed`` over one task per batch). Prints editions/s, the speed-up, the machine's
 load average during each run (the machine may be shared: the load says how much of the
 2 cores the workers had), and the projected time for 1.5 million members on N machines of
 this size, assuming machines scale linearly (each task is seconds of CPU against three small
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from campaign.contacts import PrintFiles, write_quarter_contacts
-from catalog.fanout import Batch, dask_client, make_batches, prepare_job, run_batches
+from catalog.fanout import Batch, dask_client, make_batches, prepare_job, run_batches, warm_worker
 from catalog.paths import catalog_path, edition_path
 from catalog.planning import plan_quarter, stored_plans
 from catalog.segments import segment_quarter
@@ -132,6 +132,7 @@ def main() -> None:
         warm, timed = sample[:workers], sample[workers:]
         with dask_client(workers=workers) as client:
             run_batches(client, job, warm)
+            client.run(warm_worker, job)  # every segment's stamp sheet, once per worker (as at scale)
             load_before = os.getloadavg()[0]
             result = run_batches(client, job, timed)
             load_after = os.getloadavg()[0]

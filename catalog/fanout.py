@@ -51,7 +51,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, make_url
 
-from catalog.member_edition import mailed_edition_members
+from catalog.member_edition import mailed_edition_members, stamp_sheet
 from catalog.paths import quarter_dir
 from catalog.pdfmerge import BodyTemplate
 from catalog.plan import CatalogPlan
@@ -201,6 +201,16 @@ def _worker_state(job: Job) -> _WorkerState:
         titles = titles_by_id(connection, job.quarter)
     _state = _WorkerState(job.job_id, engine, model, renderer_for(job.settings), titles)
     return _state
+
+
+def warm_worker(job: Job) -> int:
+    """Build this worker's state for ``job`` and each segment's stamp sheet (what its first
+    batch of each segment would otherwise do); the number of sheets. ``client.run`` it on
+    every worker before timing (benchmarks/bench_fanout.py)."""
+    state = _worker_state(job)
+    for plan in job.plans.values():
+        stamp_sheet(plan, state.titles, job.settings.catalog, state.renderer, job.settings.data_dir / "covers")
+    return len(job.plans)
 
 
 def render_batch(job: Job, batch: Batch) -> BatchResult:

@@ -175,8 +175,6 @@ def print_profile(icc: Path) -> PdfProfile:
     return PdfProfile("pdf/x-4", icc, PRINT_CSS)
 
 
-WEB_PROFILE = PdfProfile("pdf/ua-1")
-
 
 def _tag_rgb_as_srgb(pdf: pydyf.PDF) -> None:
     """Give the document's one colour-space resource a ``DefaultRGB``: sRGB (PDF 32000-1
