@@ -40,15 +40,17 @@ class Aggregates:
         self._failed: dict[Hashable, tuple[float, str]] = {}  # the last failure, shown on the page
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[Connection], T]) -> Computed[T] | None:
+    def get(self, key: Hashable, compute: Callable[[Connection], T], ttl: float | None = None) -> Computed[T] | None:
         """The last value of ``key`` (None before the first is computed); starts computing a
-        new one in the background when there is none or it is older than the ttl."""
+        new one in the background when there is none or it is older than the ttl (``ttl``:
+        this value's own, for one that takes minutes to compute)."""
+        life = self.ttl if ttl is None else ttl
         with self._lock:
             hit = self._values.get(key)
             now = time.monotonic()
-            stale = hit is None or now - hit[0] >= self.ttl
+            stale = hit is None or now - hit[0] >= life
             failed = self._failed.get(key)
-            if failed is not None and now - failed[0] < min(self.ttl, RETRY_SECONDS):
+            if failed is not None and now - failed[0] < RETRY_SECONDS:
                 stale = False  # failed a moment ago: not again on every poll
             if stale and key not in self._running:
                 thread = threading.Thread(target=self._compute, args=(key, compute), name="console-aggregate", daemon=True)

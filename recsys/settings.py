@@ -329,6 +329,10 @@ class ConsoleSettings(BaseModel):
     personal_pages: int = Field(
         2, ge=1, description="a member edition's page budget beyond its segment catalog (preflight flags more)"
     )
+    preflight_seconds: float = Field(
+        1800.0, ge=0, description="how long the catalogs' preflight (every member's picks and edition pages) is "
+        "shown before it is computed again (about 2 minutes a run on a 100k-member club)",
+    )
 
 
 class Settings(BaseSettings):

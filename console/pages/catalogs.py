@@ -165,6 +165,7 @@ def _preflights(
         plan.segment: aggregates.get(
             ("preflight", quarter, plan.segment, model.version if model is not None else None),
             partial(preflight, quarter=quarter, segment=plan.segment, **_checks(settings, quarter, plan, model, stock)),
+            ttl=settings.console.preflight_seconds,
         )
         for plan in plans
     }

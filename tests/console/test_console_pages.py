@@ -552,3 +552,33 @@ def test_the_new_pages_issue_a_bounded_number_of_statements_and_count_no_purchas
         for sql in statements:
             flat = " ".join(sql.split()).lower()
             assert not re.search(r"count\(\*\) from (purchases|members)\b", flat), flat
+
+
+def test_aggregates_keep_a_value_for_its_own_ttl_and_say_why_a_computation_failed(club_engine: Engine) -> None:
+    from console.cache import Aggregates
+
+    cache = Aggregates(club_engine, ttl=0.0)  # everything stale at once, unless a value says otherwise
+    runs: list[str] = []
+
+    def compute(_connection: Any) -> int:
+        runs.append("x")
+        return len(runs)
+
+    assert cache.get("slow", compute, ttl=3600) is None
+    cache.join()
+    first = cache.get("slow", compute, ttl=3600)
+    cache.join()
+    assert first is not None and first.value == 1 and runs == ["x"]  # kept: its own ttl has not run out
+    cache.get("fast", compute)
+    cache.join()
+    cache.get("fast", compute)
+    cache.join()
+    assert len(runs) == 3  # the default ttl (0) recomputes on every view
+
+    def broken(_connection: Any) -> int:
+        raise ValueError("no such quarter")
+
+    assert cache.get("broken", broken) is None
+    cache.join()
+    assert cache.failure("broken") == "ValueError: no such quarter"
+    assert cache.get("broken", broken) is None and not cache._running  # not retried on every poll
