@@ -174,22 +174,42 @@ def _used(choice: IntArray, usage: FloatArray) -> float:
     return float(usage[rows, choice[rows]].sum())
 
 
+class _Columns:
+    """The Lagrangian's per-option columns, contiguous (a column at a time is several times faster
+    than ``argmax(axis=1)`` over a few options), with forbidden and losing pairs at −inf."""
+
+    def __init__(self, profit: FloatArray, ok: BoolArray, usage: list[FloatArray]) -> None:
+        k = profit.shape[1]
+        self.profit = [np.where(ok[:, j], profit[:, j], -np.inf) for j in range(k)]
+        self.usage = [[np.ascontiguousarray(a[:, j]) for a in usage] for j in range(k)]
+        self.n = profit.shape[0]
+
+    def best(self, lam: FloatArray) -> tuple[IntArray, FloatArray]:
+        """Per member: the option with the largest positive reduced profit (−1 none), and that value."""
+        value = np.zeros(self.n)
+        choice = np.full(self.n, -1, dtype=np.int64)
+        for j, column in enumerate(self.profit):
+            reduced = column.copy()
+            for c, a in enumerate(self.usage[j]):
+                if lam[c]:
+                    reduced -= lam[c] * a
+            better = reduced > value
+            value = np.where(better, reduced, value)
+            choice[better] = j
+        return choice, value
+
+
 def _lagrangian(
-    profit: FloatArray, ok: BoolArray, usage: list[FloatArray], limits: list[float], *, rounds: int = 8, steps: int = 40
+    profit: FloatArray, ok: BoolArray, usage: list[FloatArray], limits: list[float], *, rounds: int = 8, steps: int = 36
 ) -> tuple[FloatArray, float]:
     """Multipliers minimising the Lagrangian dual by coordinate bisection; the best dual value seen."""
     lam = np.zeros(len(limits))
-
-    def reduced(lam: FloatArray) -> FloatArray:
-        out = profit.copy()
-        for j, a in enumerate(usage):
-            if lam[j]:
-                out -= lam[j] * a
-        return out
+    columns = _Columns(profit, ok, usage)
+    limit_arr = np.asarray(limits)
 
     def dual(lam: FloatArray) -> tuple[float, IntArray]:
-        choice, value = _best(reduced(lam), ok)
-        return float(value.sum() + lam @ np.asarray(limits)), choice
+        choice, value = columns.best(lam)
+        return float(value.sum() + lam @ limit_arr), choice
 
     best_bound, choice = dual(lam)
     for _ in range(rounds):
