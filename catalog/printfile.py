@@ -15,6 +15,7 @@ blank page after them: a duplex press starts every member on a new sheet.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class PrintFileWriter:
         self.document: DictionaryObject | None = None  # the first batch's catalog entries, remapped
         self.info_id: int | None = None
         self.shared: dict[bytes, int] = {}  # digest of a self-contained stream → its number
+        self.batches = 0
         self._write(b"%PDF-1.6\n%\xe2\xe3\xcf\xd3\n")
 
     def _allocate(self) -> int:
@@ -177,6 +179,8 @@ class _BatchCopier:
     def __init__(self, writer: PrintFileWriter, reader: PdfReader) -> None:
         self.writer = writer
         self.reader = reader
+        writer.batches += 1
+        self.salt = f"batch-{writer.batches}"
         self.numbers: dict[int, int] = {}  # batch number → file number
         self.todo: list[int] = []
         self.page_numbers = {
@@ -216,6 +220,9 @@ class _BatchCopier:
             for key, value in obj.items():
                 if key == "/Length" and isinstance(obj, StreamObject):
                     continue
+                if key in _FONT_NAME_KEYS and isinstance(value, NameObject):
+                    out[NameObject(key)] = NameObject(retag(value, self.salt))
+                    continue
                 out[NameObject(key)] = self.remap(value)
             return out
         if isinstance(obj, ArrayObject):
@@ -250,6 +257,23 @@ class _BatchCopier:
             else:
                 body = serialise(remapped)
             self.writer._object(self.numbers[idnum], body)
+
+
+_SUBSET = re.compile(r"^/([A-Z]{6})\+")
+_FONT_NAME_KEYS = ("/BaseFont", "/FontName")
+
+
+def retag(name: str, salt: str) -> str:
+    """A font subset's name (``/ABCDEF+Family``) with a tag of its own for ``salt``.
+
+    WeasyPrint derives the six-letter tag from the font's description, not from the glyphs a
+    subset holds, so every document's subset of a face has the same name; joined into one
+    file, different subsets with one name are what a press's font cache may mix up."""
+    match = _SUBSET.match(name)
+    if match is None:
+        return name
+    digest = hashlib.sha256(f"{salt}:{match[1]}".encode()).digest()
+    return "/" + "".join(chr(65 + b % 26) for b in digest[:6]) + name[7:]
 
 
 def serialise(obj: PdfObject) -> bytes:

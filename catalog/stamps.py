@@ -45,7 +45,7 @@ from pypdf.generic import (
 from weasyprint.document import Document
 
 from catalog.context import MemberView
-from catalog.printfile import serialise
+from catalog.printfile import retag, serialise
 from catalog.qr import qr_payload
 
 PX_TO_PT = 0.75  # CSS px → PDF points
@@ -182,6 +182,9 @@ class _Copier:
             out = DictionaryObject()
             for key, value in obj.items():
                 if key == "/Length" and isinstance(obj, StreamObject):
+                    continue
+                if key in ("/BaseFont", "/FontName") and isinstance(value, NameObject):
+                    out[NameObject(key)] = NameObject(retag(value, "stamps"))  # not the page's subset's name
                     continue
                 out[NameObject(key)] = self.remap(value)
             return out

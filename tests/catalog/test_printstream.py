@@ -155,6 +155,8 @@ def test_fonts_embedded_and_subset(stream: Stream) -> None:
         for line in fonts:
             emb, sub = line.split()[-5:-3]  # name, type, encoding, emb, sub, uni, object, generation
             assert (emb, sub) == ("yes", "yes"), line
+        names = [line.split()[0] for line in fonts]
+        assert len(set(names)) == len(names), f"{path.name}: two subsets share a name: {names}"
 
 
 def test_one_output_profile_per_file(stream: Stream) -> None:
