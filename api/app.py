@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
-import anyio
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
@@ -22,6 +21,8 @@ import console
 from api import errors, metrics
 from api.auth import KeyVerifier, require_read
 from api.body_guard import BodyGuard, Refused, refused_handler
+from api.compute import ComputePool
+from api.fastpath import RecommendationsFastPath
 from api.model_holder import ModelHolder, ModelSource
 from api.recommending import feed_new_titles
 from api.routes import (
@@ -118,20 +119,21 @@ def create_app(
         on_swap=metrics.model_swapped,
         poll_seconds=settings.api.model_poll_seconds,
     )
+    # numpy/Python work holds the GIL: a few threads at a time beat 16 fighting for it
+    compute = ComputePool(settings.api.compute_threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # one BLAS thread per request thread: with 2 cores and a threadpool of 40,
         # multi-threaded BLAS calls only fight each other
         blas = threadpool_limits(1, "blas")
-        # numpy/Python work holds the GIL: a few threads at a time beat 16 fighting for it
-        app.state.compute = anyio.CapacityLimiter(settings.api.compute_threads)
         await run_in_threadpool(holder.start)
         try:
             yield
         finally:
             blas.restore_original_limits()
             holder.stop()
+            compute.close()
             metrics.worker_exit()
             if owns_engine:
                 engine.dispose()
@@ -147,11 +149,15 @@ def create_app(
     app.state.engine = engine
     app.state.holder = holder
     app.state.keys = KeyVerifier(engine, settings.api.key_cache_seconds)
+    app.state.compute = compute
     errors.install(app)
     # a body is received only after the route's key check passed, and only up to the limit
     app.add_exception_handler(Refused, refused_handler)
     app.add_middleware(BodyGuard, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
+    # outermost of ours: the hot route answered without the layers above (api/fastpath.py);
+    # anything it does not read as plainly valid goes on through them unchanged
+    app.add_middleware(RecommendationsFastPath)
     _document_settings(app, settings)
     routers = (members, titles, categories, purchases, segments, catalogs, campaigns, models)
     for module in routers:

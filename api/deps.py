@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-import anyio
 from fastapi import Depends, Query, Request
 from sqlalchemy import Connection, Engine
 
 from api.auth import AdminKeyDep, ReadKeyDep
+from api.compute import ComputePool
 from api.errors import InvalidInputError
 from api.model_holder import ModelHolder, ServingModel
 from recsys.settings import Settings
@@ -43,9 +43,9 @@ async def get_model(request: Request) -> ServingModel:
     return holder.current()
 
 
-async def get_compute(request: Request) -> anyio.CapacityLimiter:
-    limiter: anyio.CapacityLimiter = request.app.state.compute
-    return limiter
+async def get_compute(request: Request) -> ComputePool:
+    pool: ComputePool = request.app.state.compute
+    return pool
 
 
 async def get_engine(request: Request) -> Engine:
@@ -64,7 +64,7 @@ HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 ModelDep = Annotated[ServingModel, Depends(get_model)]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-ComputeDep = Annotated[anyio.CapacityLimiter, Depends(get_compute)]
+ComputeDep = Annotated[ComputePool, Depends(get_compute)]
 
 
 async def get_limit(

@@ -13,10 +13,13 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 
 from sqlalchemy import Connection, Engine
 
-from api.model_holder import ServingModel
+from api.compute import ComputePool
+from api.metrics import record_recommendation
+from api.model_holder import ModelHolder, ServingModel
 from api.schemas import ScoredTitlePublic, TitlePublic
 from recsys import serving
 from recsys.errors import UnknownCategoryError, UnknownTitleError
@@ -60,6 +63,28 @@ def recommendations_json(
         except UnknownCategoryError as exc:
             raise UnknownCategoryFilterError(query.category) from exc
     return result.cold_start, serving.recommendations_json(result, model.version, state)
+
+
+async def answer_recommendations(
+    holder: ModelHolder, engine: Engine, compute: ComputePool, member_id: str, query: RecommendationQuery
+) -> tuple[str, bytes]:
+    """(model version, body) of ``GET /v1/members/{member_id}/recommendations``: one model (and
+    its title cache) for the whole request, the work in a compute thread, the kind counted.
+    What the route and its fast path (:mod:`api.fastpath`) both run."""
+    model, prepared = holder.serving()
+    work = partial(
+        recommendations_json,
+        engine,
+        model,
+        member_id,
+        query,
+        shelf=prepared if isinstance(prepared, TitleShelf) else None,
+    )
+    # the body is serialised in the worker thread from cached title JSON (RecommendationsPublic,
+    # checked in tests/api/test_recommendations_json.py), not validated again by FastAPI
+    cold_start, body = await compute.run(work)
+    record_recommendation(cold_start)
+    return model.version, body
 
 
 def _title(record: TitleRecord) -> TitlePublic:

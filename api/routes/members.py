@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import ComputeDep, ConnectionDep, EngineDep, HolderDep, LimitDep, ReadKeyDep, SettingsDep
 from api.errors import RESPONSES
-from api.metrics import record_recommendation
 from api.profile import member_profile
-from api.recommending import TitleShelf, recommendations_json
+from api.recommending import answer_recommendations
 from api.schemas import MemberProfilePublic, RecommendationsPublic
 from recsys.serving import RecommendationQuery
 from recsys.text import NO_NUL_PATTERN
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
+RECOMMENDATIONS_ROUTE = "/v1/members/{member_id}/recommendations"  # the metrics' route label
 
 MemberId = Annotated[
     str,
@@ -62,22 +60,14 @@ async def read_recommendations(
 ) -> Response:
     """A member with no history gets cold-start titles (declared categories, then popular)
     with their reason; purchases posted since training count at once."""
-    model, prepared = holder.serving()  # one model (and its title cache) for the whole request
-    work = partial(
-        recommendations_json,
-        engine,
-        model,
-        member_id,
-        RecommendationQuery(
-            limit=limit, category=category, include_purchased=include_purchased, in_stock_only=in_stock_only
-        ),
-        shelf=prepared if isinstance(prepared, TitleShelf) else None,
+    # Usually answered by api.fastpath without FastAPI's per-request machinery; this function
+    # answers what the fast path leaves to it (a key not yet verified, a parameter it does not
+    # read as plainly valid, no model) and declares the route for the OpenAPI document.
+    query = RecommendationQuery(
+        limit=limit, category=category, include_purchased=include_purchased, in_stock_only=in_stock_only
     )
-    # the body is serialised in the worker thread from cached title JSON (RecommendationsPublic,
-    # checked in tests/api/test_recommendations_json.py), not validated again by FastAPI
-    cold_start, body = await anyio.to_thread.run_sync(work, limiter=compute)
-    record_recommendation(cold_start)
-    return Response(body, media_type="application/json", headers={"X-Model-Version": model.version})
+    version, body = await answer_recommendations(holder, engine, compute, member_id, query)
+    return Response(body, media_type="application/json", headers={"X-Model-Version": version})
 
 
 @router.get(

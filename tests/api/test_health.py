@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.metrics import drain
 from api.model_holder import ModelHolder
 from recsys.settings import Settings
 from recsys.storage.db import make_engine
@@ -93,6 +94,7 @@ def test_access_log_has_route_and_status_only(
             headers=bearer(keys["read"]),
         )
         client.get("/v1/members/M01", headers={"Authorization": "", "X-API-Key": keys["admin"]})
+        drain()  # the lines are written by the worker's background thread; now, here
     lines = [r.getMessage() for r in caplog.records if r.name == "bookclub.api.access"]
     assert lines[0].startswith("GET /v1/members/{member_id}/recommendations 200 ")
     assert lines[1].startswith("GET /v1/members/{member_id} 200 ")
