@@ -582,3 +582,18 @@ def test_aggregates_keep_a_value_for_its_own_ttl_and_say_why_a_computation_faile
     cache.join()
     assert cache.failure("broken") == "ValueError: no such quarter"
     assert cache.get("broken", broken) is None and not cache._running  # not retried on every poll
+
+
+def test_a_finished_render_job_shows_its_editions(staff: Staff, club_engine: Engine) -> None:
+    """What console.job_runner records after catalog.fanout.render_all_editions (a render needs a
+    campaign's contacts; the browser test's club runs a training job end to end)."""
+    with club_engine.begin() as connection:
+        job = jobs_db.create_job(connection, kind="render_editions", params={"quarter": "2026Q1"}, actor_prefix="p", actor_label="王芳")
+        jobs_db.start_job(connection, job.id, host="elsewhere", pid=1)
+        jobs_db.record_progress(connection, job.id, step="member editions (4 batches)", done=20, total=20)
+        jobs_db.finish_job(connection, job.id, result={
+            "quarter": "2026Q1", "editions": 20, "seconds": 61.6, "per_second": 0.32, "workers": 2, "batches": 4,
+            "retried": 0, "failed_members": 0,
+        })  # fmt: skip
+    row = _row(staff.get("read", "/ui/jobs").text, job.id)
+    assert 'data-status="done"' in row and 'data-key="editions">个人版: 20<' in row and "季度: 2026Q1" in row
