@@ -80,6 +80,7 @@ VALUES = {
     "member_id": "M1", "version": "v1", "prefix": "bk_x", "reason": "moved", "source": "test",
 }
 NO_DATABASE = {"models list", "models activate", "models rollback", "recommend"}  # the registry first
+NO_DATABASE |= {"simulate", "evaluate-mailing"}  # simulated clubs, in memory
 SKIP = {"serve"}  # serves with the database down on purpose (/readyz says why)
 INPUT_FIRST = {"suppressions import"}  # reads (and here refuses) its file before the database
 
