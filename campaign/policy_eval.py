@@ -130,7 +130,7 @@ class SimulationEvaluation:
     capture_low: float
     capture_high: float
     comparisons: list[Comparison]
-    qini: dict[str, float]
+    qini: dict[str, float | None]
     gap: float
     solver: str
     extra: dict[str, Any] = field(default_factory=dict)
@@ -284,15 +284,21 @@ def evaluate_simulated(
     )
 
 
-def _held_back_qini(model: UpliftModel, back: UpliftData) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+def _held_back_qini(model: UpliftModel, back: UpliftData) -> dict[str, float | None]:
+    """Per edition, the Qini coefficient of its margin and of its response ranking (None when the
+    held-back data cannot tell the edition's total effect from zero)."""
+    out: dict[str, float | None] = {}
     for j, name in enumerate(model.arm_names):
         mine = (back.arm == 0) | (back.arm == j + 1)
         pred = model.predict(back.features[mine])
-        out[name] = qini(pred.margin[:, j], back.arm[mine] == j + 1, back.money[mine, 2]).qini
-        out[f"{name} (response)"] = qini(
+        out[name] = _finite(qini(pred.margin[:, j], back.arm[mine] == j + 1, back.money[mine, 2]).qini)
+        out[f"{name} (response)"] = _finite(qini(
             pred.response[:, j], back.arm[mine] == j + 1, back.responded[mine].astype(np.float64)
-        ).qini
+        ).qini)
     return out
 
 
@@ -360,7 +366,7 @@ class HillstromEvaluation:
     policy_mix: dict[str, float]  # share of members sent each arm
     values: dict[str, float]  # the rivals' values per member
     comparisons: list[Comparison]
-    qini: dict[str, float]
+    qini: dict[str, float | None]
 
     def comparison(self, name: str) -> Comparison:
         return next(c for c in self.comparisons if c.name == name)
@@ -440,11 +446,11 @@ def evaluate_hillstrom(
     mine = per_member(choice.astype(np.int64))
     weights = _bootstrap_weights(arm.size, resamples, seed + 2)
     comparisons = [_compare(name, mine, theirs, 0, weights) for name, theirs in rivals.items()]
-    qinis = {}
+    qinis: dict[str, float | None] = {}
     pred_all = model.predict(x)
     for j, name in enumerate(HILLSTROM_ARMS[1:]):
         rows = (arm == 0) | (arm == j + 1)
-        qinis[name] = qini(pred_all.margin[rows, j], arm[rows] == j + 1, y[rows]).qini
+        qinis[name] = _finite(qini(pred_all.margin[rows, j], arm[rows] == j + 1, y[rows]).qini)
     return HillstromEvaluation(
         members_learned=int(learn.size),
         members_evaluated=int(evaluate.size),

@@ -283,7 +283,10 @@ class QiniResult:
     Qini), ``uplift[i]`` the same per targeted member. ``qini`` is the area between the
     curve and the random-targeting line, divided by the whole population's incremental
     outcome (so 0 = random, and sorting perfectly by the truth gives the largest value);
-    ``auuc`` the area under the gain curve divided by the same, with random = 0.5.
+    ``auuc`` the area under the gain curve divided by the same, with random = 0.5. Both are
+    NaN when the population's incremental outcome is within two standard errors of zero
+    (there is nothing to normalise by); ``area`` is the unnormalised area between the
+    curve and the random line, per member.
     """
 
     fractions: tuple[float, ...]
@@ -292,11 +295,13 @@ class QiniResult:
     qini: float
     auuc: float
     total_gain: float
+    area: float = math.nan
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "qini": self.qini,
-            "auuc": self.auuc,
+            "qini": None if math.isnan(self.qini) else self.qini,
+            "auuc": None if math.isnan(self.auuc) else self.auuc,
+            "area": self.area,
             "total_gain": self.total_gain,
             "curve": [
                 {"fraction": f, "gain": g, "uplift_per_member": u}
@@ -334,7 +339,11 @@ def qini(
     xs = np.arange(1, n + 1) / n
     area_model = float(np.trapezoid(np.concatenate([[0.0], gain]), np.concatenate([[0.0], xs])))
     area_random = total / 2.0
-    scale = abs(total) if total != 0 else math.nan
+    # normalised by the whole population's incremental outcome — only when the data can tell it
+    # from zero (beyond two standard errors); otherwise the ratio is noise over noise: NaN
+    y_treated, y_control = outcome[treated], outcome[~treated]
+    se = n * math.sqrt(float(y_treated.var()) / max(1, y_treated.size) + float(y_control.var()) / max(1, y_control.size))
+    scale = abs(total) if total != 0 and abs(total) > 2.0 * se else math.nan
     fractions = tuple(float(f) for f in np.linspace(0.1, 1.0, points))
     at = [max(0, min(n - 1, round(f * n) - 1)) for f in fractions]
     return QiniResult(
@@ -344,4 +353,5 @@ def qini(
         qini=(area_model - area_random) / scale,
         auuc=area_model / scale,
         total_gain=total,
+        area=(area_model - area_random) / n,
     )

@@ -27,7 +27,8 @@ def test_the_decision_captures_80_percent_of_the_oracle_and_beats_the_rules_by_1
         assert rival.gain >= 0.15 and rival.low >= 0.15, rival
     # the plan kept to the budget and the LP says it is as good as it gets
     assert result.solver == "lp" and result.gap < 0.005
-    assert result.qini["catalog (response)"] > 0.03 and result.qini["catalog"] > 0
+    catalog, response = result.qini["catalog"], result.qini["catalog (response)"]
+    assert response is not None and response > 0.03 and catalog is not None and catalog > 0
 
 
 def test_rivals_respect_the_budget_and_depth() -> None:
