@@ -20,6 +20,8 @@ from typing import Generic, TypeVar
 from fastapi import Request
 from sqlalchemy import Connection, Engine
 
+from recsys.errors import BookclubError
+
 T = TypeVar("T")
 RETRY_SECONDS = 30.0  # a failed computation is tried again on a page view after this long
 log = logging.getLogger("bookclub.console")
@@ -69,7 +71,8 @@ class Aggregates:
         except Exception as exc:  # keep the old value; a page view after RETRY_SECONDS tries again
             log.exception("computing the console aggregate %r failed", key)
             with self._lock:
-                self._failed[key] = (time.monotonic(), f"{type(exc).__name__}: {exc}")
+                said = str(exc) if isinstance(exc, BookclubError) else f"{type(exc).__name__}: {exc}"
+                self._failed[key] = (time.monotonic(), said)  # a BookclubError says what to do: as it is
         finally:
             with self._lock:
                 self._running.pop(key, None)

@@ -157,3 +157,59 @@ def interval_chart(
 def fmt_value(value: float) -> str:
     """A number as the charts write it in ``data-value`` (tables beside them use the same)."""
     return _fmt(float(value))
+
+
+def depth_chart(
+    cumulative: Sequence[float],
+    marks: Sequence[tuple[int, float]],
+    *,
+    title: str,
+    lines: Sequence[tuple[int, str]] = (),
+    width: int = 560,
+    height: int = 240,
+) -> Markup:
+    """A curve over ``len(cumulative)`` pieces (x = pieces, to scale; y may go below zero), with a
+    dot at each (pieces, value) of ``marks`` — the rows of the table beside it — and a dashed
+    vertical line at each (pieces, label) of ``lines``."""
+    left, right, top_pad, bottom = 64, 20, 16, 34
+    plot_w, plot_h = width - left - right, height - top_pad - bottom
+    n = max(1, len(cumulative))
+    values = [float(v) for v in cumulative] or [0.0]
+    lo, hi = min(0.0, *values), max(0.0, *values)
+    if hi - lo <= 0:
+        hi = lo + 1.0
+
+    def x_of(pieces: float) -> float:
+        return left + plot_w * pieces / n
+
+    def y_of(v: float) -> float:
+        return top_pad + plot_h * (hi - float(v)) / (hi - lo)
+
+    step = max(1, len(values) // 300)
+    points = " ".join(f"{x_of(i + 1):.1f},{y_of(values[i]):.1f}" for i in range(0, len(values), step))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart depth-chart" role="img" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+        f'<line x1="{left}" y1="{y_of(0):.1f}" x2="{width - right}" y2="{y_of(0):.1f}" stroke="{_GRID}"/>',
+        f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{top_pad + plot_h}" stroke="{_GRID}"/>',
+        f'<text x="{left - 4}" y="{y_of(hi) + 4:.1f}" text-anchor="end" font-size="10" fill="{_TEXT}">{escape(_fmt(round(hi, 2)))}</text>',
+        f'<text x="{left - 4}" y="{y_of(lo) + 4:.1f}" text-anchor="end" font-size="10" fill="{_TEXT}">{escape(_fmt(round(lo, 2)))}</text>',
+        f'<text x="{left}" y="{height - 18}" font-size="10" fill="{_TEXT}">0</text>',
+        f'<text x="{width - right}" y="{height - 18}" text-anchor="end" font-size="10" fill="{_TEXT}">{n:,}</text>',
+        f'<polyline points="{points}" fill="none" stroke="{_INK}" stroke-width="2"/>',
+    ]
+    for i, (pieces, label) in enumerate(lines):
+        if pieces > 0:
+            x = x_of(pieces)
+            parts.append(  # each line's label a row lower than the last: close depths do not overprint
+                f'<line x1="{x:.1f}" y1="{top_pad}" x2="{x:.1f}" y2="{top_pad + plot_h}" stroke="#9a6700" stroke-dasharray="4 3"/>'
+                f'<text x="{x + 3:.1f}" y="{top_pad + 10 + 12 * i}" font-size="10" fill="#9a6700">{escape(label)} {pieces:,}</text>'
+            )
+    for pieces, value in marks:
+        parts.append(
+            f'<circle class="mark" data-label="{pieces}" data-value="{_fmt(float(value))}" '
+            f'cx="{x_of(pieces):.1f}" cy="{y_of(value):.1f}" r="3.5" fill="{_INK}"/>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))

@@ -346,6 +346,8 @@ def test_the_campaign_page_shows_the_sample_ratio_check_first_and_effects_with_i
     _login(page, club_server.keys["read"])
     page.goto("/ui/campaigns")
     page.wait_for_selector("#campaigns td[data-arm=mailed]:not(:has-text('…'))")
+    # the quarter's mailing decision (campaign.mailing_plan): one campaign so far, nothing earlier to learn from
+    page.wait_for_selector("#decision-not-possible, #mail-depth", timeout=120_000)
     page.screenshot(path=str(club_server.shots / "campaigns.png"), full_page=True)
     page.click("#campaigns a >> nth=0")
     page.wait_for_selector("#sample-ratio", timeout=120_000)
@@ -447,6 +449,8 @@ def test_every_page_loads_with_no_console_error_nothing_outside_and_a_screenshot
             page.wait_for_selector("#overlap-overall", timeout=120_000)
         if name == "campaign":
             page.wait_for_selector("#sample-ratio", timeout=120_000)
+        if name == "campaigns":
+            page.wait_for_selector("#decision-not-possible, #mail-depth", timeout=120_000)
         if name == "proofs-sample":
             page.wait_for_selector("#proof-position", timeout=120_000)  # segments and tiers polled in
         page.wait_for_load_state("networkidle")

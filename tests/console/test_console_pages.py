@@ -194,7 +194,6 @@ def test_campaign_page_shows_the_same_report_as_the_api_with_the_sample_ratio_ch
     net = arm["net_profit_per_piece"]
     found = re.search(r'data-value="([^"]+)" data-low="([^"]+)" data-high="([^"]+)"', _section(page, "net_profit"))
     assert found is not None and tuple(map(float, found.groups())) == pytest.approx((net["estimate"], net["low"], net["high"]), abs=0.005)
-    assert "campaign/policy.py" in page  # the mail-depth curve is left out, and the page says so
 
 
 def test_a_sample_ratio_mismatch_is_the_first_thing_the_campaign_page_says(staff: Staff, club_engine: Engine) -> None:
@@ -492,8 +491,11 @@ def test_unmapped_outside_labels_from_an_imports_rejects_are_an_alert_until_they
 def test_service_health_equals_the_prometheus_registry_the_api_exposes(staff: Staff, staff_keys: dict[str, str]) -> None:
     from prometheus_client import REGISTRY
 
+    from api.metrics import drain
+
     for member_id in ("M01", "M05", "NOPE"):
         staff.client.get(f"/v1/members/{member_id}/recommendations", headers={"Authorization": f"Bearer {staff_keys['read']}"})
+    drain()  # the API writes its counters off the request path, every 0.2 s: now, for the comparison
     page = staff.get("read", "/ui/").text
     route = "/v1/members/{member_id}/recommendations"
     expected = sum(
@@ -597,3 +599,47 @@ def test_a_finished_render_job_shows_its_editions(staff: Staff, club_engine: Eng
         })  # fmt: skip
     row = _row(staff.get("read", "/ui/jobs").text, job.id)
     assert 'data-status="done"' in row and 'data-key="editions">个人版: 20<' in row and "季度: 2026Q1" in row
+
+
+def test_the_campaigns_page_shows_the_quarters_mailing_decision_and_its_mail_depth_curve(tmp_path: Path) -> None:
+    """``plan_mailing`` — what ``bookclub campaigns plan`` prints — on the campaign package's club
+    with a randomized earlier campaign; and the reason when nothing can be learned yet."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from campaign.mailing_plan import plan_mailing
+    from recsys.settings import CampaignSettings
+    from recsys.storage.apikeys import create_key
+    from recsys.storage.db import make_engine, upgrade
+    from tests.campaign.test_mailing_plan import NOW, build
+    from tests.console.conftest import login
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'club.db'}")
+    upgrade(engine)
+    settings = Settings(data_dir=tmp_path / "var", campaign=CampaignSettings(holdout_share=0.2, universal_holdout_share=0.0))
+    build(engine, settings)
+    with engine.begin() as connection:
+        key = create_key(connection, "read", "市场部")[0]
+    with TestClient(create_app(settings, engine=engine), base_url="http://testserver") as client:
+        staff = Staff(client, {"read": login(client, key)})
+        first = staff.get("read", f"/ui/campaigns?quarter={NOW}&budget=1500").text
+        assert 'id="decision-pending"' in first and 'hx-trigger="every 2s"' in first
+        page = settled(staff, f"/ui/campaigns?quarter={NOW}&budget=1500")
+        earlier = settled(staff, "/ui/campaigns?quarter=2026Q3")  # nothing before it to learn from
+        # in the running app: its one-BLAS-thread limit moves plan_mailing's figures by ~1 %
+        with engine.connect() as connection:
+            expected = plan_mailing(connection, settings, NOW, dt.date(2026, 10, 1), budget=1_500.0).to_json()
+    engine.dispose()
+    depth = re.search(r'id="mail-depth" data-break-even="(\d+)" data-chosen="(\d+)"', page)
+    curve = expected["mail_depth"]
+    assert depth is not None and (int(depth.group(1)), int(depth.group(2))) == (curve["break_even_depth"], curve["chosen_depth"])
+    section = page[page.index('id="mail-depth"') :]
+    marks, cells = _marks(section), _cells(section)
+    assert marks and marks == cells
+    assert {int(k): float(v) for k, v in cells.items()} == pytest.approx(
+        {int(r["pieces"]): round(r["cumulative_profit"], 2) for r in curve["table"]}
+    )
+    assert f'data-mailed-kind="catalog">catalog {expected["mailed"]["catalog"]:,}<' in page
+    planned = re.search(r'<tr data-row="planned"><td>[^<]*</td><td class="num">([\d,]+)<', page)
+    assert planned is not None and int(planned.group(1).replace(",", "")) == round(expected["planned"]["pieces"])
+    assert 'id="decision-not-possible"' in earlier and "no earlier campaign" in earlier
