@@ -329,7 +329,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "intervals_overlap": ("区间重叠？", "Intervals overlap?"),
     "overlap_yes": ("重叠", "overlap"),
     "overlap_no": ("不重叠", "apart"),
-    "paired_vs_baseline": ("对比同次评估的基线（配对）", "vs its evaluation's baseline (paired)"),
+    "paired_vs_baseline": ("同次评估中的配对差异", "paired difference in its own evaluation"),
     "against": ("对比", "against"),
     "compare_interval_note": (
         "括号内为会员自助抽样 95% 区间。两次评估只保存了均值和区间，没有逐会员数值，因此 B − A 没有自己的区间：请看两个区间是否重叠，以及各版本与同次评估基线的配对差异。",

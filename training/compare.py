@@ -2,8 +2,8 @@
 
 - :func:`metric_differences`: each version's stored evaluation (``meta.json``), metric by
   metric: the served recommender's mean with its 95 % bootstrap interval, the difference
-  between the versions, and each version's paired difference against the best other
-  recommender of its own evaluation. The two evaluations stored their means and intervals,
+  between the versions, and each version's paired difference against popularity (or, in an
+  evaluation that did not store that, the best other recommender) of its own evaluation. The two evaluations stored their means and intervals,
   not their per-member values, so the difference *between* versions has no interval of its
   own; whether the two intervals overlap is said instead, and whether the cutoffs differ.
 - :func:`compare_recommendations`: both versions' top ``k`` for the same members — a fixed
@@ -138,7 +138,10 @@ def stored_evaluation(meta: Mapping[str, Any]) -> StoredEvaluation:
         if isinstance(pair, list | tuple) and len(pair) == 2
     }
     paired: dict[str, PairedDifference] = {}
-    diff = (evaluation.get("differences") or {}).get(served) or {}
+    # against plain popularity (the baseline to beat) when the evaluation stored it, else
+    # against the best other recommender of the same evaluation
+    versus = (evaluation.get("versus_popularity") or {}).get(served)
+    diff = {"against": "popularity", **versus} if versus else (evaluation.get("differences") or {}).get(served) or {}
     for name, value in diff.items():
         if isinstance(value, dict) and {"mean", "low", "high"} <= value.keys():
             paired[name] = PairedDifference(str(diff.get("against")), float(value["mean"]), float(value["low"]), float(value["high"]))

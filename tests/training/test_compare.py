@@ -48,3 +48,16 @@ def test_metric_differences_read_each_versions_served_interval_and_paired_differ
     assert list(rows) == ["ndcg@20", "coverage@20"]
     old = {"metrics": {"ndcg@20": 0.1}}  # a version trained before evaluations stored intervals
     assert metric_differences(old, old)[0].a_interval is None
+
+
+def test_the_paired_difference_is_against_popularity_when_the_evaluation_stored_it() -> None:
+    meta = _meta("2026-01-01", 0.2, 0.15, 0.25, 0.05)  # best other: "popularity" in differences
+    evaluation = meta["evaluation"]
+    assert isinstance(evaluation, dict)
+    evaluation["differences"]["als"]["against"] = "bpr"
+    evaluation["versus_popularity"] = {"als": {"ndcg@20": {"mean": 0.08, "low": 0.06, "high": 0.1}}}
+    row = metric_differences(meta, meta)[0]
+    assert row.a_paired is not None and (row.a_paired.against, row.a_paired.mean) == ("popularity", 0.08)
+    del evaluation["versus_popularity"]
+    row = metric_differences(meta, meta)[0]
+    assert row.a_paired is not None and (row.a_paired.against, row.a_paired.mean) == ("bpr", 0.05)
