@@ -223,8 +223,9 @@ def stamp_sheet(
         page_css=page_css(settings, settings.member_font), per_row=per_row(settings),
     )
     check_fonts(html, settings, "member_font")
-    document = renderer.layout(html)
-    sheet = StampSheet(renderer.write(document), document, ids)
+    untagged = renderer.untagged()  # a sheet's forms must carry no marked content of their own
+    document = untagged.layout(html)
+    sheet = StampSheet(untagged.write(document), document, ids)
     renderer.memo[key] = sheet
     return sheet
 

@@ -63,10 +63,65 @@ class BodyTemplate:
         assert isinstance(kids, ArrayObject)
         self.kids: list[IndirectObject] = list(kids)
         self.count: int = int(pages["/Count"])  # type: ignore[call-overload]
+        self.structure = _Structure.of(reader)
 
     @property
     def page_count(self) -> int:
         return self.count
+
+
+class _Structure:
+    """A tagged PDF's structure tree as WeasyPrint writes it: a root, one ``/Document``
+    element holding the page-level elements, and a parent tree (``Nums``) keyed by each
+    page's ``/StructParents`` (then its annotations')."""
+
+    def __init__(self, root_id: int, document_id: int, document: DictionaryObject, tree_id: int,
+                 tree: DictionaryObject, nums: ArrayObject) -> None:
+        self.root_id = root_id
+        self.document_id = document_id
+        self.document = document
+        self.tree_id = tree_id
+        self.tree = tree
+        self.nums = nums
+        keys = [int(nums[i]) for i in range(0, len(nums), 2)]
+        self.next_key = max(keys, default=-1) + 1
+
+    @classmethod
+    def of(cls, reader: PdfReader) -> _Structure | None:
+        catalog = reader.trailer["/Root"]
+        assert isinstance(catalog, DictionaryObject)
+        root_ref = catalog.raw_get("/StructTreeRoot") if "/StructTreeRoot" in catalog else None
+        if not isinstance(root_ref, IndirectObject):
+            return None
+        root = root_ref.get_object()
+        assert isinstance(root, DictionaryObject)
+        tree_ref = root.raw_get("/ParentTree") if "/ParentTree" in root else None
+        raw_kids = root.raw_get("/K") if "/K" in root else None
+        raw_kids = raw_kids.get_object() if isinstance(raw_kids, IndirectObject) else raw_kids
+        first = raw_kids[0] if isinstance(raw_kids, ArrayObject) and len(raw_kids) == 1 else None
+        if not isinstance(first, IndirectObject) or not isinstance(tree_ref, IndirectObject):
+            return None  # not the shape WeasyPrint writes: left as it is
+        document = first.get_object()
+        tree = tree_ref.get_object()
+        assert isinstance(document, DictionaryObject) and isinstance(tree, DictionaryObject)
+        nums = tree.get("/Nums")
+        if not isinstance(nums, ArrayObject):
+            return None
+        return cls(root_ref.idnum, first.idnum, document, tree_ref.idnum, tree, nums)
+
+
+def _references(obj: PdfObject) -> list[IndirectObject]:
+    out: list[IndirectObject] = []
+    stack: list[object] = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, IndirectObject):
+            out.append(item)
+        elif isinstance(item, DictionaryObject):
+            stack.extend(item.values())
+        elif isinstance(item, ArrayObject):
+            stack.extend(item)
+    return out
 
 
 def _serialise(obj: PdfObject) -> bytes:
@@ -86,12 +141,53 @@ class MemberBatch:
         self.closures: dict[str, tuple[list[int], list[int]]] = {}
         page_ids = {self.reader.pages[i].indirect_reference.idnum for i in range(len(self.reader.pages))}  # type: ignore[union-attr]
         self.page_ids = page_ids
+        # tagged (PDF/UA) body and pages: the member's structure goes in front of the body's
+        mine = _Structure.of(self.reader)
+        self.structure = mine if mine is not None and body.structure is not None else None
+        self.tops: dict[str, list[int]] = {}  # member → their page-level structure elements
+        self.parent_entries: dict[int, PdfObject] = {}  # page id → its parent-tree entry
+        self.struct_parents: dict[int, int] = {}  # page id → its key in the edition
         for member_id, (first, stop) in ranges.items():
             pages = [self.reader.pages[i].indirect_reference.idnum for i in range(first, stop)]  # type: ignore[union-attr]
-            self.closures[member_id] = (pages, sorted(self._closure(pages)))
+            roots = list(pages)
+            if self.structure is not None:
+                roots += self._structure_of(member_id, pages)
+            self.closures[member_id] = (pages, sorted(self._closure(roots)))
 
-    def _remap(self, obj: PdfObject, is_page: bool = False) -> PdfObject:
+    def _structure_of(self, member_id: str, pages: list[int]) -> list[int]:
+        """The member's page-level structure elements and parent-tree entries (to copy)."""
+        assert self.structure is not None and self.body.structure is not None
+        wanted = set(pages)
+        tops = []
+        for kid in self.structure.document.raw_get("/K"):
+            element = kid.get_object()
+            page = element.raw_get("/Pg") if isinstance(element, DictionaryObject) and "/Pg" in element else None
+            if isinstance(kid, IndirectObject) and isinstance(page, IndirectObject) and page.idnum in wanted:
+                tops.append(kid.idnum)
+        self.tops[member_id] = tops
+        nums = self.structure.nums
+        entries = {int(nums[i]): nums[i + 1] for i in range(0, len(nums), 2)}
+        extra: list[int] = []
+        for index, page_id in enumerate(pages):
+            page = self.reader.get_object(page_id)
+            assert isinstance(page, DictionaryObject)
+            key = page.get("/StructParents")
+            if key is None:
+                continue
+            entry = entries.get(int(key))
+            if entry is not None:
+                self.parent_entries[page_id] = entry
+                extra += [v.idnum for v in _references(entry)]
+            self.struct_parents[page_id] = self.body.structure.next_key + index
+        return tops + extra
+
+    def _remap(self, obj: PdfObject, is_page: bool = False, page_id: int = 0) -> PdfObject:
         if isinstance(obj, IndirectObject):
+            if self.structure is not None and self.body.structure is not None:
+                if obj.idnum == self.structure.document_id:  # a top element's parent
+                    return IndirectObject(self.body.structure.document_id, 0, None)
+                if obj.idnum == self.structure.root_id:
+                    return IndirectObject(self.body.structure.root_id, 0, None)
             if obj.idnum in self.page_ids:
                 return NullObject()  # a link to another member's page: dropped
             return IndirectObject(obj.idnum + self.offset, 0, None)
@@ -100,10 +196,15 @@ class MemberBatch:
             for key, value in obj.items():
                 if is_page and key == "/Parent":
                     out[NameObject(key)] = IndirectObject(self.body.pages_id, 0, None)
+                elif is_page and key == "/StructParents":
+                    if page_id in self.struct_parents:
+                        out[NameObject(key)] = NumberObject(self.struct_parents[page_id])
                 elif is_page and key == "/Annots":
                     continue  # print pages: no links
                 elif key == "/Length" and isinstance(obj, StreamObject):
                     continue
+                elif key == "/Pg" and isinstance(value, IndirectObject):  # a structure element's page
+                    out[NameObject(key)] = IndirectObject(value.idnum + self.offset, 0, None)
                 else:
                     out[NameObject(key)] = self._remap(value)
             return out
@@ -118,7 +219,7 @@ class MemberBatch:
         obj = self.reader.get_object(idnum)
         assert obj is not None
         is_page = idnum in self.page_ids
-        remapped = self._remap(obj, is_page)
+        remapped = self._remap(obj, is_page, idnum)
         head = f"{idnum + self.offset} 0 obj\n".encode()
         if isinstance(obj, StreamObject):
             assert isinstance(remapped, DictionaryObject)
@@ -132,7 +233,11 @@ class MemberBatch:
         return out
 
     def _closure(self, pages: list[int]) -> set[int]:
+        """Every object ``pages`` (and structure elements) need, not following a page's
+        parent and links nor a structure element's parent (the batch's document element)."""
         seen: set[int] = set()
+        if self.structure is not None:
+            seen |= {self.structure.document_id, self.structure.root_id}
         todo = list(pages)
         while todo:
             idnum = todo.pop()
@@ -151,9 +256,13 @@ class MemberBatch:
                     for key, value in item.items():
                         if is_page and item is obj and key in ("/Parent", "/Annots"):
                             continue
+                        if key == "/P" and item.get("/Type") == "/StructElem":
+                            continue
                         stack.append(value)
                 elif isinstance(item, ArrayObject):
                     stack.extend(item)
+        if self.structure is not None:
+            seen -= {self.structure.document_id, self.structure.root_id}
         return seen
 
     def edition(self, member_id: str) -> bytes:
@@ -173,6 +282,10 @@ class MemberBatch:
         tree[NameObject("/Count")] = NumberObject(body.count + len(pages))
         offsets[body.pages_id] = len(out)
         out += f"{body.pages_id} 0 obj\n".encode() + _serialise(tree) + b"\nendobj\n"
+        if self.structure is not None and body.structure is not None:
+            for number, obj in self._structure_update(member_id, pages):
+                offsets[number] = len(out)
+                out += f"{number} 0 obj\n".encode() + _serialise(obj) + b"\nendobj\n"
         xref_id = max(max(offsets) + 1, body.size)
         offsets[xref_id] = len(out)
         numbers = sorted(offsets)
@@ -199,6 +312,26 @@ class MemberBatch:
         out += b"\nstream\n" + rows + b"\nendstream\nendobj\n"
         out += f"startxref\n{offsets[xref_id]}\n%%EOF\n".encode()
         return bytes(out)
+
+    def _structure_update(self, member_id: str, pages: list[int]) -> list[tuple[int, PdfObject]]:
+        """New versions of the body's document element (the member's elements first) and
+        parent tree (the member's pages' entries after the body's keys)."""
+        body = self.body.structure
+        assert body is not None
+        document = DictionaryObject(body.document)
+        kids = body.document.raw_get("/K")
+        kids = kids.get_object() if isinstance(kids, IndirectObject) else kids
+        assert isinstance(kids, ArrayObject)
+        document[NameObject("/K")] = ArrayObject(
+            [IndirectObject(t + self.offset, 0, None) for t in self.tops[member_id]] + list(kids)
+        )
+        nums = ArrayObject(body.nums)
+        for page_id in pages:
+            if page_id in self.parent_entries and page_id in self.struct_parents:
+                nums += [NumberObject(self.struct_parents[page_id]), self._remap(self.parent_entries[page_id])]
+        tree = DictionaryObject(body.tree)
+        tree[NameObject("/Nums")] = nums
+        return [(body.document_id, document), (body.tree_id, tree)]
 
     def write(self, member_id: str, path: Path) -> Path:
         """This member's edition at ``path``, written atomically (complete or not at all)."""

@@ -45,7 +45,7 @@ from catalog.paths import (
 from catalog.pdfmerge import BodyTemplate
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
-from catalog.render import TEMPLATES_DIR, Renderer, render_catalog_pdf
+from catalog.render import TEMPLATES_DIR, WEB, Renderer, render_catalog_pdf
 from catalog.segments import SegmentProfile, stored_profiles
 from recsys.errors import BookclubError, UnknownMemberError
 from recsys.files import atomic_write_many, file_lock, remove_stale_temps
@@ -64,7 +64,8 @@ def _no_progress(_n: int) -> None:
 
 
 def renderer_for(settings: Settings) -> Renderer:
-    return Renderer.create([settings.data_dir / "covers"])
+    """Segment catalogs and member editions (the web edition): tagged PDF/UA."""
+    return Renderer.create([settings.data_dir / "covers"], WEB)
 
 
 def _design_digest() -> str:

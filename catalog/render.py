@@ -163,6 +163,7 @@ class PdfProfile:
 
 
 PLAIN = PdfProfile()
+WEB = PdfProfile("pdf/ua-1")  # the web edition and segment catalogs: tagged, accessible
 
 
 def print_profile(icc: Path) -> PdfProfile:
@@ -209,6 +210,47 @@ def _name_output_condition(pdf: pydyf.PDF) -> None:
             intent["OutputCondition"] = name
 
 
+def _ref(reference: bytes | str) -> int:
+    return int((reference.decode() if isinstance(reference, bytes) else reference).split()[0])
+
+
+def _artifact_orphans(_document: Document, pdf: pydyf.PDF) -> None:
+    """Running heads and page numbers as artifacts (PDF/UA-1 §7.8). WeasyPrint marks the text
+    of margin boxes with MCIDs whose structure elements it leaves out of the tree; such marked
+    content belongs to nothing. Each becomes ``/Artifact BMC`` and its parent-tree slot null."""
+    if "StructTreeRoot" not in pdf.catalog:
+        return
+    root = pdf.objects[_ref(pdf.catalog["StructTreeRoot"])]
+    reachable: set[int] = set()
+    todo = [_ref(k) for k in root["K"]]
+    while todo:
+        number = todo.pop()
+        if number in reachable:
+            continue
+        reachable.add(number)
+        for kid in pdf.objects[number].get("K", ()):
+            if isinstance(kid, bytes) and isinstance(pdf.objects[_ref(kid)], pydyf.Dictionary):
+                todo.append(_ref(kid))
+    nums = pdf.objects[_ref(root["ParentTree"])]["Nums"]
+    kids = pdf.pages["Kids"]
+    pages = [int(kids[i]) for i in range(0, len(kids), 3)]
+    for index in range(0, len(nums), 2):
+        key, mapped = nums[index], nums[index + 1]
+        if not isinstance(mapped, list) or not isinstance(key, int) or key >= len(pages):
+            continue
+        orphans = {m for m, ref in enumerate(mapped) if isinstance(ref, bytes) and _ref(ref) not in reachable}
+        if not orphans:
+            continue
+        for mcid in orphans:
+            mapped[mcid] = b"null"
+        stream = pdf.objects[_ref(pdf.objects[pages[key]]["Contents"])]
+        ops = stream.stream
+        for i in range(1, len(ops) - 1):
+            item = ops[i]
+            if isinstance(item, pydyf.Dictionary) and item.get("MCID") in orphans and ops[i + 1] == b"BDC":
+                ops[i - 1], ops[i], ops[i + 1] = "/Artifact", b"", b"BMC"
+
+
 def _print_finisher(_document: Document, pdf: pydyf.PDF) -> None:
     _tag_rgb_as_srgb(pdf)
     _rgb_shadings(pdf)
@@ -237,6 +279,17 @@ class Renderer:
         font_config = FontConfiguration()
         extra = [CSS(string=profile.stylesheet, font_config=font_config)] if profile.stylesheet else []
         return cls(AssetFetcher(roots), font_config, {}, profile, extra)
+
+    def untagged(self) -> Renderer:
+        """This renderer, or for a tagged profile (PDF/UA) a sibling that writes untagged PDF
+        with the same fonts and images (kept in :attr:`memo`)."""
+        if not (self.profile.variant or "").startswith("pdf/ua"):
+            return self
+        sibling = self.memo.get("untagged")
+        if not isinstance(sibling, Renderer):
+            sibling = Renderer(self.fetcher, self.font_config, self.image_cache, PLAIN)
+            self.memo["untagged"] = sibling
+        return sibling
 
     def _color_profiles(self) -> dict[str, ColorProfile]:
         icc = self.profile.output_profile
@@ -270,6 +323,8 @@ class Renderer:
                 finisher(doc, pdf)
             if self.profile.is_print:
                 _print_finisher(doc, pdf)
+            if (self.profile.variant or "").startswith("pdf/ua"):
+                _artifact_orphans(doc, pdf)
 
         pdf = document.write_pdf(pdf_variant=self.profile.variant, finisher=finish)
         assert isinstance(pdf, bytes)

@@ -29,6 +29,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
+from typing import Any
 
 import pydyf
 import segno
@@ -290,22 +291,29 @@ class StampFinisher:
         page_numbers = [int(kids[i]) for i in range(0, len(kids), 3)]
         if len(page_numbers) != len(self.pages):
             raise RuntimeError("stamped pages do not match the document's pages")
-        for number, placed in zip(page_numbers, self.pages, strict=True):
+        tags = _StructureTags(pdf) if "StructTreeRoot" in pdf.catalog else None
+        for page_index, (number, placed) in enumerate(zip(page_numbers, self.pages, strict=True)):
             if not placed:
                 continue
             page = pdf.objects[number]
             stream = pdf.objects[_object_number(page["Contents"])]
             resources = pdf.objects[_object_number(page["Resources"])]
+            slots = tags.placeholders(number) if tags is not None else []
+            if tags is not None and len(slots) != len(placed):
+                raise RuntimeError(f"page {page_index + 1}: {len(placed)} stamps but {len(slots)} tagged placeholders")
             ops = [b"Q"]  # the page's own drawing ends in its own (flipped) space
-            for p in placed:
+            for i, p in enumerate(placed):
                 if isinstance(p, QrDraw):
-                    ops.append(qr_ops(p))
-                    continue
-                name = names.get(p.stamp)
-                if name is None:
-                    name = names[p.stamp] = b"st%d" % len(names)
-                    resources["XObject"][name.decode()] = self._add_form(pdf, copier, p.stamp)
-                ops.append(b"q 1 0 0 1 %.3f %.3f cm /%s Do Q" % (p.dx * PX_TO_PT, -p.dy * PX_TO_PT, name))
+                    drawing = qr_ops(p)
+                else:
+                    name = names.get(p.stamp)
+                    if name is None:
+                        name = names[p.stamp] = b"st%d" % len(names)
+                        resources["XObject"][name.decode()] = self._add_form(pdf, copier, p.stamp)
+                    drawing = b"q 1 0 0 1 %.3f %.3f cm /%s Do Q" % (p.dx * PX_TO_PT, -p.dy * PX_TO_PT, name)
+                if tags is not None:
+                    drawing = tags.mark(page_index, slots[i], p, drawing)
+                ops.append(drawing)
             stream.stream.insert(0, b"q")
             stream.stream.extend(ops)
         copier.flush()
@@ -323,6 +331,50 @@ class StampFinisher:
         raw.body = serialise(head) + b"\nstream\n" + xobject.data + b"\nendstream"
         pdf.add_object(raw)
         return bytes(raw.reference)
+
+
+class _StructureTags:
+    """A tagged document's structure (WeasyPrint's, before it is written): each placeholder
+    is a ``<main>`` element — a ``/Part`` structure element, in the page's reading order —
+    which becomes the structure element of the stamp drawn there: the stamp's drawing is
+    marked content with the next MCID of the page, tied to that element and to the page's
+    entry in the parent tree. (A stamp sheet is laid out untagged: its forms carry no marked
+    content of their own.)"""
+
+    def __init__(self, pdf: pydyf.PDF) -> None:
+        self.pdf = pdf
+        root = pdf.objects[_object_number(pdf.catalog["StructTreeRoot"])]
+        self.parent_tree = pdf.objects[_object_number(root["ParentTree"])]
+        self.by_page: dict[int, list[Any]] = {}
+        for kid in root["K"]:
+            self._walk(pdf.objects[_object_number(kid)])
+
+    def _walk(self, element: Any) -> None:
+        if element.get("S") == "/Part":
+            self.by_page.setdefault(_object_number(element["Pg"]), []).append(element)
+        for kid in element.get("K", ()):
+            if isinstance(kid, bytes | str) and not isinstance(kid, int):
+                child = self.pdf.objects[_object_number(kid)]
+                if isinstance(child, pydyf.Dictionary) and child.get("Type") == "/StructElem":
+                    self._walk(child)
+
+    def placeholders(self, page_number: int) -> list[Any]:
+        return self.by_page.get(page_number, [])
+
+    def mark(self, page_index: int, element: Any, placement: Placement | QrDraw, drawing: bytes) -> bytes:
+        nums = self.parent_tree["Nums"]
+        mcids = nums[nums.index(page_index) + 1]
+        mcid = len(mcids)
+        mcids.append(element.reference)
+        element["K"].append(mcid)
+        if isinstance(placement, QrDraw):
+            element["S"] = "/Figure"
+            element["Alt"] = pydyf.String(f"QR code: {placement.payload}")
+            tag = b"Figure"
+        else:
+            element["S"] = "/Div"
+            tag = b"Div"
+        return b"/%s <</MCID %d>> BDC %s EMC" % (tag, mcid, drawing)
 
 
 def _object_number(reference: bytes | str) -> int:
