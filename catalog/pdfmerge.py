@@ -85,6 +85,13 @@ class _Structure:
         self.nums = nums
         keys = [int(nums[i]) for i in range(0, len(nums), 2)]
         self.next_key = max(keys, default=-1) + 1
+        # serialised once: an edition writes new versions of both with the member's in front
+        kids = document.raw_get("/K")
+        kids = kids.get_object() if isinstance(kids, IndirectObject) else kids
+        self.kids_bytes = b" ".join(_serialise(k) for k in kids) if isinstance(kids, ArrayObject) else b""
+        self.document_head = _without(document, "/K")
+        self.nums_bytes = b" ".join(_serialise(v) for v in nums)
+        self.tree_head = _without(tree, "/Nums")
 
     @classmethod
     def of(cls, reader: PdfReader) -> _Structure | None:
@@ -108,6 +115,14 @@ class _Structure:
         if not isinstance(nums, ArrayObject):
             return None
         return cls(root_ref.idnum, first.idnum, document, tree_ref.idnum, tree, nums)
+
+
+def _without(obj: DictionaryObject, key: str) -> bytes:
+    """``obj`` serialised without ``key`` and without its closing ``>>`` (to append to)."""
+    out = DictionaryObject({NameObject(k): v for k, v in obj.items() if k != key})
+    data = _serialise(out).rstrip()
+    assert data.endswith(b">>")
+    return data[:-2]
 
 
 def _references(obj: PdfObject) -> list[IndirectObject]:
@@ -283,9 +298,9 @@ class MemberBatch:
         offsets[body.pages_id] = len(out)
         out += f"{body.pages_id} 0 obj\n".encode() + _serialise(tree) + b"\nendobj\n"
         if self.structure is not None and body.structure is not None:
-            for number, obj in self._structure_update(member_id, pages):
+            for number, data in self._structure_update(member_id, pages):
                 offsets[number] = len(out)
-                out += f"{number} 0 obj\n".encode() + _serialise(obj) + b"\nendobj\n"
+                out += f"{number} 0 obj\n".encode() + data + b"\nendobj\n"
         xref_id = max(max(offsets) + 1, body.size)
         offsets[xref_id] = len(out)
         numbers = sorted(offsets)
@@ -313,24 +328,19 @@ class MemberBatch:
         out += f"startxref\n{offsets[xref_id]}\n%%EOF\n".encode()
         return bytes(out)
 
-    def _structure_update(self, member_id: str, pages: list[int]) -> list[tuple[int, PdfObject]]:
+    def _structure_update(self, member_id: str, pages: list[int]) -> list[tuple[int, bytes]]:
         """New versions of the body's document element (the member's elements first) and
-        parent tree (the member's pages' entries after the body's keys)."""
+        parent tree (the member's pages' entries after the body's keys), as object bodies."""
         body = self.body.structure
         assert body is not None
-        document = DictionaryObject(body.document)
-        kids = body.document.raw_get("/K")
-        kids = kids.get_object() if isinstance(kids, IndirectObject) else kids
-        assert isinstance(kids, ArrayObject)
-        document[NameObject("/K")] = ArrayObject(
-            [IndirectObject(t + self.offset, 0, None) for t in self.tops[member_id]] + list(kids)
-        )
-        nums = ArrayObject(body.nums)
-        for page_id in pages:
-            if page_id in self.parent_entries and page_id in self.struct_parents:
-                nums += [NumberObject(self.struct_parents[page_id]), self._remap(self.parent_entries[page_id])]
-        tree = DictionaryObject(body.tree)
-        tree[NameObject("/Nums")] = nums
+        tops = b" ".join(b"%d 0 R" % (t + self.offset) for t in self.tops[member_id])
+        document = body.document_head + b" /K [" + tops + b" " + body.kids_bytes + b"] >>"
+        entries = [
+            b"%d %s" % (self.struct_parents[page_id], _serialise(self._remap(self.parent_entries[page_id])))
+            for page_id in pages
+            if page_id in self.parent_entries and page_id in self.struct_parents
+        ]
+        tree = body.tree_head + b" /Nums [" + body.nums_bytes + b" " + b" ".join(entries) + b"] >>"
         return [(body.document_id, document), (body.tree_id, tree)]
 
     def write(self, member_id: str, path: Path) -> Path:
