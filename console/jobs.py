@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from recsys.errors import BookclubError
+from recsys.files import pid_alive
 from recsys.settings import Settings
 from recsys.storage import jobs as jobs_db
 from recsys.storage.jobs import JobRecord
@@ -102,12 +103,8 @@ def start(
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True
     with contextlib.suppress(OSError):  # a recycled pid is some other program
         return b"console.job_runner" in Path(f"/proc/{pid}/cmdline").read_bytes()
     return True

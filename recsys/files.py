@@ -184,7 +184,8 @@ def fsync_tree(directory: Path) -> None:
         fsync_dir(Path(root))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -206,7 +207,7 @@ def remove_stale_temps(directory: Path, name: str | None = None) -> int:
         match = _TEMP.match(entry.name)
         if match is None or (name is not None and match["name"] != name):
             continue
-        if not _pid_alive(int(match["pid"])):
+        if not pid_alive(int(match["pid"])):
             entry.unlink(missing_ok=True)
             removed += 1
     return removed

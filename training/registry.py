@@ -37,7 +37,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection
 
 from recsys.errors import BookclubError, ModelNotFoundError
-from recsys.files import atomic_write_text, fsync_dir
+from recsys.files import atomic_write_text, fsync_dir, pid_alive
 from recsys.model.trained import TrainedModel
 from recsys.serving import prepare_model_from_db
 from training.artifact import ModelCorruptError, check_files, read_meta, read_model, verify_artifact
@@ -71,16 +71,6 @@ def _files_stamp(directory: Path) -> object:
         return sorted((p.name, st.st_size, st.st_mtime_ns) for p in directory.iterdir() if (st := p.stat()))
     except FileNotFoundError:
         return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ModelRegistry:
@@ -262,7 +252,7 @@ class ModelRegistry:
             return
         for path in self.partial_dir.iterdir():
             pid = path.name.rsplit(".", 1)[-1]
-            if not (pid.isascii() and pid.isdigit()) or not _pid_alive(int(pid)):
+            if not (pid.isascii() and pid.isdigit()) or not pid_alive(int(pid)):
                 shutil.rmtree(path, ignore_errors=True)
 
     def new_version(self, now: dt.datetime | None = None) -> str:
