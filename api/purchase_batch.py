@@ -1,7 +1,7 @@
 """POST /v1/purchases: a batch of order lines, checked like a purchases CSV, all or nothing.
 
 Each line goes through the file importer's own row parser
-(``recsys.importing.specs.PURCHASES.parse``: the same fields, defaults and
+(``recsys.storage.imports.specs.PURCHASES.parse``: the same fields, defaults and
 messages), then the importer's reference checks (member and title known, a
 line id once per batch). Any bad line rejects the whole batch with every fault
 listed (index, field, reason). Line ids already stored are counted
@@ -17,12 +17,12 @@ from sqlalchemy import Connection
 
 from api.errors import InvalidInputError
 from api.schemas import PurchaseBatchPublic, PurchaseLineCreate
-from recsys.importing.fields import Limits
-from recsys.importing.specs import PURCHASES, RowInvalid
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import members as members_db
 from recsys.storage import purchases as purchases_db
 from recsys.storage import titles as titles_db
+from recsys.storage.imports.fields import Limits
+from recsys.storage.imports.specs import PURCHASES, RowInvalid
 from recsys.text import has_unstorable
 
 _COLUMNS = (

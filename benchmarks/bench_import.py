@@ -29,9 +29,9 @@ import numpy as np
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from recsys.importing import KINDS, ImportOptions, csv_source, import_rows
 from recsys.storage.bulk import bulk_insert
 from recsys.storage.db import make_engine, upgrade
+from recsys.storage.imports import KINDS, ImportOptions, csv_source, import_rows
 
 COLUMNS = ["line_id", "order_id", "member_key", "title_key", "quantity", "unit_price", "purchased_at", "channel"]
 CHANNELS = ("mail", "phone", "sms", "email", "web", "shop")

@@ -12,12 +12,12 @@ from sqlalchemy import Connection
 
 from bookclub_cli.common import cli_errors, console, err_console, load_settings, open_engine, progress
 from recsys.errors import ImportRejectedError
-from recsys.importing import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
 from recsys.importing.hillstrom import import_hillstrom
 from recsys.importing.online_retail import import_online_retail
 from recsys.importing.shakespeare import import_shakespeare_and_co
 from recsys.settings import Settings
 from recsys.storage.db import upgrade
+from recsys.storage.imports import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
 
 import_app = typer.Typer(
     help="Import CSV (or gzip'd CSV) files; a file with a bad row is rejected whole unless --skip-invalid.",

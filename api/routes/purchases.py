@@ -8,7 +8,7 @@ from api.deps import AdminKeyDep, ConnectionDep, SettingsDep
 from api.errors import ADMIN_RESPONSES
 from api.purchase_batch import store_batch
 from api.schemas import PurchaseBatchCreate, PurchaseBatchPublic
-from recsys.importing.fields import Limits
+from recsys.storage.imports.fields import Limits
 
 router = APIRouter(prefix="/v1/purchases", tags=["purchases"])
 

@@ -33,12 +33,12 @@ from console.web import (
     session_of,
     settings_of,
 )
-from recsys.importing.title_kind import rejected_outside_labels
 from recsys.storage import audit as audit_db
 from recsys.storage import console_reads
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
 from recsys.storage.apikeys import verify_key
+from recsys.storage.imports.title_kind import rejected_outside_labels
 
 router = APIRouter(route_class=ConsoleRoute)
 Conn = Annotated[Connection, Depends(get_connection)]

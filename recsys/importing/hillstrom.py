@@ -35,12 +35,12 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from recsys.errors import BookclubError
-from recsys.importing.loader import ImportOptions, Progress, import_rows
-from recsys.importing.report import ImportSummary
-from recsys.importing.source import RowSource, SourceRow, read_csv
-from recsys.importing.specs import MEMBERS, PURCHASES, TITLES
 from recsys.settings import CampaignSettings
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage.imports.loader import ImportOptions, Progress, import_rows
+from recsys.storage.imports.report import ImportSummary
+from recsys.storage.imports.source import RowSource, SourceRow, read_csv
+from recsys.storage.imports.specs import MEMBERS, PURCHASES, TITLES
 
 CAMPAIGN = "hillstrom"
 IN_HOME = dt.date(2008, 3, 3)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from recsys.importing.loader import ImportOptions, Progress, import_rows
-from recsys.importing.report import ImportSummary
-from recsys.importing.source import RowSource, SourceRow, read_csv
-from recsys.importing.specs import CATEGORY_MAPPINGS, MEMBERS, PURCHASES, TITLES
 from recsys.storage.categories import CategoryNode, ancestors, clc_file, load_categories, read_clc
+from recsys.storage.imports.loader import ImportOptions, Progress, import_rows
+from recsys.storage.imports.report import ImportSummary
+from recsys.storage.imports.source import RowSource, SourceRow, read_csv
+from recsys.storage.imports.specs import CATEGORY_MAPPINGS, MEMBERS, PURCHASES, TITLES
 
 SCHEME = "sco-genre"
 # The club's reading of the library's five genres in the CLC (5th edition).

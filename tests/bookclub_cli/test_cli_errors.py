@@ -194,7 +194,7 @@ def test_a_full_disk_is_one_line(env: Path, small_disk: Path | None, monkeypatch
             "BOOKCLUB_DATA_DIR": str(small_disk), "BOOKCLUB_DATABASE_URL": f"sqlite:///{env / 'elsewhere.db'}"})
         assert f"no space left to write {small_disk}/rejects/bad.csv." in line and "free some space" in line
         return
-    from recsys.importing import report  # simulated: the rejects writer hits ENOSPC
+    from recsys.storage.imports import report  # simulated: the rejects writer hits ENOSPC
 
     def full(*_args: object, **_kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(env / "var" / "rejects" / "x.csv"))
@@ -222,7 +222,7 @@ def test_a_read_only_data_folder_is_one_line(env: Path, monkeypatch: pytest.Monk
         finally:
             _umount(where)
         return
-    from recsys.importing import report  # simulated: EROFS from the rejects writer
+    from recsys.storage.imports import report  # simulated: EROFS from the rejects writer
 
     def read_only(*_args: object, **_kwargs: object) -> None:
         raise OSError(errno.EROFS, "Read-only file system", str(env / "var" / "rejects"))

@@ -12,7 +12,7 @@ from bookclub_cli.main import app
 from recsys.storage.db import make_engine
 from recsys.storage.schema import Member, Purchase, Title
 from tests.conftest import SHARED_DATA
-from tests.recsys.test_importing import CATEGORIES, MEMBERS, TITLES, purchases, write_csv
+from tests.recsys.storage.imports.test_formats import CATEGORIES, MEMBERS, TITLES, purchases, write_csv
 
 
 @pytest.fixture

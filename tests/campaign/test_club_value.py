@@ -18,9 +18,9 @@ from campaign.club_value import value_club
 from campaign.value import BgNbdParams, GammaGammaParams, fit_member_value, purchases_between, summarise
 from campaign.value_sim import simulate_purchases
 from recsys.errors import BookclubError
-from recsys.importing import KINDS, ImportOptions, csv_source, import_rows
 from recsys.settings import Settings
 from recsys.storage.db import make_engine, upgrade
+from recsys.storage.imports import KINDS, ImportOptions, csv_source, import_rows
 from tests.conftest import shared_data
 
 ORIGIN = dt.datetime(2024, 1, 1)

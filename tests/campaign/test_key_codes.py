@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select
 
 from campaign.matchback import run_matchback
 from recsys.errors import ImportRejectedError
-from recsys.importing import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage.imports import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
 from recsys.storage.schema import Purchase
 from tests.campaign.club import insert_club, member_id
 

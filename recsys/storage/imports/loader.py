@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import Connection, Index, and_, exists, func, literal, select
 
 from recsys.errors import ImportRejectedError
-from recsys.importing.fields import Limits
-from recsys.importing.report import ImportSummary, RejectsWriter, RowError
-from recsys.importing.source import RowSource
-from recsys.importing.spec import Check, ImportKind, RowInvalid, RowTuple, make_stage
 from recsys.settings import ImportSettings
 from recsys.storage.bulk import bulk_insert
+from recsys.storage.imports.fields import Limits
+from recsys.storage.imports.report import ImportSummary, RejectsWriter, RowError
+from recsys.storage.imports.source import RowSource
+from recsys.storage.imports.spec import Check, ImportKind, RowInvalid, RowTuple, make_stage
 from recsys.storage.schema import ImportRun, table_of
 
 Progress = Callable[[int], None]

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from recsys.errors import ImportRejectedError
-from recsys.importing import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
-from recsys.importing.fields import Limits
 from recsys.settings import ImportSettings
+from recsys.storage.imports import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
+from recsys.storage.imports.fields import Limits
 from recsys.storage.schema import Member, Purchase, Title
-from tests.recsys.test_importing import club as club  # the fixture, re-exported
-from tests.recsys.test_importing import purchases, write_csv
+from tests.recsys.storage.imports.test_formats import club as club  # the fixture, re-exported
+from tests.recsys.storage.imports.test_formats import purchases, write_csv
 
 NOW = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 

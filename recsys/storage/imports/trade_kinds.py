@@ -21,10 +21,10 @@ from sqlalchemy import (
     select,
 )
 
-from recsys.importing import fields as f
-from recsys.importing.source import Row
-from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
 from recsys.storage.campaigns import key_code_known
+from recsys.storage.imports import fields as f
+from recsys.storage.imports.source import Row
+from recsys.storage.imports.spec import Check, Fields, ImportKind, RowTuple, known
 from recsys.storage.schema import CHANNELS, Member, Purchase, Title, table_of
 from recsys.text import has_unstorable
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from recsys.errors import BookclubError
-from recsys.importing import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
 from recsys.importing.online_retail import NO_CUSTOMER, import_online_retail
-from recsys.importing.source import MAX_FIELD, read_csv
+from recsys.storage.imports import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
+from recsys.storage.imports.source import MAX_FIELD, read_csv
 from recsys.storage.schema import Member, Purchase, Title
 
 UNTERMINATED = 'member_id,name\nC6,"Gina\nC7,Hal\nC8,Ida\n'  # the issue's file

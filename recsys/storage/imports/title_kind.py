@@ -20,9 +20,9 @@ from sqlalchemy import (
     select,
 )
 
-from recsys.importing import fields as f
-from recsys.importing.source import Row
-from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
+from recsys.storage.imports import fields as f
+from recsys.storage.imports.source import Row
+from recsys.storage.imports.spec import Check, Fields, ImportKind, RowTuple, known
 from recsys.storage.schema import Category, CategoryMapping, Title, TitleCategory, table_of
 
 # --- titles --------------------------------------------------------------------------------

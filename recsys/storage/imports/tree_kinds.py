@@ -18,9 +18,9 @@ from sqlalchemy import (
 )
 
 from recsys.errors import BookclubError
-from recsys.importing import fields as f
-from recsys.importing.source import Row
-from recsys.importing.spec import Check, Fields, ImportKind, RowTuple, known
+from recsys.storage.imports import fields as f
+from recsys.storage.imports.source import Row
+from recsys.storage.imports.spec import Check, Fields, ImportKind, RowTuple, known
 from recsys.storage.schema import Category, CategoryMapping, table_of
 
 # --- categories ---------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from sqlalchemy import (
     select,
 )
 
-from recsys.importing import fields as f
-from recsys.importing.source import Row
+from recsys.storage.imports import fields as f
+from recsys.storage.imports.source import Row
 
 RowTuple = tuple[Any, ...]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from recsys.importing.spec import ImportKind, RowInvalid, RowTuple, make_stage
-from recsys.importing.title_kind import TITLES
-from recsys.importing.trade_kinds import MEMBERS, PURCHASES
-from recsys.importing.tree_kinds import CATEGORIES, CATEGORY_MAPPINGS
+from recsys.storage.imports.spec import ImportKind, RowInvalid, RowTuple, make_stage
+from recsys.storage.imports.title_kind import TITLES
+from recsys.storage.imports.trade_kinds import MEMBERS, PURCHASES
+from recsys.storage.imports.tree_kinds import CATEGORIES, CATEGORY_MAPPINGS
 
 KINDS: dict[str, ImportKind] = {
     k.name: k for k in (CATEGORIES, CATEGORY_MAPPINGS, MEMBERS, TITLES, PURCHASES)

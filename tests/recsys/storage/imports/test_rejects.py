@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 
 from recsys.errors import ImportRejectedError
 from recsys.files import is_temp
-from recsys.importing import KINDS, ImportOptions, csv_source, import_rows
+from recsys.storage.imports import KINDS, ImportOptions, csv_source, import_rows
 
 ROWS = "member_id,name,joined_on\nM1,Ann,2024-01-02\nM2,Bo,2024-13-45\nM3,Cy,2024-02-03\nM4,Di,yesterday\n"
 
@@ -40,7 +40,7 @@ def test_a_rejected_file_leaves_a_complete_rejects_file(sqlite_engine: Engine, t
 def test_an_import_failing_midway_leaves_no_partial_rejects_file(
     sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import recsys.importing.loader as loader
+    import recsys.storage.imports.loader as loader
 
     def database_gone(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("the database went away during the checks")

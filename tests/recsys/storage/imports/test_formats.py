@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from recsys.errors import BookclubError, ImportRejectedError
-from recsys.importing import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
 from recsys.storage.categories import load_categories, read_clc
+from recsys.storage.imports import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
 from recsys.storage.schema import Category, CategoryMapping, Member, Purchase, Title, TitleCategory
 from tests.conftest import shared_data
 
