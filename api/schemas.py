@@ -1,4 +1,7 @@
-"""The API's request and response bodies: one family per resource, lists as ``{data, count}``."""
+"""The API's request and response bodies: one family per resource, lists as ``{data, count}``.
+
+(Past 400 lines: every public schema of the API in one place, with the OpenAPI examples the documentation shows.)
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The console's words in Chinese (the default) and English (``?lang=en`` or the ``bk_lang`` cookie)."""
+"""The console's words in Chinese (the default) and English (``?lang=en`` or the ``bk_lang`` cookie).
+
+(Past 400 lines: it is the console's words in Chinese and English, one table.)
+"""
 
 from __future__ import annotations
 
