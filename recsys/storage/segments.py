@@ -14,7 +14,6 @@ from sqlalchemy import (
     delete,
     func,
     select,
-    update,
 )
 
 from recsys.storage.bulk import bulk_insert
