@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -20,6 +21,15 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+
+
+def default_threads(workers: int) -> int:
+    """Compute threads per worker when ``api.compute_threads`` is unset: this machine's CPUs
+    divided among the workers, 1 to 4. The work holds the GIL but for its numpy products and
+    the SQL: one worker alone on two CPUs gains from a second thread; with a worker per CPU,
+    a second thread only adds switching (measured: 1.13 vs 1.24 ms of CPU per request)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cpus // max(1, workers)))
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -98,8 +99,9 @@ def declared_categories(
     return dict(out)
 
 
-@dataclass(frozen=True)
-class SnapshotLine:
+class SnapshotLine(NamedTuple):
+    """One order line (a tuple: read for every line of a member on every request)."""
+
     title_id: str
     quantity: int
     recent: bool  # purchased after the ``since`` the snapshot was asked with

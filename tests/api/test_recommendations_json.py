@@ -8,11 +8,14 @@ import time
 from typing import Any
 
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, update
 
 from api.recommending import TitleShelf
 from api.schemas import RecommendationsPublic
-from recsys.serving import _dumps, title_json
+from recsys.model.parts import Recommendation
+from recsys.serving import MemberRecommendations, _dumps, recommendations_json, title_json
 from recsys.storage.schema import Title
 from recsys.storage.titles import TitleRecord
 
@@ -65,3 +68,51 @@ def test_stock_changes_reach_the_worker_cache_after_its_ttl(client: TestClient, 
     while shelf.current().details["T05"].in_stock is False and time.monotonic() < deadline:
         time.sleep(0.02)
     assert "T05" in ids()
+
+
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    member=TEXT,
+    version=TEXT,
+    items=st.lists(
+        st.tuples(TEXT, st.floats(allow_subnormal=True), TEXT, TEXT, st.lists(TEXT, max_size=3), st.booleans()),
+        max_size=4,
+    ),
+    cold_start=st.booleans(),
+)
+def test_the_body_is_byte_for_byte_what_json_dumps_writes(
+    member: str,
+    version: str,
+    items: list[tuple[str, float, str, str, list[str], bool]],
+    cold_start: bool,
+) -> None:
+    recs = [
+        (Recommendation(f"T{i}", score, reason, kind, tuple(because)), TitleRecord(f"T{i}", name, None, 9.5, stock, ("I2",)))
+        for i, (name, score, reason, kind, because, stock) in enumerate(items)
+    ]
+    body = recommendations_json(MemberRecommendations(member, cold_start, recs), version, None)
+    expected = {
+        "member_id": member,
+        "model_version": version,
+        "cold_start": cold_start,
+        "data": [
+            {
+                "title_id": record.title_id,
+                "title": record.title,
+                "author": record.author,
+                "price": record.price,
+                "categories": list(record.categories),
+                "in_stock": record.in_stock,
+                "score": rec.score,
+                "reason": rec.reason,
+                "reason_kind": rec.reason_kind,
+                "because": list(rec.because),
+            }
+            for rec, record in recs
+        ],
+        "count": len(recs),
+    }
+    assert body == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()
