@@ -186,6 +186,17 @@ def _api_models(club: Club) -> dict[str, Any]:
         return body
 
 
+
+def _wait_for_images(page: Any) -> None:
+    """Every image of the page loaded. Polled from here: ``wait_for_function`` evaluates its
+    predicate with eval inside the page, which the console's CSP (no 'unsafe-eval') refuses."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if page.evaluate("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the proof's page images did not load within 20 s")
+
 def test_read_role_searches_a_member_reads_chinese_reasons_and_a_filter_swap_comes_back_with_back(
     browser: Any, club_server: Club
 ) -> None:
@@ -290,7 +301,7 @@ def test_editions_role_steps_through_proofs_with_page_images(browser: Any, club_
     page.goto(f"/ui/catalogs/{club_server.quarter}/proofs")
     first = page.text_content("#proof-member")
     assert page.text_content("#proof-position") == "1 / 3"
-    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    _wait_for_images(page)
     page.click("#proof-next")
     page.wait_for_selector("#proof-position:has-text('2 / 3')")
     assert page.text_content("#proof-member") != first
@@ -301,7 +312,7 @@ def test_editions_role_steps_through_proofs_with_page_images(browser: Any, club_
     assert "地址窗口对齐" in (page.text_content("#proof-marks") or "")
     page.click("#proof-member")  # the member 360 shows this quarter's edition too
     page.wait_for_selector("#edition-pages img")
-    page.wait_for_function("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+    _wait_for_images(page)
     assert page.locator("#edition-pages img").count() == 2
     _only_local(watch, club_server)
     context.close()
