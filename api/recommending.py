@@ -2,8 +2,9 @@
 
 Purchases are read per request (indexed by member), so a line posted to any
 worker shows in the next answer of every worker. Title records and stock come
-from the worker's :class:`TitleShelf` (read with the model, re-read every
-``SHELF_TTL_SECONDS``), not from a query per request.
+from the worker's :class:`TitleShelf` (read with the model; prices, stock and new
+titles re-read every ``SHELF_TTL_SECONDS``, whole records every
+``SHELF_FULL_SECONDS``), not from a query per request.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -28,8 +30,12 @@ from recsys.storage import categories as categories_db
 from recsys.storage import titles as titles_db
 from recsys.storage.titles import TitleRecord
 
-SHELF_TTL_SECONDS = 60.0  # how stale a worker's stock and prices may get
+SHELF_TTL_SECONDS = 60.0  # how stale a worker's stock, prices and list of titles may get
+SHELF_FULL_SECONDS = 900.0  # how stale the rest of a title's record may get (name, author, codes)
+SHELF_PAGE = 2000  # titles read at a time
+SHELF_PAUSE_SECONDS = 0.002  # between two pages
 log = logging.getLogger("bookclub.api.titles")
+_Page = TypeVar("_Page", dict[str, TitleRecord], list[tuple[str, float | None, bool]])
 
 
 class UnknownCategoryFilterError(UnknownCategoryError):
@@ -129,19 +135,84 @@ def popular_in_category(
 
 
 class TitleShelf:
-    """A worker's :class:`~recsys.serving.Shelf` for one model: read when the model is loaded,
-    then re-read in the background every ``ttl`` seconds (stock and prices change without a
-    retrain; a request never waits for the re-read)."""
+    """A worker's :class:`~recsys.serving.Shelf` for one model: read whole when the model is
+    loaded, then kept fresh in the background (a request never waits for a re-read).
 
-    def __init__(self, engine: Engine, model: ServingModel, ttl: float = SHELF_TTL_SECONDS) -> None:
-        self.engine, self.model, self.ttl = engine, model, ttl
+    Every ``ttl`` seconds only what changes without a retrain is read: each title's price and
+    stock, and which titles exist (:func:`~recsys.storage.titles.title_stock`); records are
+    rebuilt only for titles that changed, new titles are read whole, and when nothing changed
+    the shelf (with its cached JSON) stays as it is. Every ``full_every`` seconds the records
+    are read whole again (names, authors, categories).
+
+    Both reads go page by page (``SHELF_PAGE`` titles), pausing between pages: the re-read
+    holds the GIL while it builds Python objects, and every request of the worker waits for
+    the GIL meanwhile. Read in one go, 50,000 titles stalled the worker's requests for ~0.5 s
+    (whole records) or ~0.1 s (prices and stock) once a minute; a page holds it for a few ms.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        model: ServingModel,
+        ttl: float = SHELF_TTL_SECONDS,
+        full_every: float = SHELF_FULL_SECONDS,
+    ) -> None:
+        self.engine, self.model, self.ttl, self.full_every = engine, model, ttl, full_every
         self._lock = threading.Lock()
         self._reading = False
         self._state = self._read()
+        self._full_at = self._state.read_at
+
+    def _paged(self, read: Callable[..., _Page], key: Callable[[_Page], str]) -> Iterator[_Page]:
+        """``read(connection, after=…, limit=SHELF_PAGE)`` page by page, pausing in between."""
+        after: str | None = None
+        with self.engine.connect() as connection:
+            while True:
+                page = read(connection, after=after, limit=SHELF_PAGE)
+                yield page
+                if len(page) < SHELF_PAGE:
+                    return
+                after = key(page)
+                time.sleep(SHELF_PAUSE_SECONDS)  # the GIL free for the requests
 
     def _read(self) -> Shelf:
+        """Every title's record, page by page."""
+        now = time.monotonic()
+        details: dict[str, TitleRecord] = {}
+        for page in self._paged(titles_db.all_title_details, lambda page: next(reversed(page))):
+            details.update(page)
         with self.engine.connect() as connection:
-            return serving.read_shelf(connection, self.model, time.monotonic())
+            categories = categories_db.category_codes(connection)
+        return serving.make_shelf(self.model, details, categories, now)
+
+    def _refresh(self, old: Shelf) -> Shelf:
+        """``old`` with the prices, stock and titles the database holds now."""
+        now = time.monotonic()
+        details = old.details
+        changed: dict[str, TitleRecord] = {}
+        added: list[str] = []
+        present: set[str] = set()
+        for page in self._paged(titles_db.title_stock, lambda page: page[-1][0]):
+            for title_id, price, in_stock in page:
+                present.add(title_id)
+                record = details.get(title_id)
+                if record is None:
+                    added.append(title_id)
+                elif record.price != price or record.in_stock != in_stock:
+                    changed[title_id] = dataclasses.replace(record, price=price, in_stock=in_stock)
+        removed = len(details) + len(added) != len(present)
+        if not (changed or added or removed):
+            return dataclasses.replace(old, read_at=now)  # the same records and cached JSON
+        with self.engine.connect() as connection:
+            fresh = titles_db.title_details(connection, added) if added else {}
+            categories = categories_db.category_codes(connection)
+        merged = {t: r for t, r in details.items() if t in present} if removed else dict(details)
+        merged.update(changed)
+        merged.update(fresh)
+        shelf = serving.make_shelf(self.model, merged, categories, now)
+        cached = dict(old.fragments)  # one copy (requests add to it meanwhile)
+        shelf.fragments.update((t, f) for t, f in cached.items() if merged.get(t) is details.get(t))
+        return shelf
 
     def current(self) -> Shelf:
         state = self._state
@@ -154,7 +225,11 @@ class TitleShelf:
 
     def _reread(self) -> None:
         try:
-            self._state = self._read()
+            if time.monotonic() - self._full_at > self.full_every:
+                self._state = self._read()
+                self._full_at = self._state.read_at
+            else:
+                self._state = self._refresh(self._state)
         except Exception:  # keep the old data; try again after the next ttl
             log.exception("re-reading title data failed")
             self._state = dataclasses.replace(self._state, read_at=time.monotonic())

@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Float,
+    cast,
     or_,
     select,
 )
@@ -82,10 +84,32 @@ def title_details(connection: Connection, title_ids: Collection[str]) -> dict[st
     return {r.title_id: r for r in _records(rows, codes)}
 
 
-def all_title_details(connection: Connection) -> dict[str, TitleRecord]:
-    """Every title's record: what a worker caches."""
-    rows = connection.execute(select(*_TITLE_COLUMNS)).all()
-    return {r.title_id: r for r in _records(rows, _codes(connection, None))}
+def all_title_details(
+    connection: Connection, *, after: str | None = None, limit: int | None = None
+) -> dict[str, TitleRecord]:
+    """Every title's record: what a worker caches. With ``limit``: one page of at most that
+    many, by title id, after the title id ``after`` (a worker reads its cache page by page)."""
+    if limit is None and after is None:
+        rows = connection.execute(select(*_TITLE_COLUMNS)).all()
+        return {r.title_id: r for r in _records(rows, _codes(connection, None))}
+    stmt = select(*_TITLE_COLUMNS).order_by(Title.title_id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Title.title_id > after)
+    rows = connection.execute(stmt).all()
+    return {r.title_id: r for r in _records(rows, _codes(connection, [row[0] for row in rows]))}
+
+
+def title_stock(
+    connection: Connection, *, after: str | None = None, limit: int | None = None
+) -> list[tuple[str, float | None, bool]]:
+    """(title_id, list price, in stock) by title id — what changes without a retrain, read
+    often by the API's workers (no text columns, no Decimal per row); ``after`` and ``limit``
+    page it as in :func:`all_title_details`."""
+    stmt = select(Title.title_id, cast(Title.price, Float), Title.in_stock).order_by(Title.title_id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Title.title_id > after)
+    rows = connection.execute(stmt)
+    return [(title_id, None if price is None else float(price), bool(stock)) for title_id, price, stock in rows]
 
 
 def titles_for_quarter(connection: Connection, until: dt.date) -> list[TitleRecord]:

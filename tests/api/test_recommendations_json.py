@@ -116,3 +116,4 @@ def test_the_body_is_byte_for_byte_what_json_dumps_writes(
         "count": len(recs),
     }
     assert body == json.dumps(expected, ensure_ascii=False, separators=(",", ":")).encode()
+
