@@ -10,6 +10,7 @@ titles re-read every ``SHELF_TTL_SECONDS``, whole records every
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import threading
 import time
@@ -32,8 +33,9 @@ from recsys.storage.titles import TitleRecord
 
 SHELF_TTL_SECONDS = 60.0  # how stale a worker's stock, prices and list of titles may get
 SHELF_FULL_SECONDS = 900.0  # how stale the rest of a title's record may get (name, author, codes)
-SHELF_PAGE = 2000  # titles read at a time
-SHELF_PAUSE_SECONDS = 0.002  # between two pages
+SHELF_PAGE = 500  # titles read at a time: prices and stock (~1 ms of Python a page)
+SHELF_RECORDS_PAGE = 100  # titles read at a time: whole records (~1.5 ms a page)
+SHELF_DUTY = 0.1  # the share of time a re-read may hold the GIL: it pauses 9x what a page took
 log = logging.getLogger("bookclub.api.titles")
 _Page = TypeVar("_Page", dict[str, TitleRecord], list[tuple[str, float | None, bool]])
 
@@ -144,10 +146,12 @@ class TitleShelf:
     the shelf (with its cached JSON) stays as it is. Every ``full_every`` seconds the records
     are read whole again (names, authors, categories).
 
-    Both reads go page by page (``SHELF_PAGE`` titles), pausing between pages: the re-read
-    holds the GIL while it builds Python objects, and every request of the worker waits for
-    the GIL meanwhile. Read in one go, 50,000 titles stalled the worker's requests for ~0.5 s
-    (whole records) or ~0.1 s (prices and stock) once a minute; a page holds it for a few ms.
+    Both reads go page by page, a millisecond or so of work a page, pausing nine times as long
+    after each: the re-read holds the GIL while it builds Python objects, and a request thread
+    that releases the GIL (numpy, SQL) waits up to the switch interval (5 ms) to get it back
+    from a busy re-read, several times per request. Read in one go, 50,000 titles stalled the
+    worker's requests for ~0.5 s (whole records) once a minute; in pages of 2,000 without
+    enough pause, prices and stock still cost ~100 ms of stalled answers.
     """
 
     def __init__(
@@ -160,30 +164,38 @@ class TitleShelf:
         self.engine, self.model, self.ttl, self.full_every = engine, model, ttl, full_every
         self._lock = threading.Lock()
         self._reading = False
-        self._state = self._read()
+        with engine.connect() as connection:  # in one go: nothing is served from it yet
+            self._state = serving.read_shelf(connection, model, time.monotonic())
+        gc.freeze()  # ~50,000 long-lived records: kept out of full collections (see api.app)
         self._full_at = self._state.read_at
 
-    def _paged(self, read: Callable[..., _Page], key: Callable[[_Page], str]) -> Iterator[_Page]:
-        """``read(connection, after=…, limit=SHELF_PAGE)`` page by page, pausing in between."""
+    def _paged(
+        self, read: Callable[..., _Page], key: Callable[[_Page], str], size: int
+    ) -> Iterator[_Page]:
+        """``read(connection, after=…, limit=size)`` page by page, pausing in between."""
         after: str | None = None
         with self.engine.connect() as connection:
             while True:
-                page = read(connection, after=after, limit=SHELF_PAGE)
-                yield page
-                if len(page) < SHELF_PAGE:
+                started = time.perf_counter()
+                page = read(connection, after=after, limit=size)
+                yield page  # the caller's work on the page counts in the time it took
+                if len(page) < size:
                     return
                 after = key(page)
-                time.sleep(SHELF_PAUSE_SECONDS)  # the GIL free for the requests
+                took = time.perf_counter() - started
+                time.sleep(took * (1 - SHELF_DUTY) / SHELF_DUTY)  # the GIL free for the requests
 
     def _read(self) -> Shelf:
-        """Every title's record, page by page."""
+        """Every title's record again, page by page."""
         now = time.monotonic()
         details: dict[str, TitleRecord] = {}
-        for page in self._paged(titles_db.all_title_details, lambda page: next(reversed(page))):
+        for page in self._paged(titles_db.all_title_details, _last_record, SHELF_RECORDS_PAGE):
             details.update(page)
         with self.engine.connect() as connection:
             categories = categories_db.category_codes(connection)
-        return serving.make_shelf(self.model, details, categories, now)
+        shelf = serving.make_shelf(self.model, details, categories, now)
+        gc.freeze()  # ~50,000 long-lived records: kept out of full collections (see api.app)
+        return shelf
 
     def _refresh(self, old: Shelf) -> Shelf:
         """``old`` with the prices, stock and titles the database holds now."""
@@ -192,7 +204,7 @@ class TitleShelf:
         changed: dict[str, TitleRecord] = {}
         added: list[str] = []
         present: set[str] = set()
-        for page in self._paged(titles_db.title_stock, lambda page: page[-1][0]):
+        for page in self._paged(titles_db.title_stock, _last_stock, SHELF_PAGE):
             for title_id, price, in_stock in page:
                 present.add(title_id)
                 record = details.get(title_id)
@@ -236,6 +248,14 @@ class TitleShelf:
         finally:
             with self._lock:
                 self._reading = False
+
+
+def _last_record(page: dict[str, TitleRecord]) -> str:
+    return next(reversed(page))  # the page's last title id, in the database's order
+
+
+def _last_stock(page: list[tuple[str, float | None, bool]]) -> str:
+    return page[-1][0]
 
 
 def feed_new_titles(engine: Engine, model: ServingModel) -> TitleShelf:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import threading
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from api import metrics
 from api.compute import ComputePool, default_threads
@@ -133,3 +136,10 @@ def test_compute_threads_default_to_the_cpus_shared_among_the_workers(monkeypatc
     assert default_threads(8) == 1
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(32)), raising=False)
     assert default_threads(1) == 4 and default_threads(4) == 4 and default_threads(16) == 2
+
+
+def test_what_start_up_built_is_out_of_the_collectors_sight(app: FastAPI) -> None:
+    gc.unfreeze()
+    with TestClient(app):
+        assert gc.get_freeze_count() > 10_000  # the model, the title cache, the imports
+    gc.unfreeze()

@@ -66,8 +66,9 @@ def test_read_page_by_page_it_is_the_whole_read(
     with club_engine.connect() as connection:
         whole = serving.read_shelf(connection, model)
     monkeypatch.setattr(recommending, "SHELF_PAGE", 3)  # the club's titles over several pages
+    monkeypatch.setattr(recommending, "SHELF_RECORDS_PAGE", 2)
     shelf = TitleShelf(club_engine, model, ttl=0.0)
-    paged = shelf.current()
+    paged = shelf._read()  # the whole records again, as every SHELF_FULL_SECONDS
     assert paged.details == whole.details and len(whole.details) > 3 * 3
     assert sorted(paged.out_of_stock) == sorted(whole.out_of_stock)
     with club_engine.begin() as connection:
