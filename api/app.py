@@ -22,7 +22,7 @@ import console
 from api import errors, metrics
 from api.auth import KeyVerifier, require_read
 from api.body_guard import BodyGuard, Refused, refused_handler
-from api.compute import ComputePool, default_threads
+from api.compute import ComputePool
 from api.fastpath import RecommendationsFastPath
 from api.model_holder import ModelHolder, ModelSource
 from api.recommending import feed_new_titles
@@ -120,8 +120,8 @@ def create_app(
         on_swap=metrics.model_swapped,
         poll_seconds=settings.api.model_poll_seconds,
     )
-    # numpy/Python work holds the GIL: a few threads at a time beat 16 fighting for it
-    compute = ComputePool(settings.api.compute_threads or default_threads(settings.api.workers))
+    # numpy/Python work holds the GIL: one thread beats several fighting for it (api/compute.py)
+    compute = ComputePool(settings.api.compute_threads)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,8 +1,12 @@
-"""A worker's few compute threads: blocking recommendation work off the event loop, cheaply.
+"""A worker's compute thread(s): blocking recommendation work off the event loop, cheaply.
 
-The work (one SQL query, numpy, the body) holds the GIL most of the time, so a few
-threads at a time do better than many (``api.compute_threads``). The threads take jobs
-from one :class:`queue.SimpleQueue` and hand each result back with
+The work (one SQL query, numpy, the body) holds the GIL most of the time, so one thread
+per worker does best (``api.compute_threads``, default 1). With two, each request's numpy
+calls hand the GIL back and forth between them: on 2 CPUs one worker used 1.45 ms of CPU
+per request with two threads and 1.1 with one, and answered fewer requests; two workers
+1.25 against 1.15.
+
+The threads take jobs from one :class:`queue.SimpleQueue` and hand each result back with
 ``loop.call_soon_threadsafe``: the queue itself bounds how many run at once. Under load
 this costs a few microseconds per call, where ``anyio.to_thread.run_sync`` with a
 ``CapacityLimiter`` costs tens (its waiters are woken one by one through the event loop).
@@ -12,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -21,15 +24,6 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
-
-
-def default_threads(workers: int) -> int:
-    """Compute threads per worker when ``api.compute_threads`` is unset: this machine's CPUs
-    divided among the workers, 1 to 4. The work holds the GIL but for its numpy products and
-    the SQL: one worker alone on two CPUs gains from a second thread; with a worker per CPU,
-    a second thread only adds switching (measured: 1.13 vs 1.24 ms of CPU per request)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(4, cpus // max(1, workers)))
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

@@ -51,9 +51,6 @@ def serve(
         err_console.print(
             "[yellow]open demo mode: read routes need no API key (member editions and admin still do)[/]"
         )
-    # workers build their settings from the environment (factory mode): how many they are
-    # sizes each one's compute threads (api.compute_threads unset: the CPUs divided among them)
-    os.environ["BOOKCLUB_API__WORKERS"] = str(workers)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         metrics_dir = (settings.data_dir / "run" / "prometheus").resolve()
         shutil.rmtree(metrics_dir, ignore_errors=True)  # wiped before each start, as required

@@ -124,12 +124,12 @@ class ApiSettings(BaseModel):
         5.0, ge=0, description="how long a worker trusts a verified API key (revocation delay)"
     )
     top_categories: int = Field(5, ge=1, le=50, description="categories in a member profile")
-    compute_threads: int | None = Field(
-        None,
+    compute_threads: int = Field(
+        1,
         ge=1,
         le=64,
-        description="threads computing recommendations per worker; unset: the CPUs divided among "
-        "the workers (at least 1, at most 4): the work holds the GIL, more threads only switch",
+        description="threads computing recommendations per worker: the work holds the GIL but for "
+        "its numpy products and SQL, and a second thread costs more in GIL hand-offs than it gains",
     )
     render_concurrency: int = Field(
         1, ge=1, le=16, description="on-demand member editions rendered at once per worker"

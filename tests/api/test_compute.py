@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import threading
 
 import pytest
@@ -13,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api import metrics
-from api.compute import ComputePool, default_threads
+from api.compute import ComputePool
 
 
 def test_results_and_errors_come_back_to_the_caller() -> None:
@@ -127,15 +126,6 @@ def test_worker_exit_writes_the_backlog(caplog: pytest.LogCaptureFixture) -> Non
         metrics.record_request("GET", route, 200, 0.001)
         metrics.worker_exit()
     assert [r.getMessage() for r in caplog.records if route in r.getMessage()] == [f"GET {route} 200 1.0ms"]
-
-
-def test_compute_threads_default_to_the_cpus_shared_among_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
-    assert default_threads(1) == 2  # one worker on two CPUs: a second thread for its GIL-free parts
-    assert default_threads(2) == 1  # a worker per CPU: a second thread would only switch
-    assert default_threads(8) == 1
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(32)), raising=False)
-    assert default_threads(1) == 4 and default_threads(4) == 4 and default_threads(16) == 2
 
 
 def test_what_start_up_built_is_out_of_the_collectors_sight(app: FastAPI) -> None:
