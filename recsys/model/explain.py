@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import scipy.linalg
+import scipy.linalg.lapack
 
 FloatArray = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.int64]
@@ -33,6 +34,24 @@ def gram(title_factors: FloatArray, regularization: float = 0.0) -> npt.NDArray[
     """``YᵀY + λI`` (k × k), computed once per set of title factors."""
     y = np.asarray(title_factors, dtype=np.float64)
     out: npt.NDArray[np.float64] = y.T @ y + regularization * np.eye(y.shape[1])
+    return out
+
+
+def _cholesky(a: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], bool]:
+    """``scipy.linalg.cho_factor(a, check_finite=False)`` (upper), straight from LAPACK: the
+    wrapper's checks cost as much as the k × k factorisation, once per request."""
+    c, info = scipy.linalg.lapack.dpotrf(a, lower=False, clean=False)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"{info}-th leading minor not positive definite")
+    return c, False
+
+
+def _solve(cho: tuple[npt.NDArray[np.float64], bool], b: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """``scipy.linalg.cho_solve(cho, b, check_finite=False)``, straight from LAPACK."""
+    x, info = scipy.linalg.lapack.dpotrs(cho[0], b, lower=cho[1])
+    if info != 0:
+        raise ValueError(f"illegal value in argument {-info} of dpotrs")
+    out: npt.NDArray[np.float64] = x
     return out
 
 
@@ -63,18 +82,17 @@ class MemberSystem:
         b = y.T @ np.where(confidence > 0, confidence, 0.0)
         keep = np.flatnonzero(confidence > 0)
         keep = keep[np.argsort(-history[keep])]  # by descending title index
-        cho = scipy.linalg.cho_factor(a, check_finite=False)
-        return cls(history[keep], confidence[keep], y[keep], cho, b)
+        return cls(history[keep], confidence[keep], y[keep], _cholesky(a), b)
 
     def member_vector(self) -> FloatArray:
         """``x_u = A⁻¹ b``: the member's factors re-solved against the current history."""
-        out: FloatArray = scipy.linalg.cho_solve(self.cho, self.b, check_finite=False).astype(np.float32)
+        out: FloatArray = _solve(self.cho, self.b).astype(np.float32)
         return out
 
     def contributions(self, title_factors: FloatArray, targets: IdxArray) -> npt.NDArray[np.float64]:
         """history × targets: ``c_uj · y_jᵀ W_u y_i``, one column per target title."""
         targets_t = np.asarray(title_factors[targets], np.float64).T
-        weighted = scipy.linalg.cho_solve(self.cho, targets_t, check_finite=False)
+        weighted = _solve(self.cho, targets_t)
         out: npt.NDArray[np.float64] = (self.factors @ weighted) * self.confidence[:, None]
         return out
 

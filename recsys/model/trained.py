@@ -41,6 +41,7 @@ from recsys.recommenders.base import cosine_neighbours
 FloatArray = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.int64]
 EXPLAIN_TOP = 3
+_FEW_IDS = 256  # up to this many title ids are looked up in a dict, more in the sorted id array
 
 
 class TrainedModel:
@@ -53,6 +54,8 @@ class TrainedModel:
         self._unit: float | None = None
         self._title_ids = parts.titles.all_ids()  # the strings once, not per answer
         self._member_ids = np.asarray(parts.members.ids)  # the map's pages, as a plain array
+        self._positions: dict[str, int] | None = None
+        self._quoted: dict[int, str] = {}
 
     def _place(self) -> Placement | None:
         """Where titles without sales borrow their scores from (models without factors only)."""
@@ -73,11 +76,21 @@ class TrainedModel:
     def _title_idx_many(self, title_ids: Collection[str]) -> IdxArray:
         """Indices of ``title_ids`` in one search; -1 for ids the model does not know."""
         ids = list(title_ids)
+        if len(ids) <= _FEW_IDS:  # a member's purchases, on every request: no bytes array to search
+            positions, extra = self._title_positions(), self._extra
+            return np.array([positions.get(t, extra.get(t, -1)) for t in ids], dtype=np.int64)
         idx = self.parts.titles.find_many(ids)
         if self._extra and (missing := np.flatnonzero(idx < 0)).size:
             for i in missing:
                 idx[i] = self._extra.get(ids[i], -1)
         return idx
+
+    def _title_positions(self) -> dict[str, int]:
+        """``title_id`` → ``title_idx`` of the trained titles, as a dict (built at first use)."""
+        positions = self._positions
+        if positions is None:
+            positions = self._positions = {t: i for i, t in enumerate(self._title_ids)}
+        return positions
 
     def _title_id(self, idx: int) -> str:
         ids = self._title_ids
@@ -279,16 +292,25 @@ class TrainedModel:
             reasons = self._similarity_reasons(best, history, confidence)
         else:
             reasons = [[] for _ in best]
+        reads_any = bool(shares.any())
         return [
-            self._with_reason(index, t, s, shares, because)
-            for t, s, because in zip(best.tolist(), scores[best].tolist(), reasons, strict=True)
+            self._with_reason(index, t, s, shares, because, placed, reads_any)
+            for t, s, because, placed in zip(
+                best.tolist(), scores[best].tolist(), reasons, self.parts.placement[best].tolist(), strict=True
+            )
         ]
 
     def _with_reason(
-        self, index: ServingIndex, t: int, score: float, shares: FloatArray, because: list[int]
+        self,
+        index: ServingIndex,
+        t: int,
+        score: float,
+        shares: FloatArray,
+        because: list[int],
+        placed: int,
+        reads_any: bool,
     ) -> Recommendation:
         title_id = self._title_id(t)
-        placed = int(self.parts.placement[t])
         if placed != WARM:
             code = self._placement_code(index, t)
             if code is not None:
@@ -302,14 +324,14 @@ class TrainedModel:
                     f"新书：{code} {name}{tail_zh}",
                 )
         if because:
-            names = "、".join(f"《{self._title_name(i)}》" for i in because)
-            ids = tuple(self._title_id(i) for i in because)
+            names = "、".join(map(self._quoted_name, because))
+            ids = tuple(map(self._title_id, because))
             return Recommendation(
                 title_id, score, f"because you bought {names}", "history", ids,
                 f"因为您买过{names}",
             )
         cats = index.codes_of(t).tolist()
-        if cats and shares.any():
+        if cats and reads_any:
             # the deepest class the member reads, then the one read most; else the first code
             col = max(cats, key=lambda c: index.levels[c] * 10.0 + shares[c] if shares[c] > 0 else -1.0)
             code, name = self.parts.categories.codes[col], self.parts.categories.names[col]
@@ -327,6 +349,13 @@ class TrainedModel:
         if not len(cats):
             return None
         return self.parts.categories.codes[int(cats[np.argmax(index.levels[cats])])]
+
+    def _quoted_name(self, idx: int) -> str:
+        """《name》, as reasons quote a title (kept: the same titles come back often)."""
+        found = self._quoted.get(idx)
+        if found is None:
+            found = self._quoted[idx] = f"《{self._title_name(idx)}》"
+        return found
 
     def _title_name(self, idx: int) -> str:
         names = self.parts.title_names
