@@ -149,15 +149,20 @@ class AffinityProfile:
 
     def shares(self, member_idx: int) -> dict[int, float]:
         """Smoothed share of every category the member touched, by column."""
+        cols, vals = self.share_columns(member_idx)
+        return {int(c): float(v) for c, v in zip(cols, vals, strict=True)}
+
+    def share_columns(self, member_idx: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
+        """:meth:`shares` as (columns, shares) arrays: what a request sets into a dense row."""
         indptr = self.member_weights.indptr
         start, end = indptr[member_idx], indptr[member_idx + 1]
         cols = self.member_weights.indices[start:end]
-        raw = self.member_weights.data[start:end]
         denom = float(self.member_totals[member_idx]) + self.prior
         if denom <= 0:
-            return {}
-        vals = (raw + self.prior * self.global_share[cols]) / denom
-        return {int(c): float(v) for c, v in zip(cols, vals, strict=True)}
+            return cols[:0], np.zeros(0, dtype=np.float32)
+        raw = self.member_weights.data[start:end]
+        vals: npt.NDArray[np.float32] = (raw + self.prior * self.global_share[cols]) / denom
+        return cols, vals
 
     def baseline(self, member_idx: int) -> npt.NDArray[np.float32]:
         """Share of each category for a member with no weight in it."""

@@ -202,8 +202,8 @@ class TrainedModel:
         """Category shares: the stored profile, or the declared favourites (with ancestors)."""
         shares: FloatArray = np.zeros(len(self.parts.categories), dtype=np.float32)
         if member_idx >= 0 and self.parts.affinity.member_totals[member_idx] > 0:
-            for col, share in self.parts.affinity.shares(member_idx).items():
-                shares[col] = share
+            cols, vals = self.parts.affinity.share_columns(member_idx)
+            shares[cols] = vals
             return shares
         for col, weight in spread_over_ancestors(declared, self.parts.categories.path, self._categories).items():
             shares[col] = weight
