@@ -36,7 +36,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 CHANNELS: tuple[str, ...] = ("mail", "phone", "sms", "email", "web", "shop")
 MEMBER_STATUSES: tuple[str, ...] = ("active", "lapsed", "closed")
 EDITION_KINDS: tuple[str, ...] = ("catalog", "postcard", "email", "web")
-CONTACT_ARMS: tuple[str, ...] = ("mailed", "holdout", "suppressed", "web")
+CONTACT_ARMS: tuple[str, ...] = ("mailed", "holdout", "suppressed", "web", "not_mailed")
+ORDER_KINDS: tuple[str, ...] = ("order", "autoship")  # a member's own order; the main selection sent unasked (negative option)
+SHOWN_ROLES: tuple[str, ...] = ("main", "pick")
+SELECTION_REPLIES: tuple[str, ...] = ("declined",)
 MATCH_KINDS: tuple[str, ...] = ("direct", "inferred", "unattributed")
 
 NAMING_CONVENTION = {
@@ -155,6 +158,9 @@ class Purchase(Base):
     channel: Mapped[str] = mapped_column(String(8))
     # the key code on the order form (a campaign treatment's), for direct matchback
     key_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    # ``order`` (the member's own) or ``autoship`` (the main selection sent under the negative option);
+    # checked in code, not by a constraint (adding one rewrites 20M rows on SQLite)
+    kind: Mapped[str] = mapped_column(String(8), default="order", server_default="order")
 
 
 class MemberCategory(Base):
@@ -342,6 +348,50 @@ class CampaignContact(Base):
     plan_id: Mapped[int | None] = mapped_column(Integer)
     file: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    # the mailing decision's expected incremental margin minus the piece's cost for this contact's
+    # edition (None when the contact was not planned by expected profit)
+    expected_profit: Mapped[float | None] = mapped_column(Float)
+
+
+class ContactTitle(Base):
+    """A title shown to a member in a contact's edition: the main selection (``main``, one per
+    contact) or a pick, in page order. Rotation reads what a member saw in their last editions;
+    the negative option ships the ``main`` title. Derived, written with the edition: no foreign
+    keys (a quarter writes ~20M rows at full size)."""
+
+    __tablename__ = "contact_titles"
+    __table_args__ = (
+        CheckConstraint(_in("role", SHOWN_ROLES), name="role"),
+        UniqueConstraint("contact_id", "title_key", name="contact_title"),
+        Index("ix_contact_titles_member_key_campaign_id", "member_key", "campaign_id"),
+        Index("ix_contact_titles_campaign_id", "campaign_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)
+    contact_id: Mapped[int] = mapped_column(BigIntKey)
+    campaign_id: Mapped[int] = mapped_column(Integer)
+    member_key: Mapped[int] = mapped_column(Integer)
+    title_key: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(8))
+    position: Mapped[int] = mapped_column(SmallInteger)
+
+
+class SelectionReply(Base):
+    """A member's answer to a campaign's main selection before its reply deadline (``declined``:
+    do not send it); an order of the title is read from the order lines, not stored here."""
+
+    __tablename__ = "selection_replies"
+    __table_args__ = (
+        CheckConstraint(_in("reply", SELECTION_REPLIES), name="reply"),
+        UniqueConstraint("campaign_id", "member_key", name="campaign_member"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaigns.id", ondelete="CASCADE"))
+    member_key: Mapped[int] = mapped_column(Integer, ForeignKey("members.id", ondelete="CASCADE"))
+    reply: Mapped[str] = mapped_column(String(8))
+    replied_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    source: Mapped[str] = mapped_column(Text)  # phone, web, card, ...
 
 
 class CampaignMatch(Base):
