@@ -252,6 +252,18 @@ class CampaignSettings(BaseModel):
     resamples: int = Field(2000, ge=0, description="bootstrap resamples per arm in the report (0 = Welch)")
     confidence: float = Field(0.95, gt=0, lt=1)
     report_seed: int = Field(11, description="bootstrap seed of the report (same seed, same intervals)")
+    reply_days: int = Field(
+        30, ge=1, description="the main selection's reply deadline, this many days after the in-home date "
+        "(printed on the order form)"
+    )
+    negative_option: bool = Field(
+        False, description="send the main selection, billed, to a member who neither ordered nor declined it by "
+        "the reply deadline (a club's choice; off by default)"
+    )
+    negative_option_notice_days: int = Field(
+        10, ge=0, description="the negative option applies only when the edition was in home at least this many "
+        "days before the reply deadline"
+    )
 
     def costs(self, kind: str) -> PieceCosts:
         costs: PieceCosts = getattr(self, kind)
@@ -311,6 +323,14 @@ class MailingSettings(BaseModel):
     milp_max_members: int = Field(200_000, ge=1)
     uplift_learner: Literal["x", "two-model"] = "x"
     rotation_editions: int = Field(2, ge=0, description="titles shown in a member's last N editions are not repeated")
+    rotation_tolerance: float = Field(
+        0.9, ge=0, le=1, description="a title shown in the last editions comes back only when nothing else in the "
+        "member's categories scores at least this share of its score"
+    )
+    plan_by_profit: bool = Field(
+        True, description="`bookclub quarter` mails whom the decision by expected incremental profit picks "
+        "(False: every eligible member gets the catalog, less the random holdout)"
+    )
 
 
 class ConsoleSettings(BaseModel):
