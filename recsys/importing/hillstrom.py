@@ -126,7 +126,7 @@ def _history(path: Path) -> Iterator[SourceRow]:
         mid = member_id(row.number)
         channel = _CHANNELS.get(v["channel"].strip(), "") or "web"
         raw = v["recency"].strip()
-        months = int(raw) if raw.isdigit() and len(raw) <= 3 else -1
+        months = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else -1
         if not 0 <= months <= 600:  # the file has 1..12; past 50 years it is not a recency
             raise BookclubError(f"{path}:{row.line}: recency: {raw!r} is not a number of months (0–600)")
         last = dt.datetime.combine(IN_HOME, dt.time(12)) - dt.timedelta(days=round(months * _MONTH))

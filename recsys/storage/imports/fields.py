@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -130,20 +131,19 @@ def timestamp(values: dict[str, str], field: str, limits: Limits) -> dt.datetime
     return value
 
 
+_WHOLE = re.compile(r"([+-]?[0-9]+)(?:\.0*)?", re.ASCII)
+
+
 def integer(values: dict[str, str], field: str, *, lo: int | None = None, hi: int | None = None) -> int | None:
     raw = text(values, field)
     if raw is None:
         return None
-    try:
-        value = int(raw)
-    except ValueError:
-        try:
-            as_float = float(raw)
-        except ValueError:
-            raise FieldError(field, f"'{raw}' is not a whole number") from None
-        if not as_float.is_integer():
-            raise FieldError(field, f"'{raw}' is not a whole number") from None
-        value = int(as_float)
+    # ASCII digits with an optional sign, and a zero fraction as spreadsheets export it ("5.0");
+    # int() alone would also take "1_0", " ٥" or "²", and float() "1e3"
+    match = _WHOLE.fullmatch(raw)
+    if match is None:
+        raise FieldError(field, f"'{raw}' is not a whole number")
+    value = int(match.group(1))
     if lo is not None and value < lo:
         raise FieldError(field, f"{value} is below {lo}")
     if hi is not None and value > hi:
