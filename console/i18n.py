@@ -376,6 +376,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "why": ("原因", "Why"),
     "forbidden": ("您的角色不能执行此操作。", "Your role may not do this."),
     "not_found": ("没有找到。", "Not found."),
+    "model_damaged": ("模型文件已损坏，未被使用。", "A model's files are damaged; it is not used."),
+    "registry_unreadable": ("模型登记无法读取。", "The model registry cannot be read."),
     "cross_site": ("跨站请求被拒绝。", "Cross-site request refused."),
     "bad_text": ("请求中含有无法保存的字符（NUL，U+0000）。", "The request holds a character that cannot be stored (NUL, U+0000)."),
     "language": ("English", "中文"),

@@ -33,6 +33,8 @@ from recsys.errors import ModelNotFoundError, UnknownMemberError, UnknownTitleEr
 from recsys.settings import Settings
 from recsys.storage.apikeys import key_by_prefix
 from recsys.text import has_unstorable
+from training.artifact import ModelCorruptError
+from training.registry import RegistryUnreadableError
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -98,9 +100,11 @@ def is_fragment(request: Request) -> bool:
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
 
 
-def _error_page(request: Request, status: int, key: str) -> HTMLResponse:
+def _error_page(request: Request, status: int, key: str, detail: str | None = None) -> HTMLResponse:
     t = translator(lang_of(request))
-    body = templates.get_template("error.html").render(t=t, message=t(key), status=status, lang=lang_of(request))
+    body = templates.get_template("error.html").render(
+        t=t, message=t(key), detail=detail, status=status, lang=lang_of(request)
+    )
     return HTMLResponse(body, status_code=status)
 
 
@@ -150,6 +154,10 @@ class ConsoleRoute(APIRoute):
                 response = _error_page(request, 403, "cross_site")
             except (NotFound, UnknownMemberError, UnknownTitleError, ModelNotFoundError):
                 response = _error_page(request, 404, "not_found")
+            except ModelCorruptError as exc:  # names the version and the broken file, never a path
+                response = _error_page(request, 409, "model_damaged", str(exc))
+            except RegistryUnreadableError as exc:  # names registry.json and what to do
+                response = _error_page(request, 503, "registry_unreadable", str(exc))
             return secure(response, request)
 
         return handler

@@ -643,3 +643,18 @@ def test_the_campaigns_page_shows_the_quarters_mailing_decision_and_its_mail_dep
     planned = re.search(r'<tr data-row="planned"><td>[^<]*</td><td class="num">([\d,]+)<', page)
     assert planned is not None and int(planned.group(1).replace(",", "")) == round(expected["planned"]["pieces"])
     assert 'id="decision-not-possible"' in earlier and "no earlier campaign" in earlier
+
+
+# ---- a damaged registry or model: the page says what is wrong, in HTML -----------------------------
+
+
+def test_an_unreadable_registry_is_an_error_page_naming_the_file_not_a_json_body(
+    staff: Staff, registry: ModelRegistry
+) -> None:
+    registry.state_file.write_text("{not json", encoding="utf-8")
+    response = staff.get("read", "/ui/models?lang=en")
+    assert response.status_code == 503 and response.headers["content-type"].startswith("text/html")
+    assert "registry.json" in response.text and "cannot be read" in response.text
+    assert "模型登记无法读取" in staff.get("read", "/ui/models?lang=zh").text
+    assert str(registry.models_dir) not in response.text  # the file's name, never the server's folders
+
