@@ -283,9 +283,11 @@ def tune_cmd(
     seeds: int = typer.Option(3, "--seeds", min=1, help="fits per point for ALS and BPR (random starts), averaged"),
     as_json: bool = typer.Option(False, "--json", help="print the search record as one JSON object"),
 ) -> None:
-    """Search every recommender's settings on validation folds, choose the simplest configuration
-    not significantly worse than the best, and store it: `bookclub train` serves it and
-    `bookclub evaluate` scores each recommender with its own choice."""
+    """Search every recommender's settings on validation folds, choose what to serve — among
+    the points not significantly worse than any other and within 1 % of the best mean, a
+    baseline if one is there, else the learnt recommender with the best mean — and store it:
+    `bookclub train` serves it and `bookclub evaluate` scores each recommender with its own
+    choice."""
     settings = load_settings()
     engine = open_engine(settings)
     check_ready(engine)
