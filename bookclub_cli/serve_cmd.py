@@ -15,6 +15,8 @@ from recsys.errors import ConfigurationError
 from recsys.storage.apikeys import SCOPES, create_key, list_keys, revoke_key
 from recsys.storage.db import upgrade
 
+WORKER_HEALTHCHECK_SECONDS = 60
+
 apikeys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 
 
@@ -74,6 +76,10 @@ def serve(
         access_log=False,  # ours logs the route template only: no query strings, no keys
         log_config=_log_config(),
         server_header=False,
+        # a worker answers the supervisor's health pings only once it has re-imported this
+        # CLI (spawn): on a busy machine that takes more than uvicorn's 5 s, and the worker
+        # was killed and restarted over and over before it could serve
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
     )
 
 

@@ -67,7 +67,7 @@ def test_serve_two_workers_with_live_swap(tmp_path: Path, trained_models: tuple[
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, time.monotonic() + 30)
+        wait_ready(base, time.monotonic() + 120)  # two workers start slowly on a busy machine
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}) as http:
             r = http.get("/v1/members/M01/recommendations", params={"limit": 3})
             assert r.status_code == 200 and r.headers["x-model-version"] == versions[0]
