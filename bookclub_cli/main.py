@@ -12,6 +12,7 @@ from bookclub_cli import (
     import_cmd,
     mailing_cmd,
     quarter_cmd,
+    selection_cmd,
     serve_cmd,
     train_cmd,
 )
@@ -28,6 +29,7 @@ for module in (
     db_cmd, import_cmd, demo_cmd, train_cmd, serve_cmd, catalog_cmd, campaign_cmd, mailing_cmd, quarter_cmd
 ):
     module.register(app)
+selection_cmd.register(app)  # campaigns decline|autoship (the negative option), into the campaigns group
 
 if __name__ == "__main__":
     app()

@@ -15,6 +15,10 @@ holdout contacts, or the holdout arm it names as its control (Hillstrom's
 - beside it, what matchback credited to the arm under each rule (last, fractional,
   all): the figure a response-counting system would report.
 
+Active orders only: auto-ship lines of the negative option and their returns are left out
+of every figure above and reported apart (:mod:`campaign.autoship_report`: count, revenue,
+return rate, and their effect against the holdout, who get no auto-ship).
+
 At the top, the sample-ratio check of every arm (and of all arms together when the
 campaign states their intended shares): a campaign whose arms are the wrong sizes
 says so before any effect. The same report groups the arms by the model version and
@@ -32,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
+from campaign.autoship_report import AutoshipSection, autoship_lines_text, autoship_section
 from campaign.effects import (
     ArmEffect,
     OutcomeArrays,
@@ -108,6 +113,7 @@ class CampaignReport:
     matchback: campaigns_db.MatchTotals
     margin_rate: float
     warnings: list[str] = field(default_factory=list)
+    autoship: AutoshipSection | None = None  # None: nothing shipped and the negative option is off
 
     @property
     def mismatch(self) -> bool:
@@ -165,6 +171,7 @@ class CampaignReport:
                 "revenue": dict(self.matchback.revenue),
                 "late_lines": self.matchback.late_lines,
             },
+            "autoship": None if self.autoship is None else self.autoship.to_json(),
         }
 
 
@@ -277,6 +284,9 @@ def campaign_report(connection: Connection, ref: str | int, settings: CampaignSe
         pooled = _pooled(members, arrays, orders, revenue, settings, f"model {version}") if len(grouped) > 1 else None
         model_versions.append((version, [a.name for a in members], pooled))
 
+    treated, controls = _compared(arms, arrays)
+    autoship = autoship_section(connection, campaign.id, arrays, orders, revenue, treated, controls, settings)
+
     return CampaignReport(
         campaign=campaign,
         arms=arms,
@@ -289,7 +299,19 @@ def campaign_report(connection: Connection, ref: str | int, settings: CampaignSe
         matchback=totals,
         margin_rate=settings.margin_rate,
         warnings=warnings,
+        autoship=autoship,
     )
+
+
+def _compared(arms: list[ArmReport], arrays: ContactArrays) -> tuple[
+    npt.NDArray[np.bool_], npt.NDArray[np.bool_] | None
+]:
+    """The mailed contacts of every reported arm, and their holdouts when the arms can be pooled
+    (one holdout share; otherwise None)."""
+    treated = np.isin(arrays.treatment_id, [a.treatment.id for a in arms]) & (arrays.arm == MAILED)
+    if len({a.holdout_share for a in arms}) != 1:
+        return treated, None
+    return treated, np.isin(arrays.treatment_id, list({a.control.id for a in arms})) & (arrays.arm == HOLDOUT)
 
 
 def _pooled(
@@ -364,7 +386,8 @@ def report_text(report: CampaignReport) -> str:
     out.append(f"contacts: {counts}")
     if report.suppressed:
         out.append("suppressed: " + ", ".join(f"{r} {n:,}" for r, n in sorted(report.suppressed.items())))
-    out.append("effect per arm (mailed vs holdout, per member):")
+    scope = "active orders, " if report.autoship is not None else ""
+    out.append(f"effect per arm ({scope}mailed vs holdout, per member):")
     for arm in report.arms:
         key = f" [{arm.treatment.key_code}]" if arm.treatment.key_code else ""
         out.extend(_arm_lines(arm.effect, key))
@@ -386,6 +409,8 @@ def report_text(report: CampaignReport) -> str:
     else:
         for version, names, _effect in report.model_versions:
             out.append(f"model version live: {version} ({len(names)} arm(s))")
+    if report.autoship is not None:
+        out.extend(autoship_lines_text(report.autoship))
     lines, revenue = report.matchback.lines, report.matchback.revenue
     if lines:
         out.append(

@@ -66,6 +66,7 @@ from recsys.storage.schema import (
     Purchase,
     table_of,
 )
+from recsys.storage.selections import active_order_line
 
 CONTACT_COLUMNS = (
     "campaign_id",
@@ -829,6 +830,8 @@ class MatchTotals:
 
 
 def match_totals(connection: Connection, campaign_id: int) -> MatchTotals:
+    """The campaign's matched active orders (auto-ship lines and their returns are read apart:
+    ``selections.autoship_matches``)."""
     matches = table_of(CampaignMatch)
     purchases = table_of(Purchase)
     value = cast(purchases.c.quantity * purchases.c.unit_price, Float)
@@ -840,7 +843,7 @@ def match_totals(connection: Connection, campaign_id: int) -> MatchTotals:
             func.max(case((matches.c.late, 1), else_=0)).label("late"),
         )
         .join(purchases, purchases.c.id == matches.c.purchase_id)
-        .where(matches.c.campaign_id == campaign_id)
+        .where(matches.c.campaign_id == campaign_id, active_order_line(purchases))
         .group_by(matches.c.match, matches.c.purchase_id)
         .subquery()
     )
@@ -863,7 +866,7 @@ def match_totals(connection: Connection, campaign_id: int) -> MatchTotals:
             func.sum(matches.c.credit_all * value),
         )
         .join(purchases, purchases.c.id == matches.c.purchase_id)
-        .where(matches.c.campaign_id == campaign_id, matches.c.match != "unattributed")
+        .where(matches.c.campaign_id == campaign_id, matches.c.match != "unattributed", active_order_line(purchases))
         .group_by(matches.c.treatment_id)
     ):
         credited[treatment_id] = {
@@ -901,7 +904,8 @@ def contact_outcomes(connection: Connection, campaign_id: int) -> ContactOutcome
 
     Every line of the member counts, attributed or not: the comparison with the
     holdout, not the matchback, says what the mailing caused. Orders are distinct
-    orders with a positive line; revenue is net of returns.
+    orders with a positive line; revenue is net of returns. Active orders only: auto-ship
+    lines (the negative option) and their returns are left out (``selections.active_order_line``).
     """
     campaign = campaign_by_id(connection, campaign_id)
     assert campaign is not None
@@ -926,6 +930,7 @@ def contact_outcomes(connection: Connection, campaign_id: int) -> ContactOutcome
                 func.coalesce(contacts.c.in_home_date, _day(campaign.in_home_date)) == _day(day),
                 purchases.c.purchased_at >= _day(day),
                 purchases.c.purchased_at < _day(day + dt.timedelta(days=campaign.response_days)),
+                active_order_line(purchases),
             )
             .group_by(contacts.c.id)
         )
