@@ -11,7 +11,8 @@ same titles from every face (``tests/faces/`` says so):
   stock (a :class:`Shelf`) and a :class:`RecommendationQuery` → titles with reasons.
   Titles bought are left out (unless asked), lines newer than the model's
   ``trained_until`` are folded into the member's vector, a title returned in
-  full leaves the history, out-of-stock titles are dropped (unless asked).
+  full leaves the history, out-of-stock titles are dropped (unless asked), and
+  titles the member was shown lately rotate out (:func:`rotate`) when asked.
 - :func:`recommend` — the same from the database: one query for the member.
 - :func:`recommendations_json` — the body of ``GET /v1/members/{id}/recommendations``
   (and of ``bookclub recommend --json``), written from each title's cached JSON.
@@ -95,6 +96,68 @@ class RecommendationQuery:
     include_purchased: bool = False
     in_stock_only: bool = True
     only_title_ids: Collection[str] | None = None  # e.g. this quarter's catalog (a TitleMask is fastest)
+    # titles shown to the member in their last editions: kept out unless nothing close replaces
+    # them (:func:`rotate`); a member edition asks, the API's recommendations do not
+    rotate_out: Collection[str] = ()
+    rotation_tolerance: float = 0.9  # settings.mailing.rotation_tolerance
+
+
+def scores_close(alternative: float, score: float, tolerance: float) -> bool:
+    """Whether ``alternative`` scores at least ``tolerance`` of ``score``: ``alternative ≥ score −
+    (1 − tolerance)·|score|`` (``tolerance × score`` for a positive score; a negative score is
+    read the same way, ``(1 − tolerance)·|score|`` below it). Tolerance 1: only as good or
+    better; 0: anything at least zero below a positive score."""
+    return alternative >= score - (1.0 - tolerance) * abs(score)
+
+
+def rotate(
+    ranked: Sequence[tuple[str, float]], shown: Collection[str], tolerance: float, limit: int, *, complete: bool
+) -> list[int] | None:
+    """Which of ``ranked`` — (title_id, score), best first — make the first ``limit`` once the
+    titles in ``shown`` rotate out where something close replaces them: their positions.
+
+    The rule, walking the ranking best first: a title not in ``shown`` is taken; a title in
+    ``shown`` with score σ is dropped when the best title *not* in ``shown`` that ranks below
+    it and is not already replacing an earlier dropped title scores close to it
+    (:func:`scores_close`: at least ``tolerance`` of σ) — that title then replaces it (taken
+    when the walk reaches it); otherwise the shown title keeps its place. So a shown title
+    comes back only when nothing else the query allows (the same candidates: the segment
+    catalog, the category, in stock, not bought) scores at least ``tolerance`` of its score,
+    and each title that rotates out is replaced by a different one. Once the titles taken and
+    the replacements promised fill the list, the shown titles left stay out: each promised
+    replacement scores close to a dropped title ranked above them, so close to them too
+    (:func:`scores_close` is monotone in the score).
+
+    ``complete``: ``ranked`` holds every candidate. When it does not and the rule needs a title
+    below its end, None (ask the model for more)."""
+    if not shown:
+        return list(range(min(limit, len(ranked))))
+    fresh = [i for i, (title_id, _score) in enumerate(ranked) if title_id not in shown]
+    out: list[int] = []
+    pending = 0  # fresh titles below the walk's position already replacing a dropped one
+    passed = 0  # fresh titles at or above the walk's position
+    for i, (_title_id, score) in enumerate(ranked):
+        if len(out) == limit:
+            break
+        if passed < len(fresh) and fresh[passed] == i:
+            passed += 1
+            pending = max(0, pending - 1)
+            out.append(i)
+            continue
+        if len(out) + pending >= limit:
+            continue  # the list is full with its replacements, each close to this title too
+        k = passed + pending
+        if k >= len(fresh):
+            if not complete:
+                return None
+            out.append(i)  # nothing left to replace it: it comes back
+        elif scores_close(ranked[fresh[k]][1], score, tolerance):
+            pending += 1  # dropped: ranked[fresh[k]] takes its place
+        else:
+            out.append(i)
+    if len(out) < limit and not complete:
+        return None
+    return out
 
 
 @dataclass(frozen=True)
@@ -208,9 +271,10 @@ def recommend_for_member(
     exclude: Collection[str] = () if query.include_purchased else history.bought
     if query.in_stock_only:  # out-of-stock titles never come back
         exclude = shelf.without(exclude)
-    fetch = query.limit
+    shown = query.rotate_out
+    fetch = query.limit + len(shown) + 1 if shown else query.limit
     picked: list[tuple[Reasoned, TitleRecord]] = []
-    for _round in range(_MAX_ROUNDS):
+    for last_round in range(_MAX_ROUNDS):
         try:
             recs = model.recommend(
                 member_id,
@@ -232,9 +296,19 @@ def recommend_for_member(
             for r in recs
             if r.title_id in details and (details[r.title_id].in_stock or not query.in_stock_only)
         ]
-        if len(picked) >= query.limit or len(recs) < fetch:
+        complete = len(recs) < fetch or last_round == _MAX_ROUNDS - 1
+        if shown:
+            kept = rotate(
+                [(r.title_id, r.score) for r, _record in picked], shown, query.rotation_tolerance,
+                query.limit, complete=complete,
+            )
+            if kept is None:  # the rule needs titles ranked below what was fetched
+                fetch *= 3
+                continue
+            picked = [picked[i] for i in kept]
+        if len(picked) >= query.limit or complete:
             break
-        fetch *= 3  # titles the shelf did not know, or out of stock since it was read
+        fetch *= 3  # titles the shelf did not know, out of stock since it was read, or rotated out
     return MemberRecommendations(member_id, not history.bought, picked[: query.limit])
 
 
