@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import Engine
 
@@ -164,3 +165,28 @@ def test_the_gate_decides_by_the_interval_not_the_recorded_means(tmp_path: Path)
         False, "ndcg@20 minus the active configuration (v1) on the same split: -0.1000 [-0.2100, -0.0010], "
         "significantly worse",
     )
+
+
+def test_a_dear_recommender_does_not_starve_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A point costs 10 s of (fake) clock for item-kNN and 50 s for ALS: after the first round,
+    each next point goes to the recommender with the least time so far, so item-kNN gets
+    about five points for each of ALS's instead of one each."""
+    now = [0.0]
+    seconds = {"item_knn": 10.0, "als": 50.0}
+    rng = np.random.default_rng(0)
+
+    def fake_score(point: tuning.Point, *_args: object) -> tuning.Trial:
+        now[0] += seconds[point.kind]
+        return tuning.Trial(point, [f"m{i}" for i in range(50)], rng.uniform(0, 1, 50), 0.0)
+
+    monkeypatch.setattr(tuning, "_lines", lambda *_args: (None, None, None))
+    monkeypatch.setattr(tuning, "_score", fake_score)
+    result = tune(
+        None, settings_for(tmp_path), dt.datetime(2026, 1, 1), folds=1, seeds=1, budget_minutes=10,  # type: ignore[arg-type]
+        kinds=("item_knn", "als"), clock=lambda: now[0],
+    )  # fmt: skip
+    spent = {kind: sum(seconds[kind] for t in result.trials if t.point.kind == kind) for kind in seconds}
+    assert now[0] <= 600.0 and abs(spent["item_knn"] - spent["als"]) <= 50.0, spent
+    counts = {kind: sum(t.point.kind == kind for t in result.trials) for kind in seconds}
+    assert counts["item_knn"] >= 4 * counts["als"] >= 4 * 5, counts  # in rounds of one each: 10 and 10
+    assert result.record["stopped"] == "budget of 10 min spent"
