@@ -19,8 +19,16 @@ per order, the order's value its price, a title of the edition's plan); a mailed
 responder writes the key code on the form for about half their orders. Margin is the
 report's flat ``margin_rate``, so the truth and the report measure the same thing.
 
+When the club runs the negative option (``negative_option`` passed, its setting on), the
+mailed members also answer their edition's main selection: about :data:`DECLINE_SHARE` of
+them decline it before the reply deadline (by card, phone or web); the main selections are
+then auto-shipped the day after the deadline (:func:`campaign.negative_option.run_autoship`)
+and :data:`RETURN_SHARE` of the auto-ships come back 3–28 days later (an ordinary negative
+order line, ``SIM-<campaign>-return-<member key>``). With the setting off none of this happens.
+
 The truth per arm is the average true increment over the arm's members, mailed and
-held out together (the population its holdout was drawn from). Lines are keyed
+held out together (the population its holdout was drawn from); it is the truth of the
+active orders, which the report measures without the auto-ships. Lines are keyed
 ``SIM-<campaign>-<member>-<n>`` and drawn from a seed fixed by the campaign: running it
 again writes nothing new and gives the same truth. Only ever run on a demo club.
 """
@@ -39,11 +47,14 @@ import numpy.typing as npt
 from sqlalchemy import Connection
 
 from campaign.effects import OUTCOMES
+from campaign.negative_option import deadline, run_autoship
 from campaign.simulate import MemberFeatures, ResponseModel, simulate_mailing, true_effects
 from recsys.errors import BookclubError
+from recsys.settings import CampaignSettings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import club as club_db
 from recsys.storage import purchases as purchases_db
+from recsys.storage import selections as selections_db
 from recsys.storage import titles as titles_db
 from recsys.storage.campaigns import ARM_CODES
 
@@ -51,6 +62,9 @@ __all__ = ["TIER_INDEX", "SimulatedResponses", "simulate_responses", "truth_line
 
 TIER_INDEX = {"occasional": 0, "lapsed": 0, "regular": 1, "core": 2}
 KEY_CODE_SHARE = 0.5
+DECLINE_SHARE = 0.3  # of mailed members with a main selection, under the negative option
+RETURN_SHARE = 0.2  # of auto-shipped main selections sent back
+REPLY_SOURCES = ("card", "phone", "web")
 _CENT = Decimal("0.01")
 
 
@@ -62,6 +76,9 @@ class SimulatedResponses:
     responders: int
     truth: dict[int, dict[str, float]]  # treatment id → outcome → true average increment per member
     truth_all: dict[str, float]  # over every mailed and held-out member
+    declines: int = 0  # main selections declined (negative option; written by this call)
+    autoships: int = 0  # main selections auto-shipped by this call
+    autoship_returns: int = 0  # of those, return lines written by this call
 
 
 def _affinity(
@@ -92,11 +109,13 @@ def simulate_responses(
     plan_titles: Mapping[int, Sequence[str]],
     margin_rate: float,
     seed: int | None = None,
+    negative_option: CampaignSettings | None = None,
 ) -> SimulatedResponses:
     """Draw and write the responses of the campaign's mailed and held-out members (module docstring).
 
     ``sections``: segment → the category codes of its edition's sections; ``plan_titles``:
-    segment → the title ids of its plan (the orders' titles).
+    segment → the title ids of its plan (the orders' titles); ``negative_option``: the club's
+    campaign settings, for declines, auto-ships and their returns when it runs the negative option.
     """
     if not club_db.is_demo_club(connection):
         raise BookclubError("simulated responses are written only into a generated demo club")
@@ -135,10 +154,56 @@ def simulate_responses(
     lines = _lines(connection, campaign, members, orders, revenue, held, plan_titles, rng_seed)
     existing = purchases_db.existing_line_ids(connection, [r["line_id"] for r in lines])
     written = purchases_db.insert_purchase_rows(connection, [r for r in lines if r["line_id"] not in existing])
+    declines = autoships = returns = 0
+    if negative_option is not None and negative_option.negative_option:
+        declines, autoships, returns = _negative_option(connection, campaign, negative_option, rng_seed)
     return SimulatedResponses(
         lines=len(written), responders=int(np.count_nonzero(orders)), truth=truth,
-        truth_all=effects.average(),
+        truth_all=effects.average(), declines=declines, autoships=autoships, autoship_returns=returns,
     )
+
+
+def _negative_option(
+    connection: Connection, campaign: campaigns_db.CampaignRecord, settings: CampaignSettings, seed: int
+) -> tuple[int, int, int]:
+    """Declines before the deadline, the auto-ships the day after it, and returns of some of them:
+    (declines, auto-ships, returns) written by this call."""
+    mailed = sorted(
+        selections_db.mailed_selections(connection, campaign.id, campaign.in_home_date), key=lambda m: m.member_key
+    )
+    if not any(m.title_key is not None for m in mailed):
+        return 0, 0, 0
+    rng = np.random.default_rng([seed, 2])
+    declines = 0
+    for member in mailed:  # one draw of each per member, whatever happens, so that a re-run draws the same
+        declines_it = rng.random() < DECLINE_SHARE
+        day = int(rng.integers(0, settings.reply_days + 1))
+        hour, source = int(rng.integers(8, 21)), REPLY_SOURCES[int(rng.integers(0, len(REPLY_SOURCES)))]
+        if declines_it and member.title_key is not None:
+            at = dt.datetime.combine(member.in_home + dt.timedelta(days=day), dt.time(hour))
+            declines += selections_db.record_decline(connection, campaign.id, member.member_key,
+                                                     replied_at=at, source=source)
+    as_of = max(deadline(m.in_home, settings) for m in mailed) + dt.timedelta(days=1)
+    shipped = run_autoship(connection, campaign.id, settings, as_of=as_of).written
+    lines = selections_db.autoship_lines(connection, campaign.id)
+    rng = np.random.default_rng([seed, 3])
+    rows: list[dict[str, Any]] = []
+    for i in np.argsort(lines.member_key, kind="stable").tolist():
+        sent_back = rng.random() < RETURN_SHARE
+        after = int(rng.integers(3, 29))
+        if not sent_back:
+            continue
+        line_id = f"SIM-{campaign.name}-return-{int(lines.member_key[i])}"
+        unit_price = Decimal(str(lines.value[i] / max(int(lines.units[i]), 1))).quantize(_CENT, rounding=ROUND_HALF_UP)
+        rows.append({
+            "line_id": line_id, "order_id": line_id, "member_key": int(lines.member_key[i]),
+            "title_key": int(lines.title_key[i]), "quantity": -1, "unit_price": unit_price,
+            "purchased_at": dt.datetime.combine(lines.shipped_on[i] + dt.timedelta(days=after), dt.time(11)),
+            "channel": "mail", "key_code": None,
+        })
+    existing = purchases_db.existing_line_ids(connection, [r["line_id"] for r in rows])
+    returned = purchases_db.insert_purchase_rows(connection, [r for r in rows if r["line_id"] not in existing])
+    return declines, shipped, len(returned)
 
 
 def _lines(

@@ -287,6 +287,7 @@ class AutoshipLines:
 
     purchase_id: npt.NDArray[np.int64]
     member_key: npt.NDArray[np.int64]
+    title_key: npt.NDArray[np.int64]
     contact_id: npt.NDArray[np.int64]
     shipped_on: list[dt.date]
     units: npt.NDArray[np.int64]
@@ -311,7 +312,7 @@ def autoship_lines(connection: Connection, campaign_id: int) -> AutoshipLines:
     )
     rows = connection.execute(
         select(
-            lines.c.id, lines.c.member_key, lines.c.purchased_at, lines.c.quantity,
+            lines.c.id, lines.c.member_key, lines.c.purchased_at, lines.c.quantity, lines.c.title_key,
             cast(lines.c.quantity * lines.c.unit_price, Float),
             func.coalesce(func.sum(-returns.c.quantity), 0),
             func.coalesce(func.sum(cast(-returns.c.quantity * returns.c.unit_price, Float)), 0.0),
@@ -326,15 +327,16 @@ def autoship_lines(connection: Connection, campaign_id: int) -> AutoshipLines:
                 returns.c.purchased_at >= lines.c.purchased_at,
             ),
         )
-        .group_by(lines.c.id, lines.c.member_key, lines.c.purchased_at, lines.c.quantity, lines.c.unit_price)
+        .group_by(lines.c.id, lines.c.member_key, lines.c.purchased_at, lines.c.quantity, lines.c.title_key,
+                  lines.c.unit_price)
         .order_by(lines.c.id)
     ).all()
     contact_of = _main_contacts(connection, campaign_id, [int(r[1]) for r in rows])
     n = len(rows)
     units = np.fromiter((int(r[3]) for r in rows), dtype=np.int64, count=n)
-    value = np.fromiter((float(r[4] or 0.0) for r in rows), dtype=np.float64, count=n)
-    returned = np.fromiter((int(r[5] or 0) for r in rows), dtype=np.int64, count=n)
-    returned_value = np.fromiter((float(r[6] or 0.0) for r in rows), dtype=np.float64, count=n)
+    value = np.fromiter((float(r[5] or 0.0) for r in rows), dtype=np.float64, count=n)
+    returned = np.fromiter((int(r[6] or 0) for r in rows), dtype=np.int64, count=n)
+    returned_value = np.fromiter((float(r[7] or 0.0) for r in rows), dtype=np.float64, count=n)
     capped = np.minimum(returned, units)
     # a member who returned more units than were shipped returned something else too: count the shipment's value
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -342,6 +344,7 @@ def autoship_lines(connection: Connection, campaign_id: int) -> AutoshipLines:
     return AutoshipLines(
         purchase_id=np.fromiter((int(r[0]) for r in rows), dtype=np.int64, count=n),
         member_key=np.fromiter((int(r[1]) for r in rows), dtype=np.int64, count=n),
+        title_key=np.fromiter((int(r[4]) for r in rows), dtype=np.int64, count=n),
         contact_id=np.fromiter((contact_of.get(int(r[1]), -1) for r in rows), dtype=np.int64, count=n),
         shipped_on=[_as_datetime(r[2]).date() for r in rows],
         units=units,

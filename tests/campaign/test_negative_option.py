@@ -23,6 +23,7 @@ from campaign.negative_option import (
     run_autoship,
 )
 from campaign.report import campaign_report, report_text
+from demo.respond import SimulatedResponses
 from recsys.errors import BookclubError, UnknownMemberError
 from recsys.settings import CampaignSettings, Settings
 from recsys.storage import selections as selections_db
@@ -356,3 +357,34 @@ def test_cli_refuses_in_one_line_then_ships_and_declines(tmp_path: Path, monkeyp
         assert n == len(_open(club, connection)) - 1
     engine.dispose()
     assert f"shipped {n:,} main selection(s)" in " ".join(shipped.output.split())
+
+
+# ------------------------------------------------------------------ the demo club
+
+
+def test_the_demo_club_declines_and_returns_auto_ships_only_when_the_option_is_on(engine: Engine) -> None:
+    from demo.respond import DECLINE_SHARE, RETURN_SHARE, simulate_responses
+    from recsys.storage import club as club_db
+
+    def respond(settings: CampaignSettings | None) -> SimulatedResponses:
+        return simulate_responses(connection, QUARTER, sections={}, plan_titles={0: ["T1"]}, margin_rate=0.4,
+                                  negative_option=settings)
+
+    with engine.begin() as connection:
+        club = _club(connection, members=1_200)
+        club_db.mark_demo(connection, "negative option demo")
+        off = respond(ON.model_copy(update={"negative_option": False}))
+        assert off.lines > 0 and (off.declines, off.autoships, off.autoship_returns) == (0, 0, 0)
+        assert _autoships(connection) == {}
+        on = respond(ON)
+        mailed = len(_mailed(club))
+        assert on.lines == 0  # the orders were written by the first call
+        assert abs(on.declines / mailed - DECLINE_SHARE) < 0.06
+        assert 0 < on.autoships < mailed - on.declines and len(_autoships(connection)) == on.autoships
+        assert abs(on.autoship_returns / on.autoships - RETURN_SHARE) < 0.07
+        again = respond(ON)
+        assert (again.declines, again.autoships, again.autoship_returns) == (0, 0, 0)
+        run_matchback(connection, QUARTER)
+        report = campaign_report(connection, QUARTER, ON)
+    assert report.autoship is not None and report.autoship.lines == on.autoships
+    assert report.autoship.returned_units == on.autoship_returns
