@@ -209,6 +209,40 @@ class MemberPersonalPublic(BaseModel):
     channel: str | None
 
 
+class MemberValuePublic(BaseModel):
+    """The member's lifetime value when their latest campaign was planned (BG/NBD + Gamma-Gamma)."""
+
+    p_alive: float = Field(description="probability that the member is still buying")
+    expected_purchases: float = Field(description="expected purchases over the horizon")
+    expected_value: float = Field(description="expected spend over the horizon")
+    horizon_days: int = Field(description="the horizon (settings: mailing.value_horizon_days)")
+    as_of: dt.date | None = Field(description="valued at the first day of the campaign's quarter")
+    campaign: str
+
+
+class MemberMailingPublic(BaseModel):
+    """What the member's latest campaign planned for them, and why (from the stored contact)."""
+
+    campaign: str
+    quarter: str | None
+    in_home_date: dt.date | None
+    arm: Literal["mailed", "holdout", "suppressed", "not_mailed"] = Field(
+        description="mailed; held out at random; suppressed (suppression list, closed, no address, a tier "
+        "not mailed); not mailed (a contact rule, the budget, no expected profit)"
+    )
+    edition_kind: str | None = Field(
+        description="catalog, postcard or email: mailed, or for a held-out member the edition they would have had"
+    )
+    edition: str | None = Field(description="the edition's code, when a piece was planned")
+    key_code: str | None = Field(description="the key code on the piece, when mailed")
+    reason: str | None = Field(description="why not mailed (a reason code), or the holdout's draw")
+    expected_profit: float | None = Field(
+        description="expected incremental margin less the piece's cost (the planned edition's; for a member not "
+        "mailed the best edition the rules allowed); null when the campaign was not planned by expected profit"
+    )
+    planned_by_profit: bool
+
+
 class MemberProfilePublic(BaseModel):
     member_id: str
     status: str
@@ -219,6 +253,13 @@ class MemberProfilePublic(BaseModel):
     purchases: PurchaseCountsPublic
     personal: MemberPersonalPublic | None = Field(
         None, description="name and address: present for editions and admin keys only"
+    )
+    value: MemberValuePublic | None = Field(
+        None, description="lifetime value stored with the member's latest campaign, when it was planned by "
+        "expected profit"
+    )
+    mailing: MemberMailingPublic | None = Field(
+        None, description="the member's contact in their latest campaign: edition planned and why"
     )
 
     model_config = ConfigDict(
@@ -241,6 +282,15 @@ class MemberProfilePublic(BaseModel):
                         "last_purchase_at": "2026-03-01T19:40:00Z",
                     },
                     "personal": None,
+                    "value": {
+                        "p_alive": 0.93, "expected_purchases": 3.1, "expected_value": 96.4, "horizon_days": 365,
+                        "as_of": "2026-10-01", "campaign": "2026Q4",
+                    },
+                    "mailing": {
+                        "campaign": "2026Q4", "quarter": "2026Q4", "in_home_date": "2026-10-01", "arm": "mailed",
+                        "edition_kind": "catalog", "edition": "S2-catalog", "key_code": "2026Q4-S2-C",
+                        "reason": None, "expected_profit": 1.84, "planned_by_profit": True,
+                    },
                 }
             ]
         }

@@ -1,20 +1,42 @@
 """A quarter's campaign and its contacts, written before anything is rendered.
 
 The campaign of a quarter is named after it (``2026Q4``). It has one edition per
-segment (kind ``catalog``: the segment's catalog, personalised per member), one
-treatment per edition with the **key code** printed on the order form and in the QR
-code (``2026Q4-S1-C``), and one contact row per segmented member:
+segment and edition kind (``catalog``: the segment's catalog, personalised per member;
+``postcard`` and ``email`` when the mailing decision sends them), one treatment per
+edition with the **key code** printed on the order form and in the QR code
+(``2026Q4-S1-C``, ``2026Q4-S1-P``), and one contact row per segmented member.
 
-- ``suppressed`` (with the reason) when the member is closed, has no postal address,
-  or is in a value tier the settings do not mail; suppression comes first and is
-  not randomised;
+**Planned by expected profit** (``settings.mailing.plan_by_profit``, given the whole
+:class:`Settings`, when an earlier campaign's random holdout says what a piece does):
+:func:`campaign.mailing_plan.plan_mailing` decides, and each contact is written from it —
+
+- ``mailed`` the edition kind the decision chose, with its cost; ``holdout`` when the
+  seeded hash (:mod:`campaign.holdouts`, the campaign's seed) holds out a member the
+  decision would have mailed: they keep the edition they would have had, so that each
+  edition's mailed members are compared with a random holdout of the same population;
+- ``suppressed`` (the suppression list, a closed member, no postal address, a value tier
+  not mailed) or ``not_mailed`` (a contact rule, the budget, the cap on pieces, a
+  capacity, or no expected profit), with the reason code;
+- every contact with its ``expected_profit`` (the planned edition's expected incremental
+  margin less its cost; for a member not mailed, the best edition the rules allowed) and
+  the member's value at the quarter's start (P(alive), expected purchases and value over
+  ``mailing.value_horizon_days``).
+
+**Everyone eligible** otherwise (the first campaign: nothing to learn from, which the
+result says; or the setting is off; or only :class:`CampaignSettings` were given) —
+
+- ``suppressed`` (with the reason) when the member is closed, has no postal address, is
+  in a value tier the settings do not mail, or is on the suppression list for the edition's
+  kind on the in-home date; ``not_mailed`` when a contact rule (frequency cap, quiet
+  period, spacing) blocks the piece; neither is randomised;
 - ``holdout`` when the seeded hash puts the member in the random holdout of their
-  segment × tier (:mod:`campaign.holdouts`; ``reason`` says ``universal`` or
-  ``random``): nothing is rendered or sent;
-- ``mailed`` otherwise, with the planned in-home date, the cost per piece, the model
-  version and plan that produced the edition, and the print file the member's piece
-  is in — their own member edition, or the segment catalog when the quarter
-  personalises only some members (``personal``).
+  segment × tier (``reason`` says ``universal`` or ``random``): nothing is rendered or sent;
+- ``mailed`` otherwise.
+
+A mailed catalog carries the planned in-home date, the cost per piece, the model version
+and plan that produced the edition, and the print file the member's piece is in — their own
+member edition, or the segment catalog when the quarter personalises only some members
+(``personal``).
 
 Everything is written in the caller's one transaction, in bulk. Re-running writes
 contacts only for members who have none in the campaign yet (members segmented
@@ -25,22 +47,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection
 
 from campaign.holdouts import Assignment, HoldoutRule, assign_holdouts, campaign_seed
+from campaign.rules import MailOption, eligibility
+from campaign.suppression import rule_inputs, rules_from_settings
 from recsys.errors import BookclubError
-from recsys.settings import CampaignSettings
+from recsys.settings import CampaignSettings, MailingSettings, Settings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
 from recsys.storage.campaigns import Audience, CampaignRecord, EditionRecord, TreatmentRecord
+
+if TYPE_CHECKING:
+    from campaign.mailing_plan import MailingPlan
 
 __all__ = [
     "ContactPlan",
@@ -150,7 +177,7 @@ class ContactPlan:
     """Who gets what, one entry per member of the audience (pure data, nothing written)."""
 
     audience: Audience
-    arm: list[str]  # mailed / holdout / suppressed
+    arm: list[str]  # mailed / holdout / suppressed / not_mailed
     reason: list[str | None]
     assignment: Assignment
     personal: npt.NDArray[np.bool_]  # mailed with their own member edition
@@ -161,6 +188,9 @@ class ContactPlan:
 
     def suppressed_reasons(self) -> dict[str, int]:
         return dict(Counter(r for a, r in zip(self.arm, self.reason, strict=True) if a == "suppressed" and r))
+
+    def not_mailed_reasons(self) -> dict[str, int]:
+        return dict(Counter(r for a, r in zip(self.arm, self.reason, strict=True) if a == "not_mailed" and r))
 
 
 def _personal_mask(audience: Audience, mailed: npt.NDArray[np.bool_], personal: int | None) -> npt.NDArray[np.bool_]:
@@ -190,8 +220,10 @@ def plan_contacts(
     *,
     kind: str = "catalog",
     personal: int | None = None,
+    blocked: Sequence[str | None] | None = None,
 ) -> ContactPlan:
-    """Suppress, then hold out at random, then mail the rest (module docstring)."""
+    """Suppress, then hold out at random, then mail the rest (module docstring). ``blocked[i]``:
+    the suppression entry (``suppressed: …``) or contact rule that keeps member i from the piece."""
     n = len(audience)
     status = np.asarray(audience.status, dtype=object)
     tiers = np.asarray(audience.tier, dtype=object)
@@ -204,13 +236,24 @@ def plan_contacts(
         this = (tiers == tier) & (reason == None)  # noqa: E711 (elementwise on an object array)
         reason[this] = f"tier {tier} is not mailed"
     suppressed = reason != None  # noqa: E711
+    ruled = np.zeros(n, dtype=np.bool_)
+    if blocked is not None:
+        if len(blocked) != n:
+            raise ValueError(f"blocked has {len(blocked)} entries for {n} members")
+        by_rule = np.asarray(blocked, dtype=object)
+        listed = np.fromiter((b is not None and b.startswith("suppressed") for b in blocked), dtype=np.bool_, count=n)
+        ruled = (by_rule != None) & ~listed & ~suppressed  # noqa: E711
+        listed &= ~suppressed
+        reason[listed] = by_rule[listed]
+        reason[ruled] = by_rule[ruled]
+        suppressed = suppressed | listed
     assignment = assign_holdouts(
         audience.member_id, audience.segment, audience.tier, holdout_rule(settings), seed
     )
-    held = assignment.held & ~suppressed
-    arms = np.where(suppressed, "suppressed", np.where(held, "holdout", "mailed"))
+    held = assignment.held & ~suppressed & ~ruled
+    arms = np.where(suppressed, "suppressed", np.where(ruled, "not_mailed", np.where(held, "holdout", "mailed")))
     reason[held] = ["universal" if u else "random" for u in assignment.universal[held].tolist()]
-    mailed = ~suppressed & ~held
+    mailed = ~suppressed & ~ruled & ~held
     arm: list[str] = arms.tolist()
     return ContactPlan(audience, arm, reason.tolist(), assignment, _personal_mask(audience, mailed, personal))
 
@@ -222,11 +265,85 @@ class ContactsResult:
     counts: dict[str, int]  # arm → contacts stored for the campaign, after this call
     suppressed: dict[str, int]  # reason → suppressed contacts stored
     plan: ContactPlan
+    mailing: MailingPlan | None = None  # the decision by expected profit the contacts were written from
+    fallback: str | None = None  # why not (everyone eligible was mailed), when contacts were written without one
+
+    @property
+    def planned_by_profit(self) -> bool:
+        return self.mailing is not None
+
+    def savings(self) -> dict[str, dict[str, float]] | None:
+        """The plan against a catalog to every eligible member (less the holdout): pieces, cost,
+        expected incremental margin and profit, both ways. None without a plan (or without catalogs)."""
+        if self.mailing is None or not self.mailing.everyone:
+            return None
+        return {"planned": dict(self.mailing.planned), "everyone": dict(self.mailing.everyone)}
+
+    def summary(self) -> list[str]:
+        """How the contacts were decided, and against mailing everyone (one line each)."""
+        if self.mailing is None:
+            return [f"mailing: everyone eligible — {self.fallback}"] if self.fallback else []
+        plan = self.mailing
+        d = plan.decision
+        mailed = {k: int(np.count_nonzero(d.mailed & (d.choice == j))) for j, k in enumerate(plan.options)}
+        lines = [
+            f"mailing planned by expected incremental profit ({d.solver}, {d.status}): "
+            + ", ".join(f"{k} {n:,}" for k, n in mailed.items())
+            + f"; learned from {', '.join(f'{c} ({n:,} contacts)' for c, n in plan.learned_from.items())}"
+        ]
+        lines.extend(f"  {kind} not offered: {why}" for kind, why in plan.not_offered.items())
+        saved = self.savings()
+        if saved is not None:
+            p, e = saved["planned"], saved["everyone"]
+            for label, row in (("planned", p), ("everyone", e)):
+                lines.append(
+                    f"  {label + ':':<10} {row['pieces']:>9,.0f} pieces, cost {row['cost']:>12,.2f}, expected "
+                    f"incremental margin {row['margin']:>12,.2f}, profit {row['profit']:>12,.2f}"
+                )
+            lines.append(
+                f"  saved against mailing everyone: {e['pieces'] - p['pieces']:,.0f} pieces, "
+                f"{e['cost'] - p['cost']:,.2f} in cost; profit {p['profit'] - e['profit']:+,.2f}, "
+                f"incremental margin {p['margin'] - e['margin']:+,.2f}"
+            )
+        return lines
+
+
+def _rule_blocks(
+    connection: Connection, audience: Audience, rules: MailingSettings, kind: str, day: dt.date, campaign_id: int
+) -> list[str | None]:
+    """Per member: the suppression entry or contact rule that keeps them from a ``kind`` piece on ``day``."""
+    contact_rules = rules_from_settings(rules)
+    history, suppressions = rule_inputs(connection, audience.member_key, day, contact_rules, exclude_campaign=campaign_id)
+    if not len(history) and not len(suppressions) and not contact_rules.quiet:
+        return [None] * len(audience)
+    allowed = eligibility(len(audience), [MailOption(kind)], day, contact_rules, history, suppressions)
+    return allowed.member_reason()
+
+
+def _from_mailing(
+    plan: MailingPlan, audience: Audience, seed: int, personal: int | None
+) -> tuple[ContactPlan, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The contact plan of a decision: (plan, chosen option per member or −1, expected profit)."""
+    if not np.array_equal(plan.member_key, audience.member_key):
+        raise BookclubError(f"the mailing plan of {plan.quarter} is not of the quarter's segmented members: plan again")
+    if plan.seed != seed or plan.holdout is None:
+        raise BookclubError(f"the mailing plan of {plan.quarter} was drawn with another holdout seed: plan again")
+    arms = plan.arms()
+    reason = list(arms.reason)
+    universal = plan.holdout.universal
+    for i in np.flatnonzero(arms.arm == "holdout").tolist():
+        reason[i] = "universal" if universal[i] else "random"
+    catalog = plan.options.index("catalog") if "catalog" in plan.options else -2
+    mailed_catalog = (arms.arm == "mailed") & (arms.choice == catalog)
+    contact_plan = ContactPlan(
+        audience, arms.arm.tolist(), reason, plan.holdout, _personal_mask(audience, mailed_catalog, personal)
+    )
+    return contact_plan, arms.choice, arms.expected_profit
 
 
 def write_quarter_contacts(
     connection: Connection,
-    settings: CampaignSettings,
+    settings: Settings | CampaignSettings,
     quarter: str,
     quarter_start: dt.date,
     *,
@@ -236,45 +353,105 @@ def write_quarter_contacts(
     kind: str = "catalog",
     name: str | None = None,
     segment_names: Mapping[int, str] | None = None,
+    budget: float | None = None,
+    max_pieces: int | None = None,
 ) -> ContactsResult:
-    """Open the quarter's campaign and write a contact for every segmented member without one."""
+    """Open the quarter's campaign and write a contact for every segmented member without one
+    (module docstring), in the caller's transaction. Given the whole :class:`Settings`, with
+    ``mailing.plan_by_profit`` on, the quarter's own campaign (``name`` the quarter's) is planned
+    by expected profit (``budget``, ``max_pieces``: as ``bookclub campaigns plan``) when an earlier
+    campaign's holdout allows it; otherwise every eligible member is mailed ``kind``, and
+    :attr:`ContactsResult.fallback` says why."""
+    full = settings if isinstance(settings, Settings) else None
+    campaign_settings = full.campaign if full is not None else settings
+    assert isinstance(campaign_settings, CampaignSettings)
     campaign, arms = open_quarter_campaign(
-        connection, settings, quarter, quarter_start, in_home=in_home, files=files, kind=kind, name=name,
+        connection, campaign_settings, quarter, quarter_start, in_home=in_home, files=files, kind=kind, name=name,
         segment_names=segment_names,
     )
+    by_kind = {kind: arms}
     audience = campaigns_db.quarter_audience(connection, quarter)
-    plan = plan_contacts(audience, settings, campaign.seed, kind=kind, personal=personal)
     done = campaigns_db.contacted_member_keys(connection, campaign.id)
     todo = ~np.isin(audience.member_key, done)
+    mailing: MailingPlan | None = None
+    fallback: str | None = None
+    if full is None:
+        fallback = "planned without the mailing settings"
+    elif not full.mailing.plan_by_profit:
+        fallback = "mailing.plan_by_profit is off"
+    elif name not in (None, quarter):
+        fallback = f"{name} is a further mailing of {quarter}: only the quarter's own campaign is planned by profit"
+    elif todo.any():
+        from campaign.mailing_plan import NothingToLearnError, plan_mailing
+
+        try:
+            mailing = plan_mailing(
+                connection, full, quarter, quarter_start, budget=budget, max_pieces=max_pieces,
+                in_home=campaign.in_home_date,
+            )  # fmt: skip
+        except NothingToLearnError as exc:
+            fallback = f"nothing to learn what a piece does from yet ({exc})"
+    if mailing is not None:
+        plan, choice, expected_profit = _from_mailing(mailing, audience, campaign.seed, personal)
+        for option in {mailing.options[j] for j in np.unique(choice[choice >= 0]).tolist()} - {kind}:
+            by_kind[option] = open_quarter_campaign(
+                connection, campaign_settings, quarter, quarter_start, in_home=in_home, files=None, kind=option,
+                name=name, segment_names=segment_names,
+            )[1]  # fmt: skip
+        value = mailing.member_value()
+    else:
+        rules = full.mailing if full is not None else MailingSettings()
+        blocked = _rule_blocks(connection, audience, rules, kind, campaign.in_home_date, campaign.id) if todo.any() else None
+        plan = plan_contacts(audience, campaign_settings, campaign.seed, kind=kind, personal=personal, blocked=blocked)
+        choice = np.where(np.isin(np.asarray(plan.arm), ("mailed", "holdout")), 0, -1)
+        expected_profit = None
+        value = None
+    options = mailing.options if mailing is not None else (kind,)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
     def rows() -> Iterator[tuple[Any, ...]]:
         zero = Decimal("0")
-        by_segment = {s: (e, t, e.cost_per_piece) for s, (e, t) in arms.items()}
+        # per option index (−1: the base kind, for contacts with no piece planned) and segment
+        base = {s: (e, t, e.cost_per_piece) for s, (e, t) in by_kind[kind].items()}
+        by_option = [{s: (e, t, e.cost_per_piece) for s, (e, t) in by_kind[o].items()} for o in options]
         probability = plan.assignment.probability.tolist()
         keys = audience.member_key.tolist()
         segments = audience.segment.tolist()
         personal_mask = plan.personal.tolist()
+        chosen = choice.tolist()
+        profit = None if expected_profit is None else expected_profit.tolist()
+        values = None if value is None else [v.tolist() for v in value]
+        is_catalog = [o == "catalog" for o in options]
         for i in np.flatnonzero(todo).tolist():
             segment = segments[i]
-            edition, treatment, cost = by_segment[segment]
+            j = chosen[i]
+            edition, treatment, cost = by_option[j][segment] if j >= 0 else base[segment]
             arm = plan.arm[i]
             file = None
-            if arm == "mailed":
+            if arm == "mailed" and is_catalog[j]:
                 file = files.member(audience.member_id[i]) if personal_mask[i] else files.segment(segment)
-            yield (
+            row = (
                 campaign.id, keys[i], treatment.id, edition.id, arm, plan.reason[i], segment, audience.tier[i],
                 None if arm == "suppressed" else probability[i], edition.in_home_date,
                 cost if arm == "mailed" else zero, edition.model_version, edition.plan_id, file, now,
             )
+            if profit is None:
+                yield row
+            elif values is None:
+                yield (*row, profit[i], None, None, None)
+            else:
+                yield (*row, profit[i], values[0][i], values[1][i], values[2][i])
 
-    written = campaigns_db.write_contacts(connection, rows())
+    columns = campaigns_db.CONTACT_COLUMNS if mailing is None else campaigns_db.PLANNED_CONTACT_COLUMNS
+    written = campaigns_db.write_contacts(connection, rows(), columns)
     return ContactsResult(
         campaign=campaign,
         written=written,
         counts=campaigns_db.contact_counts(connection, campaign.id),
         suppressed=campaigns_db.suppression_reasons(connection, campaign.id),
         plan=plan,
+        mailing=mailing,
+        fallback=fallback,
     )
 
 

@@ -25,8 +25,12 @@
 
 The plan is pure data (:class:`MailingPlan`): counts per edition and per reason, counts
 per rule, the expected incremental margin and cost against mailing every eligible member
-the catalog, the mail-depth curve, and per member the arm, edition and reason
-(:meth:`MailingPlan.member_arms`) for whoever writes the contacts.
+the catalog, the mail-depth curve, and per member the arm, edition, reason, expected profit
+and value (:meth:`MailingPlan.member_arms`, :meth:`MailingPlan.arms`) for whoever writes the
+contacts (:func:`campaign.contacts.write_quarter_contacts`). When no earlier campaign mailed
+an edition with a random holdout there is nothing to learn from: :class:`NothingToLearnError`.
+Value tiers the campaign settings do not mail (``campaign.suppress_tiers``) are blocked like
+a suppression.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from sqlalchemy import Connection
 
 from campaign.club_value import ClubValue, value_club
 from campaign.contacts import holdout_rule
-from campaign.holdouts import assign_holdouts, campaign_seed
+from campaign.holdouts import Assignment, assign_holdouts, campaign_seed
 from campaign.policy import Constraints, Decision, DepthCurve, decide, depth_curve
 from campaign.rules import MailOption, eligibility
 from campaign.suppression import rule_inputs, rules_from_settings
@@ -52,7 +56,7 @@ from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import mailing as mailing_db
 
-__all__ = ["FEATURES", "MailingPlan", "plan_mailing"]
+__all__ = ["FEATURES", "SUPPRESSED", "MailingPlan", "NothingToLearnError", "is_suppression", "plan_mailing"]
 
 TIERS = ("core", "regular", "occasional", "lapsed")
 FEATURES = (
@@ -61,6 +65,32 @@ FEATURES = (
 )  # fmt: skip
 """The features of a member (plus one per segment, ``segment_S``)."""
 MIN_MAILED, MIN_HELD = 50, 20  # an edition kind is learned from at least this many contacts of each arm
+SUPPRESSED = ("member closed", "no postal address")
+
+
+class NothingToLearnError(BookclubError):
+    """No earlier campaign mailed an edition with a random holdout: what a piece does is unknown."""
+
+
+def is_suppression(reason: str | None) -> bool:
+    """A reason that makes a contact ``suppressed`` (the suppression list, the member's record, a tier
+    not mailed) rather than ``not_mailed`` (a contact rule, the budget, no expected profit)."""
+    return reason is not None and (
+        reason.startswith("suppressed") or reason in SUPPRESSED or (reason.startswith("tier ") and reason.endswith(
+            " is not mailed"))
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class MemberArms:
+    """Per member (the plan's order): arm (mailed / holdout / suppressed / not_mailed), the option
+    planned (index into the plan's options, −1 none), reason, and the expected profit — of the
+    planned option, else of the best option the rules allow, else of the best option."""
+
+    arm: npt.NDArray[np.str_]
+    choice: npt.NDArray[np.int64]
+    reason: list[str | None]
+    expected_profit: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +109,40 @@ class MailingPlan:
     learned_from: dict[str, int]  # campaign name → randomized contacts
     everyone: dict[str, float]  # mailing every eligible member the catalog: pieces, cost, margin, profit
     notes: list[str] = field(default_factory=list)
+    profit: npt.NDArray[np.float64] | None = None  # (members, options) what the decision maximised
+    allowed: npt.NDArray[np.bool_] | None = None  # (members, options) what the rules allow
+    holdout: Assignment | None = None  # the seeded random holdout (the campaign's seed)
+    seed: int | None = None
+    value: ClubValue | None = None  # the members' value at the quarter's start
+    value_rows: npt.NDArray[np.int64] | None = None  # per member: their row in ``value``
+
+    def arms(self) -> MemberArms:
+        """Every member's arm, vectorised (what the contacts are written from)."""
+        d = self.decision
+        n = self.member_key.size
+        suppressed = np.fromiter((is_suppression(r) for r in d.reason), dtype=np.bool_, count=n)
+        arm = np.where(
+            d.mailed, "mailed",
+            np.where((d.choice >= 0) & d.held_out, "holdout", np.where(suppressed, "suppressed", "not_mailed")),
+        )  # fmt: skip
+        profit = self.profit if self.profit is not None else self.expected_margin - self.cost
+        allowed = self.allowed if self.allowed is not None else np.ones(profit.shape, dtype=np.bool_)
+        rows = np.arange(n)
+        best_allowed = np.where(allowed, profit, -np.inf).max(axis=1) if profit.shape[1] else np.full(n, -np.inf)
+        best = profit.max(axis=1) if profit.shape[1] else np.zeros(n)
+        expected = np.where(
+            d.choice >= 0, profit[rows, np.maximum(d.choice, 0)], np.where(np.isfinite(best_allowed), best_allowed, best)
+        )  # fmt: skip
+        return MemberArms(arm.astype(np.str_), d.choice, list(d.reason), expected.astype(np.float64))
+
+    def member_value(self) -> tuple[npt.NDArray[np.float64], ...] | None:
+        """Per member: (P(alive), expected purchases, expected value) over the value horizon, or None."""
+        if self.value is None or self.value_rows is None:
+            return None
+        rows = self.value_rows
+        return (
+            self.value.probability_alive[rows], self.value.expected_purchases[rows], self.value.expected_value[rows]
+        )
 
     @property
     def planned(self) -> dict[str, float]:
@@ -89,21 +153,14 @@ class MailingPlan:
         return {"pieces": float(rows.size), "cost": cost, "margin": margin, "profit": margin - cost}
 
     def member_arms(self) -> list[tuple[int, str, str | None, str | None]]:
-        """Per member: (member key, arm — mailed / holdout / suppressed / not mailed —, edition kind, reason)."""
-        out: list[tuple[int, str, str | None, str | None]] = []
-        d = self.decision
-        for i, key in enumerate(self.member_key):
-            kind = self.options[d.choice[i]] if d.choice[i] >= 0 else None
-            if d.mailed[i]:
-                out.append((int(key), "mailed", kind, None))
-            elif d.choice[i] >= 0:
-                out.append((int(key), "holdout", kind, d.reason[i]))
-            else:
-                reason = d.reason[i]
-                suppressed = reason is not None and (reason.startswith("suppressed") or reason in (
-                    "member closed", "no postal address"))  # fmt: skip
-                out.append((int(key), "suppressed" if suppressed else "not mailed", None, reason))
-        return out
+        """Per member: (member key, arm — mailed / holdout / suppressed / not_mailed —, edition kind, reason)."""
+        arms = self.arms()
+        return [
+            (int(key), str(arm), self.options[j] if j >= 0 else None, reason)
+            for key, arm, j, reason in zip(
+                self.member_key.tolist(), arms.arm.tolist(), arms.choice.tolist(), arms.reason, strict=True
+            )
+        ]
 
     def to_json(self) -> dict[str, Any]:
         d = self.decision
@@ -134,6 +191,11 @@ def _features(
         pos = order[np.searchsorted(value.member_key[order], segments.member_key)]
         extra = np.column_stack([value.probability_alive[pos], value.expected_purchases[pos], value.expected_value[pos]])
     return np.column_stack([recency, segments.frequency, segments.monetary, tier, extra, seg])
+
+
+def _value_rows(value: ClubValue, member_key: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    order = np.argsort(value.member_key)
+    return np.asarray(order[np.searchsorted(value.member_key[order], member_key)], dtype=np.int64)
 
 
 def _value(connection: Connection, when: dt.date, horizon: int, notes: list[str]) -> ClubValue | None:
@@ -222,7 +284,7 @@ def plan_mailing(
         else:
             offered.append(k)
     if not offered or data is None:
-        raise BookclubError(
+        raise NothingToLearnError(
             "nothing to learn what a piece does from: no earlier campaign mailed an edition with a random holdout "
             "(write and match back a campaign first: `bookclub campaigns contacts`, `bookclub campaigns matchback`)"
         )
@@ -253,6 +315,14 @@ def plan_mailing(
         len(audience), mail_options, day, rules, history, suppressions,
         closed=np.array([s == "closed" for s in audience.status]), no_address=~audience.has_address,
     )  # fmt: skip
+    blocked_reason = allowed.member_reason()
+    if settings.campaign.suppress_tiers:  # value tiers not mailed: blocked like a suppression
+        not_mailed = set(settings.campaign.suppress_tiers)
+        for i, tier in enumerate(audience.tier):
+            if tier in not_mailed:
+                if blocked_reason[i] is None:
+                    blocked_reason[i] = f"tier {tier} is not mailed"
+                allowed.allowed[i, :] = False
     seed = campaign.seed if campaign else campaign_seed(quarter)
     held = assign_holdouts(audience.member_id, audience.segment, audience.tier, holdout_rule(settings.campaign), seed)
     capacity = {k: v for k, v in mailing.capacity.items() if k in options}
@@ -260,7 +330,7 @@ def plan_mailing(
         profit, cost, allowed.allowed, options,
         Constraints(budget=budget if budget is not None else mailing.budget,
                     max_pieces=max_pieces if max_pieces is not None else mailing.max_pieces, capacity=capacity),
-        held_out=held.held, blocked_reason=allowed.member_reason(), solver=mailing.solver,
+        held_out=held.held, blocked_reason=blocked_reason, solver=mailing.solver,
         milp_max_members=mailing.milp_max_members,
     )  # fmt: skip
     everyone: dict[str, float] = {}
@@ -276,6 +346,8 @@ def plan_mailing(
         expected_margin=predicted.margin, cost=cost, curve=depth_curve(profit, allowed.allowed, decision),
         rule_counts=allowed.counts(), learned_from=learned, everyone=everyone,
         notes=[*notes, f"uplift: {model.learner} learner on {len(train):,} randomized contacts"],
+        profit=profit, allowed=allowed.allowed, holdout=held, seed=seed, value=value,
+        value_rows=None if value is None else _value_rows(value, audience.member_key),
     )  # fmt: skip
 
 

@@ -74,12 +74,14 @@ async def read_recommendations(
     "/{member_id}",
     response_model=MemberProfilePublic,
     responses=RESPONSES,
-    summary="A member's profile: value tier, segment, top categories, purchase counts",
+    summary="A member's profile: value tier, segment, top categories, purchase counts, value and the "
+    "edition planned for them this quarter, with why",
 )
 def read_member(
     key: ReadKeyDep, member_id: MemberId, connection: ConnectionDep, settings: SettingsDep
 ) -> MemberProfilePublic:
     """Name and address are included for keys allowed personal data (editions, admin) only."""
     return member_profile(
-        connection, member_id, personal=key.sees_personal_data, top=settings.api.top_categories
+        connection, member_id, personal=key.sees_personal_data, top=settings.api.top_categories,
+        horizon_days=settings.mailing.value_horizon_days,
     )

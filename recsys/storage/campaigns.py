@@ -87,7 +87,10 @@ CONTACT_COLUMNS = (
 )
 """The column order of the tuples :func:`write_contacts` takes."""
 
-ARM_CODES = {"mailed": 0, "holdout": 1, "suppressed": 2, "web": 3}
+PLANNED_CONTACT_COLUMNS = (*CONTACT_COLUMNS, "expected_profit", "p_alive", "expected_purchases", "expected_value")
+"""…and of a contact the mailing decision planned: its expected profit and the member's value."""
+
+ARM_CODES = {"mailed": 0, "holdout": 1, "suppressed": 2, "web": 3, "not_mailed": 4}
 """Arms as the small integers :func:`contact_arrays` returns."""
 
 
@@ -391,9 +394,61 @@ def contacted_member_keys(connection: Connection, campaign_id: int) -> npt.NDArr
     return np.unique(np.asarray(keys, dtype=np.int64))
 
 
-def write_contacts(connection: Connection, rows: Iterable[Sequence[Any]]) -> int:
-    """Append contact rows (tuples in :data:`CONTACT_COLUMNS` order) in bulk; return how many."""
-    return bulk_insert(connection, CampaignContact.__tablename__, CONTACT_COLUMNS, rows)
+def write_contacts(
+    connection: Connection, rows: Iterable[Sequence[Any]], columns: Sequence[str] = CONTACT_COLUMNS
+) -> int:
+    """Append contact rows (tuples in ``columns`` order: :data:`CONTACT_COLUMNS`, or
+    :data:`PLANNED_CONTACT_COLUMNS` for a planned mailing) in bulk; return how many."""
+    if tuple(columns) not in (CONTACT_COLUMNS, PLANNED_CONTACT_COLUMNS):
+        raise ValueError(f"contact columns: {', '.join(columns)} (neither CONTACT_COLUMNS nor PLANNED_CONTACT_COLUMNS)")
+    return bulk_insert(connection, CampaignContact.__tablename__, tuple(columns), rows)
+
+
+@dataclass(frozen=True)
+class MemberPlanRecord:
+    """A member's contact in the latest campaign that has one (web contacts aside): what the
+    quarter planned for them and why, with their value when the plan was made."""
+
+    campaign: str
+    quarter: str | None
+    in_home_date: dt.date | None
+    arm: str
+    reason: str | None
+    edition_code: str | None
+    edition_kind: str | None
+    key_code: str | None
+    expected_profit: float | None
+    p_alive: float | None
+    expected_purchases: float | None
+    expected_value: float | None
+
+
+def member_plan(connection: Connection, member_key: int) -> MemberPlanRecord | None:
+    """The member's planned contact in their latest campaign (by in-home date, then id), or None.
+    One indexed query (``ix_campaign_contacts_member_key_campaign_id``)."""
+    treatments_table = table_of(CampaignTreatment)
+    editions_table = table_of(CampaignEdition)
+    row = connection.execute(
+        select(
+            Campaign.name, Campaign.quarter, func.coalesce(CampaignContact.in_home_date, Campaign.in_home_date),
+            CampaignContact.arm, CampaignContact.reason, editions_table.c.code, editions_table.c.kind,
+            treatments_table.c.key_code, CampaignContact.expected_profit, CampaignContact.p_alive,
+            CampaignContact.expected_purchases, CampaignContact.expected_value,
+        )
+        .join(Campaign, Campaign.id == CampaignContact.campaign_id)
+        .join(treatments_table, treatments_table.c.id == CampaignContact.treatment_id)
+        .outerjoin(editions_table, editions_table.c.id == CampaignContact.edition_id)
+        .where(CampaignContact.member_key == member_key, CampaignContact.arm != "web")
+        .order_by(Campaign.in_home_date.desc(), Campaign.id.desc(), CampaignContact.id)
+        .limit(1)
+    ).first()  # fmt: skip
+    if row is None:
+        return None
+    day = None if row[2] is None else _as_date(row[2])
+    return MemberPlanRecord(
+        row[0], row[1], day, row[3], row[4], row[5], row[6], row[7],
+        *(None if v is None else float(v) for v in row[8:12]),
+    )
 
 
 def member_keys(connection: Connection, member_ids: Sequence[str]) -> dict[str, int]:

@@ -351,6 +351,11 @@ class CampaignContact(Base):
     # the mailing decision's expected incremental margin minus the piece's cost for this contact's
     # edition (None when the contact was not planned by expected profit)
     expected_profit: Mapped[float | None] = mapped_column(Float)
+    # the member's value when the plan was made (BG/NBD + Gamma-Gamma at the quarter's start over
+    # mailing.value_horizon_days): P(alive), expected purchases and value; None when not planned
+    p_alive: Mapped[float | None] = mapped_column(Float)
+    expected_purchases: Mapped[float | None] = mapped_column(Float)
+    expected_value: Mapped[float | None] = mapped_column(Float)
 
 
 class ContactTitle(Base):

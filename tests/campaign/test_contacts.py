@@ -142,3 +142,53 @@ def test_personalising_only_the_best_mailed_members(engine: Engine) -> None:
 def test_a_quarter_without_segments_or_plans_is_refused(engine: Engine) -> None:
     with engine.begin() as connection, pytest.raises(BookclubError, match="no segments"):
         write_quarter_contacts(connection, CampaignSettings(), "2030Q1", dt.date(2030, 1, 1), files=FILES)
+
+
+def test_the_first_campaign_mails_everyone_eligible_and_respects_the_suppression_list_and_rules(
+    engine: Engine, tmp_path  # type: ignore[no-untyped-def]
+) -> None:
+    """Nothing to learn from yet: everyone eligible is mailed (and the result says why), but the
+    suppression list and the contact rules hold — a member on the list is suppressed with its
+    reason, a member a frequency cap blocks is not mailed with the rule's name."""
+    from campaign.suppression import SuppressionEntry, add_suppression_entries
+    from recsys.settings import FrequencyCapSetting, MailingSettings, Settings
+
+    settings = Settings(
+        data_dir=tmp_path, campaign=CampaignSettings(holdout_share=0.1, universal_holdout_share=0.0),
+        mailing=MailingSettings(frequency_caps=[FrequencyCapSetting(pieces=1, days=30)]),
+    )  # fmt: skip
+    with engine.begin() as connection:
+        insert_club(connection, 600)
+        add_suppression_entries(connection, [
+            SuppressionEntry(member_id(10), "do_not_mail", "member's call", dt.date(2026, 1, 1)),
+            SuppressionEntry(member_id(11), "moved", "returned piece", dt.date(2026, 1, 1), dt.date(2026, 3, 1)),
+            SuppressionEntry(member_id(12), "do_not_email", "member's call", dt.date(2026, 1, 1)),
+        ])  # fmt: skip
+        # an earlier mailing of the quarter, ten days before: the cap of one piece in 30 days blocks its members
+        early = write_quarter_contacts(
+            connection, settings.campaign, QUARTER, START, files=FILES, in_home=dt.date(2026, 9, 25), name="early"
+        )  # fmt: skip
+        result = write_quarter_contacts(connection, settings, QUARTER, START, files=FILES, in_home=dt.date(2026, 10, 5))
+    assert result.mailing is None and result.fallback is not None and "nothing to learn" in result.fallback
+    assert any("everyone eligible" in line for line in result.summary())
+    first = dict(zip(early.plan.audience.member_id, early.plan.arm, strict=True))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(Member.member_id, CampaignContact.arm, CampaignContact.reason, CampaignContact.expected_profit)
+            .join(Member, Member.id == CampaignContact.member_key)
+            .where(CampaignContact.campaign_id == result.campaign.id)
+        ).all()
+    arms = {m: (arm, reason, profit) for m, arm, reason, profit in rows}
+    assert arms[member_id(10)][:2] == ("suppressed", "suppressed: do_not_mail")
+    assert arms[member_id(12)][0] != "suppressed"  # e-mail only: a catalog may go
+    assert arms[member_id(11)][1] != "suppressed: moved"  # ended before the in-home date
+    for m, (arm, reason, profit) in arms.items():
+        assert profit is None  # nothing planned by expected profit
+        if first[m] == "mailed" and arm != "suppressed":
+            assert (arm, reason) == ("not_mailed", "cap 1 per 30 d")
+        if arm == "mailed":
+            assert first[m] != "mailed"
+    assert sum(1 for arm, *_ in arms.values() if arm == "not_mailed") == sum(
+        1 for m, a in first.items() if a == "mailed" and arms[m][0] != "suppressed"
+    )
+    assert result.counts["mailed"] > 0 and result.counts["holdout"] > 0

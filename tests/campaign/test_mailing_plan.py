@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -119,3 +120,71 @@ def test_bookclub_campaigns_plan_with_a_budget(tmp_path, monkeypatch: pytest.Mon
     assert (data / "catalogs" / NOW / "mail-depth.svg").read_text(encoding="utf-8").startswith("<svg")
     body = __import__("json").loads((data / "catalogs" / NOW / "mailing-plan.json").read_text(encoding="utf-8"))
     assert sum(body["planned_pieces"].values()) == 500 and "max pieces" in body["binding"]
+
+
+def test_the_quarter_is_written_from_the_plan(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """write_quarter_contacts with the whole settings: contacts from the decision, the same seeded
+    holdout, 'not_mailed' with reason codes, every contact with its expected profit and value."""
+    from sqlalchemy import select
+
+    from campaign.contacts import holdout_rule
+    from campaign.holdouts import assign_holdouts
+    from recsys.storage import campaigns as campaigns_db
+    from recsys.storage.schema import CampaignContact, Member
+
+    settings = Settings(data_dir=tmp_path, campaign=CampaignSettings(holdout_share=0.2, universal_holdout_share=0.0))
+    build(engine, settings)
+    now_files = PrintFiles(member=lambda m: f"{NOW}/members/{m}.pdf", segment=lambda s: f"{NOW}/segment-{s}.pdf")
+    with engine.begin() as connection:
+        result = write_quarter_contacts(connection, settings, NOW, dt.date(2026, 10, 1), files=now_files, budget=1_500.0)
+        again = write_quarter_contacts(connection, settings, NOW, dt.date(2026, 10, 1), files=now_files)
+    assert result.mailing is not None and result.fallback is None
+    assert again.written == 0 and again.mailing is None  # nothing left to plan: the contacts stand
+    plan = result.mailing
+    assert plan.in_home == result.campaign.in_home_date
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                Member.member_id, CampaignContact.arm, CampaignContact.reason, CampaignContact.expected_profit,
+                CampaignContact.p_alive, CampaignContact.expected_value, CampaignContact.cost, CampaignContact.file,
+            )
+            .join(Member, Member.id == CampaignContact.member_key)
+            .where(CampaignContact.campaign_id == result.campaign.id)
+        ).all()  # fmt: skip
+        editions = campaigns_db.editions(connection, result.campaign.id)
+    contacts = {r[0]: r[1:] for r in rows}
+    assert len(contacts) == N
+    arms = plan.arms()
+    index = {m: i for i, m in enumerate(plan.member_id)}
+    for m, (arm, reason, profit, p_alive, value, cost, file) in contacts.items():
+        i = index[m]
+        assert arm == arms.arm[i]
+        assert profit == pytest.approx(arms.expected_profit[i])
+        assert p_alive is not None and 0 <= p_alive <= 1 and value is not None and value >= 0
+        if arm == "mailed":
+            assert reason is None and float(cost) == pytest.approx(2.5) and file == f"{NOW}/members/{m}.pdf"
+            assert profit > 0
+        else:
+            assert float(cost) == 0 and file is None and reason
+    counts = Counter(arm for arm, *_ in contacts.values())
+    assert counts["mailed"] == plan.planned["pieces"] and counts["not_mailed"] > 0 and counts["holdout"] > 0
+    reasons = Counter(r[1] for r in contacts.values() if r[0] == "not_mailed")
+    assert set(reasons) <= {"budget", "no expected profit"} and reasons["budget"] > 0
+    assert contacts[member_id(9)][:2] == ("suppressed", "suppressed: deceased")
+    # the holdout is the campaign's own seeded draw, among the members the plan would have mailed
+    assert plan.holdout is not None
+    held = plan.holdout.held
+    audience_held = assign_holdouts(
+        result.plan.audience.member_id, result.plan.audience.segment, result.plan.audience.tier,
+        holdout_rule(settings.campaign), result.campaign.seed,
+    ).held  # fmt: skip
+    assert np.array_equal(held, audience_held)
+    would = plan.decision.choice >= 0
+    assert {contacts[m][0] for m in np.asarray(plan.member_id)[would & held]} == {"holdout"}
+    assert {contacts[m][0] for m in np.asarray(plan.member_id)[would & ~held]} == {"mailed"}
+    assert [e.kind for e in editions] == ["catalog"] * 4  # only the catalog was learned, one edition a segment
+    lines = "\n".join(result.summary())
+    assert "planned by expected incremental profit" in lines and "saved against mailing everyone" in lines
+    saved = result.savings()
+    assert saved is not None and saved["planned"]["pieces"] < saved["everyone"]["pieces"]
+    assert saved["planned"]["profit"] > saved["everyone"]["profit"]
