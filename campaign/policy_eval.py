@@ -27,23 +27,21 @@ Intervals are 95 % percentile intervals over a paired bootstrap of the evaluated
 (the learned policy held fixed): they say how sure the comparison is for a club of this
 size, not how it varies with the training quarter (run several seeds for that).
 
-**Hillstrom** (:func:`evaluate_hillstrom`): 64,000 customers randomized to a men's
-e-mail, a women's e-mail or none. A policy is learned on one random half; on the other
-half its value is the inverse-propensity-weighted mean outcome of the members whose
-random arm agrees with what the policy would send (the arms were random, so the
-propensities are the arm shares), net of the e-mail cost. It is compared with mailing
-everyone (each member one of the two editions, as the test did), mailing everyone the
-edition that did better on the learning half, and mailing no one; intervals from a
-paired bootstrap of the evaluation half.
+**Hillstrom** (:func:`evaluate_hillstrom`, in :mod:`campaign.hillstrom_eval` and re-exported
+here): a policy learned on one random half of a real randomized e-mail test, valued on the
+other by IPW and by DR (:mod:`campaign.policy_value`).
+
+**Qini / AUUC** on held-back data (:func:`held_back_qini`): 30 % of the randomized training
+quarter is held back before the model that measures it is fitted; per edition, the Qini
+coefficient and AUUC of the predicted incremental margin (outcome: margin) and of the
+predicted incremental response (outcome: ordered or not). The decision itself then uses a
+model refitted on the whole quarter.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,8 +50,16 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
+from campaign.hillstrom_eval import (
+    HILLSTROM_ARMS,
+    HILLSTROM_OUTCOMES,
+    HillstromEvaluation,
+    evaluate_hillstrom,
+    load_hillstrom,
+)
 from campaign.mailing_sim import MailingWorld, make_world
 from campaign.policy import Constraints, decide
+from campaign.policy_value import Comparison, bootstrap_weights, compare
 from campaign.uplift import Learner, UpliftData, UpliftModel, fit_uplift, qini
 
 __all__ = [
@@ -64,54 +70,13 @@ __all__ = [
     "SimulationEvaluation",
     "evaluate_hillstrom",
     "evaluate_simulated",
+    "held_back_qini",
     "load_hillstrom",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 DEFAULT_COSTS: dict[str, float] = {"catalog": 2.50, "postcard": 0.45, "email": 0.002}
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """The policy against another: their totals and the policy's relative gain with its interval."""
-
-    name: str
-    profit: float
-    pieces: int
-    gain: float  # (policy − this) / |this|
-    low: float
-    high: float
-    difference: float  # policy − this
-    difference_low: float
-    difference_high: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
-
-
-def _bootstrap_weights(n: int, resamples: int, seed: int) -> npt.NDArray[np.float32]:
-    return np.random.default_rng(seed).poisson(1.0, size=(resamples, n)).astype(np.float32)
-
-
-def _compare(
-    name: str, ours: FloatArray, theirs: FloatArray, pieces: int, weights: npt.NDArray[np.float32]
-) -> Comparison:
-    a = weights @ ours.astype(np.float32)
-    b = weights @ theirs.astype(np.float32)
-    gain = (a - b) / np.abs(b)
-    total_ours, total_theirs = float(ours.sum()), float(theirs.sum())
-    return Comparison(
-        name=name,
-        profit=total_theirs,
-        pieces=pieces,
-        gain=(total_ours - total_theirs) / abs(total_theirs) if total_theirs else float("inf"),
-        low=float(np.percentile(gain, 2.5)),
-        high=float(np.percentile(gain, 97.5)),
-        difference=total_ours - total_theirs,
-        difference_low=float(np.percentile(a - b, 2.5)),
-        difference_high=float(np.percentile(a - b, 97.5)),
-    )
 
 
 # ----------------------------------------------------------------------------- the simulated club
@@ -130,7 +95,7 @@ class SimulationEvaluation:
     capture_low: float
     capture_high: float
     comparisons: list[Comparison]
-    qini: dict[str, float | None]
+    qini: dict[str, dict[str, float | None]]
     gap: float
     solver: str
     extra: dict[str, Any] = field(default_factory=dict)
@@ -241,7 +206,7 @@ def evaluate_simulated(
     data = train_world.randomized(shares, seed=seed + 1)
     fit, back = data.split(0.3, seed=seed + 2)
     model = fit_uplift(fit, learner=learner, seed=seed + 3)
-    qinis = _held_back_qini(model, back)
+    qinis = held_back_qini(model, back)
     model = fit_uplift(data, learner=learner, seed=seed + 3)  # the whole quarter for the decision
     world = make_world(eval_members, costs, seed=seed + 100)
     x, _names = world.features()
@@ -257,12 +222,12 @@ def evaluate_simulated(
         "RFM cells": rfm_rule(data, world.costs, x, budget=budget),
         "response top-k": top_k(response_scores(data, world.costs, x, seed + 4), pieces, world.costs, budget),
     }
-    weights = _bootstrap_weights(world.n, resamples, seed + 5)
+    weights = bootstrap_weights(world.n, resamples, seed + 5)
     mine = world.profit(ours.choice)
     best = world.profit(oracle.choice)
     capture = (weights @ mine.astype(np.float32)) / (weights @ best.astype(np.float32))
     comparisons = [
-        _compare(name, mine, world.profit(choice), int(np.count_nonzero(choice >= 0)), weights)
+        compare(name, mine, world.profit(choice), int(np.count_nonzero(choice >= 0)), weights)
         for name, choice in rivals.items()
     ]
     return SimulationEvaluation(
@@ -288,17 +253,24 @@ def _finite(x: float) -> float | None:
     return x if np.isfinite(x) else None
 
 
-def _held_back_qini(model: UpliftModel, back: UpliftData) -> dict[str, float | None]:
-    """Per edition, the Qini coefficient of its margin and of its response ranking (None when the
-    held-back data cannot tell the edition's total effect from zero)."""
-    out: dict[str, float | None] = {}
+def held_back_qini(model: UpliftModel, back: UpliftData) -> dict[str, dict[str, float | None]]:
+    """Per edition: Qini coefficient, AUUC and the unnormalised area per member of its margin ranking
+    (``margin …``) and of its response ranking (``response …``) on held-back members. Qini and AUUC
+    are None when the held-back data cannot tell the edition's total effect from zero
+    (:func:`campaign.uplift.qini`); the area is always there."""
+    out: dict[str, dict[str, float | None]] = {}
     for j, name in enumerate(model.arm_names):
         mine = (back.arm == 0) | (back.arm == j + 1)
         pred = model.predict(back.features[mine])
-        out[name] = _finite(qini(pred.margin[:, j], back.arm[mine] == j + 1, back.money[mine, 2]).qini)
-        out[f"{name} (response)"] = _finite(qini(
-            pred.response[:, j], back.arm[mine] == j + 1, back.responded[mine].astype(np.float64)
-        ).qini)
+        treated = back.arm[mine] == j + 1
+        row: dict[str, float | None] = {}
+        for label, score, outcome in (
+            ("margin", pred.margin[:, j], back.money[mine, 2]),
+            ("response", pred.response[:, j], back.responded[mine].astype(np.float64)),
+        ):
+            q = qini(score, treated, outcome)
+            row[f"{label} qini"], row[f"{label} auuc"], row[f"{label} area"] = _finite(q.qini), _finite(q.auuc), q.area
+        out[name] = row
     return out
 
 
@@ -311,155 +283,3 @@ def _world_summary(world: MailingWorld) -> dict[str, Any]:
         "costs": {k: float(c) for k, c in zip(world.kinds, world.costs, strict=True)},
         "would_have_come_anyway": float(base.mean() / (base.mean() + inc[:, 0].mean())),
     }
-
-
-# ----------------------------------------------------------------------------- Hillstrom
-
-HILLSTROM_ARMS = ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
-
-
-@dataclass(frozen=True, eq=False)
-class HillstromData:
-    features: FloatArray
-    feature_names: tuple[str, ...]
-    arm: IntArray  # index into HILLSTROM_ARMS
-    visit: npt.NDArray[np.bool_]
-    conversion: npt.NDArray[np.bool_]
-    spend: FloatArray
-
-
-def load_hillstrom(path: Path) -> HillstromData:
-    """The Hillstrom file (gzip'd CSV) as features and outcomes (recency and history as given;
-    men's, women's, newbie flags; zip code and channel one-hot)."""
-    zips = ("Urban", "Surburban", "Rural")
-    channels = ("Phone", "Web", "Multichannel")
-    rows: list[list[float]] = []
-    arm: list[int] = []
-    visit: list[bool] = []
-    conversion: list[bool] = []
-    spend: list[float] = []
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            rows.append([
-                float(row["recency"]), float(row["history"]), float(row["mens"]), float(row["womens"]),
-                float(row["newbie"]), *(float(row["zip_code"] == z) for z in zips),
-                *(float(row["channel"] == c) for c in channels),
-            ])  # fmt: skip
-            arm.append(HILLSTROM_ARMS.index(row["segment"]))
-            visit.append(row["visit"] == "1")
-            conversion.append(row["conversion"] == "1")
-            spend.append(float(row["spend"]))
-    names = ("recency", "history", "mens", "womens", "newbie", *(f"zip_{z}" for z in zips),
-             *(f"channel_{c}" for c in channels))  # fmt: skip
-    return HillstromData(
-        np.asarray(rows), names, np.asarray(arm, dtype=np.int64), np.asarray(visit), np.asarray(conversion),
-        np.asarray(spend),
-    )
-
-
-@dataclass(frozen=True)
-class HillstromEvaluation:
-    members_learned: int
-    members_evaluated: int
-    outcome: str
-    policy_value: float  # per member, IPW, net of the e-mail cost
-    policy_mix: dict[str, float]  # share of members sent each arm
-    values: dict[str, float]  # the rivals' values per member
-    comparisons: list[Comparison]
-    qini: dict[str, float | None]
-
-    def comparison(self, name: str) -> Comparison:
-        return next(c for c in self.comparisons if c.name == name)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "members_learned": self.members_learned, "members_evaluated": self.members_evaluated,
-            "outcome": self.outcome, "policy_value_per_member": self.policy_value, "policy_mix": self.policy_mix,
-            "values_per_member": self.values, "against": [c.to_json() for c in self.comparisons],
-            "qini_evaluation_half": self.qini,
-        }  # fmt: skip
-
-
-HILLSTROM_OUTCOMES = ("spend", "conversion", "visit")
-
-
-def _outcome(data: HillstromData, outcome: str, margin_rate: float) -> FloatArray:
-    if outcome == "spend":
-        return data.spend * margin_rate
-    if outcome == "conversion":
-        return data.conversion.astype(np.float64)
-    if outcome == "visit":
-        return data.visit.astype(np.float64)
-    raise ValueError(f"unknown outcome {outcome!r}: one of {', '.join(HILLSTROM_OUTCOMES)}")
-
-
-def _hillstrom_uplift_data(data: HillstromData, rows: IntArray, outcome: str, margin_rate: float) -> UpliftData:
-    y = _outcome(data, outcome, margin_rate)[rows]
-    responded = data.conversion[rows] if outcome == "spend" else y > 0
-    money = np.column_stack([responded.astype(np.float64), y, y])
-    return UpliftData(data.features[rows], data.arm[rows], responded, money, HILLSTROM_ARMS[1:], data.feature_names)
-
-
-def evaluate_hillstrom(
-    path: Path,
-    *,
-    seed: int = 0,
-    learner: Learner = "x",
-    outcome: str = "spend",
-    margin_rate: float = 1.0,
-    email_cost: float = 0.0,
-    resamples: int = 2000,
-) -> HillstromEvaluation:
-    """A policy learned on one random half of Hillstrom, valued by IPW on the other (module doc).
-
-    ``outcome``: ``spend`` × ``margin_rate`` (1.0: dollars of spend; learned as conversion
-    uplift × a converter's spend), ``conversion`` or ``visit`` (per member); less
-    ``email_cost`` per e-mail sent.
-    """
-    data = load_hillstrom(path)
-    n = data.arm.size
-    order = np.random.default_rng(seed).permutation(n)
-    learn, evaluate = np.sort(order[: n // 2]), np.sort(order[n // 2 :])
-    model = fit_uplift(_hillstrom_uplift_data(data, learn, outcome, margin_rate), learner=learner, seed=seed + 1)
-    x = data.features[evaluate]
-    arm = data.arm[evaluate]
-    y = _outcome(data, outcome, margin_rate)[evaluate]
-    share = np.bincount(data.arm, minlength=3) / n  # the arms' probabilities (randomized)
-    predicted = model.predict(x).margin - email_cost
-    choice = np.where(predicted.max(axis=1) > 0, predicted.argmax(axis=1) + 1, 0)
-
-    def per_member(send: IntArray) -> FloatArray:
-        """IPW contribution of each evaluated member to the value of a deterministic policy."""
-        value: FloatArray = np.where(arm == send, y / share[arm], 0.0) - email_cost * (send > 0)
-        return value
-
-    learned_y = _outcome(data, outcome, margin_rate)[learn]
-    learned_means = [float(learned_y[data.arm[learn] == a].mean()) for a in (1, 2)]
-    better = 1 + int(np.argmax(learned_means))
-    treated = arm > 0
-    both = np.where(treated, y / share[1:].sum(), 0.0) - email_cost  # one of the two at random, as the test
-    rivals = {
-        "both editions to everyone": both,
-        f"{HILLSTROM_ARMS[better]} to everyone": per_member(np.full(arm.size, better)),
-        "no e-mail": per_member(np.zeros(arm.size, dtype=np.int64)),
-    }
-    mine = per_member(choice.astype(np.int64))
-    weights = _bootstrap_weights(arm.size, resamples, seed + 2)
-    comparisons = [_compare(name, mine, theirs, 0, weights) for name, theirs in rivals.items()]
-    qinis: dict[str, float | None] = {}
-    pred_all = model.predict(x)
-    for j, name in enumerate(HILLSTROM_ARMS[1:]):
-        rows = (arm == 0) | (arm == j + 1)
-        qinis[name] = _finite(qini(pred_all.margin[rows, j], arm[rows] == j + 1, y[rows]).qini)
-    return HillstromEvaluation(
-        members_learned=int(learn.size),
-        members_evaluated=int(evaluate.size),
-        outcome=(f"spend × {margin_rate:g}" if outcome == "spend" else outcome)
-        + (f" − {email_cost:g} per e-mail" if email_cost else ""),
-        policy_value=float(mine.mean()),
-        policy_mix={name: float(np.mean(choice == a)) for a, name in enumerate(HILLSTROM_ARMS)},
-        values={name: float(v.mean()) for name, v in rivals.items()},
-        comparisons=comparisons,
-        qini=qinis,
-    )
-

@@ -1,5 +1,5 @@
-"""Issue 11 item 6: the decision against an oracle and the usual rules on the simulated club,
-and against mailing everyone on Hillstrom (inverse-propensity-weighted on a held-out half)."""
+"""Issue 11 item 6: the decision against an oracle and the usual rules on the simulated club
+(Hillstrom: tests/campaign/test_hillstrom_eval.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from campaign.policy import Constraints
-from campaign.policy_eval import evaluate_hillstrom, evaluate_simulated, rfm_rule, top_k
+from campaign.policy_eval import evaluate_simulated, rfm_rule, top_k
 from campaign.uplift import UpliftData
-from tests.conftest import shared_data
 
 BUDGET = 20_000.0  # 0.40 per member of 50,000: 16 % of what a catalog to everyone costs
 
@@ -27,8 +26,13 @@ def test_the_decision_captures_80_percent_of_the_oracle_and_beats_the_rules_by_1
         assert rival.gain >= 0.15 and rival.low >= 0.15, rival
     # the plan kept to the budget and the LP says it is as good as it gets
     assert result.solver == "lp" and result.gap < 0.005
-    catalog, response = result.qini["catalog"], result.qini["catalog (response)"]
-    assert response is not None and response > 0.03 and catalog is not None and catalog > 0
+    # Qini / AUUC on the training quarter's held-back 30 %, every edition kind reported
+    assert set(result.qini) == {"catalog", "postcard", "email"}
+    catalog = result.qini["catalog"]
+    assert catalog["response qini"] is not None and catalog["response qini"] > 0.03
+    assert catalog["margin qini"] is not None and catalog["margin qini"] > 0
+    assert catalog["margin auuc"] == pytest.approx(catalog["margin qini"] + 0.5)
+    assert all(row["margin area"] is not None for row in result.qini.values())
 
 
 def test_rivals_respect_the_budget_and_depth() -> None:
@@ -47,19 +51,3 @@ def test_rivals_respect_the_budget_and_depth() -> None:
     assert np.count_nonzero(top_k(scores, 50, costs) >= 0) == 50
     chosen = top_k(scores, 0, costs, budget=100.0)
     assert costs[chosen[chosen >= 0]].sum() <= 100.0
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("outcome", ["visit", "spend"])
-def test_hillstrom_policy_learned_on_one_half_valued_on_the_other(outcome: str) -> None:
-    path = shared_data("hillstrom", "hillstrom.csv.gz")
-    result = evaluate_hillstrom(path, seed=0, outcome=outcome)
-    print(json.dumps(result.to_json(), indent=1))
-    assert result.members_learned == result.members_evaluated == 32_000
-    both = result.comparison("both editions to everyone")
-    better = result.comparison("Mens E-Mail to everyone")
-    nobody = result.comparison("no e-mail")
-    assert nobody.low > 0  # e-mail pays, whatever the policy
-    assert both.gain > 0 and better.high > 0
-    if outcome == "visit":  # visits: the policy beats one of the two editions at random, surely
-        assert both.low > 0.05
