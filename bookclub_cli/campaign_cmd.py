@@ -77,13 +77,14 @@ def list_campaigns() -> None:
     settings = load_settings()
     with open_engine(settings).connect() as connection:
         table = Table(title="campaigns")
-        for column in ("id", "name", "in home", "window", "mailed", "holdout", "suppressed", "web"):
-            table.add_column(column, justify="left" if column in ("name", "in home") else "right")
+        arms = ("mailed", "holdout", "suppressed", "not_mailed", "web")
+        for column in ("id", "name", "in home", "window", *arms):
+            table.add_column(column.replace("_", " "), justify="left" if column in ("name", "in home") else "right")
         for c in campaigns_db.campaigns(connection):
             counts = campaigns_db.contact_counts(connection, c.id)
             table.add_row(
                 str(c.id), c.name, str(c.in_home_date), f"{c.response_days}+{c.late_days} d",
-                *(f"{counts.get(arm, 0):,}" for arm in ("mailed", "holdout", "suppressed", "web")),
+                *(f"{counts.get(arm, 0):,}" for arm in arms),
             )
     console.print(table)
 
@@ -125,13 +126,14 @@ def plan(
         personalised = sum(1 for f in files.values() if f and "/members/" in f)
     table = Table(title=f"campaign {quarter}: in home {day}, holdout {settings.campaign.holdout_share:.1%} "
                   f"(+{settings.campaign.universal_holdout_share:.1%} universal)")
-    for column in ("segment", "mailed", "holdout", "suppressed", "cost"):
+    for column in ("segment", "mailed", "holdout", "suppressed", "not mailed", "cost"):
         table.add_column(column, justify="right")
     for segment in sorted({s for s, _arm in counts}):
         mailed = counts.get((segment, "mailed"), 0)
         table.add_row(
             str(segment), f"{mailed:,}", f"{counts.get((segment, 'holdout'), 0):,}",
-            f"{counts.get((segment, 'suppressed'), 0):,}", f"{mailed * cost:,.2f}",
+            f"{counts.get((segment, 'suppressed'), 0):,}", f"{counts.get((segment, 'not_mailed'), 0):,}",
+            f"{mailed * cost:,.2f}",
         )
     console.print(table)
     for reason, n in sorted(suppressed.items()):
@@ -149,9 +151,14 @@ def contacts(
     quarter: str = QUARTER,
     in_home: dt.datetime | None = IN_HOME,
     personal: int | None = PERSONAL,
+    budget: float | None = typer.Option(None, "--budget", min=0, help="most the quarter's pieces may cost"),
+    max_pieces: int | None = typer.Option(None, "--max-pieces", min=0, help="most pieces in the quarter"),
 ) -> None:
     """Open the quarter's campaign and write every segmented member's contact (one transaction).
 
+    With ``mailing.plan_by_profit`` (the default) the contacts follow the decision by expected
+    incremental profit (as ``bookclub campaigns plan`` shows it) once an earlier campaign's random
+    holdout says what a piece does; until then every eligible member is mailed, and this says so.
     Run before rendering: a mailed member edition is rendered only for a mailed contact.
     Re-running writes contacts only for members segmented since; nothing else changes.
     """
@@ -161,13 +168,15 @@ def contacts(
     engine = open_engine(settings)
     with engine.begin() as connection:
         result = write_quarter_contacts(
-            connection, settings.campaign, quarter, _quarter_start(quarter),
+            connection, settings, quarter, _quarter_start(quarter),
             files=print_files(settings, quarter),
-            in_home=in_home.date() if in_home else None, personal=personal,
+            in_home=in_home.date() if in_home else None, personal=personal, budget=budget, max_pieces=max_pieces,
         )
     counts = ", ".join(f"{arm} {n:,}" for arm, n in sorted(result.counts.items()))
     console.print(f"campaign {result.campaign.name} (id {result.campaign.id}), in home "
                   f"{result.campaign.in_home_date}: {result.written:,} contact(s) written; now {counts}")
+    for line in result.summary():
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     for reason, n in sorted(result.suppressed.items()):
         console.print(f"  suppressed {n:,}: {reason}")
 

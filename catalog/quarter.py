@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +53,7 @@ from training.registry import ModelRegistry
 
 if TYPE_CHECKING:
     from recsys.model.trained import TrainedModel
+    from recsys.storage.titles import TitleRecord
     from training.pipeline import TrainResult
 
 
@@ -256,7 +257,7 @@ def run_quarter(
     if learn_first:
         previous = str(Quarter.parse(quarter).previous())
         say(f"the demo club has no earlier campaign: {previous}'s catalogs go out as a randomized test first")
-        history = demo_history(engine, settings, previous, model, tree)
+        history = demo_history(engine, settings, previous, model, tree, titles)
         lap("test campaign")
     with engine.begin() as connection:
         segmentation = segment_quarter(connection, model, settings.segments, quarter, tree=tree)
@@ -331,15 +332,16 @@ def _earlier_campaigns(connection: Connection, quarter: str) -> bool:
 
 
 def demo_history(
-    engine: Engine, settings: Settings, quarter: str, model: TrainedModel, tree: Mapping[str, CategoryNode]
+    engine: Engine, settings: Settings, quarter: str, model: TrainedModel, tree: Mapping[str, CategoryNode],
+    titles: Sequence[TitleRecord],
 ) -> DemoHistory:
     """The demo club's randomized test campaign of ``quarter`` (the one before the job's): that
     quarter's segments and catalog plans, a catalog to every eligible member less a random
     ``DEMO_TEST_HOLDOUT``, in home on the quarter's first day, the simulated responses (their
-    true effect known) and matchback. Nothing is rendered: the test is there to learn from."""
+    true effect known) and matchback. Nothing is rendered: the test is there to learn from.
+    ``titles``: a later quarter's (those of ``quarter`` are among them: read once)."""
     period = Quarter.parse(quarter)
-    with engine.connect() as connection:
-        titles = titles_db.titles_for_quarter(connection, period.end)
+    titles = [t for t in titles if t.published_on is None or t.published_on < period.end]
     with engine.begin() as connection:
         segmentation = segment_quarter(connection, model, settings.segments, quarter, tree=tree)
         plans = plan_quarter(

@@ -1,6 +1,7 @@
 """`run_quarter` closes the loop on a demo club: contacts before rendering, editions only for the
 mailed, simulated responses, matchback, a report; files and contacts reconcile; re-running
-changes nothing that was written."""
+changes nothing that was written. By default the quarter is planned by expected profit, learned
+from the demo club's randomized test campaign of the quarter before."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 from catalog.paths import quarter_dir
 from catalog.quarter import run_quarter
 from demo.generate import DemoSpec
-from recsys.settings import CatalogSettings, SegmentSettings, Settings, TrainingSettings
+from recsys.settings import CatalogSettings, MailingSettings, SegmentSettings, Settings, TrainingSettings
 from recsys.storage.db import make_engine
 from recsys.storage.schema import CampaignContact, CampaignMatch, Member, MemberSegment, Purchase
 from tests.conftest import SHARED_DATA, shared_data
@@ -21,15 +22,21 @@ from tests.conftest import SHARED_DATA, shared_data
 pytestmark = pytest.mark.slow  # trains a model and renders PDFs
 
 
-def test_the_quarter_mails_renders_simulates_and_reports(tmp_path: Path) -> None:
+def _settings(tmp_path: Path, *, plan_by_profit: bool) -> Settings:
     shared_data("clc", "clc_level1_2.csv")
-    settings = Settings(
+    return Settings(
         data_dir=tmp_path / "var",
         shared_data_dir=SHARED_DATA,
         training=TrainingSettings(factors=8, iterations=5, threads=1),
         segments=SegmentSettings(clusters=3, kmeans_init=2),
         catalog=CatalogSettings(titles_per_catalog=16, min_per_section=2, max_per_section=8, picks_per_member=4),
+        mailing=MailingSettings(plan_by_profit=plan_by_profit),
     )
+
+
+def test_the_quarter_mails_renders_simulates_and_reports(tmp_path: Path) -> None:
+    """Every eligible member mailed (plan_by_profit off): the loop as it was."""
+    settings = _settings(tmp_path, plan_by_profit=False)
     spec = DemoSpec(members=800, titles=150, years=2, seed=3, end_date=dt.date.today() - dt.timedelta(days=1))
     result = run_quarter(settings, "2026Q4", members_for_editions=4, demo=spec, train=True)
     campaign = result.campaign
@@ -53,6 +60,7 @@ def test_the_quarter_mails_renders_simulates_and_reports(tmp_path: Path) -> None
     # a contact per segmented member, written in the arms the campaign decided
     assert sum(arms.values()) == segmented and arms["mailed"] > 0 and arms["holdout"] > 0
     assert campaign.contacts.campaign.in_home_date == dt.date.today()
+    assert campaign.history is None and campaign.contacts.fallback == "mailing.plan_by_profit is off"
     # editions only for the mailed members whose piece is their own edition
     personal = {m for m, f in mailed_files if f and "/members/" in f}
     assert set(result.editions) == personal and len(personal) == 4
@@ -75,3 +83,46 @@ def test_the_quarter_mails_renders_simulates_and_reports(tmp_path: Path) -> None
     assert again.campaign.report.to_json()["arms"] == report.to_json()["arms"]
     assert set(again.editions) == personal
     engine.dispose()
+
+
+def test_the_demo_quarter_is_planned_by_expected_profit(tmp_path: Path) -> None:
+    """The default: the demo club's test campaign of the quarter before (a larger random holdout,
+    simulated responses, matchback), then the quarter planned by expected profit — fewer pieces
+    than a catalog to everyone, more expected profit — and every contact says why."""
+    settings = _settings(tmp_path, plan_by_profit=True)
+    spec = DemoSpec(members=1_500, titles=150, years=2, seed=3, end_date=dt.date.today() - dt.timedelta(days=1))
+    result = run_quarter(settings, "2026Q4", members_for_editions=2, demo=spec, train=True)
+    campaign = result.campaign
+    assert campaign is not None and campaign.history is not None and campaign.report is not None
+    history = campaign.history
+    assert history.campaign == "2026Q3" and history.counts["holdout"] > 0.2 * sum(history.counts.values())
+    assert history.responders > 0 and history.matched.lines > 0
+    contacts = campaign.contacts
+    assert contacts.mailing is not None and contacts.fallback is None
+    assert contacts.mailing.learned_from == {"2026Q3": history.counts["mailed"] + history.counts["holdout"]}
+    saved = contacts.savings()
+    assert saved is not None
+    planned, everyone = saved["planned"], saved["everyone"]
+    assert planned["pieces"] < everyone["pieces"] and planned["profit"] > everyone["profit"]
+    text = result.summary()
+    assert "planned by expected incremental profit" in text and "saved against mailing everyone" in text
+
+    engine = make_engine(settings.db_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(CampaignContact.arm, CampaignContact.reason, CampaignContact.expected_profit, CampaignContact.p_alive)
+            .where(CampaignContact.campaign_id == contacts.campaign.id)
+        ).all()  # fmt: skip
+        history_lines = connection.execute(
+            select(func.count()).select_from(Purchase).where(Purchase.line_id.like("SIM-2026Q3-%"))
+        ).scalar_one()
+        last_generated = connection.execute(
+            select(func.max(Purchase.purchased_at)).where(Purchase.line_id.not_like("SIM-%"))
+        ).scalar_one()
+    engine.dispose()
+    assert history_lines == history.lines > 0
+    # the generated history ends the day before the test campaign's in-home date
+    assert str(last_generated)[:10] < "2026-07-01"
+    assert all(profit is not None and p_alive is not None for _a, _r, profit, p_alive in rows)
+    assert sum(1 for arm, *_ in rows if arm == "mailed") == planned["pieces"]
+    assert all(reason for arm, reason, *_ in rows if arm in ("not_mailed", "suppressed", "holdout"))
