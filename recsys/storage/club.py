@@ -1,6 +1,6 @@
 """The club's data as a whole: is there any, how much, emptying it for a demo, and what a
-bulk load of an empty club needs (secondary indexes built once at the end, PostgreSQL
-sequences moved past explicit keys)."""
+bulk load of an empty club needs (secondary indexes, and on PostgreSQL foreign keys and
+unique constraints, built once at the end; PostgreSQL sequences moved past explicit keys)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, func, insert, select, text
+from sqlalchemy import Connection, Constraint, UniqueConstraint, func, insert, select, text
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from recsys.storage.schema import (
     Base,
@@ -70,16 +71,40 @@ def is_demo_club(connection: Connection) -> bool:
     return connection.execute(select(ImportRun.id).where(ImportRun.kind == "demo").limit(1)).first() is not None
 
 
+# The tables a bulk load into an empty club writes most rows to (20M order lines and ~4.5M
+# declared favourites at 1.5M members).
+BULK_LOADED = ("purchases", "member_categories")
+
+
 @contextmanager
 def purchase_indexes_deferred(connection: Connection) -> Iterator[None]:
-    """Drop the purchases table's secondary indexes, and build them once on the way out
-    (for a bulk load into an empty table)."""
+    """For a bulk load into an empty club: drop the purchases table's secondary indexes and
+    build them once on the way out; on PostgreSQL also drop the foreign keys and unique
+    constraints of :data:`BULK_LOADED` and add them back at the end, each checked in one
+    set-based pass. Row by row, COPY fired two foreign-key triggers and a unique-index insert
+    per order line: 22.7 s against 7.4 s (load, then constraints) for 300k lines; at 20M
+    lines the load ran at ~7k lines/s. Inside the caller's transaction: a failure (a
+    violated constraint included) takes everything back."""
     indexes = sorted(Base.metadata.tables["purchases"].indexes, key=lambda ix: str(ix.name))
+    constraints: list[Constraint] = []
+    if connection.dialect.name == "postgresql":
+        for name in BULK_LOADED:
+            table = Base.metadata.tables[name]
+            constraints += sorted(table.foreign_key_constraints, key=lambda c: str(c.name))
+            constraints += sorted(
+                (c for c in table.constraints if isinstance(c, UniqueConstraint)), key=lambda c: str(c.name)
+            )
+        # the sorts of the index builds at the end in memory (64 MB by default: to disk at 20M rows)
+        connection.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+    for constraint in constraints:
+        connection.execute(DropConstraint(constraint))
     for index in indexes:
         index.drop(connection)
     yield
     for index in indexes:
         index.create(connection)
+    for constraint in constraints:
+        connection.execute(AddConstraint(constraint))
 
 
 def move_sequences(connection: Connection) -> None:
