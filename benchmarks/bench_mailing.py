@@ -184,19 +184,21 @@ def main() -> None:
         out["uplift"] = bench_uplift(n)
     if "decision" not in args.skip:
         out["decision"] = bench_decision(n, args.lp_members or n)
-    print(f"\nsummary ({n:,} members; peak RSS {rss():,.0f} MiB)")
+    print(f"\nsummary ({n:,} members; peak RSS {rss():,.0f} MiB; minutes, peak traced MiB)")
     if "value" in out:
         v = out["value"]
-        print(f"  value: {v['ours_s']:,.1f} s for {v['lines']:,} lines = {v['ours_s'] / v['ref_s']:.1f}× the np.unique reference")
+        print(f"  value: {v['ours_s'] / 60:,.2f} min, {v['ours_mib']:,.0f} MiB for {v['lines']:,} lines; the np.unique "
+              f"reference {v['ref_s'] / 60:,.2f} min, {v['ref_mib']:,.0f} MiB ({v['ours_s'] / v['ref_s']:.1f}x)")  # fmt: skip
     if "uplift" in out:
         u = out["uplift"]
-        print(f"  uplift: fit {u['fit_s']:,.1f} s; scoring {u['ours_s']:,.1f} s = {u['ours_s'] / u['ref_s']:.1f}× the numpy loop")
+        print(f"  uplift: fit {u['fit_s'] / 60:,.2f} min; scoring {u['ours_s'] / 60:,.2f} min, {u['ours_mib']:,.0f} MiB; "
+              f"the numpy loop {u['ref_s'] / 60:,.3f} min, {u['ref_mib']:,.0f} MiB ({u['ours_s'] / u['ref_s']:.1f}x)")  # fmt: skip
     if "decision" in out:
         d = out["decision"]
         per = (d["ours_s"] / n) / (d["lp_s"] / d["lp_members"])
-        print(f"  decision: {d['ours_s']:,.1f} s (gap {d['gap']:.3%}); the LP alone {d['lp_s']:,.1f} s on "
-              f"{d['lp_members']:,} members; per member ours / LP = {per:.2f}")  # fmt: skip
-
+        print(f"  decision: {d['ours_s'] / 60:,.2f} min, {d['ours_mib']:,.0f} MiB (gap {d['gap']:.3%}); the LP alone "
+              f"{d['lp_s'] / 60:,.2f} min, {d['lp_mib']:,.0f} MiB on {d['lp_members']:,} members; per member ours / LP "
+              f"= {per:.2f}")  # fmt: skip
 
 if __name__ == "__main__":
     main()
