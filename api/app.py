@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import Engine
 from threadpoolctl import threadpool_limits
 
@@ -41,6 +42,7 @@ from recsys.settings import Settings
 from recsys.storage.db import engine_from_settings
 
 API_VERSION = "1.0.0"
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 DESCRIPTION = """
 Recommendations for the book club's members, over the trained implicit-ALS model.
@@ -150,6 +152,10 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry stays off: the app keeps its own Prometheus metrics and
+        # access log (api/metrics.py), and with it on, every request asked the OpenTelemetry
+        # API for its global providers (environment lookups) before anything else
+        telemetry=NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.engine = engine

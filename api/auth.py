@@ -10,8 +10,10 @@ revocation takes effect within that delay without a database read per request.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -29,6 +31,7 @@ bearer_scheme = HTTPBearer(
 )
 header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
 
+log = logging.getLogger("bookclub.api.auth")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _MAX_CACHED = 10_000
 
@@ -51,19 +54,53 @@ class Principal:
 
 
 class KeyVerifier:
-    """Checks keys against the database, caching answers for ``ttl`` seconds per worker."""
+    """Checks keys against the database, caching answers for ``ttl`` seconds per worker.
 
-    def __init__(self, engine: Engine, ttl: float) -> None:
+    A key still in use is checked again ahead of time: the first request that finds its
+    answer past half its ``ttl`` starts one background check (:meth:`_refresh`) and is
+    answered from the cache meanwhile. A busy key so never expires on the request path —
+    before, every ``ttl`` all the requests in flight with it missed together, each checked it
+    against the database and went through the full route — and a revocation still takes
+    effect within ``ttl``: an answer is never trusted longer than that after its check.
+    """
+
+    def __init__(self, engine: Engine, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.ttl = ttl
+        self.clock = clock
         self._cache: dict[str, tuple[float, ApiKeyInfo | None]] = {}
+        self._refreshing: set[str] = set()  # key hashes being checked again in the background
         self._lock = threading.Lock()
 
     def cached(self, key: str) -> tuple[bool, ApiKeyInfo | None]:
-        hit = self._cache.get(hash_key(key))
-        if hit is not None and hit[0] > time.monotonic():
-            return True, hit[1]
-        return False, None
+        digest = hash_key(key)
+        hit = self._cache.get(digest)
+        if hit is None:
+            return False, None
+        left = hit[0] - self.clock()
+        if left <= 0:
+            return False, None
+        if left < self.ttl / 2 and digest not in self._refreshing:
+            self._refresh(key, digest)
+        return True, hit[1]
+
+    def _refresh(self, key: str, digest: str) -> None:
+        """:meth:`verify` in a thread of its own, once per key at a time."""
+        with self._lock:
+            if digest in self._refreshing:
+                return
+            self._refreshing.add(digest)
+
+        def check() -> None:
+            try:
+                self.verify(key)
+            except Exception:  # the cached answer expires as it would have: the route checks then
+                log.warning("checking an API key again failed", exc_info=True)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(digest)
+
+        threading.Thread(target=check, name="key-refresh", daemon=True).start()
 
     def verify(self, key: str) -> ApiKeyInfo | None:
         """Look the key up in the database (blocking) and remember the answer."""
@@ -73,7 +110,7 @@ class KeyVerifier:
             with self._lock:
                 if len(self._cache) >= _MAX_CACHED:
                     self._cache.clear()
-                self._cache[hash_key(key)] = (time.monotonic() + self.ttl, info)
+                self._cache[hash_key(key)] = (self.clock() + self.ttl, info)
         return info
 
     def forget(self) -> None:

@@ -53,6 +53,7 @@ BOOLEANS = {
     "0": False, "off": False, "f": False, "false": False, "n": False, "no": False,
 }
 PARAMS = frozenset({"limit", "category", "include_purchased", "in_stock_only"})
+QUERY_CACHE_SIZE = 1024  # distinct query strings a worker remembers the reading of
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
@@ -65,6 +66,27 @@ def member_of(path: str) -> str | None:
     if not member or len(member) > MAX_TEXT or "/" in member or "\x00" in member:
         return None
     return member
+
+
+class QueryCache:
+    """:func:`read_query` remembered by query string: clients send the same few (``limit=20``)
+    over and over, and parsing one costs about as much as the rest of the fast path's checks.
+    At most ``size`` strings (then it starts again); a RecommendationQuery is immutable."""
+
+    def __init__(self, default_limit: int, max_limit: int, size: int = QUERY_CACHE_SIZE) -> None:
+        self.default_limit, self.max_limit, self.size = default_limit, max_limit, size
+        self._read: dict[bytes, RecommendationQuery | None] = {}
+
+    def read(self, raw: bytes) -> RecommendationQuery | None:
+        try:
+            return self._read[raw]
+        except KeyError:
+            pass
+        query = read_query(raw, self.default_limit, self.max_limit)
+        if len(self._read) >= self.size:
+            self._read = {}
+        self._read[raw] = query
+        return query
 
 
 def read_query(raw: bytes, default_limit: int, max_limit: int) -> RecommendationQuery | None:
@@ -141,6 +163,7 @@ class RecommendationsFastPath:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._queries: QueryCache | None = None  # for the app's settings, at the first request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or scope.get("root_path"):
@@ -154,7 +177,10 @@ class RecommendationsFastPath:
         app = scope["app"]
         state = app.state
         api = state.settings.api
-        query = read_query(scope["query_string"], api.default_limit, api.max_limit)
+        queries = self._queries
+        if queries is None:  # the app's settings are known from the first request on
+            queries = self._queries = QueryCache(api.default_limit, api.max_limit)
+        query = queries.read(scope["query_string"])
         if query is None or not self._allowed(presented_key(scope["headers"]), state.keys, api.open_demo):
             await self.app(scope, receive, send)
             return

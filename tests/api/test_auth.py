@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
+from api.auth import KeyVerifier
 from recsys.settings import Settings
 from recsys.storage.apikeys import create_key, list_keys, revoke_key, verify_key
 from tests.api.conftest import bearer
@@ -130,3 +132,71 @@ def test_an_editions_key_is_stored_and_verified_on_both_databases(engine: Engine
     with engine.connect() as connection:
         found = verify_key(connection, key)
     assert found is not None and found.scope == "editions" and not found.is_admin
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _settled(verifier: KeyVerifier, timeout: float = 10.0) -> None:
+    """Wait for the verifier's background checks to end."""
+    deadline = time.monotonic() + timeout
+    while verifier._refreshing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not verifier._refreshing
+
+
+def test_a_key_in_use_is_checked_again_in_the_background_before_it_expires(club_engine: Engine) -> None:
+    with club_engine.begin() as connection:
+        key, info = create_key(connection, "read", "busy")
+    clock = Clock()
+    verifier = KeyVerifier(club_engine, 10.0, clock)
+    assert verifier.cached(key) == (False, None)
+    assert verifier.verify(key) == info
+    clock.now = 4.0  # more than half the ttl left: no check
+    assert verifier.cached(key) == (True, info) and not verifier._refreshing
+    clock.now = 6.0  # less than half left: answered from the cache, checked again meanwhile
+    assert verifier.cached(key) == (True, info)
+    _settled(verifier)
+    clock.now = 12.0  # past the first answer's ttl: the second one holds (checked at 6)
+    assert verifier.cached(key) == (True, info)
+
+
+def test_a_revocation_is_caught_by_the_background_check(club_engine: Engine) -> None:
+    with club_engine.begin() as connection:
+        key, info = create_key(connection, "read", "revoked while busy")
+    clock = Clock()
+    verifier = KeyVerifier(club_engine, 10.0, clock)
+    verifier.verify(key)
+    with club_engine.begin() as connection:
+        revoke_key(connection, info.prefix)
+    clock.now = 6.0
+    assert verifier.cached(key) == (True, info)  # still trusted: within the ttl of its check
+    _settled(verifier)
+    assert verifier.cached(key) == (True, None)  # the check's answer: refused from now on
+
+
+def test_a_failed_background_check_lets_the_answer_expire_as_before(
+    club_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with club_engine.begin() as connection:
+        key, info = create_key(connection, "read", "database away")
+    clock = Clock()
+    verifier = KeyVerifier(club_engine, 10.0, clock)
+    verifier.verify(key)
+
+    def away(*_args: object) -> None:
+        raise OSError("database away")
+
+    monkeypatch.setattr("api.auth.verify_key", away)
+    clock.now = 6.0
+    assert verifier.cached(key) == (True, info)
+    _settled(verifier)
+    clock.now = 10.5
+    assert verifier.cached(key) == (False, None)  # the request path checks it (the route) again
+    monkeypatch.undo()
+    assert verifier.verify(key) == info

@@ -271,3 +271,14 @@ def test_the_route_label_is_the_routes_template(
         metrics.drain()
     lines = [r.getMessage().rsplit(" ", 1)[0] for r in caplog.records if r.name == "bookclub.api.access"]
     assert lines == [f"GET {RECOMMENDATIONS_ROUTE} 200"] * 2
+
+
+def test_the_query_cache_reads_each_string_as_read_query_does() -> None:
+    cache = fastpath.QueryCache(20, 200, size=4)
+    strings = [b"", b"limit=20", b"limit=0", b"limit=201", b"limit=3&category=I2", b"in_stock_only=nope",
+               b"limit=20", b"limit=5&limit=6", b"include_purchased=YES", b"", b"limit=20"]  # fmt: skip
+    for raw in strings:
+        expected = fastpath.read_query(raw, 20, 200)
+        assert cache.read(raw) == expected, raw
+        assert cache.read(raw) == expected, raw  # remembered (or read again after a reset)
+        assert len(cache._read) <= 4
