@@ -18,6 +18,7 @@ from recsys import serving
 from recsys.errors import BookclubError
 from recsys.serving import RecommendationQuery
 from recsys.storage.db import check_ready
+from training.compare import served_against_each
 from training.dataset import read_catalogue
 from training.evaluate import EvaluationReport, evaluate
 from training.pipeline import default_cutoff, run_training
@@ -170,6 +171,31 @@ def folds_table(report: EvaluationReport) -> Table | None:
     return table
 
 
+def served_table(report: EvaluationReport, versus: dict[str, Any]) -> Table | None:
+    """The served recommender minus every other one (paired), and what that allows saying."""
+    if not versus["against"]:
+        return None
+    names = [n for n in sorted(next(iter(report.results.values())), key=_metric_order) if "coverage" not in n]
+    worse = versus["worse_than"]
+    verdict = (
+        "significantly worse than " + ", ".join(f"{o} ({', '.join(ms)})" for o, ms in worse.items())
+        if worse else "not significantly worse than any other"
+    )  # fmt: skip
+    better = versus["better_than_popularity"]
+    if "popularity" in versus["against"]:
+        verdict += "; significantly better than popularity on " + (", ".join(better) if better else "no metric")
+    table = Table(title=f"served ({report.served}) minus each other recommender, paired: {verdict}")
+    table.add_column("served − other")
+    for name in names:
+        table.add_column(name, justify="right")
+    for other, values in versus["against"].items():
+        table.add_row(
+            f"{report.served} − {other}",
+            *(_cell(values[n]["mean"], [values[n]["low"], values[n]["high"]], signed=True) for n in names),
+        )
+    return table
+
+
 def print_report(report: EvaluationReport) -> None:
     for table in (metrics_table(report), differences_table(report), cold_table(report), folds_table(report)):
         if table is not None:
@@ -259,10 +285,14 @@ def evaluate_cmd(
                     connection, catalogue, training, moment, k=k, on_step=step, folds=folds, served=served,
                     configs=per_kind,
                 )  # fmt: skip
+    versus = served_against_each(report)
     if as_json:
-        typer.echo(json.dumps(report.to_json()))
+        typer.echo(json.dumps({**report.to_json(), "versus_served": versus}))
         return
     print_report(report)
+    table = served_table(report, versus)
+    if table is not None:
+        console.print(table)
     if not report.folds:
         d = report.details
         console.print(

@@ -12,6 +12,9 @@
   cell and overall, coverage, the share of new titles, the members whose top 5 changed most.
 - :func:`top_k_reach`: in how many sampled members' top ``k`` each title is (the model the
   API serves), to be extrapolated to the club and labelled as a sample.
+- :func:`served_against_each`: in one evaluation, the served recommender minus every other
+  one, metric by metric, paired over the same members — the check of "never significantly
+  worse than any other, significantly better than popularity where the data can show it".
 
 Nothing is written; the same sample and the same models give the same answer.
 """
@@ -29,6 +32,7 @@ from sqlalchemy import Connection
 from recsys.errors import UnknownMemberError
 from recsys.serving import RecommendationQuery, ServableModel, Shelf, recommend
 from recsys.storage.titles import TitleRecord
+from training.evaluate import EvaluationReport, paired_difference
 
 __all__ = [
     "CellOverlap",
@@ -38,6 +42,7 @@ __all__ = [
     "VersionComparison",
     "compare_recommendations",
     "metric_differences",
+    "served_against_each",
     "stratified_sample",
     "top_k_reach",
 ]
@@ -310,3 +315,28 @@ def top_k_reach(connection: Connection, loaded: Loaded, member_ids: Sequence[str
         answered += 1
         counts.update(rec.title_id for rec, _record in result.items)
     return Reach(model.version, k, answered, dict(counts))
+
+
+# ---- the served recommender against every other, in one evaluation -----------------------
+def served_against_each(report: EvaluationReport) -> dict[str, Any]:
+    """``{"against": {other: {metric: {mean, low, high}}}, "worse_than": {other: [metrics]},
+    "better_than_popularity": [metrics]}``: the served recommender minus each other one on
+    every ranking metric, paired over the report's members (its bootstrap seed and resamples);
+    ``worse_than`` lists where the 95 % interval lies wholly below 0."""
+    served = report.served
+    if served not in report.results or not report.scores:
+        return {"against": {}, "worse_than": {}, "better_than_popularity": []}
+    metrics = [m for m in next(iter(report.results.values())) if not m.startswith("coverage")]
+    resamples = int(report.bootstrap.get("resamples", 2000))
+    seed = int(report.bootstrap.get("seed", 0))
+    against: dict[str, dict[str, dict[str, float]]] = {}
+    for other in report.results:
+        if other == served:
+            continue
+        against[other] = {}
+        for metric in metrics:
+            d = paired_difference(report, served, other, metric, resamples=resamples, seed=seed)
+            against[other][metric] = {"mean": d["mean"], "low": d["low"], "high": d["high"]}
+    worse = {o: [m for m, d in values.items() if d["high"] < 0.0] for o, values in against.items()}
+    better = [m for m, d in against.get("popularity", {}).items() if d["low"] > 0.0]
+    return {"against": against, "worse_than": {o: ms for o, ms in worse.items() if ms}, "better_than_popularity": better}
