@@ -298,7 +298,10 @@ def _gain(ours: FloatArray, theirs: FloatArray) -> float:
 
 def _members_needed(ours: FloatArray, theirs: FloatArray, gain: float = 0.05) -> float | None:
     """Members an evaluation half needs for a true relative ``gain`` over ``theirs`` to show at 95 %
-    with 80 % power, given the per-member spread of the paired difference measured here."""
+    with 80 % power, given the per-member spread of the paired difference measured here. The spread
+    grows with the share of members the two policies treat differently, so the figure means
+    something only for a policy that could plausibly gain that much (one that departs from the rival
+    for a handful of members has a tiny spread and could never gain 5 %)."""
     sd = float(np.std(ours - theirs))
     effect = gain * abs(float(theirs.mean()))  # a gain ≤ 0 is never shown: None
     if sd == 0 or effect <= 0:
@@ -312,7 +315,7 @@ def _summarise(
     """One evaluation from one direction, or from two pooled (every customer once)."""
     first = directions[0]
     names = [n for n in first.ipw if n != "policy"]
-    better = next(n for n in names if n.endswith(" to everyone"))
+    better = next(n for n in names if n.endswith(" to everyone") and n != "both editions to everyone")
     ipw = {n: np.concatenate([d.ipw[n] for d in directions]) for n in first.ipw}
     dr = {n: np.concatenate([d.dr[n] for d in directions]) for n in first.dr}
     send = np.concatenate([d.send for d in directions])
