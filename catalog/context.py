@@ -7,6 +7,7 @@ the templates only lay them out.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,10 @@ from recsys.storage.members import MemberRecord
 from recsys.storage.titles import TitleRecord
 
 CLC_CLASSES = "ABCDEFGHIJKNOPQRSTUVXZ"
+MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+    "November", "December",
+)  # not strftime's %B: that follows the locale
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _PUNCTUATION = "《》「」『』“”\"'()（）:：,，.。!！?？-—·"
 
@@ -78,9 +83,24 @@ class MemberView:
     quarter_label: str
     club_name: str
     order_address: str
-    order_lines: int = 6
+    order_lines: int = 5  # with the main selection's row above them
     prefilled: list[EntryView] = field(default_factory=list)
     key_code: str = ""  # the campaign treatment's, printed on the order form and in the QR code
+    main: EntryView | None = None  # 本季推荐 · this quarter's selection, the member's own
+    reply_by: dt.date | None = None  # the main selection's reply deadline (None: no campaign to reply to)
+
+    @property
+    def reply_by_iso(self) -> str:
+        """The deadline as the order form prints it (``2026-10-31``); empty without one."""
+        return self.reply_by.isoformat() if self.reply_by is not None else ""
+
+    @property
+    def reply_by_text(self) -> str:
+        """The deadline in words: ``2026年10月31日 · 31 October 2026``; empty without one."""
+        day = self.reply_by
+        if day is None:
+            return ""
+        return f"{day.year}年{day.month}月{day.day}日 · {day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
 def class_colour(code: str, lightness: int = 42) -> str:
@@ -234,15 +254,28 @@ def catalog_view(
     )
 
 
-def member_letter(name: str, segment_name: str, quarter_label: str, picks: int) -> list[str]:
+def member_letter(
+    name: str, segment_name: str, quarter_label: str, picks: int, main: EntryView | None = None
+) -> list[str]:
+    chosen = (
+        f"根据您的阅读记录，我们从本季书目中为您选出本季推荐《{main.title}》，另挑选了 {picks} 本书，"
+        if main is not None
+        else f"根据您的阅读记录，我们从本季书目中为您挑选了 {picks} 本书，"
+    )
+    english = (
+        f"Dear {name}, thank you for reading with us. This quarter's selection, chosen for you "
+        "from your reading history, and your picks follow on the next page; the order form "
+        "already carries your member number."
+        if main is not None
+        else f"Dear {name}, thank you for reading with us. Your picks for this quarter, chosen "
+        "from your reading history, follow on the next page; the order form already carries "
+        "your member number."
+    )
     return [
         f"感谢您一直以来对书友会的支持。{quarter_label}的会员书目已经为您备好，"
         f"这一期以「{segment_name}」为主题。",
-        f"根据您的阅读记录，我们从本季书目中为您挑选了 {picks} 本书，列在下一页，"
-        "每本都附上了推荐的理由。用随附的订购单订购，会员号已为您填好。",
-        f"Dear {name}, thank you for reading with us. Your picks for this quarter, chosen from "
-        "your reading history, follow on the next page; the order form already carries your "
-        "member number.",
+        chosen + "列在下一页，每本都附上了推荐的理由。用随附的订购单订购，会员号已为您填好。",
+        english,
     ]
 
 
@@ -256,11 +289,14 @@ def member_view(
     club_name: str,
     order_address: str,
     key_code: str = "",
+    main: EntryView | None = None,
+    reply_by: dt.date | None = None,
 ) -> MemberView:
     label = Quarter.parse(quarter).label
     address = [line for line in (member.address, " ".join(filter(None, (member.postcode, member.city)))) if line]
     return MemberView(
         member.member_id, member.name, address, f"亲爱的 {member.name}：",
-        member_letter(member.name, segment_name, label, len(picks)), list(picks), qr,
+        member_letter(member.name, segment_name, label, len(picks), main), list(picks), qr,
         segment_name, label, club_name, order_address, prefilled=list(picks[:3]), key_code=key_code,
+        main=main, reply_by=reply_by,
     )

@@ -32,6 +32,14 @@ For a real cluster (workers on other machines):
       dask worker tcp://HOST:8786 --nworkers 2 --nthreads 1   # on each 2-core machine
       bookclub catalogs render --quarter 2026Q4 --all-members --scheduler tcp://HOST:8786
 
+What a worker writes, per batch: the editions, and what each shows its member's mailed
+contact (main selection and picks, ``contact_titles``) — committed in a transaction of its own
+after the PDFs and before their sidecars (:func:`catalog.member_edition.merge_editions`), so a
+batch that dies half-way leaves no usable edition without its rows and no rows for an edition
+that was not written; the retry renders the batch again and replaces its rows. The titles a
+worker chooses rotate out what the members were shown in their last editions
+(``mailing.rotation_editions``), read from the same table.
+
 A batch that fails is retried once; if it fails again its member ids and the
 reason are reported in :attr:`FanoutResult.failures`, never dropped silently.
 """

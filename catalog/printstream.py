@@ -36,10 +36,9 @@ from sqlalchemy import Connection
 
 from catalog.context import catalog_view
 from catalog.member_edition import (
+    edition_batch,
     edition_key_codes,
     mailed_edition_members,
-    member_picks,
-    member_views,
     render_member_pages,
     stamp_sheet,
 )
@@ -306,11 +305,8 @@ def _print_file(
         for start in range(0, len(members), cfg.members_per_batch):
             batch = members[start : start + cfg.members_per_batch]
             ids = [m.member_id for m in batch]
-            picks = member_picks(connection, model, plan, titles, ids, cfg.picks_per_member)
-            views = member_views(
-                batch, picks, plan, titles, cfg, quarter, covers_dir=settings.data_dir / "covers",
-                key_codes=key_codes,
-            )
+            # the same personal pages as the member's edition: main selection, reply deadline, picks
+            views = edition_batch(connection, model, settings, quarter, plan, titles, batch).views
             sheet = stamp_sheet(plan, titles, cfg, renderer, settings.data_dir / "covers")
             pages = render_member_pages(views, cfg, renderer, sheet)
             ranges = [(m, *pages.ranges[m]) for m in ids]

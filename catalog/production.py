@@ -24,11 +24,10 @@ from sqlalchemy import Connection
 from catalog.context import catalog_view
 from catalog.fetcher import STATIC_DIR
 from catalog.member_edition import (
-    edition_key_codes,
-    member_picks,
-    member_views,
+    edition_batch,
     merge_editions,
     render_member_pages,
+    shown_recorder,
     stamp_sheet,
 )
 from catalog.paths import (
@@ -224,21 +223,22 @@ def render_member_batch(
     web: bool = False,
 ) -> tuple[dict[str, Path], int]:
     """One batch of a segment's members laid out in one document, split and merged with the
-    segment's catalog: their edition paths and the personal pages rendered."""
+    segment's catalog: their edition paths and the personal pages rendered. What each edition
+    shows is recorded for the member's mailed contact (``contact_titles``), committed with the
+    editions (:func:`catalog.member_edition.merge_editions`)."""
     rows = members_db.members_by_id(connection, member_ids)
     if missing := [m for m in member_ids if m not in rows]:
         raise UnknownMemberError(f"no such member(s): {', '.join(missing)}")
-    key_codes = edition_key_codes(connection, quarter, plan.segment, member_ids, web=web)
-    picks = member_picks(connection, model, plan, titles, member_ids, settings.catalog.picks_per_member)
-    views = member_views(
-        [rows[m] for m in member_ids], picks, plan, titles, settings.catalog, quarter,
-        covers_dir=settings.data_dir / "covers", key_codes=key_codes,
+    data = edition_batch(
+        connection, model, settings, quarter, plan, titles, [rows[m] for m in member_ids], web=web
     )
     sheet = stamp_sheet(
         plan, titles, settings.catalog, renderer, settings.data_dir / "covers", members=len(member_ids)
     )
-    pages = render_member_pages(views, settings.catalog, renderer, sheet)
-    paths = merge_editions(pages, body, out_dir / "members", segment=plan.segment)
+    pages = render_member_pages(data.views, settings.catalog, renderer, sheet)
+    paths = merge_editions(
+        pages, body, out_dir / "members", segment=plan.segment, record=shown_recorder(connection, data)
+    )
     return paths, sum(stop - first for first, stop in pages.ranges.values())
 
 

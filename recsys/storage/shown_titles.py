@@ -44,6 +44,7 @@ class EditionContact:
     campaign_id: int
     member_key: int
     in_home_date: dt.date
+    file: str | None  # the piece mailed, under the catalogs folder: the member's edition, or a segment's
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def edition_contacts(
     out: dict[str, EditionContact] = {}
     for chunk in in_chunks(list(dict.fromkeys(member_ids))):
         rows = connection.execute(
-            select(Member.member_id, CampaignContact.id, CampaignContact.member_key, in_home)
+            select(Member.member_id, CampaignContact.id, CampaignContact.member_key, in_home, CampaignContact.file)
             .join(Member, Member.id == CampaignContact.member_key)
             .join(Campaign, Campaign.id == CampaignContact.campaign_id)
             .where(
@@ -75,10 +76,10 @@ def edition_contacts(
             )
             .order_by(CampaignContact.id)
         )
-        for member_id, contact_id, member_key, day in rows:
+        for member_id, contact_id, member_key, day, file in rows:
             if member_id not in out:
                 out[member_id] = EditionContact(
-                    member_id, int(contact_id), campaign_id, int(member_key), _as_date(day)
+                    member_id, int(contact_id), campaign_id, int(member_key), _as_date(day), file
                 )
     return out
 
