@@ -365,13 +365,11 @@ def write_quarter_contacts(
     full = settings if isinstance(settings, Settings) else None
     campaign_settings = full.campaign if full is not None else settings
     assert isinstance(campaign_settings, CampaignSettings)
-    campaign, arms = open_quarter_campaign(
-        connection, campaign_settings, quarter, quarter_start, in_home=in_home, files=files, kind=kind, name=name,
-        segment_names=segment_names,
-    )
-    by_kind = {kind: arms}
+    # decided before anything is written (on SQLite the write lock is then held for the writes only)
+    existing = campaigns_db.campaign_by_name(connection, name or quarter)
+    day = existing.in_home_date if existing else in_home or default_in_home(quarter_start, dt.date.today(), campaign_settings)
     audience = campaigns_db.quarter_audience(connection, quarter)
-    done = campaigns_db.contacted_member_keys(connection, campaign.id)
+    done = campaigns_db.contacted_member_keys(connection, existing.id) if existing else np.zeros(0, dtype=np.int64)
     todo = ~np.isin(audience.member_key, done)
     mailing: MailingPlan | None = None
     fallback: str | None = None
@@ -386,11 +384,15 @@ def write_quarter_contacts(
 
         try:
             mailing = plan_mailing(
-                connection, full, quarter, quarter_start, budget=budget, max_pieces=max_pieces,
-                in_home=campaign.in_home_date,
+                connection, full, quarter, quarter_start, budget=budget, max_pieces=max_pieces, in_home=day
             )  # fmt: skip
         except NothingToLearnError as exc:
             fallback = f"nothing to learn what a piece does from yet ({exc})"
+    campaign, arms = open_quarter_campaign(
+        connection, campaign_settings, quarter, quarter_start, in_home=day, files=files, kind=kind, name=name,
+        segment_names=segment_names,
+    )
+    by_kind = {kind: arms}
     if mailing is not None:
         plan, choice, expected_profit = _from_mailing(mailing, audience, campaign.seed, personal)
         for option in {mailing.options[j] for j in np.unique(choice[choice >= 0]).tolist()} - {kind}:

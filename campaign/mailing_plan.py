@@ -3,9 +3,11 @@
 ``plan_mailing(connection, settings, quarter, …)``:
 
 1. **The audience** — the members segmented in the quarter, with their value tier,
-   segment and R/F/M (``member_segments``) and their lifetime value at the quarter's
+   segment and R/F/M (``member_segments``), their lifetime value at the quarter's
    start (:func:`campaign.club_value.value_club`: P(alive), expected purchases and value
-   over ``mailing.value_horizon_days``). These are the features (:data:`FEATURES`).
+   over ``mailing.value_horizon_days``) and their affinity to their edition (the share of
+   their units in the two years before whose primary category falls in the sections of
+   their segment's catalog plan). These are the features (:data:`FEATURES`).
 2. **What each edition does** — an uplift model (:mod:`campaign.uplift`) learned from every
    earlier campaign's randomized contacts: mailed against held out, each member's
    orders, revenue and margin in the response window (``campaigns.contact_outcomes``),
@@ -36,6 +38,7 @@ a suppression.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,13 +58,22 @@ from recsys.errors import BookclubError
 from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import mailing as mailing_db
+from recsys.storage import plans as plans_db
 
-__all__ = ["FEATURES", "SUPPRESSED", "MailingPlan", "NothingToLearnError", "is_suppression", "plan_mailing"]
+__all__ = [
+    "FEATURES",
+    "SUPPRESSED",
+    "MailingPlan",
+    "NothingToLearnError",
+    "edition_affinity",
+    "is_suppression",
+    "plan_mailing",
+]
 
 TIERS = ("core", "regular", "occasional", "lapsed")
 FEATURES = (
     "recency_days", "frequency", "monetary", *(f"tier_{t}" for t in TIERS),
-    "p_alive", "expected_purchases", "expected_value",
+    "p_alive", "expected_purchases", "expected_value", "edition_affinity",
 )  # fmt: skip
 """The features of a member (plus one per segment, ``segment_S``)."""
 MIN_MAILED, MIN_HELD = 50, 20  # an edition kind is learned from at least this many contacts of each arm
@@ -176,9 +188,48 @@ class MailingPlan:
         }  # fmt: skip
 
 
-def _features(
-    segments: mailing_db.SegmentFeatures, value: ClubValue | None, n_segments: int
+AFFINITY_DAYS = 730  # the purchase history behind a member's affinity to their edition
+
+
+def edition_affinity(
+    connection: Connection, quarter: str, when: dt.date, segments: mailing_db.SegmentFeatures
 ) -> npt.NDArray[np.float64]:
+    """Per member of ``segments``: the share of their units in the ``AFFINITY_DAYS`` before ``when``
+    whose primary category is in (or below) a section of their segment's catalog plan; 0 without
+    history or plan. Vectorised: each distinct category is matched against each segment's sections once."""
+    out = np.zeros(len(segments), dtype=np.float64)
+    sections: dict[int, tuple[str, ...]] = {}
+    for row in plans_db.plans_of_quarter(connection, quarter):
+        plan = json.loads(row["plan_json"] or "{}")
+        sections[int(row["segment"])] = tuple(str(s["code"]) for s in plan.get("sections", []))
+    if not sections or not len(segments):
+        return out
+    until = dt.datetime.combine(when, dt.time())
+    units = mailing_db.category_units(connection, until - dt.timedelta(days=AFFINITY_DAYS), until)
+    if not len(units):
+        return out
+    top = max(max(sections), int(segments.segment.max())) + 1
+    inside = np.zeros((top, len(units.codes)), dtype=np.bool_)
+    for segment, prefixes in sections.items():
+        if prefixes:
+            inside[segment] = [code.startswith(prefixes) for code in units.codes]
+    rows = np.minimum(np.searchsorted(segments.member_key, units.member_key), len(segments) - 1)
+    known = segments.member_key[rows] == units.member_key
+    rows, codes, weights = rows[known], units.code[known], units.units[known]
+    segment_of = segments.segment[rows]
+    ok = segment_of >= 0
+    hit = np.zeros(rows.size, dtype=np.bool_)
+    hit[ok] = inside[segment_of[ok], codes[ok]]
+    total = np.bincount(rows, weights=weights, minlength=len(segments))
+    within = np.bincount(rows[hit], weights=weights[hit], minlength=len(segments))
+    np.divide(within, total, out=out, where=total > 0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def _features(
+    segments: mailing_db.SegmentFeatures, value: ClubValue | None, n_segments: int,
+    affinity: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:  # fmt: skip
     n = len(segments)
     tier = np.array([[t == name for name in TIERS] for t in segments.tier], dtype=np.float64).reshape(n, len(TIERS))
     seg = np.zeros((n, n_segments))
@@ -190,7 +241,8 @@ def _features(
         order = np.argsort(value.member_key)
         pos = order[np.searchsorted(value.member_key[order], segments.member_key)]
         extra = np.column_stack([value.probability_alive[pos], value.expected_purchases[pos], value.expected_value[pos]])
-    return np.column_stack([recency, segments.frequency, segments.monetary, tier, extra, seg])
+    edition = np.zeros(n) if affinity is None else affinity
+    return np.column_stack([recency, segments.frequency, segments.monetary, tier, extra, edition, seg])
 
 
 def _value_rows(value: ClubValue, member_key: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -238,7 +290,8 @@ def _history(
         if not known.any():
             continue
         value = _value(connection, campaign.in_home_date, settings.mailing.value_horizon_days, notes)
-        features = _features(segments, value, n_segments)[seg_rows[known]]
+        affinity = edition_affinity(connection, campaign.quarter, campaign.in_home_date, segments)
+        features = _features(segments, value, n_segments, affinity)[seg_rows[known]]
         xs.append(features)
         arms.append(arm[known])
         responded.append(orders[known] > 0)
@@ -299,7 +352,8 @@ def plan_mailing(
     # the audience, in the quarter_audience order (by member key), with its features
     order = np.searchsorted(segments.member_key, audience.member_key)
     value = _value(connection, quarter_start, mailing.value_horizon_days, notes)
-    x = _features(segments, value, n_segments)[order]
+    affinity = edition_affinity(connection, quarter, quarter_start, segments)
+    x = _features(segments, value, n_segments, affinity)[order]
     predicted = model.predict(x)
     cost = np.array([settings.campaign.costs(k).total for k in options])
     profit = predicted.margin - cost

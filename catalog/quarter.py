@@ -3,17 +3,13 @@ decided by expected profit when an earlier campaign's holdout says what a piece 
 catalogs → the mailed members' editions → (on the demo club) simulated responses → matchback →
 the campaign report.
 
-A generated demo club has no past campaigns, so nothing to learn whom a piece moves from. Before
+A generated demo club has no past campaigns, so nothing to learn whom a piece moves from: before
 its first quarter the job runs the previous quarter's campaign as a randomized test
-(:func:`demo_history`: segments and plans of that quarter, a catalog to every eligible member
-with ``DEMO_TEST_HOLDOUT`` of them held out at random, the club's simulated responses with their
-known true effect, matchback): the same steps as every quarter, on the quarter before, with a
-larger holdout — what a club does once to start learning. The quarter itself is then planned by
-expected profit from that test. The generated history then ends the day before the test's in-home
-date, so that what members buy in its response window is the simulated response (with and
-without the piece) alone: order lines of the generator in the window, unrelated to the mailing,
-would bury its effect (a first run with them measured +5.00 [−5.52, +15.63] margin per piece
-against a true +1.5: noise the plan then learned).
+(:mod:`catalog.demo_campaign`), and the quarter is then planned by expected profit from it. The
+generated history ends the day before the test's in-home date, so that what members buy in its
+response window is the simulated response (with and without the piece) alone: order lines of the
+generator in the window, unrelated to the mailing, would bury its effect (a first run with them
+measured +5.00 [−5.52, +15.63] margin per piece against a true +1.5: noise the plan then learned).
 """
 
 from __future__ import annotations
@@ -21,17 +17,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from campaign.contacts import ContactsResult, PrintFiles, write_quarter_contacts
 from campaign.matchback import MatchCounts, run_matchback
 from campaign.reconcile import Reconciliation, reconcile_files
 from campaign.report import CampaignReport, campaign_report
+from catalog.demo_campaign import DemoHistory, demo_history, earlier_campaigns, simulated_truth
 from catalog.member_edition import mailed_edition_members
 from catalog.paths import catalog_path, edition_path, quarter_dir
 from catalog.period import Quarter
@@ -47,13 +44,11 @@ from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import club as club_db
 from recsys.storage import titles as titles_db
-from recsys.storage.categories import CategoryNode, category_tree, clc_file, load_categories, read_clc
+from recsys.storage.categories import category_tree, clc_file, load_categories, read_clc
 from recsys.storage.db import engine_from_settings, upgrade
 from training.registry import ModelRegistry
 
 if TYPE_CHECKING:
-    from recsys.model.trained import TrainedModel
-    from recsys.storage.titles import TitleRecord
     from training.pipeline import TrainResult
 
 
@@ -103,24 +98,6 @@ class QuarterResult:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
-class DemoHistory:
-    """The demo club's randomized test campaign of the quarter before (see the module docstring)."""
-
-    campaign: str
-    counts: dict[str, int]  # arm → contacts
-    responders: int
-    lines: int  # simulated order lines written
-    matched: MatchCounts
-
-    def summary(self) -> str:
-        counts = ", ".join(f"{arm} {n:,}" for arm, n in sorted(self.counts.items()))
-        return (
-            f"   the demo club's test campaign {self.campaign} (to learn whom a piece moves): {counts}; "
-            f"{self.responders:,} simulated responders, {self.matched.lines:,} line(s) matched back"
-        )
-
-
 @dataclass
 class QuarterCampaign:
     """The quarter's campaign: its contacts, and on the demo club the loop closed."""
@@ -131,6 +108,7 @@ class QuarterCampaign:
     matched: MatchCounts | None = None
     report: CampaignReport | None = None
     history: DemoHistory | None = None
+    truth: dict[str, dict[str, float]] | None = None  # demo club: the plan and 'everyone' at the true effects
 
     def summary(self) -> list[str]:
         c = self.contacts
@@ -148,6 +126,12 @@ class QuarterCampaign:
                 f"   simulated responses (demo club): {self.simulated.responders:,} responders, "
                 f"{self.simulated.lines:,} order lines written"
             )
+        if self.truth is not None:
+            for label, row in self.truth.items():
+                lines.append(
+                    f"   at the simulated true effect, {label + ':':<10} {row['pieces']:>7,.0f} pieces, incremental "
+                    f"margin {row['margin']:>11,.2f}, profit {row['profit']:>11,.2f}"
+                )
         if self.matched is not None:
             m = self.matched
             lines.append(
@@ -252,7 +236,7 @@ def run_quarter(
     lap("load")
     with engine.connect() as connection:
         simulate = club_db.is_demo_club(connection) if simulate is None else simulate
-        learn_first = simulate and settings.mailing.plan_by_profit and not _earlier_campaigns(connection, quarter)
+        learn_first = simulate and settings.mailing.plan_by_profit and not earlier_campaigns(connection, quarter)
     history = None
     if learn_first:
         previous = str(Quarter.parse(quarter).previous())
@@ -296,6 +280,9 @@ def run_quarter(
             )
     lap("member editions")
     campaign = QuarterCampaign(contacts, _reconcile(engine, settings, quarter), history=history)
+    if simulate and contacts.mailing is not None and contacts.mailing.everyone:
+        with engine.connect() as connection:
+            campaign.truth = simulated_truth(connection, settings, contacts)
     if simulate:
         say("the demo club responds to the mailing (simulated, with a known true effect)")
         with engine.begin() as connection:
@@ -315,54 +302,6 @@ def run_quarter(
         quarter, model.version, segmentation, plans, catalogs, editions, timings, data=data, trained=trained,
         campaign=campaign,
     )
-
-
-DEMO_TEST_HOLDOUT = 0.3
-"""The share of the demo club's test campaign held out at random (a test cell, not a quarter's 5 %)."""
-
-
-def _earlier_campaigns(connection: Connection, quarter: str) -> bool:
-    """Whether a campaign of an earlier quarter has mailed and held-out contacts to learn from."""
-    for record in campaigns_db.campaigns(connection):
-        if record.quarter is not None and record.quarter < quarter:
-            counts = campaigns_db.contact_counts(connection, record.id)
-            if counts.get("mailed") and counts.get("holdout"):
-                return True
-    return False
-
-
-def demo_history(
-    engine: Engine, settings: Settings, quarter: str, model: TrainedModel, tree: Mapping[str, CategoryNode],
-    titles: Sequence[TitleRecord],
-) -> DemoHistory:
-    """The demo club's randomized test campaign of ``quarter`` (the one before the job's): that
-    quarter's segments and catalog plans, a catalog to every eligible member less a random
-    ``DEMO_TEST_HOLDOUT``, in home on the quarter's first day, the simulated responses (their
-    true effect known) and matchback. Nothing is rendered: the test is there to learn from.
-    ``titles``: a later quarter's (those of ``quarter`` are among them: read once)."""
-    period = Quarter.parse(quarter)
-    titles = [t for t in titles if t.published_on is None or t.published_on < period.end]
-    with engine.begin() as connection:
-        segmentation = segment_quarter(connection, model, settings.segments, quarter, tree=tree)
-        plans = plan_quarter(
-            connection, model, settings, quarter, profiles=segmentation.profiles, titles=titles, tree=tree
-        )
-        files = PrintFiles(
-            member=lambda m: edition_path(settings, quarter, m).relative_to(settings.catalogs_dir).as_posix(),
-            segment=lambda s: catalog_path(settings, quarter, s).relative_to(settings.catalogs_dir).as_posix(),
-        )
-        test = settings.campaign.model_copy(update={"holdout_share": DEMO_TEST_HOLDOUT, "holdout_shares": {}})
-        contacts = write_quarter_contacts(
-            connection, test, quarter, period.start, files=files, in_home=period.start, personal=0,
-            segment_names={p.segment: p.name for p in segmentation.profiles},
-        )  # fmt: skip
-        simulated = simulate_responses(
-            connection, quarter, sections={p.segment: [s.code for s in p.sections] for p in plans},
-            plan_titles={p.segment: p.title_ids for p in plans}, margin_rate=settings.campaign.margin_rate,
-        )  # fmt: skip
-    with engine.begin() as connection:
-        matched = run_matchback(connection, quarter)
-    return DemoHistory(quarter, contacts.counts, simulated.responders, simulated.lines, matched)
 
 
 def _reconcile(engine: Engine, settings: Settings, quarter: str) -> Reconciliation:

@@ -12,11 +12,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, func, select
 
-from recsys.storage.schema import CampaignContact, CampaignEdition, MemberSegment, table_of
+from recsys.storage.schema import (
+    CampaignContact,
+    CampaignEdition,
+    MemberSegment,
+    Purchase,
+    TitleCategory,
+    table_of,
+)
 
-__all__ = ["RandomizedContacts", "SegmentFeatures", "SentPieces", "randomized_contacts", "segment_features", "sent_pieces"]
+__all__ = [
+    "CategoryUnits",
+    "RandomizedContacts",
+    "SegmentFeatures",
+    "SentPieces",
+    "category_units",
+    "randomized_contacts",
+    "segment_features",
+    "sent_pieces",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,4 +148,38 @@ def randomized_contacts(connection: Connection, campaign_id: int) -> RandomizedC
         member_key=np.fromiter((r[1] for r in rows), dtype=np.int64, count=n),
         held_out=np.fromiter((r[2] == "holdout" for r in rows), dtype=np.bool_, count=n),
         kind=[r[3] for r in rows],
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class CategoryUnits:
+    """Net units per (member, primary category) of the lines in a window, as columns; ``code`` indexes ``codes``."""
+
+    member_key: npt.NDArray[np.int64]
+    code: npt.NDArray[np.int64]
+    units: npt.NDArray[np.float64]
+    codes: list[str]
+
+    def __len__(self) -> int:
+        return int(self.member_key.size)
+
+
+def category_units(connection: Connection, since: dt.datetime, until: dt.datetime) -> CategoryUnits:
+    """Every member's net units per primary category of the lines in ``[since, until)`` (positive only)."""
+    units = func.sum(Purchase.quantity)
+    rows = connection.execute(
+        select(Purchase.member_key, TitleCategory.category_code, units)
+        .join(TitleCategory, and_(TitleCategory.title_key == Purchase.title_key, TitleCategory.is_primary))
+        .where(Purchase.purchased_at >= since, Purchase.purchased_at < until)
+        .group_by(Purchase.member_key, TitleCategory.category_code)
+        .having(units > 0)
+    ).all()
+    n = len(rows)
+    index: dict[str, int] = {}
+    code = np.fromiter((index.setdefault(r[1], len(index)) for r in rows), dtype=np.int64, count=n)
+    return CategoryUnits(
+        member_key=np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+        code=code,
+        units=np.fromiter((r[2] for r in rows), dtype=np.float64, count=n),
+        codes=list(index),
     )

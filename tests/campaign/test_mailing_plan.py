@@ -188,3 +188,51 @@ def test_the_quarter_is_written_from_the_plan(engine: Engine, tmp_path) -> None:
     saved = result.savings()
     assert saved is not None and saved["planned"]["pieces"] < saved["everyone"]["pieces"]
     assert saved["planned"]["profit"] > saved["everyone"]["profit"]
+
+
+def test_edition_affinity_is_the_share_of_units_in_the_segments_catalog_sections(engine: Engine) -> None:
+    """Known answer: segment 0's catalog has section I2, segment 1's K; units by primary category."""
+    import json
+    from decimal import Decimal
+
+    from sqlalchemy import insert, select
+
+    from campaign.mailing_plan import edition_affinity
+    from recsys.storage import mailing as mailing_db
+    from recsys.storage.schema import Category, Member, Title, TitleCategory
+
+    with engine.begin() as connection:
+        insert_club(connection, 4, segments=2, quarter=NOW)  # members 0, 2 in segment 0; 1, 3 in segment 1
+        connection.execute(insert(Category), [
+            {"code": "I", "name": "文学", "parent_code": None, "level": 1},
+            {"code": "I2", "name": "中国文学", "parent_code": "I", "level": 2},
+            {"code": "K", "name": "历史", "parent_code": None, "level": 1},
+        ])  # fmt: skip
+        for title_id, code in (("TI", "I2"), ("TK", "K"), ("TX", "I")):
+            connection.execute(insert(Title).values(title_id=title_id, title=title_id, price=Decimal("10"), in_stock=True))
+            key = connection.execute(select(Title.id).where(Title.title_id == title_id)).scalar_one()
+            connection.execute(insert(TitleCategory).values(title_key=key, category_code=code, is_primary=True))
+        for s, codes in ((0, ["I2"]), (1, ["K"])):
+            plans_db.store_plan(connection, NOW, s, "v", f"h{s}", json.dumps({"sections": [{"code": c} for c in codes]}))
+        keys = {m: k for m, k in connection.execute(select(Member.member_id, Member.id))}
+        titles = {t: k for t, k in connection.execute(select(Title.title_id, Title.id))}
+        lines = [  # (member, title, quantity, when)
+            (0, "TI", 3, dt.datetime(2026, 5, 1)), (0, "TK", 1, dt.datetime(2026, 5, 2)),  # 3 of 4 in I2
+            (1, "TI", 2, dt.datetime(2026, 5, 1)), (1, "TK", 2, dt.datetime(2026, 6, 1)),  # 2 of 4 in K
+            (2, "TX", 5, dt.datetime(2026, 6, 1)),  # class I is not inside section I2
+            (3, "TK", 4, dt.datetime(2023, 1, 1)),  # more than two years before: not counted
+            (0, "TK", 9, dt.datetime(2026, 10, 2)),  # after the quarter's start: not counted
+        ]  # fmt: skip
+        from recsys.storage.bulk import bulk_insert
+
+        bulk_insert(
+            connection, "purchases",
+            ("line_id", "order_id", "member_key", "title_key", "quantity", "unit_price", "purchased_at", "channel"),
+            [(f"A{j}", f"A{j}", keys[member_id(m)], titles[t], q, Decimal("10"), at, "mail")
+             for j, (m, t, q, at) in enumerate(lines)],
+        )  # fmt: skip
+    with engine.connect() as connection:
+        segments = mailing_db.segment_features(connection, NOW)
+        affinity = edition_affinity(connection, NOW, dt.date(2026, 10, 1), segments)
+    by_member = dict(zip(segments.member_key.tolist(), affinity.tolist(), strict=True))
+    assert [by_member[keys[member_id(i)]] for i in range(4)] == pytest.approx([0.75, 0.5, 0.0, 0.0])

@@ -106,6 +106,11 @@ def test_the_demo_quarter_is_planned_by_expected_profit(tmp_path: Path) -> None:
     assert planned["pieces"] < everyone["pieces"] and planned["profit"] > everyone["profit"]
     text = result.summary()
     assert "planned by expected incremental profit" in text and "saved against mailing everyone" in text
+    # valued at the simulation's true effects, too: the plan beats a catalog to everyone
+    truth = campaign.truth
+    assert truth is not None and "at the simulated true effect" in text
+    assert truth["planned"]["pieces"] == planned["pieces"] and truth["everyone"]["pieces"] == everyone["pieces"]
+    assert truth["planned"]["profit"] > truth["everyone"]["profit"]
 
     engine = make_engine(settings.db_url)
     with engine.connect() as connection:
