@@ -5,6 +5,13 @@ laid out many members per document (WeasyPrint's fixed cost per document and
 per font subset is paid once per batch), written once, split per member by
 the pages their anchors start on, and each member's pages are merged with
 the shared body (:mod:`catalog.pdfmerge`, pypdf objects).
+
+What a member's pages show (:func:`edition_batch`, the same for the batch render, the Dask
+workers and the print stream): the main selection (本季推荐, the member's best title of the
+segment catalog on the one serving path) with the reply deadline on the order form, then the
+picks; titles shown in the member's last editions rotate out (:func:`edition_selections`).
+What a mailed edition showed is recorded in ``contact_titles`` with the edition
+(:func:`merge_editions`): rotation reads it next quarter, the negative option ships its main.
 """
 
 from __future__ import annotations
