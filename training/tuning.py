@@ -170,6 +170,7 @@ class Trial:
     member_ids: list[str]  # one per (fold, member) value, fold by fold
     values: npt.NDArray[np.float64]  # the primary metric per (fold, member), averaged over seeds
     seconds: float
+    fold_means: list[float | None] = field(default_factory=list)  # the primary metric's mean per fold
     mean: float = 0.0
     interval: tuple[float, float] = (0.0, 0.0)
     difference: dict[str, float] = field(default_factory=dict)  # to the best, paired
@@ -326,6 +327,7 @@ def _trial_json(trial: Trial) -> dict[str, Any]:
         "mean": trial.mean,
         "interval": list(trial.interval),
         "difference_to_best": trial.difference,
+        "fold_means": trial.fold_means,
         "seconds": round(trial.seconds, 2),
     }
 
@@ -356,7 +358,8 @@ def _score(
         ]
         ids.extend(per_seed[0].member_ids)
         values.append(np.mean([f.scores[point.name].metrics[metric] for f in per_seed], axis=0))
-    return Trial(point, ids, np.concatenate(values) if values else np.zeros(0), 0.0)
+    fold_means: list[float | None] = [float(v.mean()) if len(v) else None for v in values]
+    return Trial(point, ids, np.concatenate(values) if values else np.zeros(0), 0.0, fold_means)
 
 
 # ---- the stored choice ------------------------------------------------------------------

@@ -49,6 +49,8 @@ def test_the_search_chooses_by_the_rule_and_stores_the_choice(
     assert result.best is best and best.difference == {"mean": 0.0, "low": 0.0, "high": 0.0}
     for trial in result.trials:
         assert trial.interval[0] <= trial.mean <= trial.interval[1]
+        means = [m for m in trial.fold_means if m is not None]
+        assert len(trial.fold_means) == 2 == len(means) and min(means) <= trial.mean <= max(means)
     # the rule (tests/training/test_tuning_choice.py has its known-answer cases): not
     # significantly worse than the best, within the practical margin of its mean, and no
     # simpler point of the same recommender was as close and as safe
@@ -143,7 +145,7 @@ def test_the_tune_record_keeps_every_point(sqlite_engine: Engine, small_club: Cl
     stored = json.loads(path.read_text())
     assert len(stored["points"]) == len(result.trials)
     for point in stored["points"]:
-        assert {"kind", "settings", "mean", "interval", "difference_to_best", "seconds"} <= set(point)
+        assert {"kind", "settings", "mean", "interval", "difference_to_best", "fold_means", "seconds"} <= set(point)
     assert list((settings.models_dir / "tuning").glob("*.json"))
     assert tuning.load(settings.models_dir) == stored
 
