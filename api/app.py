@@ -26,7 +26,7 @@ from api.body_guard import BodyGuard, Refused, refused_handler
 from api.compute import ComputePool
 from api.fastpath import RecommendationsFastPath
 from api.model_holder import ModelHolder, ModelSource
-from api.recommending import feed_new_titles
+from api.recommending import feed_new_titles, hold_connections, release_connections
 from api.routes import (
     campaigns,
     catalogs,
@@ -123,7 +123,10 @@ def create_app(
         poll_seconds=settings.api.model_poll_seconds,
     )
     # numpy/Python work holds the GIL: one thread beats several fighting for it (api/compute.py)
-    compute = ComputePool(settings.api.compute_threads)
+    # each thread keeps its database connection from request to request (api/recommending.py)
+    compute = ComputePool(
+        settings.api.compute_threads, on_start=hold_connections, on_exit=release_connections
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

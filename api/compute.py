@@ -39,11 +39,20 @@ class ComputePool:
     """``threads`` daemon threads, started at the first call; :meth:`close` ends them (a
     later call starts them again: an app may be started more than once, as in tests)."""
 
-    def __init__(self, threads: int, name: str = "compute") -> None:
+    def __init__(
+        self,
+        threads: int,
+        name: str = "compute",
+        *,
+        on_start: Callable[[], None] | None = None,
+        on_exit: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_start`` / ``on_exit``: called in each thread before its first job / after its last."""
         if threads < 1:
             raise ValueError("a compute pool needs at least one thread")
         self.size = threads
         self.name = name
+        self.on_start, self.on_exit = on_start, on_exit
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -58,15 +67,21 @@ class ComputePool:
                 self._threads.append(thread)
 
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            loop, future, call = job
-            try:
-                result, error = call(), None
-            except BaseException as exc:  # handed to the awaiting request, raised there
-                result, error = None, exc
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, result, error)
-            del job, future, result, error
+        if self.on_start is not None:
+            self.on_start()
+        try:
+            while (job := self._jobs.get()) is not None:
+                loop, future, call = job
+                try:
+                    result, error = call(), None
+                except BaseException as exc:  # handed to the awaiting request, raised there
+                    result, error = None, exc
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                    loop.call_soon_threadsafe(_settle, future, result, error)
+                del job, future, result, error
+        finally:
+            if self.on_exit is not None:
+                self.on_exit()
 
     async def run(self, call: Callable[[], T]) -> T:
         """``call()`` in one of the pool's threads; its result or its exception."""

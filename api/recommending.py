@@ -9,6 +9,7 @@ titles re-read every ``SHELF_TTL_SECONDS``, whole records every
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -19,6 +20,7 @@ from functools import partial
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from api.compute import ComputePool
 from api.metrics import record_recommendation
@@ -65,12 +67,66 @@ def recommendations_json(
     (both 404: a schema-valid request naming something the club does not have).
     """
     state = shelf.current() if shelf is not None else None
-    with engine.connect() as connection:
+    for retry in (False, True):
         try:
-            result = serving.recommend(connection, model, member_id, query, shelf=state)
+            with _connection(engine) as connection:
+                result = serving.recommend(connection, model, member_id, query, shelf=state)
+            break
         except UnknownCategoryError as exc:
             raise UnknownCategoryFilterError(query.category) from exc
+        except DBAPIError as exc:
+            # a kept connection the database dropped (a restart): once more on a new one, as
+            # the pool's pre-ping would have done
+            if retry or not exc.connection_invalidated or not _holds_connections():
+                raise
     return result.cold_start, serving.recommendations_json(result, model.version, state)
+
+
+_kept = threading.local()  # a compute thread's connections, by engine (hold_connections)
+
+
+def hold_connections() -> None:
+    """Let this thread keep one connection per engine from request to request (a compute
+    thread's ``on_start``; :func:`release_connections` at its exit).
+
+    A connection checked out of the pool per request cost a pool checkout and a reset (a
+    ``ROLLBACK``) each time, and on PostgreSQL the pre-ping's ``SELECT 1`` too: two round
+    trips besides the request's own query. A kept connection runs in autocommit: each of a
+    request's reads (one query, as a rule) sees what is committed when it runs, as
+    before, and holds no transaction open between requests (SQLite's WAL is not pinned).
+    """
+    _kept.connections = {}
+
+
+def release_connections() -> None:
+    """Close the connections this thread kept (back to their pools)."""
+    kept: dict[Engine, Connection] = getattr(_kept, "connections", None) or {}
+    _kept.connections = None
+    for connection in kept.values():
+        with contextlib.suppress(Exception):  # a dead connection is dropped by the pool
+            connection.close()
+
+
+def _holds_connections() -> bool:
+    return getattr(_kept, "connections", None) is not None
+
+
+@contextlib.contextmanager
+def _connection(engine: Engine) -> Iterator[Connection]:
+    """This thread's kept connection to ``engine`` (opened if need be), else one from the pool
+    for the time of the block."""
+    kept: dict[Engine, Connection] | None = getattr(_kept, "connections", None)
+    if kept is None:
+        with engine.connect() as connection:
+            yield connection
+        return
+    found = kept.get(engine)
+    if found is None or found.closed or found.invalidated:
+        if found is not None:
+            with contextlib.suppress(Exception):
+                found.close()
+        found = kept[engine] = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    yield found
 
 
 async def answer_recommendations(

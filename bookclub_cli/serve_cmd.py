@@ -72,7 +72,7 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http="api.http_protocol:HttpToolsProtocol",  # httptools; an answer in one write
         access_log=False,  # ours logs the route template only: no query strings, no keys
         log_config=_log_config(),
         server_header=False,

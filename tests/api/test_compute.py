@@ -133,3 +133,22 @@ def test_what_start_up_built_is_out_of_the_collectors_sight(app: FastAPI) -> Non
     with TestClient(app):
         assert gc.get_freeze_count() > 10_000  # the model, the title cache, the imports
     gc.unfreeze()
+
+
+def test_each_thread_runs_its_start_and_exit_hooks_around_its_jobs() -> None:
+    seen: list[tuple[str, str]] = []
+    pool = ComputePool(
+        2,
+        on_start=lambda: seen.append(("start", threading.current_thread().name)),
+        on_exit=lambda: seen.append(("exit", threading.current_thread().name)),
+    )
+
+    async def main() -> set[str]:
+        names = await asyncio.gather(*(pool.run(lambda: threading.current_thread().name) for _ in range(8)))
+        return set(names)
+
+    names = asyncio.run(main())
+    assert {n for kind, n in seen if kind == "start"} == {"compute-0", "compute-1"} >= names
+    assert not [e for e in seen if e[0] == "exit"]
+    pool.close()
+    assert sorted(seen) == sorted([("start", "compute-0"), ("start", "compute-1"), ("exit", "compute-0"), ("exit", "compute-1")])
