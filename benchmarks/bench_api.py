@@ -15,7 +15,9 @@ Measured against real uvicorn on loopback (``bookclub serve --workers N``), rand
 - ``/v1/members/{id}/recommendations?limit=20`` — key check, member + purchases +
   declared categories from the DB, ``TrainedModel.recommend``, the body;
 - the floor: a bare FastAPI endpoint doing only ``title_factors @ member_vector`` and
-  an argpartition top-20 over the same memory-mapped factors.
+  an argpartition top-20 over the same memory-mapped factors, on stock uvicorn
+  (``--floor-http api.http_protocol:HttpToolsProtocol``: on the API's own protocol, which
+  writes each answer in one system call where stock uvicorn makes two).
 
 Both servers run at once. Closed loop: 16 concurrent clients from ``wrk`` (else an async
 httpx client), floor and route in turns ``--repeats`` times, medians reported with each
@@ -533,6 +535,11 @@ def main() -> None:
     parser.add_argument("--compute-threads", type=int, default=None, help="settings.api.compute_threads")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the in-process part")
     parser.add_argument(
+        "--floor-http",
+        default="httptools",
+        help="the floor's uvicorn --http (the API's own: api.http_protocol:HttpToolsProtocol)",
+    )
+    parser.add_argument(
         "--open-loop-share",
         type=float,
         default=0.5,
@@ -568,7 +575,7 @@ def main() -> None:
         floor_argv = [
             python, "-m", "uvicorn", "benchmarks.bench_api:floor_app", "--factory",
             "--port", str(floor_port), "--workers", str(workers), "--loop", "uvloop",
-            "--http", "httptools", "--no-access-log", "--log-level", "warning",
+            "--http", args.floor_http, "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
         api_argv = [
             python, "-m", "bookclub_cli.main", "serve", "--port", str(api_port), "--workers", str(workers)
