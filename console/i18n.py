@@ -185,7 +185,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "no_proofs_match": ("没有符合筛选条件的个人版。", "No edition matches these filters."),
     "show_proofs": ("查看这些校样", "Show these proofs"),
     "pf_over_page_budget": ("个人版超出页数预算", "Edition over its page budget"),
-    "preflight_picks": ("推荐：每位会员需要 {n} 本（服务中的模型）", "picks: {n} needed per member (the model served)"),
+    "preflight_picks": ("推荐：每位会员需要 {n} 本（本季推荐与推荐书目，服务中的模型）", "picks: {n} titles needed per member (the main selection and the picks; the model served)"),
     "preflight_no_picks": ("推荐未检查：没有服务中的模型", "picks not checked: no model is served"),
     "preflight_pages": ("页数：已统计 {n} 份个人版，目录之外最多 {budget} 页", "pages: {n} rendered editions counted, at most {budget} pages beyond the segment catalog"),
     "preflight_no_pages": ("页数未检查：本细分目录 PDF 尚未生成", "pages not checked: the segment catalog is not rendered"),

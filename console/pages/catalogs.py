@@ -119,7 +119,8 @@ def _checks(
     out: dict[str, Any] = {}
     if model is not None:
         titles = {t: stock[t] for t in plan.title_ids if t in stock}
-        out["picks"] = PicksCheck(model, plan, titles, settings.catalog.picks_per_member)
+        # an edition prints the main selection and the picks (catalog.member_edition.edition_selections)
+        out["picks"] = PicksCheck(model, plan, titles, settings.catalog.picks_per_member + 1)
     body = read_sidecar(catalog_path(settings, quarter, plan.segment))
     if body is not None and isinstance(body.get("pages"), int):
         out["pages"] = PagesCheck(partial(edition_path, settings, quarter), int(body["pages"]), settings.console.personal_pages)

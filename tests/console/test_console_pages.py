@@ -358,8 +358,9 @@ def test_preflight_counts_short_picks_with_the_editions_function_and_editions_ov
         (m.group(1), m.group(2)): int(m.group(3))
         for m in re.finditer(r'data-flag="([a-z_]+)" data-in="(\d)">(?:<span class="tag warn">)?(\d+)', page)
     }
-    # in stock, in the plan and not bought: M01 T07 T08; M02 T01 T02 T03 T04 T06; M03 T08; M04 six
-    assert counts[("few_picks", "1")] == 3 and counts[("few_picks", "2")] == 0
+    # in stock, in the plan and not bought: M01 T07 T08; M02 T01 T02 T03 T04 T06; M03 T08; M04 six —
+    # an edition needs the main selection and six picks: M04's six fall one short
+    assert counts[("few_picks", "1")] == 3 and counts[("few_picks", "2")] == 1
     assert counts[("over_page_budget", "1")] == 1 and counts[("over_page_budget", "2")] == 0  # M02: 5 − 1 > 2
     assert page.count("页数：已统计 2 份个人版") == 1 and page.count("页数：已统计 1 份个人版") == 1
 
@@ -397,7 +398,7 @@ def test_the_proof_viewer_filters_by_segment_tier_preflight_flag_and_a_seeded_sa
     assert _proof_members(staff, "tier=core") == ["M01", "M04"]
     assert _proof_members(staff, "segment=1&tier=regular") == ["M02"]
     assert _proof_members(staff, "flag=over_page_budget") == ["M02"]
-    assert _proof_members(staff, "flag=few_picks") == ["M01", "M02"]  # M03 has no edition
+    assert _proof_members(staff, "flag=few_picks") == ["M01", "M02", "M04"]  # M03 has no edition; M04: 6 of 7
     sampled = _proof_members(staff, "sample=1&seed=5")
     assert len(sampled) == 2 and sampled[-1] == "M04" and sampled[0] in ("M01", "M02")  # one per segment
     assert _proof_members(staff, "sample=1&seed=5") == sampled  # the same seed, the same sample
