@@ -283,6 +283,11 @@ def run_quarter(
     if simulate and contacts.mailing is not None and contacts.mailing.everyone:
         with engine.connect() as connection:
             campaign.truth = simulated_truth(connection, settings, contacts)
+    if simulate and not (contacts.counts.get("mailed") and contacts.counts.get("holdout")):
+        # the plan may mail so few that the random holdout is empty: nothing to compare, nothing to simulate
+        say(f"no simulated responses: the campaign has {contacts.counts.get('mailed', 0):,} mailed and "
+            f"{contacts.counts.get('holdout', 0):,} held-out contacts (both are needed)")  # fmt: skip
+        simulate = False
     if simulate:
         say("the demo club responds to the mailing (simulated, with a known true effect)")
         with engine.begin() as connection:
