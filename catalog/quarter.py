@@ -296,6 +296,7 @@ def run_quarter(
                 sections={p.segment: [s.code for s in p.sections] for p in plans},
                 plan_titles={p.segment: p.title_ids for p in plans},
                 margin_rate=settings.campaign.margin_rate,
+                negative_option=settings.campaign,  # declines and auto-ships only when the club runs it
             )
         with engine.begin() as connection:
             campaign.matched = run_matchback(connection, quarter)
