@@ -103,6 +103,7 @@ def load_demo(
                     last = max(last, int(chunk.purchased_at.max().astype(np.int64)))
             progress("purchases", lines, lines)
         club_db.move_sequences(connection)
+        club_db.analyze_club(connection)
         club_db.mark_demo(
             connection, f"demo club: {spec.members} members, {spec.titles} titles, {spec.years} years, seed {spec.seed}"
         )

@@ -82,3 +82,15 @@ def test_a_duplicate_line_id_fails_the_load_at_the_end(postgres_engine: Engine) 
         bulk_insert(connection, "purchases", COLUMNS, rows)
     with postgres_engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM purchases")) == 0
+
+
+@pytest.mark.postgres
+def test_the_planner_has_statistics_after_a_bulk_load(postgres_engine: Engine) -> None:
+    _member_and_title(postgres_engine)
+    reltuples = text("SELECT reltuples FROM pg_class WHERE relname = 'purchases'")
+    with postgres_engine.begin() as connection:
+        bulk_insert(connection, "purchases", COLUMNS, [("O1-1", "O1", 1, 1, 1, 10.0, AT, "web")])
+        assert connection.scalar(reltuples) == -1  # never analyzed: the planner guesses
+        club_db.analyze_club(connection)
+    with postgres_engine.connect() as connection:
+        assert connection.scalar(reltuples) == 1
