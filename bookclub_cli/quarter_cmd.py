@@ -38,6 +38,11 @@ def quarter(
         help="the club responds to the mailing with a known true effect, then matchback and the "
         "campaign report [default: on a generated demo club only]",
     ),
+    mail_everyone: bool = typer.Option(
+        False, "--mail-everyone",
+        help="mail every eligible member (the holdout stays random) instead of the plan by expected "
+        "profit [settings: mailing.plan_by_profit]",
+    ),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="end with the API server running"),
     port: int | None = typer.Option(None, "--port", help="API port [settings: 8000]"),
 ) -> None:
@@ -47,6 +52,8 @@ def quarter(
     from demo.generate import DemoSpec
 
     settings = load_settings()
+    if mail_everyone:
+        settings = settings.model_copy(update={"mailing": settings.mailing.model_copy(update={"plan_by_profit": False})})
     engine = open_engine(settings)
     quarter = quarter or current_quarter(dt.date.today())
     console.rule(f"[bold]bookclub quarter {quarter}[/] on {engine.url.render_as_string()}")

@@ -43,6 +43,7 @@ from recsys.errors import BookclubError
 from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import club as club_db
+from recsys.storage import segments as segments_db
 from recsys.storage import titles as titles_db
 from recsys.storage.categories import category_tree, clc_file, load_categories, read_clc
 from recsys.storage.db import engine_from_settings, upgrade
@@ -64,10 +65,12 @@ class QuarterResult:
     data: QuarterData | None = None
     trained: TrainResult | None = None
     campaign: QuarterCampaign | None = None
+    segment_member_id: str | None = None  # a member of the largest segment, for when nobody got an edition
 
     @property
     def example_member_id(self) -> str | None:
-        return next(iter(self.editions), None)
+        """A member to show the API and console on: one with an edition, else a segmented one."""
+        return next(iter(self.editions), self.segment_member_id)
 
     def summary(self) -> str:
         seg = self.segmentation
@@ -278,6 +281,8 @@ def run_quarter(
                 connection, model, settings, quarter, plans, member_ids, renderer=renderer,
                 titles=by_id, bodies=catalogs,
             )
+        largest = max(segmentation.profiles, key=lambda p: p.size, default=None)
+        some_member = segments_db.members_of_segment(connection, quarter, largest.segment, limit=1) if largest else []
     lap("member editions")
     campaign = QuarterCampaign(contacts, _reconcile(engine, settings, quarter), history=history)
     if simulate and contacts.mailing is not None and contacts.mailing.everyone:
@@ -306,7 +311,7 @@ def run_quarter(
     engine.dispose()
     return QuarterResult(
         quarter, model.version, segmentation, plans, catalogs, editions, timings, data=data, trained=trained,
-        campaign=campaign,
+        campaign=campaign, segment_member_id=next(iter(some_member), None),
     )
 
 

@@ -153,13 +153,16 @@ def quarters_with_segments(connection: Connection) -> list[str]:
     return [q for (q,) in connection.execute(stmt)]
 
 
-def members_of_segment(connection: Connection, quarter: str, segment: int) -> list[str]:
+def members_of_segment(connection: Connection, quarter: str, segment: int, limit: int | None = None) -> list[str]:
+    """The segment's member ids in order (the first ``limit`` of them when given)."""
     stmt = (
         select(Member.member_id)
         .join(MemberSegment, MemberSegment.member_key == Member.id)
         .where(MemberSegment.quarter == quarter, MemberSegment.segment == segment)
         .order_by(Member.member_id)
     )
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return [m for (m,) in connection.execute(stmt)]
 
 

@@ -115,6 +115,9 @@ def test_the_demo_quarter_is_planned_by_expected_profit(tmp_path: Path) -> None:
     assert saved is not None
     planned, everyone = saved["planned"], saved["everyone"]
     assert planned["pieces"] < everyone["pieces"] and planned["profit"] > everyone["profit"]
+    # a member to show the API and console on, even when the plan left nobody an edition
+    assert result.example_member_id is not None
+    assert result.example_member_id in result.editions or result.example_member_id == result.segment_member_id
     text = result.summary()
     assert "planned by expected incremental profit" in text and "saved against mailing everyone" in text
     # valued at the simulation's true effects, too: the plan beats a catalog to everyone

@@ -95,7 +95,8 @@ def club_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Club]:
     env.pop("BOOKCLUB_DATABASE_URL", None)
     bookclub = [sys.executable, "-m", "bookclub_cli.main"]
     quarter_run = subprocess.run(
-        [*bookclub, "quarter", "--members", "300", "--titles", "200", "--years", "2", "--editions", "3", "--no-serve"],
+        [*bookclub, "quarter", "--members", "300", "--titles", "200", "--years", "2", "--editions", "3", "--no-serve",
+         "--mail-everyone"],  # 300 members: the plan by profit mails nobody, and the pages need editions
         env=env, check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2],
     )
     printed = re.search(r"http://127\.0\.0\.1:\d+/ui/members/(\S+)\s+key: (bk_\S+)", quarter_run.stdout)
