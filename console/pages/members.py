@@ -1,8 +1,9 @@
 """Member 360: search, and the stable deep link ``/ui/members/{member_id}`` a call-centre system
 can open — profile, tier and segment by quarter, favourite categories, purchase history (keyset
 paging, returns marked), recommendations with the API's filters on the one serving path
-(:func:`recsys.serving.recommend`, exactly as ``GET /v1/members/{id}/recommendations``), and
-where a given title would rank for the member.
+(:func:`recsys.serving.recommend`, exactly as ``GET /v1/members/{id}/recommendations``),
+where a given title would rank for the member, and what the latest campaign planned for them
+with their value then (the stored contact ``GET /v1/members/{id}`` reads too).
 
 With ``HX-Request`` (an htmx swap) the page answers only the part named by ``HX-Target``
 (``recs``, ``history``, ``results``); without it, or on a history restore, the whole page.
@@ -156,6 +157,9 @@ def member_page(
         for campaign in campaigns_db.campaigns(connection)[:CONTACT_CAMPAIGNS]  # newest first
         for contact in campaigns_db.member_contacts(connection, campaign.id, [member_id]).get(member_id, [])
     ]
+    # what the latest campaign planned for the member and their value then: the stored contact the
+    # API's GET /v1/members/{id} reads too (api.profile.member_mailing), never recomputed
+    plan = campaigns_db.member_plan(connection, member.key)
     quarter = current_quarter()
     edition = edition_path(settings_of(request), quarter, member_id)
     series = [(f"{c.code} {c.name}", float(c.units)) for c in top]
@@ -163,7 +167,8 @@ def member_page(
         request, "member.html", session, member=member, history=history, summary=summary, top=top,
         declared=declared, recs=recs, filters=filters, lines=lines, more=more, ranked=ranked, rank=rank or "",
         chart=bar_chart(series, title="categories"), series=series, quarter=quarter,
-        edition=edition.exists(), side=side, contacts=contacts,
+        edition=edition.exists(), side=side, contacts=contacts, plan=plan,
+        horizon_days=settings_of(request).mailing.value_horizon_days,
         versions=[v for v in versions(registry_of(request)) if v.version != (recs.model_version or "")]
         if session.is_admin else [],
     )

@@ -596,6 +596,40 @@ def test_contact_history_shows_the_members_contacts_in_the_latest_campaigns(staf
     assert "K26Q1A" not in other[other.index('id="contacts"') :]
 
 
+def test_the_member_page_shows_the_planned_edition_and_value_the_api_gives(
+    staff: Staff, staff_keys: dict[str, str], club_engine: Engine
+) -> None:
+    """What the latest campaign planned for a member and their value then: the same stored contact
+    the API's GET /v1/members/{id} answers from (both read campaigns.member_plan)."""
+    from recsys.storage import campaigns as campaigns_db
+    from recsys.storage.campaigns import PLANNED_CONTACT_COLUMNS
+
+    assert 'id="mailing-plan"' in staff.get("read", "/ui/members/M02").text
+    with club_engine.begin() as connection:
+        campaign = campaigns_db.create_campaign(
+            connection, name="2026Q2 计划", quarter="2026Q2", in_home_date=dt.date(2026, 4, 10), response_days=60,
+            late_days=30, holdout_share=0.1, universal_holdout_share=0.0, seed=1,
+        )
+        treatment = campaigns_db.add_treatment(connection, campaign.id, name="catalog", edition_id=None, key_code="K26Q2A")
+        campaigns_db.write_contacts(
+            connection,
+            [(campaign.id, 1, treatment.id, None, "mailed", "expected profit 3.21", 1, "core", 0.1,
+              dt.date(2026, 4, 10), 2.5, None, None, None, dt.datetime(2026, 4, 2), 3.21, 0.87, 2.4, 123.45)],
+            PLANNED_CONTACT_COLUMNS,
+        )
+    api = staff.client.get("/v1/members/M01", headers={"Authorization": f"Bearer {staff_keys['read']}"}).json()
+    page = staff.get("read", "/ui/members/M01").text
+    plan = page[page.index('id="mailing-plan"') : page.index('id="contacts"')]
+    mailing, value = api["mailing"], api["value"]
+    assert mailing["campaign"] == "2026Q2 计划" and mailing["arm"] == "mailed"
+    assert mailing["campaign"] in plan and mailing["reason"] in plan
+    assert f"{mailing['expected_profit']:.2f}" in plan
+    assert f"{value['expected_purchases']:.2f}" in plan and f"{value['expected_value']:.2f}" in plan
+    assert f"{value['p_alive'] * 100:.0f} %" in plan
+    other = staff.get("read", "/ui/members/M02").text  # planned nothing: said so
+    assert "K26Q2A" not in other and "2026Q2 计划" not in other[other.index('id="mailing-plan"') :]
+
+
 def test_preflight_counts_undeliverable_members_long_names_and_duplicate_households(
     staff: Staff, club_engine: Engine
 ) -> None:
