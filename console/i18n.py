@@ -128,7 +128,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "no_mailing_plan": ("还没有营销活动为该会员做过计划。", "No campaign has planned a contact for this member yet."),
     "planned_edition": ("计划版本", "Planned edition"),
     "plan_reason": ("原因", "Why"),
-    "expected_profit": ("预期增量利润", "Expected incremental profit"),
+    "plan_expected_profit": ("预期增量利润", "Expected incremental profit"),
     "planned_by_profit": ("按预期利润计划", "planned by expected profit"),
     "mailed_to_all": ("未按利润计划（全部邮寄）", "not planned by profit (everyone eligible mailed)"),
     "p_alive": ("仍活跃的概率", "Probability still active"),
