@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import typer
@@ -16,6 +17,9 @@ from bookclub_cli.common import cli_errors, console, load_settings, open_engine
 from recsys.errors import BookclubError
 from recsys.files import atomic_writer
 from recsys.settings import Settings
+
+if TYPE_CHECKING:
+    from campaign.hillstrom_eval import HillstromEvaluation
 
 
 def _parse_date(value: str, option: str) -> dt.datetime:
@@ -239,12 +243,27 @@ def evaluate_mailing(
     train_members: int = typer.Option(60_000, "--train-members", min=1000),
     eval_members: int = typer.Option(50_000, "--eval-members", min=1000),
     seed: int = typer.Option(0, "--seed"),
+    halves: str | None = typer.Option(
+        None, "--halves",
+        help="Hillstrom: comma-separated split seeds, one random half learned and the other valued for each "
+        "[default: --seed]",
+    ),
+    swap: bool = typer.Option(
+        False, "--swap", help="Hillstrom: also learn on the second half and value on the first, both pooled"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
 ) -> None:
     """Issue 11's evaluation of the decision: the simulated club (against an oracle, mailing everyone,
-    an RFM-cell rule and a response model) and Hillstrom (IPW on a held-out half)."""
+    an RFM-cell rule and a response model) and Hillstrom (a policy learned on one random half, valued
+    on the other by IPW and by doubly robust estimation)."""
+    from campaign.hillstrom_eval import repeated_halves
     from campaign.policy import Constraints
-    from campaign.policy_eval import evaluate_hillstrom, evaluate_simulated
+    from campaign.policy_eval import evaluate_simulated
+
+    try:
+        seeds = [int(s) for s in halves.split(",")] if halves else [seed]
+    except ValueError:
+        raise typer.BadParameter(f"{halves!r}: comma-separated whole numbers, e.g. 0,1,2", param_hint="--halves") from None
 
     settings = load_settings()
     costs: dict[str, float] = {str(kind): settings.campaign.costs(kind).total for kind in settings.mailing.options}
@@ -254,9 +273,12 @@ def evaluate_mailing(
         learner=settings.mailing.uplift_learner, constraints=Constraints(budget=budget),
     )  # fmt: skip
     path = hillstrom or settings.shared_data_dir / "hillstrom" / "hillstrom.csv.gz"
-    hill = [evaluate_hillstrom(path, seed=seed, outcome=o) for o in ("spend", "visit")] if path.exists() else []
+    hill = (
+        [(s, h) for o in ("spend", "visit") for s, h in zip(seeds, repeated_halves(path, seeds, outcome=o, swap=swap), strict=True)]
+        if path.exists() else []
+    )  # fmt: skip
     if as_json:
-        typer.echo(json.dumps({"simulated": sim.to_json(), "hillstrom": [h.to_json() for h in hill]}))
+        typer.echo(json.dumps({"simulated": sim.to_json(), "hillstrom": [{"seed": s, **h.to_json()} for s, h in hill]}))
         return
     console.print(
         f"simulated club: {sim.members:,} members, learned from a randomized quarter of {sim.trained_on:,}; "
@@ -270,16 +292,32 @@ def evaluate_mailing(
     for c in sim.comparisons:
         table.add_row(c.name, f"{c.pieces:,}", f"{c.profit:,.0f}", f"{c.gain:+.1%}", f"[{c.low:+.1%}, {c.high:+.1%}]")
     console.print(table)
-    for h in hill:
-        table = Table(title=f"Hillstrom, {h.outcome} per member (IPW on {h.members_evaluated:,} held-out customers): "
-                      f"the policy {h.policy_value:.4f}")  # fmt: skip
-        for column in ("against", "value", "policy's gain", "95 % interval"):
-            table.add_column(column, justify="right")
-        for c in h.comparisons:
-            table.add_row(c.name, f"{h.values[c.name]:.4f}", f"{c.gain:+.1%}", f"[{c.low:+.1%}, {c.high:+.1%}]")
-        console.print(table)
+    for s, h in hill:
+        for label, shown in (("one half", h), ("both directions pooled", h.swapped)):
+            if shown is None:
+                continue
+            console.print(_hillstrom_table(s, label, shown))
     if not hill:
         console.print(f"Hillstrom: {path} not found, skipped")
+
+
+def _hillstrom_table(seed: int, label: str, h: HillstromEvaluation) -> Table:
+    """One Hillstrom evaluation: the policy against each rival, IPW and DR, with 95 % intervals."""
+    table = Table(
+        title=f"Hillstrom split {seed}, {label}: {h.outcome} per customer on {h.members_evaluated:,} customers not "
+        f"learned from; the policy ({h.chosen}) {h.policy_value:.4f} IPW, {h.policy_value_dr:.4f} DR"
+    )
+    for column in ("against", "value IPW", "gain IPW", "95 % interval", "value DR", "gain DR", "95 % interval "):
+        table.add_column(column, justify="right")
+    dr = {c.name: c for c in h.comparisons_dr}
+    for c in h.comparisons:
+        d = dr.get(c.name)
+        table.add_row(
+            c.name, f"{h.values[c.name]:.4f}", f"{c.gain:+.1%}", f"[{c.low:+.1%}, {c.high:+.1%}]",
+            f"{h.values_dr[c.name]:.4f}" if c.name in h.values_dr else "–",
+            f"{d.gain:+.1%}" if d else "–", f"[{d.low:+.1%}, {d.high:+.1%}]" if d else "–",
+        )  # fmt: skip
+    return table
 
 
 def print_mailing_decision(

@@ -309,10 +309,31 @@ def _members_needed(ours: FloatArray, theirs: FloatArray, gain: float = 0.05) ->
     return float(((1.959964 + 0.841621) * sd / effect) ** 2)
 
 
+BETTER_PER_HALF = "the learning half's better edition to everyone"
+
+
+def _better_rule(direction: _Direction) -> str:
+    return next(n for n in direction.ipw if n.endswith(" to everyone") and n != "both editions to everyone")
+
+
+def _one_better_rule(directions: Sequence[_Direction]) -> list[_Direction]:
+    """Two directions whose learning halves found a different edition better (it happens when the
+    editions are close): their "better edition to everyone" rules pooled under one name."""
+    rules = {_better_rule(d) for d in directions}
+    if len(rules) == 1:
+        return list(directions)
+
+    def renamed(scores: dict[str, FloatArray], rule: str) -> dict[str, FloatArray]:
+        return {BETTER_PER_HALF if n == rule else n: v for n, v in scores.items()}
+
+    return [replace(d, ipw=renamed(d.ipw, _better_rule(d)), dr=renamed(d.dr, _better_rule(d))) for d in directions]
+
+
 def _summarise(
     directions: Sequence[_Direction], outcome_label: str, resamples: int, seed: int, learned: int,
 ) -> HillstromEvaluation:  # fmt: skip
     """One evaluation from one direction, or from two pooled (every customer once)."""
+    directions = _one_better_rule(directions)
     first = directions[0]
     names = [n for n in first.ipw if n != "policy"]
     better = next(n for n in names if n.endswith(" to everyone") and n != "both editions to everyone")

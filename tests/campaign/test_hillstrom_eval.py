@@ -7,6 +7,7 @@ import csv
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -93,3 +94,41 @@ def test_hillstrom_spend_policy_learned_on_one_half_valued_on_the_other() -> Non
     assert all(n is None or n > 64_000 for n in needed)
     for rows in result.qini.values():
         assert {"Mens E-Mail qini", "Mens E-Mail auuc", "Womens E-Mail qini", "Womens E-Mail auuc"} <= set(rows)
+
+
+@pytest.mark.slow
+def test_the_command_runs_several_splits_both_directions_with_ipw_and_dr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bookclub evaluate-mailing --halves 0,1 --swap``: one entry per split and outcome, each with
+    both directions pooled; the table prints IPW and DR side by side."""
+    from typer.testing import CliRunner
+
+    from bookclub_cli.main import app
+    from campaign import hillstrom_eval
+
+    done: dict[tuple[Any, ...], Any] = {}
+    real = hillstrom_eval.repeated_halves
+
+    def once(path: Path, seeds: Any, **kw: Any) -> Any:  # the table's run reuses the JSON run's figures
+        key = (path, tuple(seeds), *sorted(kw.items()))
+        return done[key] if key in done else done.setdefault(key, real(path, seeds, **kw))
+
+    monkeypatch.setattr(hillstrom_eval, "repeated_halves", once)
+    path = _planted(tmp_path / "planted.csv.gz", 3_000, seed=2)
+    args = ["evaluate-mailing", "--hillstrom", str(path), "--halves", "0,1", "--swap",
+            "--train-members", "1000", "--eval-members", "1000"]  # fmt: skip
+    env = {"BOOKCLUB_DATA_DIR": str(tmp_path / "var")}
+    runner = CliRunner()
+    result = runner.invoke(app, [*args, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    hill = json.loads(result.stdout)["hillstrom"]
+    assert [(h["seed"], h["outcome"]) for h in hill] == [(0, "spend × 1"), (1, "spend × 1"), (0, "visit"), (1, "visit")]
+    for h in hill:
+        assert h["both_directions"] is not None and h["both_directions"]["members_evaluated"] == 3_000
+        assert {"ipw", "dr"} <= set(h["against"])
+    table = runner.invoke(app, args, env=env)
+    assert table.exit_code == 0, table.output
+    assert "split 1, both directions pooled" in table.stdout and "gain DR" in table.stdout
+    bad = runner.invoke(app, [*args[:3], "--halves", "0,x"], env=env)
+    assert bad.exit_code != 0 and "--halves" in bad.output
