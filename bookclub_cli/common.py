@@ -78,6 +78,14 @@ def _database() -> str:
         return "the database"
 
 
+def _busy_timeout() -> float:
+    """The configured SQLite lock wait, for a message (the default when the settings are broken)."""
+    try:
+        return Settings().sqlite_busy_timeout_seconds
+    except Exception:
+        return 30.0
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -115,7 +123,7 @@ def _sqlite_error(orig: sqlite3.Error) -> str:
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED") or "locked" in text:
         return (
             f"{where} is locked: another process (an import, a training run?) held it longer than the "
-            "30 s wait; let it finish and run again"
+            f"{_busy_timeout():g} s wait; let it finish and run again"
         )
     if name.startswith("SQLITE_FULL") or "disk is full" in text:
         return f"no space left on the device for {where}: free some space and run again (nothing was kept)"

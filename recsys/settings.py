@@ -366,6 +366,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("var"), description="database file, models, catalogs")
     database_url: str | None = Field(None, description="default: SQLite file in data_dir")
+    sqlite_busy_timeout_seconds: float = Field(
+        30.0, gt=0, description="how long a SQLite writer waits for another process's lock before failing"
+    )
     shared_data_dir: Path = Field(Path("../shared/data"), description="the public data sets")
 
     imports: ImportSettings = ImportSettings()

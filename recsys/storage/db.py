@@ -15,7 +15,7 @@ from recsys.settings import Settings
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_timeout_seconds: float = 30.0) -> None:
     # WAL lets the API read while an import writes; NORMAL sync is safe with WAL.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -24,18 +24,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA temp_store=FILE")  # staging tables of big imports stay on disk
     cursor.execute("PRAGMA cache_size=-131072")  # 128 MiB page cache: bounded, whatever the file size
     cursor.execute("PRAGMA mmap_size=1073741824")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout_seconds * 1000)}")
     cursor.close()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite files get their folder and tuned PRAGMAs."""
+def make_engine(url: str, *, busy_timeout_seconds: float = 30.0, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite files get their folder and tuned PRAGMAs (a writer waits
+    ``busy_timeout_seconds`` for another process's lock)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", lambda c, r: _sqlite_pragmas(c, r, busy_timeout_seconds))
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("", "psycopg2"):
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
@@ -43,7 +44,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def engine_from_settings(settings: Settings) -> Engine:
-    return make_engine(settings.db_url)
+    return make_engine(settings.db_url, busy_timeout_seconds=settings.sqlite_busy_timeout_seconds)
 
 
 def _alembic_config(engine: Engine) -> Any:

@@ -253,20 +253,24 @@ def _bookclub(args: list[str], env_vars: dict[str, str]) -> subprocess.Popen[str
 
 @pytest.mark.slow
 def test_a_sqlite_database_locked_past_the_timeout(env: Path) -> None:
-    """Another process holds the write lock for longer than the 30 s busy timeout."""
+    """Another process holds the write lock for longer than the busy timeout (30 s by default;
+    2 s here, BOOKCLUB_SQLITE_BUSY_TIMEOUT_SECONDS)."""
     data = env / "var"
     assert invoke("db", "upgrade")[0] == 0
     holder = sqlite3.connect(data / "bookclub.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        run = _bookclub(["import", "members", str(members_csv(env / "m.csv", 5))], {"BOOKCLUB_DATA_DIR": str(data)})
+        run = _bookclub(
+            ["import", "members", str(members_csv(env / "m.csv", 5))],
+            {"BOOKCLUB_DATA_DIR": str(data), "BOOKCLUB_SQLITE_BUSY_TIMEOUT_SECONDS": "2"},
+        )
         _out, err = run.communicate(timeout=300)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
     assert run.returncode == 1 and "Traceback" not in err, err
     lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and "is locked" in lines[0] and "run again" in lines[0], err
+    assert len(lines) == 1 and "is locked" in lines[0] and "2 s wait" in lines[0] and "run again" in lines[0], err
 
 
 @pytest.mark.postgres
