@@ -2,7 +2,7 @@
 against its budget, in one run.
 
     .venv/bin/python benchmarks/bench_evaluate.py [--members 5000 --titles 1500
-        --purchases 120000] [--data-dir DIR] [--folds 4] [--budget 1.0] [--seeds 1]
+        --purchases 120000] [--data-dir DIR] [--folds 4] [--budget 1.0] [--seeds 3] [--tune-folds 3]
 
 The demo club (``demo.generate``, as ``bench_training.py`` makes it) is generated on
 the first run for a size and reused. Timed, on the same data and settings:
@@ -11,8 +11,9 @@ the first run for a size and reused. Timed, on the same data and settings:
   after the cutoff (intervals and cold members included);
 - ``folds``: the same with ``folds`` consecutive quarters ending at the cutoff
   (target: at most ``folds`` × the reference);
-- ``tune``: ``training.tuning.tune`` with ``--budget`` minutes on ``--folds`` validation
-  quarters (target: elapsed ≤ budget, plus the last point's overrun).
+- ``tune``: ``training.tuning.tune`` with ``--budget`` minutes on ``--tune-folds`` validation
+  quarters and ``--seeds`` fits per point, the command's defaults (target: elapsed ≤ budget,
+  plus the last point's overrun).
 
 Prints wall and CPU times and the ratios. Not part of the tests.
 """
@@ -49,7 +50,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--folds", type=int, default=4)
     parser.add_argument("--budget", type=float, default=1.0, help="minutes for tune")
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=3, help="tune's fits per point (the command's default)")
+    parser.add_argument("--tune-folds", type=int, default=3, help="tune's validation folds (the command's default)")
     args = parser.parse_args()
     data_dir = args.data_dir or Path(f"/tmp/bookclub-bench-{args.members}-{args.titles}-{args.purchases}")
     settings = Settings(
@@ -76,7 +78,7 @@ def main() -> None:
     )
     result, tune_wall, _ = timed(
         f"tune --budget {args.budget}",
-        lambda: tune(engine, settings, cutoff, folds=args.folds, seeds=args.seeds, budget_minutes=args.budget),
+        lambda: tune(engine, settings, cutoff, folds=args.tune_folds, seeds=args.seeds, budget_minutes=args.budget),
     )
     print(
         f"tune: {len(result.trials)} points, {result.record['stopped']}; elapsed / budget "
