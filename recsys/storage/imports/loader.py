@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Index, and_, exists, func, literal, select
 from recsys.errors import ImportRejectedError
 from recsys.settings import ImportSettings
 from recsys.storage.bulk import bulk_insert
+from recsys.storage.club import analyze_club
 from recsys.storage.imports.fields import Limits
 from recsys.storage.imports.report import ImportSummary, RejectsWriter, RowError
 from recsys.storage.imports.source import RowSource
@@ -180,6 +181,12 @@ def _count(connection: Connection, stage: Any, *where: Any) -> int:
     return int(connection.execute(select(func.count()).select_from(stage).where(*where)).scalar_one())
 
 
+ANALYZE_AFTER_ROWS = 50_000
+"""An import landing this many rows gathers the club tables' statistics on PostgreSQL
+(:func:`recsys.storage.club.analyze_club`; seconds, where a planner without them read a
+batch of editions' order lines by a sequential scan of every line)."""
+
+
 def import_rows(
     connection: Connection,
     kind: ImportKind,
@@ -237,6 +244,8 @@ def import_rows(
             fresh = and_(stage.c._bad == 0, ~kind.present(stage))
         summary.inserted = kind.land(connection, stage, child, fresh)
         summary.already_present = valid - summary.inserted
+        if summary.inserted >= ANALYZE_AFTER_ROWS:
+            analyze_club(connection)  # PostgreSQL: the planner's statistics before anything reads them
         summary.landed = True
         _record(connection, summary)
     finally:

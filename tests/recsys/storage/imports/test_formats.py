@@ -244,3 +244,27 @@ def test_repeated_header_column(tmp_path: Path) -> None:
     path.write_text("member_id,name,name\nM1,a,b\n", encoding="utf-8")
     with pytest.raises(BookclubError, match="column\\(s\\) name appear more than once"):
         csv_source(path, KINDS["members"].required, KINDS["members"].optional)
+
+
+def test_a_large_import_gathers_the_planners_statistics_on_postgresql(
+    club: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk import leaves PostgreSQL's planner with row counts (ANALYZE: pg_class.reltuples,
+    written in the import's transaction), not a guess until autovacuum comes by; below the
+    threshold nothing is gathered (reltuples stays -1, "never analyzed")."""
+    from recsys.storage.imports import loader
+
+    def estimate() -> float | None:
+        with club.connect() as connection:
+            if connection.dialect.name != "postgresql":
+                return None
+            return float(connection.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE relname = 'purchases'"
+            ).scalar_one())  # fmt: skip
+
+    monkeypatch.setattr(loader, "ANALYZE_AFTER_ROWS", 30)
+    run(club, "purchases", write_csv(tmp_path / "small.csv", purchases(20)))
+    assert estimate() in (None, -1.0)  # 20 lines: below the threshold
+    summary = run(club, "purchases", write_csv(tmp_path / "p.csv", purchases(60)))
+    assert summary.inserted == 40  # the first 20 are there already
+    assert estimate() in (None, 60.0)
