@@ -1,6 +1,6 @@
 """A member's profile: value tier and segment, favourite categories, purchase counts, and what their
 latest campaign planned for them (edition, reason, expected profit) with their value then — read
-from the stored contact (:func:`recsys.storage.campaigns.member_plan`), never recomputed."""
+from the stored contact (:func:`recsys.storage.contacts.member_plan`), never recomputed."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from api.schemas import (
 )
 from catalog.period import Quarter
 from recsys.errors import UnknownMemberError
-from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import members as members_db
 from recsys.storage import purchases as purchases_db
 from recsys.storage import segments as segments_db
@@ -27,7 +27,7 @@ def member_mailing(
     connection: Connection, member_key: int, horizon_days: int
 ) -> tuple[MemberValuePublic | None, MemberMailingPublic | None]:
     """The member's value and planned edition, from their contact in the latest campaign."""
-    plan = campaigns_db.member_plan(connection, member_key)
+    plan = contacts_db.member_plan(connection, member_key)
     if plan is None:
         return None, None
     planned = plan.arm in ("mailed", "holdout")

@@ -12,7 +12,7 @@ window (a tenth of the mailed responders' lines carry the key code).
   seeded hash of every member id, suppression, one contact row per member written in
   bulk — against the driver writing the same number of contact rows, already made
   (``recsys.storage.bulk``: executemany / COPY).
-- **matchback**: :func:`recsys.storage.campaigns.match_orders` — every line of the
+- **matchback**: :func:`recsys.storage.matches.match_orders` — every line of the
   window classified, credits computed, rows written — against a plain SQL join of the
   same lines with the same contacts written to a table (``INSERT … SELECT … JOIN``).
 - **report**: :func:`campaign.report.campaign_report` against a plain ``GROUP BY`` of
@@ -42,6 +42,8 @@ from campaign.contacts import PrintFiles, write_quarter_contacts
 from campaign.report import campaign_report
 from recsys.settings import CampaignSettings
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
+from recsys.storage import matches as matches_db
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
 from recsys.storage.bulk import bulk_insert
@@ -153,9 +155,9 @@ def bench(engine: Engine, label: str, members: int, lines: int, history: int) ->
             connection.execute(text("ANALYZE"))
 
     # matchback against a plain join written to a table
-    def matchback() -> campaigns_db.MatchCounts:
+    def matchback() -> matches_db.MatchCounts:
         with engine.begin() as connection:
-            return campaigns_db.match_orders(connection, campaign.id)
+            return matches_db.match_orders(connection, campaign.id)
 
     def plain_join() -> int:
         name = f"bench_join_{uuid.uuid4().hex[:6]}"
@@ -205,7 +207,7 @@ def bench(engine: Engine, label: str, members: int, lines: int, history: int) ->
 
 def _write_reference(engine: Engine, rows: Iterator[tuple[Any, ...]]) -> None:
     with engine.begin() as connection:
-        bulk_insert(connection, "campaign_contacts", campaigns_db.CONTACT_COLUMNS, rows)
+        bulk_insert(connection, "campaign_contacts", contacts_db.CONTACT_COLUMNS, rows)
 
 
 def main() -> None:

@@ -73,6 +73,7 @@ def _quarter_start(quarter: str) -> dt.date:
 def list_campaigns() -> None:
     """Every campaign with its contacts per arm."""
     from recsys.storage import campaigns as campaigns_db
+    from recsys.storage import contacts as contacts_db
 
     settings = load_settings()
     with open_engine(settings).connect() as connection:
@@ -81,7 +82,7 @@ def list_campaigns() -> None:
         for column in ("id", "name", "in home", "window", *arms):
             table.add_column(column.replace("_", " "), justify="left" if column in ("name", "in home") else "right")
         for c in campaigns_db.campaigns(connection):
-            counts = campaigns_db.contact_counts(connection, c.id)
+            counts = contacts_db.contact_counts(connection, c.id)
             table.add_row(
                 str(c.id), c.name, str(c.in_home_date), f"{c.response_days}+{c.late_days} d",
                 *(f"{counts.get(arm, 0):,}" for arm in arms),
@@ -102,10 +103,11 @@ def plan(
     from campaign.contacts import default_in_home, plan_contacts
     from campaign.holdouts import campaign_seed
     from recsys.storage import campaigns as campaigns_db
+    from recsys.storage import contacts as contacts_db
 
     settings = load_settings()
     with open_engine(settings).connect() as connection:
-        audience = campaigns_db.quarter_audience(connection, quarter)
+        audience = contacts_db.quarter_audience(connection, quarter)
         if not len(audience):
             raise BookclubError(f"no segments for {quarter}: run `bookclub segment --quarter {quarter}` first")
         existing = campaigns_db.campaign_by_name(connection, quarter)
@@ -120,9 +122,9 @@ def plan(
     suppressed = contact_plan.suppressed_reasons()
     if existing is not None:  # what was written, not a new plan
         with open_engine(settings).connect() as connection:
-            counts = campaigns_db.contact_counts_by_segment(connection, existing.id)
-            suppressed = campaigns_db.suppression_reasons(connection, existing.id)
-            files = campaigns_db.mailed_files(connection, existing.id)
+            counts = contacts_db.contact_counts_by_segment(connection, existing.id)
+            suppressed = contacts_db.suppression_reasons(connection, existing.id)
+            files = contacts_db.mailed_files(connection, existing.id)
         personalised = sum(1 for f in files.values() if f and "/members/" in f)
     table = Table(title=f"campaign {quarter}: in home {day}, holdout {settings.campaign.holdout_share:.1%} "
                   f"(+{settings.campaign.universal_holdout_share:.1%} universal)")

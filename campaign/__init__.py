@@ -11,5 +11,7 @@ campaign, shares per segment × tier, the universal holdout), ``contacts`` (a qu
 campaign, its editions and key codes, a contact per member written before rendering),
 ``matchback`` (direct / inferred / unattributed, credit rules), ``report`` (the effect of
 each arm with intervals, the sample-ratio check first), ``reconcile`` (contacts against
-the PDFs written). Their SQL is in ``recsys/storage/campaigns.py``.
+the PDFs written). Their SQL is in ``recsys/storage/``: ``campaigns.py`` (campaigns,
+editions, treatments, key codes), ``contacts.py`` (audience and contacts), ``matches.py``
+(matchback and the report's outcomes).
 """

@@ -31,7 +31,7 @@ from sqlalchemy import Connection
 from campaign.effects import ArmEffect, Interval, OutcomeArrays, arm_effect, wilson_interval
 from recsys.settings import CampaignSettings
 from recsys.storage import selections as selections_db
-from recsys.storage.campaigns import ContactArrays
+from recsys.storage.contacts import ContactArrays
 
 __all__ = ["AutoshipSection", "autoship_lines_text", "autoship_section"]
 

@@ -62,9 +62,11 @@ from campaign.suppression import rule_inputs, rules_from_settings
 from recsys.errors import BookclubError
 from recsys.settings import CampaignSettings, MailingSettings, Settings
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
-from recsys.storage.campaigns import Audience, CampaignRecord, EditionRecord, TreatmentRecord
+from recsys.storage.campaigns import CampaignRecord, EditionRecord, TreatmentRecord
+from recsys.storage.contacts import Audience
 
 if TYPE_CHECKING:
     from campaign.mailing_plan import MailingPlan
@@ -368,8 +370,8 @@ def write_quarter_contacts(
     # decided before anything is written (on SQLite the write lock is then held for the writes only)
     existing = campaigns_db.campaign_by_name(connection, name or quarter)
     day = existing.in_home_date if existing else in_home or default_in_home(quarter_start, dt.date.today(), campaign_settings)
-    audience = campaigns_db.quarter_audience(connection, quarter)
-    done = campaigns_db.contacted_member_keys(connection, existing.id) if existing else np.zeros(0, dtype=np.int64)
+    audience = contacts_db.quarter_audience(connection, quarter)
+    done = contacts_db.contacted_member_keys(connection, existing.id) if existing else np.zeros(0, dtype=np.int64)
     todo = ~np.isin(audience.member_key, done)
     mailing: MailingPlan | None = None
     fallback: str | None = None
@@ -444,13 +446,13 @@ def write_quarter_contacts(
             else:
                 yield (*row, profit[i], values[0][i], values[1][i], values[2][i])
 
-    columns = campaigns_db.CONTACT_COLUMNS if mailing is None else campaigns_db.PLANNED_CONTACT_COLUMNS
-    written = campaigns_db.write_contacts(connection, rows(), columns)
+    columns = contacts_db.CONTACT_COLUMNS if mailing is None else contacts_db.PLANNED_CONTACT_COLUMNS
+    written = contacts_db.write_contacts(connection, rows(), columns)
     return ContactsResult(
         campaign=campaign,
         written=written,
-        counts=campaigns_db.contact_counts(connection, campaign.id),
-        suppressed=campaigns_db.suppression_reasons(connection, campaign.id),
+        counts=contacts_db.contact_counts(connection, campaign.id),
+        suppressed=contacts_db.suppression_reasons(connection, campaign.id),
         plan=plan,
         mailing=mailing,
         fallback=fallback,
@@ -464,20 +466,20 @@ def record_web_edition(connection: Connection, quarter: str, member_id: str, fil
     campaign = campaigns_db.campaign_by_name(connection, quarter)
     if campaign is None:
         return False
-    keys = campaigns_db.member_keys(connection, [member_id])
+    keys = contacts_db.member_keys(connection, [member_id])
     if member_id not in keys:
         return False
-    contacts = campaigns_db.member_contacts(connection, campaign.id, [member_id]).get(member_id, [])
+    contacts = contacts_db.member_contacts(connection, campaign.id, [member_id]).get(member_id, [])
     segment = next((c.segment for c in contacts if c.segment is not None), None)
     if segment is None:
         found = segments_db.member_segment(connection, quarter, member_id)
         segment = None if found is None else found[1]
-    by_segment = campaigns_db.segment_treatments(connection, campaign.id)
+    by_segment = contacts_db.segment_treatments(connection, campaign.id)
     if segment is None or segment not in by_segment:
         return False
     treatment_id, edition_id, _code = by_segment[segment]
     edition = next(e for e in campaigns_db.editions(connection, campaign.id) if e.id == edition_id)
-    return campaigns_db.record_web_contact(
+    return contacts_db.record_web_contact(
         connection, campaign.id, keys[member_id], treatment_id=treatment_id, edition_id=edition_id,
         segment=segment, tier=None, model_version=edition.model_version, plan_id=edition.plan_id,
         file=file, on=dt.date.today(),

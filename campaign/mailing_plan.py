@@ -57,7 +57,9 @@ from campaign.uplift import UpliftData, UpliftModel, fit_uplift
 from recsys.errors import BookclubError
 from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import mailing as mailing_db
+from recsys.storage import matches as matches_db
 from recsys.storage import plans as plans_db
 
 __all__ = [
@@ -273,7 +275,7 @@ def _history(
         segments = mailing_db.segment_features(connection, campaign.quarter)
         if not len(contacts) or not len(segments):
             continue
-        outcomes = campaigns_db.contact_outcomes(connection, campaign.id)
+        outcomes = matches_db.contact_outcomes(connection, campaign.id)
         orders = np.zeros(len(contacts))
         revenue = np.zeros(len(contacts))
         if outcomes.contact_id.size:
@@ -317,7 +319,7 @@ def plan_mailing(
     """The quarter's mailing (module doc). Nothing is written."""
     mailing = settings.mailing
     notes: list[str] = []
-    audience = campaigns_db.quarter_audience(connection, quarter)
+    audience = contacts_db.quarter_audience(connection, quarter)
     if not len(audience):
         raise BookclubError(f"no segments for {quarter}: run `bookclub segment --quarter {quarter}` first")
     segments = mailing_db.segment_features(connection, quarter)
@@ -405,7 +407,7 @@ def plan_mailing(
     )  # fmt: skip
 
 
-def _value_of_an_order(value: ClubValue, audience: campaigns_db.Audience) -> npt.NDArray[np.float64]:
+def _value_of_an_order(value: ClubValue, audience: contacts_db.Audience) -> npt.NDArray[np.float64]:
     """Per audience member: expected future value after one more purchase today, minus without it."""
     from campaign.value import RfmSummary
 

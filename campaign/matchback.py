@@ -1,6 +1,6 @@
 """Matchback: every order line of a campaign's window tied to the contact that may have caused it.
 
-The work is set-based SQL in :func:`recsys.storage.campaigns.match_orders` (its
+The work is set-based SQL in :func:`recsys.storage.matches.match_orders` (its
 docstring has the rules): **direct** by the key code on the order form,
 **inferred** by member within the response window after the in-home date (and the
 late window after it, flagged ``late``), **unattributed** otherwise, with the credit
@@ -16,7 +16,8 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from recsys.storage import campaigns as campaigns_db
-from recsys.storage.campaigns import MatchCounts
+from recsys.storage import matches as matches_db
+from recsys.storage.matches import MatchCounts
 
 __all__ = ["MatchCounts", "run_matchback"]
 
@@ -24,4 +25,4 @@ __all__ = ["MatchCounts", "run_matchback"]
 def run_matchback(connection: Connection, ref: str | int) -> MatchCounts:
     """Classify the campaign's new order lines (``ref``: its name or id), in the caller's transaction."""
     campaign = campaigns_db.find_campaign(connection, ref)
-    return campaigns_db.match_orders(connection, campaign.id)
+    return matches_db.match_orders(connection, campaign.id)

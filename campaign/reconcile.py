@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage.campaigns import CampaignRecord
 
 __all__ = ["Reconciliation", "reconcile_files"]
@@ -50,7 +50,7 @@ def reconcile_files(
 ) -> Reconciliation:
     """Compare the campaign's contacts with ``member_dir`` (the quarter's member editions) and
     the files the contacts name under ``catalogs_dir``."""
-    contacts = campaigns_db.contacts_with_files(connection, campaign.id)
+    contacts = contacts_db.contacts_with_files(connection, campaign.id)
     named = {c.file for c in contacts if c.file}
     mailed_files = {c.file for c in contacts if c.file and c.arm == "mailed"}
     missing = sorted(f for f in mailed_files if not (catalogs_dir / f).is_file())

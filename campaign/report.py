@@ -46,13 +46,10 @@ from campaign.effects import (
 )
 from recsys.settings import CampaignSettings
 from recsys.storage import campaigns as campaigns_db
-from recsys.storage.campaigns import (
-    ARM_CODES,
-    CampaignRecord,
-    ContactArrays,
-    EditionRecord,
-    TreatmentRecord,
-)
+from recsys.storage import contacts as contacts_db
+from recsys.storage import matches as matches_db
+from recsys.storage.campaigns import CampaignRecord, EditionRecord, TreatmentRecord
+from recsys.storage.contacts import ARM_CODES, ContactArrays
 
 __all__ = ["ArmReport", "CampaignReport", "campaign_report", "report_text"]
 
@@ -110,7 +107,7 @@ class CampaignReport:
     editions: list[EditionRecord]
     model_versions: list[tuple[str, list[str], ArmEffect | None]]
     total: ArmEffect | None
-    matchback: campaigns_db.MatchTotals
+    matchback: matches_db.MatchTotals
     margin_rate: float
     warnings: list[str] = field(default_factory=list)
     autoship: AutoshipSection | None = None  # None: nothing shipped and the negative option is off
@@ -175,7 +172,7 @@ class CampaignReport:
         }
 
 
-def _outcomes(arrays: ContactArrays, outcomes: campaigns_db.ContactOutcomes, margin_rate: float) -> tuple[
+def _outcomes(arrays: ContactArrays, outcomes: matches_db.ContactOutcomes, margin_rate: float) -> tuple[
     npt.NDArray[np.float64], npt.NDArray[np.float64]
 ]:
     """Orders and revenue per contact of ``arrays`` (zeros for contacts who bought nothing)."""
@@ -200,10 +197,10 @@ def campaign_report(connection: Connection, ref: str | int, settings: CampaignSe
     by_id = {t.id: t for t in all_treatments}
     editions = campaigns_db.editions(connection, campaign.id)
     edition_of = {e.id: e for e in editions}
-    arrays = campaigns_db.contact_arrays(connection, campaign.id)
-    outcomes = campaigns_db.contact_outcomes(connection, campaign.id)
+    arrays = contacts_db.contact_arrays(connection, campaign.id)
+    outcomes = matches_db.contact_outcomes(connection, campaign.id)
     orders, revenue = _outcomes(arrays, outcomes, settings.margin_rate)
-    totals = campaigns_db.match_totals(connection, campaign.id)
+    totals = matches_db.match_totals(connection, campaign.id)
     mailed = arrays.arm == MAILED
     held = arrays.arm == HOLDOUT
     warnings: list[str] = []
@@ -291,8 +288,8 @@ def campaign_report(connection: Connection, ref: str | int, settings: CampaignSe
         campaign=campaign,
         arms=arms,
         sample_ratio=checks,
-        contacts=campaigns_db.contact_counts(connection, campaign.id),
-        suppressed=campaigns_db.suppression_reasons(connection, campaign.id),
+        contacts=contacts_db.contact_counts(connection, campaign.id),
+        suppressed=contacts_db.suppression_reasons(connection, campaign.id),
         editions=editions,
         model_versions=model_versions,
         total=total,

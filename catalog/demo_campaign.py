@@ -30,6 +30,7 @@ from catalog.segments import segment_quarter
 from demo.respond import TIER_INDEX, simulate_responses
 from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import mailing as mailing_db
 from recsys.storage.categories import CategoryNode
 
@@ -100,7 +101,7 @@ def earlier_campaigns(connection: Connection, quarter: str) -> bool:
     """Whether a campaign of an earlier quarter has mailed and held-out contacts to learn from."""
     for record in campaigns_db.campaigns(connection):
         if record.quarter is not None and record.quarter < quarter:
-            counts = campaigns_db.contact_counts(connection, record.id)
+            counts = contacts_db.contact_counts(connection, record.id)
             if counts.get("mailed") and counts.get("holdout"):
                 return True
     return False

@@ -48,6 +48,7 @@ from recsys.files import atomic_write_many, fsync_dir
 from recsys.serving import RecommendationQuery, ServableModel, make_shelf, recommend_for_member
 from recsys.settings import CatalogSettings, MailingSettings, Settings
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import members as members_db
 from recsys.storage import shown_titles as shown_db
 from recsys.storage.members import MemberRecord
@@ -84,8 +85,8 @@ def edition_key_codes(
             f"no campaign for {quarter}: write its contacts before rendering mailed editions "
             f"(`bookclub campaigns contacts --quarter {quarter}`)"
         )
-    contacts = campaigns_db.member_contacts(connection, campaign.id, member_ids)
-    fallback = campaigns_db.segment_treatments(connection, campaign.id).get(segment, (0, 0, None))[2]
+    contacts = contacts_db.member_contacts(connection, campaign.id, member_ids)
+    fallback = contacts_db.segment_treatments(connection, campaign.id).get(segment, (0, 0, None))[2]
     codes: dict[str, str] = {}
     missing: list[str] = []
     for member_id in member_ids:
@@ -119,7 +120,7 @@ def mailed_edition_members(connection: Connection, settings: Settings, quarter: 
     root = settings.catalogs_dir
     return sorted(
         member_id
-        for member_id, file in campaigns_db.mailed_files(connection, campaign.id).items()
+        for member_id, file in contacts_db.mailed_files(connection, campaign.id).items()
         if file == edition_path(settings, quarter, member_id).relative_to(root).as_posix()
     )
 

@@ -53,6 +53,7 @@ from recsys.files import atomic_write_bytes, atomic_write_text, atomic_writer, s
 from recsys.serving import ServableModel
 from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import members as members_db
 from recsys.storage import segments as segments_db
 from recsys.storage import titles as titles_db
@@ -234,7 +235,7 @@ def _quarter_end(quarter: str) -> dt.date:
 
 def _mailed_count(connection: Connection, quarter: str) -> int:
     campaign = campaigns_db.campaign_by_name(connection, quarter)
-    return 0 if campaign is None else len(campaigns_db.mailed_files(connection, campaign.id))
+    return 0 if campaign is None else len(contacts_db.mailed_files(connection, campaign.id))
 
 
 def _segment_stream(

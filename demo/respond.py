@@ -53,10 +53,11 @@ from recsys.errors import BookclubError
 from recsys.settings import CampaignSettings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import club as club_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import purchases as purchases_db
 from recsys.storage import selections as selections_db
 from recsys.storage import titles as titles_db
-from recsys.storage.campaigns import ARM_CODES
+from recsys.storage.contacts import ARM_CODES
 
 __all__ = ["TIER_INDEX", "SimulatedResponses", "simulate_responses", "truth_lines"]
 
@@ -120,7 +121,7 @@ def simulate_responses(
     if not club_db.is_demo_club(connection):
         raise BookclubError("simulated responses are written only into a generated demo club")
     campaign = campaigns_db.find_campaign(connection, campaign_ref)
-    members = campaigns_db.contact_members(connection, campaign.id, campaign.quarter)
+    members = contacts_db.contact_members(connection, campaign.id, campaign.quarter)
     n = len(members.member_id)
     if n == 0:
         raise BookclubError(f"campaign {campaign.name} has no mailed or held-out contacts")
@@ -207,7 +208,7 @@ def _negative_option(
 
 
 def _lines(
-    connection: Connection, campaign: campaigns_db.CampaignRecord, members: campaigns_db.ContactMembers,
+    connection: Connection, campaign: campaigns_db.CampaignRecord, members: contacts_db.ContactMembers,
     orders: npt.NDArray[np.int64], revenue: npt.NDArray[np.float64], held: npt.NDArray[np.bool_],
     plan_titles: Mapping[int, Sequence[str]], seed: int,
 ) -> list[dict[str, Any]]:

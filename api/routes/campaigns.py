@@ -16,6 +16,7 @@ from api.deps import ConnectionDep, ReadKeyDep, SettingsDep
 from api.errors import RESPONSES
 from campaign.report import campaign_report
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage.campaigns import UnknownCampaignError
 from recsys.text import NO_NUL_PATTERN
 
@@ -93,7 +94,7 @@ def read_campaigns(connection: ConnectionDep, _key: ReadKeyDep) -> CampaignsPubl
             id=c.id, name=c.name, quarter=c.quarter, in_home_date=c.in_home_date,
             response_days=c.response_days, late_days=c.late_days, holdout_share=c.holdout_share,
             universal_holdout_share=c.universal_holdout_share,
-            contacts=campaigns_db.contact_counts(connection, c.id),
+            contacts=contacts_db.contact_counts(connection, c.id),
         )
         for c in campaigns_db.campaigns(connection)
     ]

@@ -28,6 +28,7 @@ from console.cache import aggregates_of
 from console.charts import depth_chart, interval_chart
 from console.web import ConsoleRoute, NotFound, get_connection, page, require, settings_of
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import segments as segments_db
 
 router = APIRouter(route_class=ConsoleRoute)
@@ -49,7 +50,7 @@ def campaigns_page(
     found = campaigns_db.campaigns(connection)[:50]  # newest first
     ids = tuple(c.id for c in found)
     aggregates = aggregates_of(request)
-    counts = aggregates.get(("campaign_contacts", ids), lambda c: {i: campaigns_db.contact_counts(c, i) for i in ids})
+    counts = aggregates.get(("campaign_contacts", ids), lambda c: {i: contacts_db.contact_counts(c, i) for i in ids})
     quarters = segments_db.quarters_with_segments(connection)
     quarter = quarter or (quarters[-1] if quarters else None)
     decision: dict[str, Any] | None = None

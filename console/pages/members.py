@@ -29,6 +29,7 @@ from recsys.errors import UnknownCategoryError, UnknownMemberError
 from recsys.serving import MemberRecommendations, RecommendationQuery
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import console_reads
+from recsys.storage import contacts as contacts_db
 from recsys.storage import members as members_db
 from recsys.storage import purchases as purchases_db
 
@@ -155,11 +156,11 @@ def member_page(
     contacts = [
         (campaign, contact)
         for campaign in campaigns_db.campaigns(connection)[:CONTACT_CAMPAIGNS]  # newest first
-        for contact in campaigns_db.member_contacts(connection, campaign.id, [member_id]).get(member_id, [])
+        for contact in contacts_db.member_contacts(connection, campaign.id, [member_id]).get(member_id, [])
     ]
     # what the latest campaign planned for the member and their value then: the stored contact the
     # API's GET /v1/members/{id} reads too (api.profile.member_mailing), never recomputed
-    plan = campaigns_db.member_plan(connection, member.key)
+    plan = contacts_db.member_plan(connection, member.key)
     quarter = current_quarter()
     edition = edition_path(settings_of(request), quarter, member_id)
     series = [(f"{c.code} {c.name}", float(c.units)) for c in top]

@@ -37,6 +37,7 @@ from sqlalchemy import Connection
 from recsys.errors import BookclubError
 from recsys.settings import CampaignSettings
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage.imports.loader import ImportOptions, Progress, import_rows
 from recsys.storage.imports.report import ImportSummary
 from recsys.storage.imports.source import RowSource, SourceRow, read_csv
@@ -212,8 +213,8 @@ def import_hillstrom(
         progress=progress, summary=summary,
     )
     campaign_id, arms = _campaign(connection, settings)
-    keys = campaigns_db.member_keys(connection, [member_id(r.number) for r in _rows(path)])
-    done = set(campaigns_db.contacted_member_keys(connection, campaign_id).tolist())
+    keys = contacts_db.member_keys(connection, [member_id(r.number) for r in _rows(path)])
+    done = set(contacts_db.contacted_member_keys(connection, campaign_id).tolist())
     cost = Decimal(str(settings.costs("email").total))
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     counts: dict[str, int] = dict.fromkeys(ARMS, 0)
@@ -231,5 +232,5 @@ def import_hillstrom(
             "assigned at random by the file", None, None, None, IN_HOME,
             Decimal("0") if held else cost, None, None, None, now,
         ))
-    written = campaigns_db.write_contacts(connection, rows)
+    written = contacts_db.write_contacts(connection, rows)
     return HillstromResult([members, titles, history, orders], campaign_id, written, counts)

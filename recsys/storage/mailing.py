@@ -1,8 +1,8 @@
 """What the mailing decision reads: the pieces members were sent, the randomized contacts of earlier
 campaigns, and a quarter's segmented members with their R/F/M.
 
-(The campaign tables themselves — campaigns, editions, treatments, contacts — are
-written by :mod:`recsys.storage.campaigns`; this module only reads them.)
+(The campaign tables themselves are written by :mod:`recsys.storage.campaigns` (campaigns,
+editions, treatments) and :mod:`recsys.storage.contacts` (contacts); this module only reads them.)
 """
 
 from __future__ import annotations

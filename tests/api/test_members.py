@@ -67,9 +67,10 @@ def _planned_campaign(engine: Engine) -> None:
     import datetime as dt
 
     from recsys.storage import campaigns as campaigns_db
+    from recsys.storage import contacts as contacts_db
 
     with engine.begin() as connection:
-        keys = campaigns_db.member_keys(connection, ["M01", "M02", "M04", "M05"])
+        keys = contacts_db.member_keys(connection, ["M01", "M02", "M04", "M05"])
         now = dt.datetime(2026, 1, 1)
         for name, day in (("2025Q4", dt.date(2025, 10, 1)), ("2026Q1", dt.date(2026, 1, 1))):
             campaign = campaigns_db.create_campaign(
@@ -100,7 +101,7 @@ def _planned_campaign(engine: Engine) -> None:
                  2.5 if arm == "mailed" else 0, None, None, None, now, profit, *value)
                 for member, arm, kind, reason, profit, value in specs
             ]  # fmt: skip
-            campaigns_db.write_contacts(connection, rows, campaigns_db.PLANNED_CONTACT_COLUMNS)
+            contacts_db.write_contacts(connection, rows, contacts_db.PLANNED_CONTACT_COLUMNS)
 
 
 def test_profile_shows_value_and_the_edition_planned_this_quarter(club_engine: Engine, client: TestClient) -> None:

@@ -109,7 +109,7 @@ def test_members_segmented_later_get_their_contacts_and_the_others_keep_theirs(e
 
 def test_the_same_arms_on_another_database() -> None:
     """The arms are a pure function of the member ids and the campaign name (no database state)."""
-    from recsys.storage.campaigns import Audience
+    from recsys.storage.contacts import Audience
 
     n = 1_000
     audience = Audience(

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 from campaign.matchback import run_matchback
 from recsys.errors import ImportRejectedError
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import matches as matches_db
 from recsys.storage.imports import KINDS, ImportOptions, ImportSummary, csv_source, import_rows
 from recsys.storage.schema import Purchase
 from tests.campaign.club import insert_club, member_id
@@ -83,7 +84,7 @@ def test_with_skip_invalid_the_line_lands_unattributed_and_the_rejects_file_says
     # L1 is matched back directly by its key code, L3 (its code dropped) is not
     with club.begin() as connection:
         run_matchback(connection, "2026Q4")
-        classes = campaigns_db.match_classes(connection, 1)
+        classes = matches_db.match_classes(connection, 1)
     assert classes == {"L1": "direct", "L2": "unattributed", "L3": "unattributed"}
 
 

@@ -10,6 +10,8 @@ from sqlalchemy import Connection, Engine, func, select
 
 from campaign.matchback import run_matchback
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
+from recsys.storage import matches as matches_db
 from recsys.storage.schema import CampaignMatch, Purchase
 from tests.campaign.club import add_lines, insert_club, member_id
 
@@ -40,8 +42,8 @@ def _campaign(connection: Connection, name: str, code_prefix: str) -> tuple[int,
 
 
 def _contact(connection: Connection, campaign_id: int, who: int, treatment: int, arm: str, day: dt.date) -> None:
-    keys = campaigns_db.member_keys(connection, [member_id(who)])
-    campaigns_db.write_contacts(
+    keys = contacts_db.member_keys(connection, [member_id(who)])
+    contacts_db.write_contacts(
         connection,
         [(campaign_id, keys[member_id(who)], treatment, None, arm, None, 0, "core", 0.05, day,
           Decimal("1.5") if arm == "mailed" else Decimal(0), "v1", None, None, dt.datetime(2026, 9, 1))],
@@ -78,7 +80,7 @@ def scene(engine: Engine) -> tuple[Engine, int, int, int]:
             ("Z-1", member_id(10), at(D1, 0, 0), 11.0, None),  # not contacted, at midnight of the in-home date
         ])
         # I's return, in the window too
-        keys = campaigns_db.member_keys(connection, [member_id(9)])
+        keys = contacts_db.member_keys(connection, [member_id(9)])
         title = connection.execute(select(Purchase.title_key)).scalars().first()
         connection.execute(Purchase.__table__.insert().values(
             line_id="I-2", order_id="I-2", member_key=keys[member_id(9)], title_key=title, quantity=-1,
@@ -128,8 +130,8 @@ def test_every_line_of_the_window_is_classified_with_its_credits(scene: tuple[En
             select(CampaignMatch.contact_id).join(Purchase, Purchase.id == CampaignMatch.purchase_id)
             .where(Purchase.line_id == "E-1")
         ).scalar_one()
-        totals = campaigns_db.match_totals(connection, cid)
-        classes = campaigns_db.match_classes(connection, cid)
+        totals = matches_db.match_totals(connection, cid)
+        classes = matches_db.match_classes(connection, cid)
     assert e_contact is None
     assert totals.lines == {"direct": 2, "inferred": 5, "unattributed": 3}
     assert totals.revenue["direct"] == pytest.approx(43.0)

@@ -21,7 +21,7 @@ from campaign.suppression import (
 )
 from recsys.errors import BookclubError
 from recsys.settings import CampaignSettings, MailingSettings, Settings
-from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage.db import make_engine, upgrade
 from recsys.storage.suppressions import lift_suppression, suppression_arrays, suppressions
 from tests.campaign.club import QUARTER, insert_club, member_id
@@ -42,7 +42,7 @@ def test_entries_are_written_once_lifted_and_read_back(engine: Engine) -> None:
         assert add_suppression_entries(connection, entries) == 0  # the same entries again: nothing new
         with pytest.raises(BookclubError, match="unknown member"):
             add_suppression_entries(connection, [SuppressionEntry("nobody", "moved", "x", TODAY)])
-        key3 = campaigns_db.member_keys(connection, [member_id(3)])[member_id(3)]
+        key3 = contacts_db.member_keys(connection, [member_id(3)])[member_id(3)]
         assert lift_suppression(connection, key3, "do_not_mail", TODAY) == 1
     with engine.connect() as connection:
         listed = {e.member_id: e for e in suppressions(connection)}
@@ -68,7 +68,7 @@ def test_rule_inputs_read_the_pieces_sent_and_the_list_for_an_audience(engine: E
         ])  # fmt: skip
     mailed = {i for i in range(400) if result.plan.arm[i] == "mailed"}
     with engine.connect() as connection:
-        audience = campaigns_db.quarter_audience(connection, QUARTER)
+        audience = contacts_db.quarter_audience(connection, QUARTER)
         # the next mailing, 20 days after the catalogs: postcards must wait 21 days after a catalog
         rules = ContactRules(caps=(FrequencyCap(2, 60, frozenset({"catalog", "postcard"})),),
                              spacing=(Spacing("postcard", "catalog", 21),))  # fmt: skip

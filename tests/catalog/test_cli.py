@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from bookclub_cli.main import app
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import segments as segments_db
 from tests.catalog.conftest import Club
 
@@ -42,7 +43,7 @@ def test_segment_plan_render(env: Club, tmp_path: Path) -> None:
     with env.engine.connect() as connection:
         campaign = campaigns_db.campaign_by_name(connection, QUARTER)
         assert campaign is not None
-        mailed = campaigns_db.mailed_files(connection, campaign.id)
+        mailed = contacts_db.mailed_files(connection, campaign.id)
         member = next(m for m in segments_db.members_of_segment(connection, QUARTER, 1) if m in mailed)
     result = runner.invoke(
         app, ["catalogs", "render", "--quarter", QUARTER, "--segment", "1", "--members", member,

@@ -577,6 +577,7 @@ def test_an_admin_sees_a_candidate_beside_the_active_model_and_the_api_agrees_on
 
 def test_contact_history_shows_the_members_contacts_in_the_latest_campaigns(staff: Staff, club_engine: Engine) -> None:
     from recsys.storage import campaigns as campaigns_db
+    from recsys.storage import contacts as contacts_db
 
     with club_engine.begin() as connection:
         campaign = campaigns_db.create_campaign(
@@ -584,7 +585,7 @@ def test_contact_history_shows_the_members_contacts_in_the_latest_campaigns(staf
             late_days=30, holdout_share=0.1, universal_holdout_share=0.0, seed=1,
         )
         treatment = campaigns_db.add_treatment(connection, campaign.id, name="catalog", edition_id=None, key_code="K26Q1A")
-        campaigns_db.write_contacts(
+        contacts_db.write_contacts(
             connection,
             [(campaign.id, 1, treatment.id, None, "mailed", None, 1, "core", 0.1, dt.date(2026, 1, 10), 1.5,
               None, None, None, dt.datetime(2026, 1, 2))],
@@ -602,7 +603,8 @@ def test_the_member_page_shows_the_planned_edition_and_value_the_api_gives(
     """What the latest campaign planned for a member and their value then: the same stored contact
     the API's GET /v1/members/{id} answers from (both read campaigns.member_plan)."""
     from recsys.storage import campaigns as campaigns_db
-    from recsys.storage.campaigns import PLANNED_CONTACT_COLUMNS
+    from recsys.storage import contacts as contacts_db
+    from recsys.storage.contacts import PLANNED_CONTACT_COLUMNS
 
     assert 'id="mailing-plan"' in staff.get("read", "/ui/members/M02").text
     with club_engine.begin() as connection:
@@ -611,7 +613,7 @@ def test_the_member_page_shows_the_planned_edition_and_value_the_api_gives(
             late_days=30, holdout_share=0.1, universal_holdout_share=0.0, seed=1,
         )
         treatment = campaigns_db.add_treatment(connection, campaign.id, name="catalog", edition_id=None, key_code="K26Q2A")
-        campaigns_db.write_contacts(
+        contacts_db.write_contacts(
             connection,
             [(campaign.id, 1, treatment.id, None, "mailed", "expected profit 3.21", 1, "core", 0.1,
               dt.date(2026, 4, 10), 2.5, None, None, None, dt.datetime(2026, 4, 2), 3.21, 0.87, 2.4, 123.45)],

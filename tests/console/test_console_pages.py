@@ -23,6 +23,7 @@ from sqlalchemy import Engine, insert, text
 
 from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
+from recsys.storage import contacts as contacts_db
 from recsys.storage import jobs as jobs_db
 from recsys.storage.schema import MemberSegment
 from tests.api import club
@@ -150,7 +151,7 @@ def _campaign(club_engine: Engine, holdout_share: float) -> int:
             in_home_date=club.T0.date(), costs=(1.0, 0.5, 0.8, 0.2), model_version="v1",
         )
         treatment = campaigns_db.add_treatment(connection, campaign.id, name="S1 当代小说", edition_id=edition.id, key_code="K26Q1A")
-        campaigns_db.write_contacts(
+        contacts_db.write_contacts(
             connection,
             [
                 (campaign.id, key, treatment.id, edition.id, "mailed" if key <= 4 else "holdout", None, 1, "core",
