@@ -16,7 +16,9 @@ bleed and a trim box, fonts embedded and subset::
 A manifest row says where a member's pages are: ``file`` (relative to the manifest) and
 ``pages`` as ``FIRST-LAST`` in that file (1-based). ``sequence`` runs on across a segment's
 files in presort order. Every file is written atomically (``recsys.files``); a print file
-is streamed to disk batch by batch (:mod:`catalog.printfile`).
+is streamed to disk batch by batch (:mod:`catalog.printfile`). What each member's pages show
+(main selection and picks) is recorded for their mailed contact (``contact_titles``, which
+rotation reads next quarter) once a print file is complete and before its manifest is written.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from catalog.member_edition import (
     edition_key_codes,
     mailed_edition_members,
     render_member_pages,
+    shown_recorder,
     stamp_sheet,
 )
 from catalog.period import Quarter
@@ -300,6 +303,7 @@ def _print_file(
     name = f"personal-{number:04d}.pdf"
     path = folder / name
     placed: list[tuple[MemberRecord, PlacedMember]] = []
+    recorders: list[Callable[[], None]] = []
     title = f"{cfg.club_name} · {quarter} · {plan.segment_name} · {name}"
     with atomic_writer(path) as handle:
         writer = PrintFileWriter(handle, duplex=cfg.print_duplex, title=title)
@@ -307,14 +311,20 @@ def _print_file(
             batch = members[start : start + cfg.members_per_batch]
             ids = [m.member_id for m in batch]
             # the same personal pages as the member's edition: main selection, reply deadline, picks
-            views = edition_batch(connection, model, settings, quarter, plan, titles, batch).views
+            laid = edition_batch(connection, model, settings, quarter, plan, titles, batch)
+            if (record := shown_recorder(connection, laid)) is not None:
+                recorders.append(record)
             sheet = stamp_sheet(plan, titles, cfg, renderer, settings.data_dir / "covers")
-            pages = render_member_pages(views, cfg, renderer, sheet)
+            pages = render_member_pages(laid.views, cfg, renderer, sheet)
             ranges = [(m, *pages.ranges[m]) for m in ids]
             for member, where in zip(batch, writer.add_batch(pages.pdf, ranges), strict=True):
                 placed.append((member, where))
             on_done(len(batch))
         page_count = writer.close()
+    # what the printed pages show, recorded for the members' contacts (rotation next quarter reads
+    # it) once the file is complete and before its manifest: a manifest means the rows are in
+    for record in recorders:
+        record()
     data_size, digest = _size_and_digest(path)
     manifest = io.StringIO()
     out = csv.writer(manifest, lineterminator="\n")

@@ -113,6 +113,39 @@ def test_manifests_reconcile_with_the_pages(club: Club, stream: Stream) -> None:
         assert covered == list(range(1, pages + 1))  # every page belongs to exactly one member
 
 
+def test_what_the_printed_pages_show_is_recorded_for_each_members_contact(club: Club, stream: Stream) -> None:
+    """The print stream is what a production quarter mails: its main selection and picks go to
+    ``contact_titles`` (what rotation reads next quarter), as the member editions' do — the
+    titles of the member's edition, main first, and the main selection on the printed page."""
+    from catalog.member_edition import edition_selections
+    from catalog.production import titles_by_id
+    from recsys.storage import campaigns as campaigns_db
+    from recsys.storage import shown_titles as shown_db
+
+    pdftotext = _tool("pdftotext")
+    with club.engine.connect() as connection:
+        campaign = campaigns_db.campaign_by_name(connection, QUARTER)
+        assert campaign is not None
+        shown = shown_db.shown_titles(connection, campaign.id, stream.members)
+        titles = titles_by_id(connection, QUARTER)
+        labels = segments_db.member_segment_labels(connection, QUARTER)
+        assert set(shown) == set(stream.members)
+        placed = {r["member_id"]: (m.parent / r["file"], r["pages"]) for m, r in _manifest_rows(stream)}
+        for member_id in stream.members:
+            plan = next(p for p in club.plans if p.segment == labels[member_id])
+            selection = edition_selections(
+                connection, club.model, plan, titles, [member_id], club.settings.catalog.picks_per_member,
+                club.settings.mailing, campaign_id=campaign.id,
+            )[member_id]
+            assert [r.title_id for r in shown[member_id]] == selection.title_ids
+            assert [r.role for r in shown[member_id]][:2] == ["main", "pick"]
+            path, pages = placed[member_id]
+            first = pages.split("-")[0]
+            run = [pdftotext, "-f", first, "-l", first, str(path), "-"]
+            text = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+            assert selection.main is not None and titles[selection.main[0]].title.split()[0] in text
+
+
 def test_print_files_are_pdf_x4_with_output_intent_and_boxes(stream: Stream) -> None:
     for path in _pdfs(stream):
         reader = PdfReader(path)
