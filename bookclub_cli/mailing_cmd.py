@@ -326,8 +326,8 @@ def print_mailing_decision(
     """The quarter's mailing by expected incremental profit (``bookclub campaigns plan``), its reasons,
     rules and what it saves against mailing everyone; the mail-depth curve as a table and an SVG chart
     (with the plan as JSON) beside the quarter's catalogs."""
+    from campaign.mail_depth import depth_svg
     from campaign.mailing_plan import plan_mailing
-    from campaign.policy import depth_svg
     from catalog.paths import quarter_dir
     from catalog.period import Quarter
     from recsys.files import atomic_write_text

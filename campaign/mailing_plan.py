@@ -50,7 +50,8 @@ from sqlalchemy import Connection
 from campaign.club_value import ClubValue, value_club
 from campaign.contacts import holdout_rule
 from campaign.holdouts import Assignment, assign_holdouts, campaign_seed
-from campaign.policy import Constraints, Decision, DepthCurve, decide, depth_curve
+from campaign.mail_depth import DepthCurve, depth_curve
+from campaign.policy import Constraints, Decision, decide
 from campaign.rules import MailOption, eligibility
 from campaign.suppression import rule_inputs, rules_from_settings
 from campaign.uplift import UpliftData, UpliftModel, fit_uplift

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import optimize, sparse
 
-from campaign.policy import Constraints, decide, depth_curve, depth_svg
+from campaign.mail_depth import depth_curve, depth_svg
+from campaign.policy import Constraints, decide
 from campaign.rules import eligibility, violations
 from tests.campaign.test_rules import IN_HOME, OPTIONS, worlds
 
