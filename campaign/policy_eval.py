@@ -27,9 +27,8 @@ Intervals are 95 % percentile intervals over a paired bootstrap of the evaluated
 (the learned policy held fixed): they say how sure the comparison is for a club of this
 size, not how it varies with the training quarter (run several seeds for that).
 
-**Hillstrom** (:func:`evaluate_hillstrom`, in :mod:`campaign.hillstrom_eval` and re-exported
-here): a policy learned on one random half of a real randomized e-mail test, valued on the
-other by IPW and by DR (:mod:`campaign.policy_value`).
+**Hillstrom** is :mod:`campaign.hillstrom_eval`: a policy learned on one random half of a
+real randomized e-mail test, valued on the other by IPW and by DR (:mod:`campaign.policy_value`).
 
 **Qini / AUUC** on held-back data (:func:`held_back_qini`): 30 % of the randomized training
 quarter is held back before the model that measures it is fitted; per edition, the Qini
@@ -50,29 +49,12 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from campaign.hillstrom_eval import (
-    HILLSTROM_ARMS,
-    HILLSTROM_OUTCOMES,
-    HillstromEvaluation,
-    evaluate_hillstrom,
-    load_hillstrom,
-)
 from campaign.mailing_sim import MailingWorld, make_world
 from campaign.policy import Constraints, decide
 from campaign.policy_value import Comparison, bootstrap_weights, compare
 from campaign.uplift import Learner, UpliftData, UpliftModel, fit_uplift, qini
 
-__all__ = [
-    "HILLSTROM_ARMS",
-    "HILLSTROM_OUTCOMES",
-    "Comparison",
-    "HillstromEvaluation",
-    "SimulationEvaluation",
-    "evaluate_hillstrom",
-    "evaluate_simulated",
-    "held_back_qini",
-    "load_hillstrom",
-]
+__all__ = ["SimulationEvaluation", "evaluate_simulated", "held_back_qini", "response_scores", "rfm_rule", "top_k"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
