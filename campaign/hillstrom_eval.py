@@ -19,8 +19,7 @@ outcome learned as *uplift of a frequent event × the outcome per such event*:
   a visitor spends, which the learning half does not contradict);
 - and the two plain rules ``Mens E-Mail to everyone``, ``Womens E-Mail to everyone``.
 
-Features: recency, history (dollars; the file's ``history_segment`` is its binned copy and adds
-nothing to trees), the men's / women's / newbie flags, zip code and channel one-hot.
+The data — arms, outcomes, features, the file read — is :mod:`campaign.hillstrom_data`.
 
 **Which learner** is chosen on the learning half only: each candidate is fitted on two thirds of
 it and decides for the last third, three times over; the candidates' policies are valued there by
@@ -40,8 +39,6 @@ narrower intervals. :func:`repeated_halves` does it all for several random split
 
 from __future__ import annotations
 
-import csv
-import gzip
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -51,6 +48,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from campaign.hillstrom_data import HILLSTROM_ARMS, HILLSTROM_OUTCOMES, HillstromData, load_hillstrom
 from campaign.policy_value import (
     Comparison,
     bootstrap_weights,
@@ -61,75 +59,12 @@ from campaign.policy_value import (
 )
 from campaign.uplift import Learner, UpliftData, fit_uplift, qini
 
-__all__ = [
-    "HILLSTROM_ARMS",
-    "HILLSTROM_CANDIDATES",
-    "HILLSTROM_OUTCOMES",
-    "HillstromData",
-    "HillstromEvaluation",
-    "evaluate_hillstrom",
-    "load_hillstrom",
-    "repeated_halves",
-]
+__all__ = ["HILLSTROM_CANDIDATES", "HillstromEvaluation", "evaluate_hillstrom", "repeated_halves"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
-HILLSTROM_ARMS = ("No E-Mail", "Mens E-Mail", "Womens E-Mail")
-HILLSTROM_OUTCOMES = ("spend", "conversion", "visit")
 HILLSTROM_CANDIDATES = ("via conversion", "via visit", "Mens E-Mail to everyone", "Womens E-Mail to everyone")
-
-
-@dataclass(frozen=True, eq=False)
-class HillstromData:
-    features: FloatArray
-    feature_names: tuple[str, ...]
-    arm: IntArray  # index into HILLSTROM_ARMS
-    visit: BoolArray
-    conversion: BoolArray
-    spend: FloatArray
-
-    def outcome(self, name: str, margin_rate: float = 1.0) -> FloatArray:
-        if name == "spend":
-            return self.spend * margin_rate
-        if name == "conversion":
-            return self.conversion.astype(np.float64)
-        if name == "visit":
-            return self.visit.astype(np.float64)
-        raise ValueError(f"unknown outcome {name!r}: one of {', '.join(HILLSTROM_OUTCOMES)}")
-
-
-def load_hillstrom(path: Path) -> HillstromData:
-    """The Hillstrom file (gzip'd CSV) as features and outcomes (recency and history as given;
-    men's, women's, newbie flags; zip code and channel one-hot)."""
-    zips = ("Urban", "Surburban", "Rural")
-    channels = ("Phone", "Web", "Multichannel")
-    rows: list[list[float]] = []
-    arm: list[int] = []
-    visit: list[bool] = []
-    conversion: list[bool] = []
-    spend: list[float] = []
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as handle:
-        for line, row in enumerate(csv.DictReader(handle), start=2):
-            try:
-                rows.append([
-                    float(row["recency"]), float(row["history"]), float(row["mens"]), float(row["womens"]),
-                    float(row["newbie"]), *(float(row["zip_code"] == z) for z in zips),
-                    *(float(row["channel"] == c) for c in channels),
-                ])  # fmt: skip
-                arm.append(HILLSTROM_ARMS.index(row["segment"]))
-                visit.append(row["visit"] == "1")
-                conversion.append(row["conversion"] == "1")
-                spend.append(float(row["spend"]))
-            except (KeyError, ValueError, TypeError) as exc:
-                raise ValueError(f"{path}, line {line}: not a Hillstrom row ({exc})") from None
-    names = ("recency", "history", "mens", "womens", "newbie", *(f"zip_{z}" for z in zips),
-             *(f"channel_{c}" for c in channels))  # fmt: skip
-    return HillstromData(
-        np.asarray(rows), names, np.asarray(arm, dtype=np.int64), np.asarray(visit), np.asarray(conversion),
-        np.asarray(spend),
-    )
 
 
 @dataclass(frozen=True)

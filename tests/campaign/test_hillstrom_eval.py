@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from campaign.hillstrom_eval import HILLSTROM_CANDIDATES, evaluate_hillstrom, load_hillstrom
+from campaign.hillstrom_data import load_hillstrom
+from campaign.hillstrom_eval import HILLSTROM_CANDIDATES, evaluate_hillstrom
 from tests.conftest import shared_data
 
 COLUMNS = ("recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie", "channel", "segment",
