@@ -100,7 +100,8 @@ def plan(
 ) -> None:
     """Who would be mailed, held out or suppressed, per segment, and what it would cost (nothing is written);
     then the decision by expected incremental profit (campaign.mailing_plan) with the mail-depth curve."""
-    from campaign.contacts import default_in_home, plan_contacts
+    from campaign.contact_plan import plan_contacts
+    from campaign.contacts import default_in_home
     from campaign.holdouts import campaign_seed
     from recsys.storage import campaigns as campaigns_db
     from recsys.storage import contacts as contacts_db

@@ -6,32 +6,19 @@ segment and edition kind (``catalog``: the segment's catalog, personalised per m
 edition with the **key code** printed on the order form and in the QR code
 (``2026Q4-S1-C``, ``2026Q4-S1-P``), and one contact row per segmented member.
 
-**Planned by expected profit** (``settings.mailing.plan_by_profit``, given the whole
-:class:`Settings`, when an earlier campaign's random holdout says what a piece does):
-:func:`campaign.mailing_plan.plan_mailing` decides, and each contact is written from it —
+Who gets what — each member's arm and reason — is decided first, as pure data
+(:mod:`campaign.contact_plan`), one of two ways:
 
-- ``mailed`` the edition kind the decision chose, with its cost; ``holdout`` when the
-  seeded hash (:mod:`campaign.holdouts`, the campaign's seed) holds out a member the
-  decision would have mailed: they keep the edition they would have had, so that each
-  edition's mailed members are compared with a random holdout of the same population;
-- ``suppressed`` (the suppression list, a closed member, no postal address, a value tier
-  not mailed) or ``not_mailed`` (a contact rule, the budget, the cap on pieces, a
-  capacity, or no expected profit), with the reason code;
-- every contact with its ``expected_profit`` (the planned edition's expected incremental
-  margin less its cost; for a member not mailed, the best edition the rules allowed) and
-  the member's value at the quarter's start (P(alive), expected purchases and value over
-  ``mailing.value_horizon_days``).
-
-**Everyone eligible** otherwise (the first campaign: nothing to learn from, which the
-result says; or the setting is off; or only :class:`CampaignSettings` were given) —
-
-- ``suppressed`` (with the reason) when the member is closed, has no postal address, is
-  in a value tier the settings do not mail, or is on the suppression list for the edition's
-  kind on the in-home date; ``not_mailed`` when a contact rule (frequency cap, quiet
-  period, spacing) blocks the piece; neither is randomised;
-- ``holdout`` when the seeded hash puts the member in the random holdout of their
-  segment × tier (``reason`` says ``universal`` or ``random``): nothing is rendered or sent;
-- ``mailed`` otherwise.
+- **planned by expected profit** (``settings.mailing.plan_by_profit``, given the whole
+  :class:`Settings`, when an earlier campaign's random holdout says what a piece does):
+  :func:`campaign.mailing_plan.plan_mailing` decides, and every contact is written with its
+  ``expected_profit`` (the planned edition's expected incremental margin less its cost; for a
+  member not mailed, the best edition the rules allowed) and the member's value at the
+  quarter's start (P(alive), expected purchases and value over ``mailing.value_horizon_days``);
+- **everyone eligible** otherwise (the first campaign: nothing to learn from, which the
+  result says; or the setting is off; or only :class:`CampaignSettings` were given): the
+  suppression list and contact rules for the edition's kind on the in-home date, then the
+  random holdout, then everyone else mailed.
 
 A mailed catalog carries the planned in-home date, the cost per piece, the model version
 and plan that produced the edition, and the print file the member's piece is in — their own
@@ -46,17 +33,16 @@ since); the arms of the others, and everything else written, stay as they were.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 from sqlalchemy import Connection
 
-from campaign.holdouts import Assignment, HoldoutRule, assign_holdouts, campaign_seed
+from campaign.contact_plan import ContactPlan, plan_contacts, plan_contacts_from_mailing
+from campaign.holdouts import campaign_seed
 from campaign.rules import MailOption, eligibility
 from campaign.suppression import rule_inputs, rules_from_settings
 from recsys.errors import BookclubError
@@ -72,18 +58,14 @@ if TYPE_CHECKING:
     from campaign.mailing_plan import MailingPlan
 
 __all__ = [
-    "ContactPlan",
     "ContactsResult",
     "PrintFiles",
-    "holdout_rule",
+    "default_in_home",
     "key_code",
     "open_quarter_campaign",
-    "plan_contacts",
     "record_web_edition",
     "write_quarter_contacts",
 ]
-
-PRINT_KINDS = frozenset({"catalog", "postcard"})
 
 
 @dataclass(frozen=True)
@@ -93,15 +75,6 @@ class PrintFiles:
 
     member: Callable[[str], str]  # member id → their member edition
     segment: Callable[[int], str]  # segment → the segment catalog
-
-
-def holdout_rule(settings: CampaignSettings) -> HoldoutRule:
-    return HoldoutRule(
-        share=settings.holdout_share,
-        overrides=dict(settings.holdout_shares),
-        universal_share=settings.universal_holdout_share,
-        universal_seed=settings.universal_holdout_seed,
-    )
 
 
 def key_code(campaign: str, segment: int, kind: str) -> str:
@@ -174,92 +147,6 @@ def open_quarter_campaign(
     return campaign, arms
 
 
-@dataclass(frozen=True, eq=False)
-class ContactPlan:
-    """Who gets what, one entry per member of the audience (pure data, nothing written)."""
-
-    audience: Audience
-    arm: list[str]  # mailed / holdout / suppressed / not_mailed
-    reason: list[str | None]
-    assignment: Assignment
-    personal: npt.NDArray[np.bool_]  # mailed with their own member edition
-
-    def counts(self) -> dict[tuple[int, str], int]:
-        """(segment, arm) → members."""
-        return dict(Counter(zip((int(s) for s in self.audience.segment), self.arm, strict=True)))
-
-    def suppressed_reasons(self) -> dict[str, int]:
-        return dict(Counter(r for a, r in zip(self.arm, self.reason, strict=True) if a == "suppressed" and r))
-
-    def not_mailed_reasons(self) -> dict[str, int]:
-        return dict(Counter(r for a, r in zip(self.arm, self.reason, strict=True) if a == "not_mailed" and r))
-
-
-def _personal_mask(audience: Audience, mailed: npt.NDArray[np.bool_], personal: int | None) -> npt.NDArray[np.bool_]:
-    """All mailed members, or the ``personal`` best spenders among them, one segment after another."""
-    if personal is None:
-        return mailed.copy()
-    chosen = np.zeros(len(audience), dtype=np.bool_)
-    if personal <= 0:
-        return chosen
-    order = np.lexsort((audience.member_key, -audience.monetary))  # best spend first
-    rank_in_segment: Counter[int] = Counter()
-    ranked: list[tuple[int, int, int]] = []
-    for i in order:
-        if mailed[i]:
-            segment = int(audience.segment[i])
-            ranked.append((rank_in_segment[segment], segment, int(i)))
-            rank_in_segment[segment] += 1
-    for _rank, _segment, i in sorted(ranked)[:personal]:
-        chosen[i] = True
-    return chosen
-
-
-def plan_contacts(
-    audience: Audience,
-    settings: CampaignSettings,
-    seed: int,
-    *,
-    kind: str = "catalog",
-    personal: int | None = None,
-    blocked: Sequence[str | None] | None = None,
-) -> ContactPlan:
-    """Suppress, then hold out at random, then mail the rest (module docstring). ``blocked[i]``:
-    the suppression entry (``suppressed: …``) or contact rule that keeps member i from the piece."""
-    n = len(audience)
-    status = np.asarray(audience.status, dtype=object)
-    tiers = np.asarray(audience.tier, dtype=object)
-    reason = np.full(n, None, dtype=object)
-    closed = status == "closed"
-    no_address = ~closed & ~audience.has_address if kind in PRINT_KINDS else np.zeros(n, dtype=np.bool_)
-    reason[closed] = "member closed"
-    reason[no_address] = "no postal address"
-    for tier in settings.suppress_tiers:  # a handful of tiers: one mask each
-        this = (tiers == tier) & (reason == None)  # noqa: E711 (elementwise on an object array)
-        reason[this] = f"tier {tier} is not mailed"
-    suppressed = reason != None  # noqa: E711
-    ruled = np.zeros(n, dtype=np.bool_)
-    if blocked is not None:
-        if len(blocked) != n:
-            raise ValueError(f"blocked has {len(blocked)} entries for {n} members")
-        by_rule = np.asarray(blocked, dtype=object)
-        listed = np.fromiter((b is not None and b.startswith("suppressed") for b in blocked), dtype=np.bool_, count=n)
-        ruled = (by_rule != None) & ~listed & ~suppressed  # noqa: E711
-        listed &= ~suppressed
-        reason[listed] = by_rule[listed]
-        reason[ruled] = by_rule[ruled]
-        suppressed = suppressed | listed
-    assignment = assign_holdouts(
-        audience.member_id, audience.segment, audience.tier, holdout_rule(settings), seed
-    )
-    held = assignment.held & ~suppressed & ~ruled
-    arms = np.where(suppressed, "suppressed", np.where(ruled, "not_mailed", np.where(held, "holdout", "mailed")))
-    reason[held] = ["universal" if u else "random" for u in assignment.universal[held].tolist()]
-    mailed = ~suppressed & ~ruled & ~held
-    arm: list[str] = arms.tolist()
-    return ContactPlan(audience, arm, reason.tolist(), assignment, _personal_mask(audience, mailed, personal))
-
-
 @dataclass(frozen=True)
 class ContactsResult:
     campaign: CampaignRecord
@@ -322,27 +209,6 @@ def _rule_blocks(
     return allowed.member_reason()
 
 
-def _from_mailing(
-    plan: MailingPlan, audience: Audience, seed: int, personal: int | None
-) -> tuple[ContactPlan, npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """The contact plan of a decision: (plan, chosen option per member or −1, expected profit)."""
-    if not np.array_equal(plan.member_key, audience.member_key):
-        raise BookclubError(f"the mailing plan of {plan.quarter} is not of the quarter's segmented members: plan again")
-    if plan.seed != seed or plan.holdout is None:
-        raise BookclubError(f"the mailing plan of {plan.quarter} was drawn with another holdout seed: plan again")
-    arms = plan.arms()
-    reason = list(arms.reason)
-    universal = plan.holdout.universal
-    for i in np.flatnonzero(arms.arm == "holdout").tolist():
-        reason[i] = "universal" if universal[i] else "random"
-    catalog = plan.options.index("catalog") if "catalog" in plan.options else -2
-    mailed_catalog = (arms.arm == "mailed") & (arms.choice == catalog)
-    contact_plan = ContactPlan(
-        audience, arms.arm.tolist(), reason, plan.holdout, _personal_mask(audience, mailed_catalog, personal)
-    )
-    return contact_plan, arms.choice, arms.expected_profit
-
-
 def write_quarter_contacts(
     connection: Connection,
     settings: Settings | CampaignSettings,
@@ -396,7 +262,7 @@ def write_quarter_contacts(
     )
     by_kind = {kind: arms}
     if mailing is not None:
-        plan, choice, expected_profit = _from_mailing(mailing, audience, campaign.seed, personal)
+        plan, choice, expected_profit = plan_contacts_from_mailing(mailing, audience, campaign.seed, personal)
         for option in {mailing.options[j] for j in np.unique(choice[choice >= 0]).tolist()} - {kind}:
             by_kind[option] = open_quarter_campaign(
                 connection, campaign_settings, quarter, quarter_start, in_home=in_home, files=None, kind=option,

@@ -48,7 +48,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection
 
 from campaign.club_value import ClubValue, value_club
-from campaign.contacts import holdout_rule
+from campaign.contact_plan import holdout_rule
 from campaign.holdouts import Assignment, assign_holdouts, campaign_seed
 from campaign.mail_depth import DepthCurve, depth_curve
 from campaign.policy import Constraints, Decision, decide

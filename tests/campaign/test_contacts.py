@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine, delete, func, select, update
 
-from campaign.contacts import PrintFiles, key_code, plan_contacts, write_quarter_contacts
+from campaign.contact_plan import plan_contacts
+from campaign.contacts import PrintFiles, key_code, write_quarter_contacts
 from campaign.holdouts import campaign_seed
 from recsys.errors import BookclubError
 from recsys.settings import CampaignSettings

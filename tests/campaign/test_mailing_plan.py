@@ -127,7 +127,7 @@ def test_the_quarter_is_written_from_the_plan(engine: Engine, tmp_path) -> None:
     holdout, 'not_mailed' with reason codes, every contact with its expected profit and value."""
     from sqlalchemy import select
 
-    from campaign.contacts import holdout_rule
+    from campaign.contact_plan import holdout_rule
     from campaign.holdouts import assign_holdouts
     from recsys.storage import campaigns as campaigns_db
     from recsys.storage.schema import CampaignContact, Member
