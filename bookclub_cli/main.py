@@ -12,9 +12,11 @@ from bookclub_cli import (
     import_cmd,
     mailing_cmd,
     quarter_cmd,
+    recommend_cmd,
     selection_cmd,
     serve_cmd,
     train_cmd,
+    tune_cmd,
 )
 
 app = typer.Typer(
@@ -26,8 +28,9 @@ app = typer.Typer(
 )
 
 for module in (
-    db_cmd, import_cmd, demo_cmd, train_cmd, serve_cmd, catalog_cmd, campaign_cmd, mailing_cmd, quarter_cmd
-):
+    db_cmd, import_cmd, demo_cmd, train_cmd, tune_cmd, recommend_cmd, serve_cmd, catalog_cmd, campaign_cmd,
+    mailing_cmd, quarter_cmd,
+):  # fmt: skip
     module.register(app)
 selection_cmd.register(app)  # campaigns decline|autoship (the negative option), into the campaigns group
 

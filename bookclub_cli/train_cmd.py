@@ -1,10 +1,13 @@
-"""``bookclub train``, ``evaluate``, ``recommend`` and ``models list|activate|rollback``."""
+"""``bookclub train``, ``evaluate`` and ``models list|activate|rollback``.
+
+Also what ``bookclub tune`` (:mod:`bookclub_cli.tune_cmd`) shares with them: the ``--cutoff``
+parser, the step progress bars and the ``mean [interval]`` cells.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,16 +17,15 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from bookclub_cli.common import cli_errors, console, err_console, load_settings, open_engine, progress
-from recsys import serving
 from recsys.errors import BookclubError
-from recsys.serving import RecommendationQuery
 from recsys.storage.db import check_ready
 from training.compare import served_against_each
 from training.dataset import read_catalogue
-from training.evaluate import EvaluationReport, evaluate
-from training.pipeline import default_cutoff, run_training
+from training.evaluate import evaluate
+from training.evaluation_report import EvaluationReport
+from training.pipeline import run_training
 from training.registry import ModelRegistry, Promote
-from training.tuning import configured, save, tune
+from training.tuning import configured
 
 models_app = typer.Typer(
     help="Trained model versions: list, activate, roll back.", no_args_is_help=True
@@ -57,7 +59,7 @@ def parse_cutoff(
     return moment
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
@@ -76,7 +78,7 @@ def step_progress() -> Iterator[Step]:
         yield step
 
 
-def _cell(value: float | None, interval: list[float] | None, signed: bool = False) -> str:
+def interval_cell(value: float | None, interval: list[float] | None, signed: bool = False) -> str:
     if value is None:
         return "-"
     fmt = "{:+.4f}" if signed else "{:.4f}"
@@ -106,8 +108,8 @@ def metrics_table(report: EvaluationReport) -> Table:
         new = report.new_titles.get(kind, {}).get(f"recall@{report.k}")
         table.add_row(
             kind + (" *" if kind == report.served else ""),
-            *(_cell(values.get(n, float("nan")), intervals.get(n)) for n in names),
-            _cell(new, intervals.get(f"new_titles_recall@{report.k}")),
+            *(interval_cell(values.get(n, float("nan")), intervals.get(n)) for n in names),
+            interval_cell(new, intervals.get(f"new_titles_recall@{report.k}")),
         )
     return table
 
@@ -125,13 +127,13 @@ def differences_table(report: EvaluationReport) -> Table | None:
     for kind, diff in report.differences.items():
         table.add_row(
             kind, diff["against"],
-            *(_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
+            *(interval_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
         )  # fmt: skip
     for kind, diff in report.versus_popularity.items():
         if report.differences.get(kind, {}).get("against") != "popularity":
             table.add_row(
                 kind, "popularity",
-                *(_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
+                *(interval_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
             )  # fmt: skip
     return table
 
@@ -146,11 +148,11 @@ def cold_table(report: EvaluationReport) -> Table | None:
     for name in names:
         table.add_column(name, justify="right")
     for arm, values in cold["results"].items():
-        table.add_row(arm, *(_cell(values[n], cold["intervals"][arm][n]) for n in names))
+        table.add_row(arm, *(interval_cell(values[n], cold["intervals"][arm][n]) for n in names))
     diff = cold["differences"]["cold_start"]
     table.add_row(
         "cold_start − popularity",
-        *(_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
+        *(interval_cell(diff[n]["mean"], [diff[n]["low"], diff[n]["high"]], signed=True) for n in names),
     )
     return table
 
@@ -166,7 +168,7 @@ def folds_table(report: EvaluationReport) -> Table | None:
         m = fold["members"]
         table.add_row(
             f"{fold['cutoff']} – {fold['end']}", f"{m['warm']:,}", f"{m['cold']:,}", f"{m['repurchase_only']:,}",
-            *(_cell(fold["results"][kind][primary], fold["intervals"][kind][primary]) for kind in report.results),
+            *(interval_cell(fold["results"][kind][primary], fold["intervals"][kind][primary]) for kind in report.results),
         )  # fmt: skip
     return table
 
@@ -191,7 +193,7 @@ def served_table(report: EvaluationReport, versus: dict[str, Any]) -> Table | No
     for other, values in versus["against"].items():
         table.add_row(
             f"{report.served} − {other}",
-            *(_cell(values[n]["mean"], [values[n]["low"], values[n]["high"]], signed=True) for n in names),
+            *(interval_cell(values[n]["mean"], [values[n]["low"], values[n]["high"]], signed=True) for n in names),
         )
     return table
 
@@ -270,7 +272,7 @@ def evaluate_cmd(
     settings = load_settings()
     engine = open_engine(settings)
     check_ready(engine)
-    moment = parse_cutoff(cutoff, not_before=settings.imports.earliest_date, not_after=_now())
+    moment = parse_cutoff(cutoff, not_before=settings.imports.earliest_date, not_after=utc_now())
     assert moment is not None
     training, served, per_kind = configured(settings)
     with engine.connect() as connection:
@@ -301,93 +303,6 @@ def evaluate_cmd(
             f"test: {d['test_rows']:,} lines, {d['scored_members']:,} members scored, "
             f"{d['new_title_members']:,} bought new titles ({d['new_title_candidates']:,} candidates)"
         )
-
-
-@cli_errors
-def tune_cmd(
-    cutoff: str | None = typer.Option(
-        None, "--cutoff", help="use nothing at or after this date (default: all data; the newest is the last fold)"
-    ),
-    budget: float = typer.Option(10.0, "--budget", min=0.0, help="minutes for the search (the first round always runs)"),
-    folds: int = typer.Option(3, "--folds", min=1, help="validation periods (holdout_days each) ending at the cutoff"),
-    seeds: int = typer.Option(3, "--seeds", min=1, help="fits per point for ALS and BPR (random starts), averaged"),
-    as_json: bool = typer.Option(False, "--json", help="print the search record as one JSON object"),
-) -> None:
-    """Search every recommender's settings on validation folds, choose what to serve — among
-    the points not significantly worse than any other and within 1 % of the best mean, a
-    baseline if one is there, else the learnt recommender with the best mean — and store it:
-    `bookclub train` serves it and `bookclub evaluate` scores each recommender with its own
-    choice."""
-    settings = load_settings()
-    engine = open_engine(settings)
-    check_ready(engine)
-    moment = parse_cutoff(cutoff, not_before=settings.imports.earliest_date, not_after=_now()) or default_cutoff(
-        engine
-    )
-    if as_json:
-        result = tune(engine, settings, moment, folds=folds, seeds=seeds, budget_minutes=budget)
-    else:
-        with step_progress() as step:
-            result = tune(engine, settings, moment, folds=folds, seeds=seeds, budget_minutes=budget, on_step=step)
-    path = save(settings.models_dir, result.record)
-    if as_json:
-        typer.echo(json.dumps(result.record, default=str))
-        return
-    record = result.record
-    table = Table(title=f"tune: {record['metric']} on {folds} fold(s) ending {moment:%Y-%m-%d}, {record['members']:,} members")
-    for column in ("recommender", "settings", "mean [95 % interval]", "− best [95 % interval]", "s"):
-        table.add_column(column, justify="right" if column == "s" else "left")
-    for kind, trial in record["per_kind"].items():
-        d = trial["difference_to_best"]
-        table.add_row(
-            kind + (" *" if kind == record["served"] else ""),
-            ", ".join(f"{k}={v}" for k, v in trial["settings"].items()),
-            _cell(trial["mean"], trial["interval"]),
-            _cell(d["mean"], [d["low"], d["high"]], signed=True),
-            f"{trial['seconds']:.1f}",
-        )
-    console.print(table)
-    console.print(
-        f"{len(record['points'])} points in {record['elapsed_minutes']} min ({record['stopped']}); "
-        f"served: {record['served']} (* — {record['rule']}); stored in {path}"
-    )
-
-
-@cli_errors
-def recommend(
-    member_id: str = typer.Argument(..., help="the club's member id"),
-    limit: int = typer.Option(10, "--limit", min=1, max=200, help="how many titles"),
-    category: str | None = typer.Option(None, "--category", help="only titles in this category (or below)"),
-    include_purchased: bool = typer.Option(
-        False, "--include-purchased", help="keep titles the member bought since training"
-    ),
-    in_stock_only: bool = typer.Option(
-        True, "--in-stock-only/--all-stock", help="drop titles out of stock (the default)"
-    ),
-    as_json: bool = typer.Option(
-        False, "--json", help="print exactly the body of GET /v1/members/{id}/recommendations"
-    ),
-) -> None:
-    """A member's titles from the active model, with reasons: the API's answer, on the CLI."""
-    settings = load_settings()
-    model = ModelRegistry(settings.models_dir).load()
-    query = RecommendationQuery(
-        limit=limit, category=category, include_purchased=include_purchased, in_stock_only=in_stock_only
-    )
-    with open_engine(settings).connect() as connection:
-        serving.prepare_model_from_db(connection, model)
-        shelf = serving.read_shelf(connection, model)
-        result = serving.recommend(connection, model, member_id, query, shelf=shelf)
-    if as_json:
-        sys.stdout.buffer.write(serving.recommendations_json(result, model.version, shelf) + b"\n")
-        return
-    known = "cold start" if result.cold_start else "from purchases"
-    table = Table(title=f"{member_id} ({known}), model {model.version}")
-    for column in ("#", "title_id", "title", "author", "score", "why"):
-        table.add_column(column, justify="right" if column in ("#", "score") else "left")
-    for i, (r, record) in enumerate(result.items, 1):
-        table.add_row(str(i), r.title_id, record.title, record.author or "", f"{r.score:.3f}", r.reason)
-    console.print(table)
 
 
 @models_app.command("list")
@@ -444,9 +359,7 @@ def models_rollback() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add this module's commands to ``app`` (``tune`` and ``recommend`` have their own modules)."""
     app.command("train")(train)
     app.command("evaluate")(evaluate_cmd)
-    app.command("tune")(tune_cmd)
-    app.command("recommend")(recommend)
     app.add_typer(models_app, name="models")

@@ -32,7 +32,7 @@ from sqlalchemy import Connection
 from recsys.errors import UnknownMemberError
 from recsys.serving import RecommendationQuery, ServableModel, Shelf, recommend
 from recsys.storage.titles import TitleRecord
-from training.evaluate import EvaluationReport, paired_difference
+from training.evaluation_report import EvaluationReport, paired_difference
 
 __all__ = [
     "CellOverlap",

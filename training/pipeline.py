@@ -38,7 +38,8 @@ from recsys.settings import Settings, TrainingSettings
 from recsys.storage.purchase_log import PurchaseArrays, newest_purchase
 from training.artifact import read_meta, write_parts
 from training.dataset import Catalogue, TrainingSet, build_training_set, extract_for_training, read_catalogue
-from training.evaluate import EvaluationReport, evaluate_fold, paired_difference
+from training.evaluate import evaluate_fold
+from training.evaluation_report import EvaluationReport, paired_difference
 from training.extract_cache import CacheReport, ExtractCache
 from training.registry import ModelInfo, ModelRegistry, Promote
 from training.served import model_parts

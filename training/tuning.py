@@ -75,7 +75,8 @@ from recsys.files import atomic_write_text
 from recsys.settings import Settings, TrainingSettings
 from recsys.storage.purchase_log import PurchaseArrays, read_purchase_log, titles_sold_before
 from training.dataset import Catalogue, read_catalogue, window_start
-from training.evaluate import FoldScores, evaluate_fold, fold_cutoffs
+from training.evaluate import evaluate_fold, fold_cutoffs
+from training.evaluation_report import FoldScores
 from training.metrics.bootstrap import LEVEL, pooled_means, resample_means
 
 Step = Callable[[str, int, int], None]

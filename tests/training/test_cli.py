@@ -1,4 +1,4 @@
-"""``bookclub train / evaluate / recommend / models`` through Typer's runner."""
+"""``bookclub train / evaluate / tune / recommend / models`` through Typer's runner."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from bookclub_cli import train_cmd
+from bookclub_cli import recommend_cmd, train_cmd, tune_cmd
 from tests.training.synthetic import Club
 
 
@@ -29,7 +29,8 @@ def cli(
     }.items():
         monkeypatch.setenv(f"BOOKCLUB_TRAINING__{key}", value)
     app = typer.Typer()
-    train_cmd.register(app)
+    for module in (train_cmd, tune_cmd, recommend_cmd):
+        module.register(app)
     return app
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from training.compare import served_against_each
-from training.evaluate import EvaluationReport, FoldScores, Scores
+from training.evaluation_report import EvaluationReport, FoldScores, Scores
 from training.metrics.ranking import NAMES
 
 MEMBERS = 400

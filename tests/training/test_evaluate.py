@@ -11,7 +11,8 @@ from recsys.settings import Settings, TrainingSettings
 from recsys.storage.bulk import bulk_insert
 from tests.training.synthetic import Club, add_unrelated_rows, make_club
 from training.dataset import read_catalogue
-from training.evaluate import EvaluationReport, evaluate
+from training.evaluate import evaluate
+from training.evaluation_report import EvaluationReport
 
 METRICS = {"precision@20", "recall@20", "ndcg@20", "map@20", "hitrate@20"}
 KINDS = {"als", "bpr", "popularity", "category_popularity", "item_knn"}
@@ -181,7 +182,7 @@ def test_fast_ranking_matches_dense_top_n(
     from recsys.recommenders import FitContext, build_recommender, top_n
     from recsys.storage.purchase_log import read_purchases, titles_sold_before
     from training.dataset import window_start
-    from training.evaluate import _Ranker
+    from training.ranker import Ranker
     from training.served import cold_placement
     from training.split import time_split
 
@@ -203,7 +204,7 @@ def test_fast_ranking_matches_dense_top_n(
     rows = train.member_titles[idx]
     new_rows = np.array([i for i, m in enumerate(idx.tolist()) if m in holdout.new_truth], dtype=np.int64)
     assert len(new_rows) and len(placement.cold_idx)
-    ids, new_ids = _Ranker(recommender, placement, holdout.new_candidates, 5, 1).rank(idx, rows, new_rows)
+    ids, new_ids = Ranker(recommender, placement, holdout.new_candidates, 5, 1).rank(idx, rows, new_rows)
     scores = placement.fill_scores(recommender.score(idx, rows))
     want, _ = top_n(scores, 5, liked=rows)
     pos, _ = top_n(scores[np.ix_(new_rows, holdout.new_candidates)], 5)
