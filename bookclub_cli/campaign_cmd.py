@@ -206,7 +206,8 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="the report as JSON"),
 ) -> None:
     """Each edition's incremental effect against its random holdout, with 95 % intervals."""
-    from campaign.report import campaign_report, report_text
+    from campaign.report import campaign_report
+    from campaign.report_text import report_text
 
     settings = load_settings()
     with open_engine(settings).connect() as connection:

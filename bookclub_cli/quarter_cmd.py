@@ -106,7 +106,7 @@ def quarter(
 
 def _print_campaign(outcome: QuarterResult) -> None:
     """The campaign report, and on a simulated club each interval beside the truth."""
-    from campaign.report import report_text
+    from campaign.report_text import report_text
     from demo.respond import truth_lines
 
     campaign = outcome.campaign

@@ -22,7 +22,8 @@ from campaign.negative_option import (
     decline,
     run_autoship,
 )
-from campaign.report import campaign_report, report_text
+from campaign.report import campaign_report
+from campaign.report_text import report_text
 from demo.respond import SimulatedResponses
 from recsys.errors import BookclubError, UnknownMemberError
 from recsys.settings import CampaignSettings, Settings

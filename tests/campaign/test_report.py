@@ -11,7 +11,8 @@ from sqlalchemy import Engine, delete, select
 
 from campaign.contacts import PrintFiles, write_quarter_contacts
 from campaign.matchback import run_matchback
-from campaign.report import campaign_report, report_text
+from campaign.report import campaign_report
+from campaign.report_text import report_text
 from recsys.settings import CampaignSettings
 from recsys.storage.schema import CampaignContact, Member, Purchase
 from tests.campaign.club import QUARTER, add_lines, insert_club
