@@ -314,10 +314,12 @@ def edition_batch(
         covers_dir=settings.data_dir / "covers", key_codes=contacts.key_codes,
         mains={m: s.main for m, s in selections.items()}, reply_by=contacts.reply_by,
     )
-    # recorded for the contacts whose mailed piece is this edition (not a segment catalog's)
+    # recorded for the contacts whose mailed piece is this edition (not a segment catalog's), by
+    # what prints or mails it; an on-demand web edition (``web``) records nothing: it may be laid
+    # out later, from later purchases, than the piece the member holds (and its order form)
     mailed = {
         m: c for m, c in contacts.contacts.items()
-        if c.file == edition_path(settings, quarter, m).relative_to(settings.catalogs_dir).as_posix()
+        if not web and c.file == edition_path(settings, quarter, m).relative_to(settings.catalogs_dir).as_posix()
     }
     shown = [
         ShownTitle(c.contact_id, c.campaign_id, c.member_key, title_id, "main" if i == 0 else "pick", i)

@@ -38,6 +38,7 @@ from sqlalchemy import Connection
 
 from catalog.context import catalog_view
 from catalog.member_edition import (
+    EditionBatch,
     edition_batch,
     edition_key_codes,
     mailed_edition_members,
@@ -61,6 +62,7 @@ from recsys.storage import members as members_db
 from recsys.storage import segments as segments_db
 from recsys.storage import titles as titles_db
 from recsys.storage.members import MemberRecord
+from recsys.storage.shown_titles import ShownTitle
 from recsys.storage.titles import TitleRecord
 
 MANIFEST_COLUMNS = ("sequence", "member_id", "key_code", "file", "pages", "postcode", "segment", "sheets")
@@ -303,7 +305,8 @@ def _print_file(
     name = f"personal-{number:04d}.pdf"
     path = folder / name
     placed: list[tuple[MemberRecord, PlacedMember]] = []
-    recorders: list[Callable[[], None]] = []
+    shown: list[ShownTitle] = []  # what the file's pages show, for the members' contacts
+    contact_ids: list[int] = []
     title = f"{cfg.club_name} · {quarter} · {plan.segment_name} · {name}"
     with atomic_writer(path) as handle:
         writer = PrintFileWriter(handle, duplex=cfg.print_duplex, title=title)
@@ -312,8 +315,8 @@ def _print_file(
             ids = [m.member_id for m in batch]
             # the same personal pages as the member's edition: main selection, reply deadline, picks
             laid = edition_batch(connection, model, settings, quarter, plan, titles, batch)
-            if (record := shown_recorder(connection, laid)) is not None:
-                recorders.append(record)
+            shown += laid.shown
+            contact_ids += laid.contact_ids
             sheet = stamp_sheet(plan, titles, cfg, renderer, settings.data_dir / "covers")
             pages = render_member_pages(laid.views, cfg, renderer, sheet)
             ranges = [(m, *pages.ranges[m]) for m in ids]
@@ -322,8 +325,9 @@ def _print_file(
             on_done(len(batch))
         page_count = writer.close()
     # what the printed pages show, recorded for the members' contacts (rotation next quarter reads
-    # it) once the file is complete and before its manifest: a manifest means the rows are in
-    for record in recorders:
+    # it) in one transaction once the file is complete and before its manifest: a manifest means
+    # the rows are in
+    if (record := shown_recorder(connection, EditionBatch([], shown, contact_ids))) is not None:
         record()
     data_size, digest = _size_and_digest(path)
     manifest = io.StringIO()

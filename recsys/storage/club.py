@@ -23,7 +23,12 @@ from recsys.storage.schema import (
 )
 
 CLUB_TABLES = ("purchases", "member_categories", "title_categories", "members", "titles")
-CAMPAIGN_TABLES = ("campaign_matches", "campaign_contacts", "campaign_treatments", "campaign_editions", "campaigns")
+# contact_titles has no foreign keys (TRUNCATE … CASCADE does not reach it): named, so that a
+# replaced club's contacts do not inherit what the old club's editions showed
+CAMPAIGN_TABLES = (
+    "contact_titles", "selection_replies", "campaign_matches", "campaign_contacts", "campaign_treatments",
+    "campaign_editions", "campaigns",
+)
 
 
 def has_club_data(connection: Connection) -> bool:

@@ -190,6 +190,23 @@ def test_the_edition_prints_the_main_selection_and_deadline_and_records_what_it_
         assert {r.campaign_id for r in rows} == {campaign.id}
 
 
+def test_an_on_demand_web_edition_records_nothing(club: Club) -> None:
+    """The web edition (the API's catalog.pdf) may be laid out after the mailed piece, from later
+    purchases: it must not replace what the piece the member holds showed (the negative option
+    ships that main selection)."""
+    with club.engine.connect() as connection:
+        plan = club.plans[0]
+        ids = segments_db.members_of_segment(connection, QUARTER, plan.segment)[5:8]
+        rows = members_db.members_by_id(connection, ids)
+        titles = titles_by_id(connection, QUARTER)
+        members = [rows[m] for m in ids]
+        mailed = edition_batch(connection, club.model, club.settings, QUARTER, plan, titles, members)
+        web = edition_batch(connection, club.model, club.settings, QUARTER, plan, titles, members, web=True)
+    assert mailed.contact_ids and mailed.shown  # a mailed edition records its rows
+    assert web.contact_ids == [] and web.shown == []
+    assert [v.member_id for v in web.views] == ids  # and still lays the pages out
+
+
 def test_a_render_again_replaces_the_rows_and_a_failed_record_leaves_no_usable_edition(
     club: Club, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,7 +24,7 @@ from demo.generate import (
 )
 from demo.load import DemoDataExistsError, load_demo, top_share
 from recsys.storage.categories import read_clc
-from recsys.storage.schema import CHANNELS, Member, Purchase, Title, TitleCategory
+from recsys.storage.schema import CHANNELS, ContactTitle, Member, Purchase, Title, TitleCategory
 from tests.conftest import shared_data
 
 END = dt.date(2026, 11, 22)
@@ -181,8 +181,14 @@ def test_loads_with_integrity_and_refuses_a_second_load(engine: Engine) -> None:
     assert {"ix_purchases_title_key", "ix_purchases_member_key_purchased_at"} <= index_names
     with pytest.raises(DemoDataExistsError, match="--replace"):
         load_demo(engine, spec, _clc())
+    with engine.begin() as connection:  # what an old club's edition showed: no foreign keys reach it
+        connection.execute(insert(ContactTitle).values(
+            contact_id=1, campaign_id=1, member_key=1, title_key=1, role="main", position=0
+        ))  # fmt: skip
     again = load_demo(engine, spec, _clc(), replace=True)
     assert again.counts == summary.counts
+    with engine.connect() as connection:  # else the new club's contact 1 would inherit it
+        assert connection.scalar(select(func.count()).select_from(ContactTitle)) == 0
     with engine.begin() as connection:  # the id sequences moved past the demo's keys
         connection.execute(insert(Member).values(member_id="X1", name="新会员", status="active"))
         connection.execute(insert(Title).values(title_id="X1", title="新书", in_stock=True))

@@ -143,6 +143,8 @@ def integer(values: dict[str, str], field: str, *, lo: int | None = None, hi: in
     match = _WHOLE.fullmatch(raw)
     if match is None:
         raise FieldError(field, f"'{raw}' is not a whole number")
+    if len(match.group(1).lstrip("+-").lstrip("0")) > 18:  # int() refuses past 4,300 digits
+        raise FieldError(field, f"'{raw[:24]}…' is too large a number")
     value = int(match.group(1))
     if lo is not None and value < lo:
         raise FieldError(field, f"{value} is below {lo}")

@@ -23,3 +23,12 @@ def test_what_only_int_or_float_would_take_is_an_error_naming_the_field(raw: str
 def test_bounds_still_apply() -> None:
     with pytest.raises(FieldError, match="below 1"):
         integer({"quantity": "0.0"}, "quantity", lo=1)
+
+
+@pytest.mark.parametrize("digits", [19, 5_000])
+def test_a_number_too_long_is_an_error_naming_the_field_not_a_crash(digits: int) -> None:
+    """int() refuses strings past 4,300 digits with a plain ValueError, which aborted the import."""
+    with pytest.raises(FieldError, match="too large") as caught:
+        integer({"quantity": "9" * digits}, "quantity")
+    assert caught.value.field == "quantity"
+    assert integer({"quantity": "0" * 30 + "7"}, "quantity") == 7  # leading zeros are not size
