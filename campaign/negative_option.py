@@ -6,7 +6,10 @@ edition features a main selection with a reply deadline printed on the order for
 
 - was mailed the campaign's edition (held-out members get nothing: no edition, no auto-ship),
 - has a main selection recorded for that edition,
-- had the edition in home at least ``negative_option_notice_days`` before the deadline,
+- had the edition in home at least ``negative_option_notice_days`` before the deadline (the
+  deadline is the in-home date + ``reply_days``, so this holds for everyone exactly when
+  ``reply_days`` ≥ the notice days — the settings refuse the negative option otherwise; the
+  ``notice_too_short`` reason stays for settings built without validation),
 - did not decline it (``selection_replies``) and did not order it,
 
 is sent the title, one unit at its price: an **auto-ship** order line. :func:`decide_autoships`

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -262,8 +262,21 @@ class CampaignSettings(BaseModel):
     )
     negative_option_notice_days: int = Field(
         10, ge=0, description="the negative option applies only when the edition was in home at least this many "
-        "days before the reply deadline"
+        "days before the reply deadline (the deadline is in home + reply_days: reply_days must be at least this)"
     )
+
+    @model_validator(mode="after")
+    def _notice_fits_the_reply_period(self) -> Self:
+        # every member's deadline is their in-home date + reply_days, so the notice is reply_days
+        # for all of them: a shorter reply period would ship to nobody (or, with a later delivery
+        # date, to some) — refused where it is set
+        if self.negative_option and self.reply_days < self.negative_option_notice_days:
+            raise ValueError(
+                f"campaign.reply_days ({self.reply_days}) is shorter than campaign.negative_option_notice_days "
+                f"({self.negative_option_notice_days}): the negative option needs the edition in home that long "
+                "before the reply deadline"
+            )
+        return self
 
     def costs(self, kind: str) -> PieceCosts:
         costs: PieceCosts = getattr(self, kind)
