@@ -127,7 +127,11 @@ def demo_history(
             member=lambda m: edition_path(settings, quarter, m).relative_to(settings.catalogs_dir).as_posix(),
             segment=lambda s: catalog_path(settings, quarter, s).relative_to(settings.catalogs_dir).as_posix(),
         )
-        test = settings.campaign.model_copy(update={"holdout_share": DEMO_TEST_HOLDOUT, "holdout_shares": {}})
+        # the club's own contact rules and suppressions, everyone eligible mailed, a larger holdout
+        test = settings.model_copy(update={
+            "campaign": settings.campaign.model_copy(update={"holdout_share": DEMO_TEST_HOLDOUT, "holdout_shares": {}}),
+            "mailing": settings.mailing.model_copy(update={"plan_by_profit": False}),
+        })  # fmt: skip
         contacts = write_quarter_contacts(
             connection, test, quarter, period.start, files=files, in_home=period.start, personal=0,
             segment_names={p.segment: p.name for p in segmentation.profiles},

@@ -134,7 +134,7 @@ def member_picks(
     limit: int,
     *,
     shown: Mapping[str, Collection[str]] | None = None,
-    rotation_tolerance: float = 1.0,
+    rotation_tolerance: float = 0.9,
 ) -> dict[str, list[tuple[str, str]]]:
     """member_id → (title_id, reason in Chinese): each member's best titles within this
     quarter's catalog, on the one serving path (:func:`recsys.serving.recommend_for_member`:

@@ -337,8 +337,8 @@ class MailingSettings(BaseModel):
     uplift_learner: Literal["x", "two-model"] = "x"
     rotation_editions: int = Field(2, ge=0, description="titles shown in a member's last N editions are not repeated")
     rotation_tolerance: float = Field(
-        0.9, ge=0, le=1, description="a title shown in the last editions comes back only when nothing else in the "
-        "member's categories scores at least this share of its score"
+        0.9, ge=0, le=1, description="a title shown in the last editions comes back only when nothing else the "
+        "edition may show (the segment catalog, in stock, not bought) scores at least this share of its score"
     )
     plan_by_profit: bool = Field(
         True, description="`bookclub quarter` mails whom the decision by expected incremental profit picks "
