@@ -90,26 +90,6 @@ def _as_datetime(value: Any) -> dt.datetime:
     return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
 
 
-# ------------------------------------------------------------------ main selections (what the edition showed)
-
-
-def record_main_selection(connection: Connection, contact_id: int, title_key: int) -> bool:
-    """Record ``title_key`` as the main selection of contact ``contact_id`` (its campaign and member
-    read from the contact); True when new. The renderer writes these rows with the edition; this is
-    the single-row form for staff corrections and tests."""
-    row = connection.execute(
-        select(CampaignContact.campaign_id, CampaignContact.member_key).where(CampaignContact.id == contact_id)
-    ).first()
-    if row is None:
-        raise LookupError(f"no contact with id {contact_id}")
-    return _insert_one(
-        connection,
-        table_of(ContactTitle),
-        {"contact_id": contact_id, "campaign_id": int(row[0]), "member_key": int(row[1]),
-         "title_key": title_key, "role": "main", "position": 0},
-    )
-
-
 # ------------------------------------------------------------------ replies
 
 

@@ -32,6 +32,7 @@ from recsys.storage.db import make_engine, upgrade
 from recsys.storage.purchases import insert_purchase_rows
 from recsys.storage.schema import CampaignContact, Member, Purchase, Title
 from recsys.storage.selections import MailedSelection
+from recsys.storage.shown_titles import ShownTitle, replace_shown_titles
 from tests.campaign.club import QUARTER, insert_club
 
 FILES = PrintFiles(member=lambda m: f"{QUARTER}/members/{m}.pdf", segment=lambda s: f"{QUARTER}/segment-{s}.pdf")
@@ -56,15 +57,17 @@ def _club(connection: Connection, members: int = 240) -> dict[str, tuple[int, in
     write_quarter_contacts(connection, ON, QUARTER, dt.date(2026, 10, 1), files=FILES, in_home=IN_HOME)
     titles = {t: int(k) for t, k in connection.execute(select(Title.title_id, Title.id))}
     out: dict[str, tuple[int, int, str]] = {}
-    for contact_id, member_id, key, arm in connection.execute(
-        select(CampaignContact.id, Member.member_id, Member.id, CampaignContact.arm)
+    shown: list[ShownTitle] = []
+    for contact_id, campaign_id, member_id, key, arm in connection.execute(
+        select(CampaignContact.id, CampaignContact.campaign_id, Member.member_id, Member.id, CampaignContact.arm)
         .join(Member, Member.id == CampaignContact.member_key)
         .where(CampaignContact.arm.in_(("mailed", "holdout")))
     ):
-        title_key = titles[f"T{1 + int(member_id[1:]) % 3}"]
-        if arm == "mailed":
-            assert selections_db.record_main_selection(connection, contact_id, title_key)
-        out[member_id] = (int(key), title_key, arm)
+        title_id = f"T{1 + int(member_id[1:]) % 3}"
+        if arm == "mailed":  # the rows the edition writes when it renders: here only the main selection
+            shown.append(ShownTitle(int(contact_id), int(campaign_id), int(key), title_id, "main", 0))
+        out[member_id] = (int(key), titles[title_id], arm)
+    assert replace_shown_titles(connection, [s.contact_id for s in shown], shown) == len(shown) > 0
     return out
 
 
