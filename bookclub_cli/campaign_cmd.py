@@ -100,8 +100,7 @@ def plan(
 ) -> None:
     """Who would be mailed, held out or suppressed, per segment, and what it would cost (nothing is written);
     then the decision by expected incremental profit (campaign.mailing_plan) with the mail-depth curve."""
-    from campaign.contact_plan import plan_contacts
-    from campaign.contacts import default_in_home
+    from campaign.contacts import default_in_home, mail_everyone_plan
     from campaign.holdouts import campaign_seed
     from recsys.storage import campaigns as campaigns_db
     from recsys.storage import contacts as contacts_db
@@ -112,11 +111,15 @@ def plan(
         if not len(audience):
             raise BookclubError(f"no segments for {quarter}: run `bookclub segment --quarter {quarter}` first")
         existing = campaigns_db.campaign_by_name(connection, quarter)
-    seed = existing.seed if existing else campaign_seed(quarter)
-    contact_plan = plan_contacts(audience, settings.campaign, seed, personal=personal)
-    day = existing.in_home_date if existing else (
-        in_home.date() if in_home else default_in_home(_quarter_start(quarter), dt.date.today(), settings.campaign)
-    )
+        seed = existing.seed if existing else campaign_seed(quarter)
+        day = existing.in_home_date if existing else (
+            in_home.date() if in_home else default_in_home(_quarter_start(quarter), dt.date.today(), settings.campaign)
+        )
+        # the same plan `campaigns contacts` writes when everyone eligible is mailed: the holdout,
+        # the suppression list and the contact rules (not_mailed) included
+        contact_plan = mail_everyone_plan(
+            connection, settings, audience, seed, day, personal=personal, check_rules=existing is None
+        )
     cost = settings.campaign.costs("catalog").total
     counts = contact_plan.counts()
     personalised = int(contact_plan.personal.sum())

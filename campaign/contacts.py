@@ -197,8 +197,34 @@ class ContactsResult:
         return lines
 
 
+def mail_everyone_plan(
+    connection: Connection,
+    settings: Settings | CampaignSettings,
+    audience: Audience,
+    seed: int,
+    day: dt.date,
+    *,
+    kind: str = "catalog",
+    personal: int | None = None,
+    campaign_id: int | None = None,
+    check_rules: bool = True,
+) -> ContactPlan:
+    """Every eligible member mailed ``kind`` on ``day`` less the random holdout, the suppression
+    list and the contact rules (``not_mailed`` with the rule): what ``bookclub campaigns contacts``
+    writes when the decision by profit is off or not possible, and what ``bookclub campaigns plan``
+    previews before anything is written (``campaign_id``: the campaign's own pieces do not count
+    against its rules)."""
+    full = settings if isinstance(settings, Settings) else None
+    campaign_settings = full.campaign if full is not None else settings
+    assert isinstance(campaign_settings, CampaignSettings)
+    rules = full.mailing if full is not None else MailingSettings()
+    blocked = _rule_blocks(connection, audience, rules, kind, day, campaign_id) if check_rules and len(audience) else None
+    return plan_contacts(audience, campaign_settings, seed, kind=kind, personal=personal, blocked=blocked)
+
+
 def _rule_blocks(
-    connection: Connection, audience: Audience, rules: MailingSettings, kind: str, day: dt.date, campaign_id: int
+    connection: Connection, audience: Audience, rules: MailingSettings, kind: str, day: dt.date,
+    campaign_id: int | None,
 ) -> list[str | None]:
     """Per member: the suppression entry or contact rule that keeps them from a ``kind`` piece on ``day``."""
     contact_rules = rules_from_settings(rules)
@@ -270,9 +296,10 @@ def write_quarter_contacts(
             )[1]  # fmt: skip
         value = mailing.member_value()
     else:
-        rules = full.mailing if full is not None else MailingSettings()
-        blocked = _rule_blocks(connection, audience, rules, kind, campaign.in_home_date, campaign.id) if todo.any() else None
-        plan = plan_contacts(audience, campaign_settings, campaign.seed, kind=kind, personal=personal, blocked=blocked)
+        plan = mail_everyone_plan(
+            connection, settings, audience, campaign.seed, campaign.in_home_date, kind=kind, personal=personal,
+            campaign_id=campaign.id, check_rules=bool(todo.any()),  # nothing left to write: no rules to read
+        )
         choice = np.where(np.isin(np.asarray(plan.arm), ("mailed", "holdout")), 0, -1)
         expected_profit = None
         value = None

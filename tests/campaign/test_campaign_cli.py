@@ -68,3 +68,35 @@ def test_plan_writes_nothing_and_contacts_write_once(env: Settings) -> None:
 def test_an_unknown_campaign_is_a_one_line_error(env: Settings) -> None:
     result = CliRunner().invoke(app, ["campaigns", "report", "--campaign", "2031Q1"])
     assert result.exit_code == 1 and "no campaign '2031Q1'" in result.output
+
+
+def test_the_preview_is_what_contacts_writes_suppressions_and_rules_included(env: Settings) -> None:
+    """``campaigns plan`` before anything is written shows the plan ``campaigns contacts`` then
+    writes (one function, ``campaign.contacts.mail_everyone_plan``): a member on the suppression
+    list is not counted as mailed in the preview."""
+    import datetime as dt
+
+    from campaign.contacts import mail_everyone_plan
+    from campaign.holdouts import campaign_seed
+    from recsys.storage import campaigns as campaigns_db
+    from recsys.storage import contacts as contacts_db
+    from tests.campaign.club import member_id
+
+    runner = CliRunner()
+    moved = runner.invoke(app, ["suppressions", "add", member_id(7), "--reason", "moved", "--source", "returned piece",
+                                "--from", "2026-01-01"])  # fmt: skip
+    assert moved.exit_code == 0, moved.output
+    engine = make_engine(env.db_url)
+    with engine.connect() as connection:
+        audience = contacts_db.quarter_audience(connection, QUARTER)
+        preview = mail_everyone_plan(connection, env, audience, campaign_seed(QUARTER), dt.date(2026, 10, 5))
+    arm_of = dict(zip(audience.member_id, preview.arm, strict=True))
+    assert arm_of[member_id(7)] in ("suppressed", "not_mailed")
+    written = runner.invoke(app, ["campaigns", "contacts", "--quarter", QUARTER, "--in-home", "2026-10-05"])
+    assert written.exit_code == 0, written.output
+    with engine.connect() as connection:
+        campaign = campaigns_db.campaign_by_name(connection, QUARTER)
+        assert campaign is not None
+        stored = contacts_db.contact_counts_by_segment(connection, campaign.id)
+    engine.dispose()
+    assert stored == preview.counts()
