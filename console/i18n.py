@@ -211,6 +211,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "mark_bad": ("校样有问题", "Proof not OK"),
     "note": ("备注", "Note"),
     "proof_marks": ("校样标记", "Proof marks"),
+    "edition_shows": ("个人版所列：本季推荐与为您精选", "The edition shows: the main selection and the picks"),
+    "main_selection": ("本季推荐", "Main selection"),
+    "proof_picks_recorded": ("个人版渲染时记录的图书。", "As recorded when the edition was rendered."),
+    "proof_picks_computed": (
+        "未有记录：按当前模型、购买与库存重新计算（与渲染个人版所用的函数相同）。",
+        "Nothing recorded: computed now with the model served, purchases and stock (the function the editions are rendered with).",
+    ),
     "approve_print": ("批准印刷", "Approve for print"),
     "approved_by": ("已批准印刷", "Approved for print"),
     "not_approved": ("尚未批准印刷。", "Not approved for print yet."),

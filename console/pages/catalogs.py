@@ -1,6 +1,6 @@
 """Catalogs: each segment's plan (fill against quotas, new titles, titles gone out of stock since
 planning), the proof viewer stepping through member editions with page images (pdftoppm) beside
-the picks behind them, proof marks, and approval for print (admin, with name and time)."""
+the main selection and picks they show, proof marks, and approval for print (admin, with name and time)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
@@ -46,10 +47,12 @@ from console.web import (
 )
 from recsys.settings import Settings
 from recsys.storage import audit as audit_db
+from recsys.storage import campaigns as campaigns_db
 from recsys.storage import console_reads
 from recsys.storage import members as members_db
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
+from recsys.storage import shown_titles as shown_db
 from recsys.storage import titles as titles_db
 from recsys.storage.titles import TitleRecord
 from training.compare import simple_sample
@@ -240,21 +243,66 @@ def proofs(
     )
 
 
-def _picks(request: Request, connection: Connection, quarter: str, member_id: str) -> list[tuple[Any, str]]:
-    """The member's picks within their segment's plan, on the one serving path (what the edition
-    printed, unless purchases or stock changed since it was rendered)."""
-    from catalog.member_edition import member_picks
+@dataclass(frozen=True)
+class ProofPick:
+    """A title the member's edition shows: the main selection (本季推荐) or a pick."""
 
+    title_id: str
+    title: TitleRecord | None  # None: no longer in the titles table
+    reason: str  # empty when read from what the edition recorded (the reasons are not kept)
+    main: bool
+
+
+@dataclass(frozen=True)
+class ProofPicks:
+    """What the member's edition shows, main selection first; ``source`` ``recorded`` (the
+    ``contact_titles`` of the member's mailed contact, written with the edition), ``computed``
+    (:func:`catalog.member_edition.edition_selections` now, with the model served) or None
+    (neither: no rows recorded and no plan or model)."""
+
+    picks: list[ProofPick]
+    source: str | None
+
+
+def _picks(request: Request, connection: Connection, quarter: str, member_id: str) -> ProofPicks:
+    """What the member's edition shows: what was recorded for the member's mailed contact in the
+    quarter's campaign when it was rendered; else what the renderer would lay out now
+    (:func:`catalog.member_edition.edition_selections`, the function it calls, with the model
+    served: the same unless purchases or stock changed since the edition was rendered)."""
+    from catalog.member_edition import edition_selections
+
+    campaign = campaigns_db.campaign_by_name(connection, quarter)
+    if campaign is not None:
+        contact = shown_db.edition_contacts(connection, campaign.id, [member_id]).get(member_id)
+        rows = sorted(
+            (
+                r for r in shown_db.shown_titles(connection, campaign.id, [member_id]).get(member_id, [])
+                if contact is not None and r.contact_id == contact.contact_id and r.role in ("main", "pick")
+            ),
+            key=lambda r: (r.role != "main", r.position),
+        )
+        if rows:
+            recorded = titles_db.title_details(connection, [r.title_id for r in rows])
+            return ProofPicks(
+                [ProofPick(r.title_id, recorded.get(r.title_id), "", r.role == "main") for r in rows], "recorded"
+            )
     found = segments_db.member_segment(connection, quarter, member_id)
     plan = next((p for p in _plans(connection, quarter) if found and p.segment == found[1]), None)
     holder = getattr(request.app.state, "holder", None)
     if plan is None or holder is None or holder.model is None:
-        return []
+        return ProofPicks([], None)
+    settings = settings_of(request)
     titles = titles_db.title_details(connection, plan.title_ids)
-    picks = member_picks(
-        connection, holder.model, plan, titles, [member_id], settings_of(request).catalog.picks_per_member
+    selection = edition_selections(
+        connection, holder.model, plan, titles, [member_id], settings.catalog.picks_per_member, settings.mailing,
+        campaign_id=campaign.id if campaign is not None else None,
     )[member_id]
-    return [(titles[t], reason) for t, reason in picks]
+    mains = [selection.main] if selection.main is not None else []
+    return ProofPicks(
+        [ProofPick(t, titles.get(t), reason, True) for t, reason in mains]
+        + [ProofPick(t, titles.get(t), reason, False) for t, reason in selection.picks],
+        "computed",
+    )
 
 
 @router.post("/catalogs/{quarter}/proofs/{member_id}/mark", include_in_schema=False)

@@ -412,6 +412,96 @@ def test_the_proof_viewer_filters_by_segment_tier_preflight_flag_and_a_seeded_sa
     assert marked.status_code == 303 and marked.headers["location"].endswith("proofs?member=M02&tier=regular&segment=1")
 
 
+def _proof_picks(page: str) -> tuple[list[str], list[str]]:
+    """The titles the proof viewer lists for the member in order, and those marked the main selection."""
+    table = re.search(r'<table id="proof-picks">(.*?)</table>', page, re.S)
+    assert table is not None
+    rows = re.findall(r'<tr( class="main")? data-title="([^"]+)">', table.group(1))
+    return [t for _main, t in rows], [t for main, t in rows if main]
+
+
+def test_the_proof_viewer_shows_what_the_edition_shows_recorded_or_computed_by_edition_selections(
+    staff: Staff, api_settings: Settings, club_engine: Engine
+) -> None:
+    from catalog.member_edition import edition_selections
+    from catalog.paths import edition_path
+    from catalog.plan import CatalogPlan
+    from recsys.storage import plans as plans_db
+    from recsys.storage import titles as titles_db
+    from recsys.storage.shown_titles import ShownTitle, replace_shown_titles
+
+    _quarter_with_editions(api_settings, club_engine)
+    model = staff.client.app.state.holder.model  # type: ignore[attr-defined]
+    segments = {"M01": 1, "M02": 1, "M04": 2}
+
+    def expected(campaign_id: int | None) -> dict[str, list[str]]:
+        with club_engine.connect() as connection:
+            plans = {
+                p.segment: p for p in
+                (CatalogPlan.from_json(r["plan_json"]) for r in plans_db.plans_of_quarter(connection, club.QUARTER))
+            }
+            out = {}
+            for m, segment in segments.items():
+                titles = titles_db.title_details(connection, plans[segment].title_ids)
+                found = edition_selections(
+                    connection, model, plans[segment], titles, [m], api_settings.catalog.picks_per_member,
+                    api_settings.mailing, campaign_id=campaign_id,
+                )[m]
+                assert found.main is not None and found.title_ids[0] == found.main[0]
+                out[m] = found.title_ids
+        return out
+
+    def shown(member_id: str) -> tuple[list[str], list[str], str]:
+        page = staff.get("editions", f"/ui/catalogs/{club.QUARTER}/proofs?member={member_id}").text
+        source = re.search(r'id="proof-picks-source">([^<]+)<', page)
+        return (*_proof_picks(page), source.group(1) if source else "")
+
+    # no campaign for the quarter, nothing recorded: what the renderer's function lays out now
+    computed = expected(None)
+    assert len(computed["M04"]) == api_settings.catalog.picks_per_member  # the main selection and five picks
+    for m, titles in computed.items():
+        listed, mains, source = shown(m)
+        assert listed == titles and mains == titles[:1], m
+        assert "重新计算" in source
+    page = staff.get("editions", f"/ui/catalogs/{club.QUARTER}/proofs?member=M04").text
+    assert re.search(r'<tr class="main" data-title="[^"]+"><td><strong>本季推荐</strong>', page)
+
+    # the quarter's campaign: M04's edition mailed and its rows recorded (here in another order than
+    # the model's now, as after later purchases); M01 and M02 mailed, nothing recorded yet
+    with club_engine.begin() as connection:
+        campaign = campaigns_db.create_campaign(
+            connection, name=club.QUARTER, quarter=club.QUARTER, in_home_date=club.T0.date(), response_days=60,
+            late_days=0, holdout_share=0.0, universal_holdout_share=0.0, seed=1,
+        )
+        edition = campaigns_db.add_edition(
+            connection, campaign.id, code="catalog", name="季刊", kind="catalog", segment=None,
+            in_home_date=club.T0.date(), costs=(1.0, 0.5, 0.8, 0.2), model_version="v1",
+        )
+        treatment = campaigns_db.add_treatment(connection, campaign.id, name="季刊", edition_id=edition.id, key_code="K26Q1B")
+        contacts_db.write_contacts(
+            connection,
+            [
+                (campaign.id, key, treatment.id, edition.id, "mailed", None, segments[m], "core", 0.0, club.T0.date(), 2.5, "v1",
+                 None, edition_path(api_settings, club.QUARTER, m).relative_to(api_settings.catalogs_dir).as_posix(),
+                 dt.datetime(2026, 1, 2))
+                for key, m in ((1, "M01"), (2, "M02"), (4, "M04"))
+            ],
+        )  # fmt: skip
+        contact = connection.execute(
+            text("SELECT id FROM campaign_contacts WHERE campaign_id = :c AND member_key = 4"), {"c": campaign.id}
+        ).scalar_one()
+        recorded = [computed["M04"][-1], *computed["M04"][:2]]
+        replace_shown_titles(connection, [contact], [
+            ShownTitle(contact, campaign.id, 4, t, "main" if i == 0 else "pick", i) for i, t in enumerate(recorded)
+        ])  # fmt: skip
+    listed, mains, source = shown("M04")
+    assert listed == recorded and mains == recorded[:1] and "渲染时记录" in source
+    now = expected(campaign.id)
+    for m in ("M01", "M02"):
+        listed, mains, source = shown(m)
+        assert listed == now[m] and mains == now[m][:1] and "重新计算" in source, m
+
+
 def test_page_counts_equal_pypdfs(tmp_path: Path) -> None:
     from weasyprint import HTML
 
