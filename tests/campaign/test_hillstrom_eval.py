@@ -116,7 +116,7 @@ def test_the_command_runs_several_splits_both_directions_with_ipw_and_dr(
         return done[key] if key in done else done.setdefault(key, real(path, seeds, **kw))
 
     monkeypatch.setattr(hillstrom_eval, "repeated_halves", once)
-    path = _planted(tmp_path / "planted.csv.gz", 3_000, seed=2)
+    path = _planted(tmp_path / "planted.csv.gz", 1_600, seed=2)
     args = ["evaluate-mailing", "--hillstrom", str(path), "--halves", "0,1", "--swap",
             "--train-members", "1000", "--eval-members", "1000"]  # fmt: skip
     env = {"BOOKCLUB_DATA_DIR": str(tmp_path / "var")}
@@ -126,7 +126,7 @@ def test_the_command_runs_several_splits_both_directions_with_ipw_and_dr(
     hill = json.loads(result.stdout)["hillstrom"]
     assert [(h["seed"], h["outcome"]) for h in hill] == [(0, "spend × 1"), (1, "spend × 1"), (0, "visit"), (1, "visit")]
     for h in hill:
-        assert h["both_directions"] is not None and h["both_directions"]["members_evaluated"] == 3_000
+        assert h["both_directions"] is not None and h["both_directions"]["members_evaluated"] == 1_600
         assert {"ipw", "dr"} <= set(h["against"])
     table = runner.invoke(app, args, env=env)
     assert table.exit_code == 0, table.output
