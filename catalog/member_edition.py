@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import segno
@@ -322,12 +323,20 @@ def edition_batch(
         if not web and c.file == edition_path(settings, quarter, m).relative_to(settings.catalogs_dir).as_posix()
     }
     shown = [
-        ShownTitle(c.contact_id, c.campaign_id, c.member_key, title_id, "main" if i == 0 else "pick", i)
+        ShownTitle(
+            c.contact_id, c.campaign_id, c.member_key, title_id, "main" if i == 0 else "pick", i,
+            _printed_price(titles[title_id].price),
+        )
         for m, c in mailed.items()
         if selections[m].main is not None
         for i, title_id in enumerate(selections[m].title_ids)
     ]
     return EditionBatch(views, shown, sorted(c.contact_id for c in mailed.values()))
+
+
+def _printed_price(price: float | None) -> Decimal | None:
+    """A title's price as the pages print it (``catalog.context.price_text``: two decimals)."""
+    return None if price is None else Decimal(f"{price:.2f}")
 
 
 def shown_recorder(connection: Connection, batch: EditionBatch) -> Callable[[], None] | None:

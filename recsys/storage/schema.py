@@ -379,6 +379,7 @@ class ContactTitle(Base):
     title_key: Mapped[int] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(8))
     position: Mapped[int] = mapped_column(SmallInteger)
+    price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))  # as printed; the negative option bills it
 
 
 class SelectionReply(Base):

@@ -150,7 +150,9 @@ def mailed_selections(
     rows = connection.execute(
         select(
             CampaignContact.member_key, Member.member_id, Member.status, CampaignContact.id,
-            CampaignContact.in_home_date, ContactTitle.title_key, titles.c.price, titles.c.in_stock,
+            CampaignContact.in_home_date, ContactTitle.title_key,
+            func.coalesce(ContactTitle.price, titles.c.price),  # as printed; rows written before 0011: today's
+            titles.c.in_stock,
         )
         .join(Member, Member.id == CampaignContact.member_key)
         .outerjoin(ContactTitle, and_(ContactTitle.contact_id == CampaignContact.id, ContactTitle.role == "main"))

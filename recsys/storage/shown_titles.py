@@ -15,6 +15,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, or_, select
@@ -31,7 +32,7 @@ from recsys.storage.schema import (
     table_of,
 )
 
-_COLUMNS = ("contact_id", "campaign_id", "member_key", "title_key", "role", "position")
+_COLUMNS = ("contact_id", "campaign_id", "member_key", "title_key", "role", "position", "price")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ShownTitle:
     title_id: str
     role: str  # 'main' | 'pick'
     position: int
+    price: Decimal | None = None  # the price the page printed (the negative option bills the main's)
 
 
 def edition_contacts(
@@ -99,7 +101,7 @@ def replace_shown_titles(connection: Connection, contact_ids: Collection[int], r
         raise BookclubError(f"contact_titles: unknown title(s) {', '.join(missing[:5])}")
     return bulk_insert(
         connection, ContactTitle.__tablename__, _COLUMNS,
-        ((r.contact_id, r.campaign_id, r.member_key, keys[r.title_id], r.role, r.position) for r in rows),
+        ((r.contact_id, r.campaign_id, r.member_key, keys[r.title_id], r.role, r.position, r.price) for r in rows),
     )
 
 
@@ -178,7 +180,7 @@ def shown_titles(
     stmt = (
         select(
             Member.member_id, ContactTitle.contact_id, ContactTitle.campaign_id, ContactTitle.member_key,
-            Title.title_id, ContactTitle.role, ContactTitle.position,
+            Title.title_id, ContactTitle.role, ContactTitle.position, ContactTitle.price,
         )
         .join(Member, Member.id == ContactTitle.member_key)
         .join(Title, Title.id == ContactTitle.title_key)
@@ -189,10 +191,11 @@ def shown_titles(
     chunks = [None] if member_ids is None else list(in_chunks(list(member_ids)))
     for chunk in chunks:
         query = stmt if chunk is None else stmt.where(Member.member_id.in_(chunk))
-        for member_id, contact_id, campaign, member_key, title_id, role, position in connection.execute(query):
-            out[member_id].append(
-                ShownTitle(int(contact_id), int(campaign), int(member_key), title_id, role, int(position))
-            )
+        for member_id, contact_id, campaign, member_key, title_id, role, position, price in connection.execute(query):
+            out[member_id].append(ShownTitle(
+                int(contact_id), int(campaign), int(member_key), title_id, role, int(position),
+                None if price is None else Decimal(str(price)),
+            ))  # fmt: skip
     return dict(out)
 
 

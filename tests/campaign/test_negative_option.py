@@ -202,6 +202,33 @@ def test_nothing_ships_before_the_deadline_and_a_dry_run_writes_nothing(engine: 
         assert "would ship" in dry.summary()
 
 
+def test_the_price_billed_is_the_price_the_edition_printed(engine: Engine) -> None:
+    """A price changed after the edition was printed does not reach the member's bill: the main
+    selection's row keeps the printed price (migration 0011); a row without one (written before)
+    bills today's."""
+    with engine.begin() as connection:
+        club = _club(connection)
+        mailed = _open(club, connection)
+        printed, unpriced = mailed[0], mailed[1]
+        contact_of = dict(connection.execute(
+            select(Member.member_id, CampaignContact.id).join(Member, Member.id == CampaignContact.member_key)
+            .where(CampaignContact.arm == "mailed", Member.member_id.in_([printed, unpriced]))
+        ).all())  # fmt: skip
+        campaign_id = connection.execute(select(CampaignContact.campaign_id).limit(1)).scalar_one()
+        title_of = {m: f"T{1 + int(m[1:]) % 3}" for m in (printed, unpriced)}
+        rows = [
+            ShownTitle(int(contact_of[m]), int(campaign_id), club[m][0], title_of[m], "main", 0,
+                       PRICES[title_of[m]] if m == printed else None)
+            for m in (printed, unpriced)
+        ]  # fmt: skip
+        replace_shown_titles(connection, [r.contact_id for r in rows], rows)
+        connection.execute(update(Title).values(price=Decimal("99.00")))  # the prices rise after printing
+        run_autoship(connection, QUARTER, ON, as_of=AFTER)
+        billed = _autoships(connection)
+    assert billed[club[printed][0]] == (club[printed][1], PRICES[title_of[printed]])
+    assert billed[club[unpriced][0]] == (club[unpriced][1], Decimal("99.00"))
+
+
 def test_decline_errors_name_what_is_wrong(engine: Engine) -> None:
     with engine.begin() as connection:
         club = _club(connection)

@@ -188,6 +188,8 @@ def test_the_edition_prints_the_main_selection_and_deadline_and_records_what_it_
         ]
         assert {r.contact_id for r in rows} == {contacts[member_id].contact_id}
         assert {r.campaign_id for r in rows} == {campaign.id}
+        # with the price each title's card printed (the negative option bills the main's)
+        assert [r.price for r in rows] == [Decimal(f"{titles[r.title_id].price:.2f}") for r in rows]
 
 
 def test_an_on_demand_web_edition_records_nothing(club: Club) -> None:
