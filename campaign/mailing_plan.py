@@ -33,6 +33,8 @@ contacts (:func:`campaign.contacts.write_quarter_contacts`). When no earlier cam
 an edition with a random holdout there is nothing to learn from: :class:`NothingToLearnError`.
 Value tiers the campaign settings do not mail (``campaign.suppress_tiers``) are blocked like
 a suppression.
+
+(Past 400 lines because reading a quarter's inputs — audience, value, randomized history, features — and handing them to the decision is one job whose steps share the audience's row order.)
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ self-check run: a plan it accepts breaks no rule.
 
 Days are ordinal day numbers (``date.toordinal()``) throughout. (Past 400 lines because
 the vectorised check and the plain loop that verifies it sit side by side.)
+
+(Past 400 lines because the rules' definitions and the vectorised check that applies them — eligibility before a plan, violations after — must agree rule by rule; they are kept side by side.)
 """
 
 from __future__ import annotations

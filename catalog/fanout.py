@@ -42,6 +42,8 @@ worker chooses rotate out what the members were shown in their last editions
 
 A batch that fails is retried once; if it fails again its member ids and the
 reason are reported in :attr:`FanoutResult.failures`, never dropped silently.
+
+(Past 400 lines because the client side (batches, submission window, retries) and the worker side (state, the task) of one Dask job share its Job and result types and are read together.)
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ member was most of an edition's cost (the form's two tables alone about 45 %). S
 The result draws the same marks in the same places as laying everything out per member
 (tests compare the two page images). A member whose name, address or pre-filled title would
 not fit its cell on one line gets the form laid out in full instead.
+
+(Past 400 lines because laying out the stamp sheet, copying its form XObjects into each member's pages and keeping the tagged structure valid are one PDF-writing mechanism over the same object numbers.)
 """
 
 from __future__ import annotations

@@ -20,6 +20,8 @@ The served recommender need not have factors (``bookclub tune`` may choose anoth
   blend above gives a member without history; reasons name the category.
 
 Cold start (members without history) is the same for every kind.
+
+(Past 400 lines because it is one class, the served model: its ids, scoring for every kind, reasons and cold-title placement share one index and the same per-request arrays; split, each part would reach into the others' state.)
 """
 
 from __future__ import annotations
