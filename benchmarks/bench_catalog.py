@@ -35,13 +35,8 @@ from pypdf import PdfReader, PdfWriter
 from weasyprint import HTML
 
 from catalog.context import catalog_view
-from catalog.member_edition import (
-    member_picks,
-    member_views,
-    merge_editions,
-    render_member_pages,
-    stamp_sheet,
-)
+from catalog.member_edition import member_picks, member_views
+from catalog.member_pages import merge_editions, render_member_pages, stamp_sheet
 from catalog.pdfmerge import BodyTemplate
 from catalog.planning import stored_plans
 from catalog.printfile import PrintFileWriter

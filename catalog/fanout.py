@@ -34,7 +34,7 @@ For a real cluster (workers on other machines):
 
 What a worker writes, per batch: the editions, and what each shows its member's mailed
 contact (main selection and picks, ``contact_titles``) — committed in a transaction of its own
-after the PDFs and before their sidecars (:func:`catalog.member_edition.merge_editions`), so a
+after the PDFs and before their sidecars (:func:`catalog.member_pages.merge_editions`), so a
 batch that dies half-way leaves no usable edition without its rows and no rows for an edition
 that was not written; the retry renders the batch again and replaces its rows. The titles a
 worker chooses rotate out what the members were shown in their last editions
@@ -62,7 +62,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, make_url
 
-from catalog.member_edition import mailed_edition_members, stamp_sheet
+from catalog.member_edition import mailed_edition_members
+from catalog.member_pages import stamp_sheet
 from catalog.paths import quarter_dir
 from catalog.pdfmerge import BodyTemplate
 from catalog.plan import CatalogPlan

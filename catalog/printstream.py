@@ -42,10 +42,9 @@ from catalog.member_edition import (
     edition_batch,
     edition_key_codes,
     mailed_edition_members,
-    render_member_pages,
     shown_recorder,
-    stamp_sheet,
 )
+from catalog.member_pages import render_member_pages, stamp_sheet
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.planning import stored_plans

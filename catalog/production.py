@@ -23,13 +23,8 @@ from sqlalchemy import Connection
 
 from catalog.context import catalog_view
 from catalog.fetcher import STATIC_DIR
-from catalog.member_edition import (
-    edition_batch,
-    merge_editions,
-    render_member_pages,
-    shown_recorder,
-    stamp_sheet,
-)
+from catalog.member_edition import edition_batch, shown_recorder
+from catalog.member_pages import merge_editions, render_member_pages, stamp_sheet
 from catalog.paths import (
     CompletePdf,
     complete_edition,
@@ -225,7 +220,7 @@ def render_member_batch(
     """One batch of a segment's members laid out in one document, split and merged with the
     segment's catalog: their edition paths and the personal pages rendered. What each edition
     shows is recorded for the member's mailed contact (``contact_titles``), committed with the
-    editions (:func:`catalog.member_edition.merge_editions`)."""
+    editions (:func:`catalog.member_pages.merge_editions`)."""
     rows = members_db.members_by_id(connection, member_ids)
     if missing := [m for m in member_ids if m not in rows]:
         raise UnknownMemberError(f"no such member(s): {', '.join(missing)}")

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from bookclub_cli.main import app
 from catalog.fetcher import STATIC_DIR
 from catalog.fonts import FontUse, find_face, font_codepoints, require_fonts
-from catalog.member_edition import member_picks, member_views, render_member_pages
+from catalog.member_edition import member_picks, member_views
+from catalog.member_pages import render_member_pages
 from catalog.production import render_member_editions, render_segment_catalogs, renderer_for, titles_by_id
 from catalog.render import Renderer
 from recsys.errors import FontUnavailableError

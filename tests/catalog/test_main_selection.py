@@ -14,13 +14,8 @@ import pytest
 from PIL import Image, ImageChops
 from sqlalchemy import Connection, insert, select
 
-from catalog.member_edition import (
-    edition_batch,
-    edition_selections,
-    render_member_pages,
-    stamp_selection,
-    stamp_sheet,
-)
+from catalog.member_edition import edition_batch, edition_selections
+from catalog.member_pages import render_member_pages, stamp_selection, stamp_sheet
 from catalog.plan import CatalogPlan
 from catalog.production import render_member_editions, renderer_for, titles_by_id
 from catalog.stamps import stamp_views

@@ -91,7 +91,8 @@ def test_qr_payload_is_the_member_number() -> None:
 
 
 def test_each_member_block_carries_its_own_qr(club: Club) -> None:
-    from catalog.member_edition import member_pages_html, member_views
+    from catalog.member_edition import member_views
+    from catalog.member_pages import member_pages_html
 
     with club.engine.connect() as connection:
         members = members_db.members_by_id(connection, ["M0000001", "M0000002"])

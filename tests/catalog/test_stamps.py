@@ -13,7 +13,8 @@ import pytest
 import segno
 from PIL import Image, ImageChops
 
-from catalog.member_edition import member_picks, member_views, render_member_pages, stamp_sheet
+from catalog.member_edition import member_picks, member_views
+from catalog.member_pages import render_member_pages, stamp_sheet
 from catalog.production import renderer_for, titles_by_id
 from catalog.stamps import QrDraw, qr_ops, stamp_views
 from recsys.storage import members as members_db
