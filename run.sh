@@ -57,8 +57,8 @@ case "${1:-}" in
   test)
     shift
     setup
-    "$VENV/bin/ruff" check recsys training catalog campaign demo api console bookclub_cli tests benchmarks
-    "$VENV/bin/mypy" recsys training catalog campaign demo api console bookclub_cli
+    "$VENV/bin/ruff" check recsys training catalog campaign demo quarterly api console bookclub_cli tests benchmarks
+    "$VENV/bin/mypy" recsys training catalog campaign demo quarterly api console bookclub_cli
     set +e
     "$VENV/bin/python" -m pytest "$@"
     status=$?

@@ -15,7 +15,7 @@ from bookclub_cli.common import cli_errors, console, load_settings, open_engine,
 from recsys.storage.apikeys import create_key
 
 if TYPE_CHECKING:
-    from catalog.quarter import QuarterResult
+    from quarterly.run import QuarterResult
 
 
 def current_quarter(today: dt.date) -> str:
@@ -48,8 +48,8 @@ def quarter(
 ) -> None:
     """Run the quarter: data, training, segments, the campaign's contacts, catalogs and the mailed
     members' editions, on the demo the responses and the campaign report, and the API server."""
-    from catalog.quarter import run_quarter
     from demo.generate import DemoSpec
+    from quarterly.run import run_quarter
 
     settings = load_settings()
     if mail_everyone:

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from catalog.paths import quarter_dir
-from catalog.quarter import run_quarter
 from demo.generate import DemoSpec
+from quarterly.run import run_quarter
 from recsys.settings import (
     CampaignSettings,
     CatalogSettings,

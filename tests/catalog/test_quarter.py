@@ -14,8 +14,8 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import Engine, event
 
-from catalog.quarter import run_quarter
 from demo.generate import DemoSpec
+from quarterly.run import run_quarter
 from recsys.settings import CatalogSettings, SegmentSettings, Settings, TrainingSettings
 from recsys.storage import segments as segments_db
 from recsys.storage.db import make_engine

@@ -5,7 +5,7 @@ the campaign report.
 
 A generated demo club has no past campaigns, so nothing to learn whom a piece moves from: before
 its first quarter the job runs the previous quarter's campaign as a randomized test
-(:mod:`catalog.demo_campaign`), and the quarter is then planned by expected profit from it. The
+(:mod:`quarterly.demo_campaign`), and the quarter is then planned by expected profit from it. The
 generated history ends the day before the test's in-home date, so that what members buy in its
 response window is the simulated response (with and without the piece) alone: order lines of the
 generator in the window, unrelated to the mailing, would bury its effect (a first run with them
@@ -28,7 +28,6 @@ from campaign.contacts import ContactsResult, PrintFiles, write_quarter_contacts
 from campaign.matchback import MatchCounts, run_matchback
 from campaign.reconcile import Reconciliation, reconcile_files
 from campaign.report import CampaignReport, campaign_report
-from catalog.demo_campaign import DemoHistory, demo_history, earlier_campaigns, simulated_truth
 from catalog.member_edition import mailed_edition_members
 from catalog.paths import catalog_path, edition_path, quarter_dir
 from catalog.period import Quarter
@@ -39,6 +38,7 @@ from catalog.segments import SegmentationResult, segment_quarter
 from demo.generate import DemoSpec
 from demo.load import DemoSummary, load_demo
 from demo.respond import SimulatedResponses, simulate_responses
+from quarterly.demo_campaign import DemoHistory, demo_history, earlier_campaigns, simulated_truth
 from recsys.errors import BookclubError
 from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
