@@ -56,11 +56,11 @@ class TrainingSettings(BaseModel):
     promote_tolerance: float = Field(0.01, ge=0, description="relative drop allowed on promotion")
     primary_metric: str = "ndcg@20"
     category_prior_weight: float = Field(5.0, ge=0, description="smoothing of category affinity")
-    model: Literal["als", "bpr", "item_knn", "popularity", "category_popularity"] = Field(
+    model: Literal["als", "bpr", "item_knn", "popularity", "category_popularity", "blend"] = Field(
         "als", description="the recommender a trained model serves (`bookclub tune` stores its choice)"
     )
     recommenders: list[str] = Field(
-        default_factory=lambda: ["als", "bpr", "popularity", "category_popularity", "item_knn"],
+        default_factory=lambda: ["als", "bpr", "popularity", "category_popularity", "item_knn", "blend"],
         description="recommenders scored side by side by `bookclub evaluate`",
     )
     bpr_factors: int = Field(64, ge=2)
@@ -69,6 +69,11 @@ class TrainingSettings(BaseModel):
     bpr_iterations: int = Field(100, ge=1)
     knn_neighbours: int = Field(100, ge=1, description="neighbours kept per title (item-kNN)")
     knn_similarity: Literal["cosine", "bm25"] = "cosine"
+    blend_weight: float = Field(
+        0.5, ge=0, le=1,
+        description="the blend's share of ALS (the rest item-kNN), each standardised per member; "
+        "its components use the ALS and item-kNN settings above",
+    )
     declared_category_weight: float = Field(
         2.0, ge=0, description="weight of a declared favourite category, in purchases"
     )

@@ -234,8 +234,8 @@ def _check_parts(version: str, parts: ModelParts) -> None:
             ("similarity", len(parts.similarity.indptr), parts.similarity.shape[0] + 1, "row pointers"),
             ("similarity", int(parts.similarity.indptr[-1]), len(parts.similarity.indices), "entries"),
         ]
-    elif parts.kind == "item_knn":
-        raise ModelCorruptError(version, META, "an item_knn model without its similarity")
+    elif parts.kind in ("item_knn", "blend"):
+        raise ModelCorruptError(version, META, f"a {parts.kind!r} model without its similarity")
     for name, found, wanted, what in rows:
         if found != wanted:
             raise ModelCorruptError(version, name, f"{found:,} {what} where the model has {wanted:,}")

@@ -38,6 +38,7 @@ order.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 
@@ -47,7 +48,14 @@ import scipy.sparse as sp
 from sqlalchemy import Connection
 
 from recsys.affinity import Placement
-from recsys.recommenders import FitContext, Recommender, build_recommender
+from recsys.recommenders import (
+    ALSRecommender,
+    BlendRecommender,
+    FitContext,
+    ItemKNNRecommender,
+    Recommender,
+    build_recommender,
+)
 from recsys.settings import TrainingSettings
 from recsys.storage.purchase_log import PurchaseArrays, read_purchase_log, titles_sold_before, to_epoch
 from training.dataset import Catalogue, window_start
@@ -188,7 +196,9 @@ def evaluate_split(
     fitted; the split's matrix must be the one those settings build), e.g. the active
     configuration beside a new one. ``fit_seed``: the recommenders' random start
     (default ``settings.seed``; the members sampled always follow ``settings.seed``).
-    Fitted recommenders are left in ``fitted`` when a dict is passed.
+    Fitted recommenders are left in ``fitted`` when a dict is passed. A blend whose ALS and
+    item-kNN settings are those of a recommender fitted before it on this split (its own
+    entry, or another blend's component) reuses that fit (:func:`_reuse_components`).
     """
     train, holdout = split.train, split.holdout
     placement = cold_placement(train, settings.cold_start_min_titles)
@@ -199,12 +209,18 @@ def evaluate_split(
     members = scored_members(holdout, settings.eval_members, settings.seed)
     scores: dict[str, Scores] = {}
     popularity: Recommender | None = None
+    fits: dict[tuple[str, str], Recommender] = {}  # fitted on this split, by kind and settings
     for name in kinds:
         own = (overrides or {}).get(name)
         recommender = build_recommender(own.model if own else name, own or settings)
+        _reuse_components(recommender, fits)
         if on_step:
             on_step(f"fit {name}", 0, 1)
         recommender.fit(train.member_titles, context)
+        fits[_fit_key(recommender)] = recommender
+        if isinstance(recommender, BlendRecommender):
+            fits.setdefault(_fit_key(recommender.als), recommender.als)
+            fits.setdefault(_fit_key(recommender.item_knn), recommender.item_knn)
         if fitted is not None:
             fitted[name] = recommender
         if recommender.kind == "popularity":
@@ -252,6 +268,21 @@ def evaluate_split(
             "fitted_titles": len(train.catalogue.titles),
         },
         catalogue=train.catalogue,
+    )
+
+
+def _fit_key(recommender: Recommender) -> tuple[str, str]:
+    return recommender.kind, json.dumps(recommender.params(), sort_keys=True)
+
+
+def _reuse_components(recommender: Recommender, done: Mapping[tuple[str, str], Recommender]) -> None:
+    """A blend takes the ALS and item-kNN already fitted on the split with its components'
+    settings (the same fit it would make: same matrix, same seed)."""
+    if not isinstance(recommender, BlendRecommender):
+        return
+    als, knn = done.get(_fit_key(recommender.als)), done.get(_fit_key(recommender.item_knn))
+    recommender.use_fitted(
+        als if isinstance(als, ALSRecommender) else None, knn if isinstance(knn, ItemKNNRecommender) else None
     )
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 from recsys.errors import BookclubError, TrainingError
 from recsys.recommenders import (
     ALSRecommender,
+    BlendRecommender,
     FactorRecommender,
     FitContext,
     Recommender,
@@ -182,6 +183,10 @@ def run_training(
     if isinstance(recommender, ALSRecommender):
         carry_over(recommender, small, catalogue)
         recommender.refine(train.member_titles, context, ts.refresh_iterations)
+    elif isinstance(recommender, BlendRecommender):  # its ALS brought up to date, its item-kNN refitted
+        carry_over(recommender.als, small, catalogue)
+        recommender.als.refine(train.member_titles, context, ts.refresh_iterations)
+        recommender.item_knn.fit(train.member_titles, context)
     else:
         recommender = build_recommender(ts.model, ts)
         recommender.fit(train.member_titles, context)

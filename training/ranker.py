@@ -15,7 +15,8 @@ import scipy.sparse as sp
 from implicit.cpu.topk import topk
 
 from recsys.affinity import Placement
-from recsys.recommenders import FactorRecommender, Recommender, top_n
+from recsys.recommenders import BlendRecommender, FactorRecommender, Recommender, top_n
+from recsys.recommenders.blend import mix, not_bought
 
 IdxArray = npt.NDArray[np.int64]
 
@@ -33,6 +34,9 @@ class Ranker:
       heap, ``threads`` wide), never a members × titles matrix;
     - popularity (every member scores alike): one ordering of the titles, and per
       member its first ``k`` not yet bought;
+    - the blend: both components' dense scores, titles without sales placed in each
+      (as the served model places them), standardised over the titles not bought and
+      mixed (:func:`recsys.recommenders.blend.mix`), then ``top_n``;
     - anything else: dense scores and ``top_n``.
     """
 
@@ -62,13 +66,22 @@ class Ranker:
             return self._rank_factors(idx, rows, new_rows)
         if self.shared is not None:
             return self._rank_shared(rows, new_rows)
-        scores = self.placement.fill_scores(self.recommender.score(idx, rows))
+        scores = self._dense(idx, rows)
         ids, _ = top_n(scores, self.k, liked=rows)
         new_ids = np.empty((0, self.k), dtype=np.int64)
         if len(new_rows) and len(self.new_candidates):
             pos, _ = top_n(scores[np.ix_(new_rows, self.new_candidates)], self.k)
             new_ids = np.where(pos >= 0, self.new_candidates[np.maximum(pos, 0)], -1)
         return ids, new_ids
+
+    def _dense(self, idx: IdxArray, rows: sp.csr_matrix) -> npt.NDArray[np.float32]:
+        """members × titles scores, titles without sales placed."""
+        blend = self.recommender
+        if not isinstance(blend, BlendRecommender):
+            return self.placement.fill_scores(blend.score(idx, rows))
+        als = self.placement.fill_scores(blend.als.score(idx, rows))
+        knn = self.placement.fill_scores(blend.item_knn.score(idx, rows))
+        return mix(als, knn, not_bought(rows), blend.weight)
 
     def _rank_factors(self, idx: IdxArray, rows: sp.csr_matrix, new_rows: IdxArray) -> tuple[IdxArray, IdxArray]:
         assert self.factors is not None

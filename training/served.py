@@ -17,7 +17,7 @@ from recsys.affinity import Placement, place_titles
 from recsys.errors import TrainingError
 from recsys.model.parts import WARM, ModelParts
 from recsys.model.trained import TrainedModel
-from recsys.recommenders import FactorRecommender, ItemKNNRecommender, Recommender
+from recsys.recommenders import BlendRecommender, FactorRecommender, ItemKNNRecommender, Recommender
 from recsys.recommenders.popularity import title_popularity
 from recsys.settings import TrainingSettings
 from training.dataset import TrainingSet
@@ -39,9 +39,16 @@ def model_parts(train: TrainingSet, recommender: Recommender, settings: Training
     """What the served model holds, cold titles placed in their categories.
 
     A factor model (ALS, BPR) is held as its factors; item-kNN as its similarity (factor
-    arrays of width 0); popularity and category popularity need nothing beyond what
-    every model holds (popularity, category affinity). See ``recsys.model.trained``.
+    arrays of width 0); a blend as both, its ALS component's factors and its item-kNN
+    component's similarity (its params: the weight and each component's); popularity and
+    category popularity need nothing beyond what every model holds (popularity, category
+    affinity). See ``recsys.model.trained``.
     """
+    if isinstance(recommender, BlendRecommender):
+        parts = _parts(train, recommender.kind, recommender.params(), recommender.als.member_factors,
+                       recommender.als.title_factors, settings)  # fmt: skip
+        parts.similarity = sp.csr_matrix(recommender.item_knn.similarity, dtype=np.float32)
+        return parts
     if isinstance(recommender, FactorRecommender):
         return _parts(train, recommender.kind, recommender.params(), recommender.member_factors,
                       recommender.title_factors, settings)  # fmt: skip

@@ -124,7 +124,7 @@ class ServingIndex:
             levels=levels,
             depth=(10.0 ** (levels - 1)).astype(np.float32),
             pop=pop,
-            gram=gram(factors, float(parts.params.get("regularization", 0.0))),
+            gram=gram(factors, float(parts.factor_params.get("regularization", 0.0))),
             title_factors=factors,
         )
 

@@ -31,8 +31,8 @@ class Recommendation:
 class ModelParts:
     """Everything a trained model holds; ``training.artifact`` saves and loads it."""
 
-    kind: str  # 'als' | 'bpr' (factors) | 'item_knn' (similarity) | 'popularity' | 'category_popularity'
-    params: dict[str, Any]
+    kind: str  # 'als' | 'bpr' (factors) | 'item_knn' (similarity) | 'blend' (both) | 'popularity' | …
+    params: dict[str, Any]  # the recommender's; a blend's: {'weight', 'als': {…}, 'item_knn': {…}}
     members: IdMap
     titles: IdMap
     title_names: list[str]
@@ -49,9 +49,18 @@ class ModelParts:
     threads: int = 1
     extra_title_ids: list[str] = field(default_factory=list)  # added after training
     # item_knn: titles × titles similarity of the titles trained on (score = history @ similarity);
-    # the factor arrays of a model without factors are members × 0 and titles × 0
+    # the factor arrays of a model without factors are members × 0 and titles × 0; a blend holds
+    # both, its ALS factors and its item-kNN similarity
     similarity: sp.csr_matrix | None = None
+
+    @property
+    def factor_params(self) -> dict[str, Any]:
+        """The settings its factors were fitted with (a blend's ALS component's)."""
+        if self.kind == "blend":
+            als: dict[str, Any] = self.params.get("als", {})
+            return als
+        return self.params
 
 
 FACTOR_KINDS = frozenset({"als", "bpr"})
-SERVED_KINDS = ("als", "bpr", "item_knn", "popularity", "category_popularity")
+SERVED_KINDS = ("als", "bpr", "item_knn", "blend", "popularity", "category_popularity")

@@ -15,6 +15,12 @@ The served recommender need not have factors (``bookclub tune`` may choose anoth
 - ``item_knn``: ``history confidence @ similarity``; a title without sales scores the
   mean of its category's titles (the same placement, on scores instead of vectors);
   "because you bought X" names the purchases whose similarity contributes most.
+- ``blend``: both — ALS's factors (purchases since training folded in, as for ALS) and
+  item-kNN's similarity; each score standardised over the titles the member has not bought
+  and mixed with the tuned weight (:mod:`recsys.recommenders.blend`), then treated like
+  ALS's score (thin histories blended with category popularity). A title's reason comes
+  from the component that adds more to its blended score: ALS's decomposition over the
+  history, or item-kNN's most contributing purchases.
 - ``popularity``: the window's best-sellers for every member with history (not blended).
 - ``category_popularity``: popularity in the member's categories, which is what the
   blend above gives a member without history; reasons name the category.
@@ -39,6 +45,7 @@ from recsys.model.explain import MemberSystem, history_reasons
 from recsys.model.index import ServingIndex, TitleMask, blend, mask_of, top_n
 from recsys.model.parts import FACTOR_KINDS, WARM, ModelParts, Recommendation
 from recsys.recommenders.base import cosine_neighbours
+from recsys.recommenders.blend import mix, standardise
 
 FloatArray = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.int64]
@@ -264,24 +271,19 @@ class TrainedModel:
         catpop = index.category_popularity(shares)
         system: MemberSystem | None = None
         kind = self.parts.kind
+        mixed: tuple[FloatArray, FloatArray] | None = None  # a blend's two weighted parts
+        thin = len(history) / (len(history) + self.parts.thin_history) if len(history) else 0.0
         if kind == "popularity" and len(history):
             scores = index.pop.copy()
         elif kind == "item_knn" and len(history):
-            weight = len(history) / (len(history) + self.parts.thin_history)
-            scores = blend(self._similarity_scores(history, confidence), catpop, drop, weight)
+            scores = blend(self._similarity_scores(history, confidence), catpop, drop, thin)
         elif len(history) and kind in FACTOR_KINDS:
-            if kind == "als":
-                alpha = float(self.parts.params.get("alpha", 1.0))
-                system = MemberSystem.build(index.title_factors, index.gram, history, confidence * alpha)
-            if recent and system is not None:
-                vector = system.member_vector()
-            elif member_idx >= 0:
-                vector = np.asarray(self.parts.member_factors[member_idx], dtype=np.float32)
-            else:
-                vector = np.zeros(index.title_factors.shape[1], dtype=np.float32)
-            factor_scores = index.title_factors @ vector
-            weight = len(history) / (len(history) + self.parts.thin_history)
-            scores = blend(factor_scores, catpop, drop, weight)
+            factor_scores, system = self._factor_scores(index, member_idx, history, confidence, bool(recent))
+            scores = blend(factor_scores, catpop, drop, thin)
+        elif kind == "blend" and len(history):
+            factor_scores, system = self._factor_scores(index, member_idx, history, confidence, bool(recent))
+            mixed = self._blend_parts(factor_scores, self._similarity_scores(history, confidence), history)
+            scores = blend(mixed[0] + mixed[1], catpop, drop, thin)
         else:
             scores = catpop
         scores[drop] = -np.inf
@@ -292,6 +294,8 @@ class TrainedModel:
             reasons = history_reasons(index.title_factors, best, history, system, EXPLAIN_TOP)
         elif kind == "item_knn":
             reasons = self._similarity_reasons(best, history, confidence)
+        elif mixed is not None:
+            reasons = self._blend_reasons(index, best, history, confidence, system, mixed)
         else:
             reasons = [[] for _ in best]
         reads_any = bool(shares.any())
@@ -301,6 +305,55 @@ class TrainedModel:
                 best.tolist(), scores[best].tolist(), reasons, self.parts.placement[best].tolist(), strict=True
             )
         ]
+
+    def _factor_scores(
+        self, index: ServingIndex, member_idx: int, history: IdxArray, confidence: npt.NDArray[np.float64],
+        recent: bool,
+    ) -> tuple[FloatArray, MemberSystem | None]:  # fmt: skip
+        """Factor scores of every title (ALS: purchases since training folded in) and, for
+        ALS, the member's normal equations (its reasons)."""
+        system: MemberSystem | None = None
+        if self.parts.kind in ("als", "blend"):
+            alpha = float(self.parts.factor_params.get("alpha", 1.0))
+            system = MemberSystem.build(index.title_factors, index.gram, history, confidence * alpha)
+        if recent and system is not None:
+            vector = system.member_vector()
+        elif member_idx >= 0:
+            vector = np.asarray(self.parts.member_factors[member_idx], dtype=np.float32)
+        else:
+            vector = np.zeros(index.title_factors.shape[1], dtype=np.float32)
+        scores: FloatArray = index.title_factors @ vector
+        return scores, system
+
+    def _blend_parts(self, als: FloatArray, knn: FloatArray, history: IdxArray) -> tuple[FloatArray, FloatArray]:
+        """(w × standardised ALS, (1 − w) × standardised item-kNN) over every title, both
+        standardised over the titles the member has not bought, before any query filter
+        (:mod:`recsys.recommenders.blend`: the two scales do not change with the filter)."""
+        weight = float(self.parts.params.get("weight", 0.5))
+        candidates = np.ones((1, self.n_titles), dtype=bool)
+        candidates[0, history] = False
+        return (
+            np.float32(weight) * standardise(als[None, :], candidates)[0],
+            np.float32(1.0 - weight) * standardise(knn[None, :], candidates)[0],
+        )
+
+    def _blend_reasons(
+        self, index: ServingIndex, best: IdxArray, history: IdxArray, confidence: npt.NDArray[np.float64],
+        system: MemberSystem | None, parts: tuple[FloatArray, FloatArray],
+    ) -> list[list[int]]:  # fmt: skip
+        """Per returned title, the reasons of the component that adds more to its blended
+        score: ALS's decomposition over the history, or item-kNN's most contributing purchases."""
+        by_als = parts[0][best] >= parts[1][best]
+        reasons: list[list[int]] = [[] for _ in best]
+        if by_als.any():
+            found = history_reasons(index.title_factors, best[by_als], history, system, EXPLAIN_TOP)
+            for i, r in zip(np.flatnonzero(by_als).tolist(), found, strict=True):
+                reasons[i] = r
+        if (~by_als).any():
+            found = self._similarity_reasons(best[~by_als], history, confidence)
+            for i, r in zip(np.flatnonzero(~by_als).tolist(), found, strict=True):
+                reasons[i] = r
+        return reasons
 
     def _with_reason(
         self,
@@ -367,7 +420,7 @@ class TrainedModel:
         t = self._title_idx(title_id)
         if t < 0:
             raise UnknownTitleError(f"unknown title {title_id!r}")
-        if self.parts.kind in FACTOR_KINDS:
+        if self.parts.kind in FACTOR_KINDS or self.parts.kind == "blend":  # a blend: its ALS factors
             ids, scores = cosine_neighbours(self.parts.title_factors, t, limit)
         elif self.parts.kind == "item_knn" and self.parts.similarity is not None and t < self.parts.similarity.shape[0]:
             row = self.parts.similarity.getrow(t).toarray()[0].astype(np.float32)
@@ -385,26 +438,39 @@ class TrainedModel:
         ]
 
     def score_titles(self, member_ids: Sequence[str], title_ids: Sequence[str]) -> np.ndarray:
-        """members × titles on the factor scale (unknown members score as the mean member)."""
+        """members × titles on the model's scale (unknown members score as the mean member):
+        factor dot products, item-kNN sums, a blend's standardised mix, popularity."""
         cols = [self._title_idx(t) for t in title_ids]
         if missing := [t for t, c in zip(title_ids, cols, strict=True) if c < 0]:
             raise UnknownTitleError(f"unknown title {missing[0]!r}")
         rows = self.parts.members.find_many(list(member_ids))
-        if self.parts.kind not in FACTOR_KINDS:
-            return self._score_titles_without_factors(rows, np.asarray(cols, dtype=np.int64))
+        idx = np.asarray(cols, dtype=np.int64)
+        kind = self.parts.kind
+        if kind == "blend":
+            return self._score_titles_blended(rows, idx)
+        if kind not in FACTOR_KINDS:
+            return self._score_titles_without_factors(rows, idx)
+        return np.asarray(self._member_vectors(rows) @ self.parts.title_factors[cols].T, dtype=np.float32)
+
+    def _member_vectors(self, rows: IdxArray) -> FloatArray:
         factors = self.parts.member_factors
         vectors = np.zeros((len(rows), factors.shape[1]), dtype=np.float32)
         if (rows >= 0).any():
             vectors[rows >= 0] = factors[rows[rows >= 0]]
         if (rows < 0).any():
             vectors[rows < 0] = self._mean_member()
-        return np.asarray(vectors @ self.parts.title_factors[cols].T, dtype=np.float32)
+        return vectors
 
     def _score_titles_without_factors(self, rows: IdxArray, cols: IdxArray) -> np.ndarray:
         """:meth:`score_titles` for item-kNN (history @ similarity; unknown members as the mean
         member) and the popularity kinds (popularity, on every row)."""
         if self.parts.kind != "item_knn":
             return np.broadcast_to(self._index.pop[cols], (len(rows), len(cols))).astype(np.float32)
+        return np.asarray(self._similarity_rows(rows)[:, cols], dtype=np.float32)
+
+    def _similarity_rows(self, rows: IdxArray) -> FloatArray:
+        """rows × every title: history @ similarity (the mean history row for ``rows`` < 0),
+        titles without sales placed."""
         sim = self.parts.similarity
         assert sim is not None and self._placement is not None
         mt = self.parts.member_titles
@@ -413,7 +479,19 @@ class TrainedModel:
         if (rows < 0).any():  # the mean member: the mean history row
             mean = sp.csr_matrix(np.asarray(mt.mean(axis=0), dtype=np.float32))
             scores[rows < 0, : sim.shape[1]] = np.asarray((mean @ sim).todense(), dtype=np.float32)[0]
-        return np.asarray(self._fill_placed(scores)[:, cols], dtype=np.float32)
+        return self._fill_placed(scores)
+
+    def _score_titles_blended(self, rows: IdxArray, cols: IdxArray) -> np.ndarray:
+        """:meth:`score_titles` for a blend: both components over every title, standardised
+        over the titles each member has not bought (every title for the mean member), mixed."""
+        als = self._member_vectors(rows) @ np.asarray(self.parts.title_factors, dtype=np.float32).T
+        knn = self._similarity_rows(rows)
+        candidates = np.ones((len(rows), self.n_titles), dtype=bool)
+        mt = self.parts.member_titles
+        for i, row in enumerate(rows.tolist()):
+            if row >= 0:
+                candidates[i, mt.indices[mt.indptr[row] : mt.indptr[row + 1]]] = False
+        return np.asarray(mix(als, knn, candidates, float(self.parts.params.get("weight", 0.5)))[:, cols])
 
     def _mean_member(self) -> FloatArray:
         factors = self.parts.member_factors

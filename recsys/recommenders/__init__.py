@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from recsys.recommenders.base import PARAMS_FILE, FitContext, Recommender, top_n
+from recsys.recommenders.blend import BlendRecommender
 from recsys.recommenders.factors import ALSRecommender, BPRRecommender, FactorRecommender
 from recsys.recommenders.knn import ItemKNNRecommender
 from recsys.recommenders.popularity import CategoryPopularityRecommender, PopularityRecommender
@@ -19,6 +20,7 @@ RECOMMENDERS: dict[str, type[Recommender]] = {
         PopularityRecommender,
         CategoryPopularityRecommender,
         ItemKNNRecommender,
+        BlendRecommender,
     )
 }
 
@@ -47,6 +49,9 @@ def build_recommender(kind: str, settings: TrainingSettings) -> Recommender:
         return ItemKNNRecommender(
             neighbours=settings.knn_neighbours, similarity=settings.knn_similarity
         )
+    if kind == "blend":  # the two components with their own settings, and the weight
+        als, knn = build_recommender("als", settings), build_recommender("item_knn", settings)
+        return BlendRecommender(weight=settings.blend_weight, als=als.params(), item_knn=knn.params())
     raise ValueError(f"unknown recommender {kind!r}; known: {', '.join(RECOMMENDERS)}")
 
 
@@ -60,6 +65,7 @@ __all__ = [
     "RECOMMENDERS",
     "ALSRecommender",
     "BPRRecommender",
+    "BlendRecommender",
     "CategoryPopularityRecommender",
     "FactorRecommender",
     "FitContext",

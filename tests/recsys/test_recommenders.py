@@ -10,7 +10,9 @@ import scipy.sparse as sp
 
 from recsys.recommenders import RECOMMENDERS, FitContext, Recommender, build_recommender, top_n
 from recsys.recommenders.base import FactorsNaNError
+from recsys.recommenders.blend import BlendRecommender, mix, not_bought, standardise
 from recsys.recommenders.factors import ALSRecommender
+from recsys.recommenders.knn import ItemKNNRecommender
 from recsys.settings import TrainingSettings
 
 SETTINGS = TrainingSettings(
@@ -156,3 +158,51 @@ def test_top_n_ties_take_the_lower_index_at_the_cut() -> None:
     scores = np.tile(np.array([[0.3] * 8 + [0.9]], dtype=np.float32), (3, 1))
     ids, _ = top_n(scores, 3)
     assert ids.tolist() == [[8, 0, 1]] * 3
+
+
+def test_the_blend_standardises_over_the_titles_not_bought() -> None:
+    """A known answer: title 0 is bought, so it sets neither scale. ALS over titles 1-3 is
+    1, 2, 3 (mean 2, standard deviation √(2/3)), item-kNN 0, 0, 3 (mean 1, deviation √2)."""
+    als = np.array([[10.0, 1.0, 2.0, 3.0]], dtype=np.float32)
+    knn = np.array([[5.0, 0.0, 0.0, 3.0]], dtype=np.float32)
+    candidates = np.array([[False, True, True, True]])
+    z_als = (np.array([1.0, 2.0, 3.0]) - 2.0) / np.sqrt(2.0 / 3.0)
+    z_knn = (np.array([0.0, 0.0, 3.0]) - 1.0) / np.sqrt(2.0)
+    np.testing.assert_allclose(standardise(als, candidates)[0, 1:], z_als, rtol=1e-6)
+    np.testing.assert_allclose(mix(als, knn, candidates, 0.25)[0, 1:], 0.25 * z_als + 0.75 * z_knn, rtol=1e-6)
+    assert mix(als, knn, candidates, 0.25)[0, 1:].tolist() == pytest.approx([-0.8365, -0.5303, 1.3669], abs=1e-4)
+    # a row whose candidates all score alike: 0, the other component alone orders the titles
+    flat = np.array([[7.0, 2.0, 2.0, 2.0]], dtype=np.float32)
+    assert standardise(flat, candidates)[0, 1:].tolist() == [0.0, 0.0, 0.0]
+    assert not_bought(sp.csr_matrix(np.array([[1.0, 0.0, 0.0, 2.0]]))).tolist() == [[False, True, True, False]]
+
+
+def test_the_blend_at_its_ends_is_each_component() -> None:
+    """Weight 1 ranks as ALS, weight 0 as item-kNN (the same fits), every member."""
+    rng = np.random.default_rng(3)
+    member_titles = sp.random(60, 40, density=0.12, format="csr", dtype=np.float32, random_state=rng)
+    member_titles.data[:] = rng.uniform(0.5, 3.0, member_titles.nnz).astype(np.float32)
+    context = FitContext(seed=5, threads=1)
+    als, knn = build_recommender("als", SETTINGS), build_recommender("item_knn", SETTINGS)
+    assert isinstance(als, ALSRecommender) and isinstance(knn, ItemKNNRecommender)
+    als.fit(member_titles, context)
+    knn.fit(member_titles, context)
+    members = np.arange(60)
+    for weight, alone in ((1.0, als), (0.0, knn)):
+        blend = BlendRecommender(weight, als.params(), knn.params())
+        blend.use_fitted(als, knn)
+        blend.fit(member_titles, context)  # takes the fitted components as they are
+        ids, _ = blend.recommend(members, member_titles, n=10)
+        expected, _ = alone.recommend(members, member_titles, n=10)
+        np.testing.assert_array_equal(ids, expected)
+    half = BlendRecommender(0.5, als.params(), knn.params())
+    half.fit(member_titles, context)  # fits its own components: the same, seeded
+    np.testing.assert_allclose(
+        half.score(members, member_titles),
+        mix(als.score(members, member_titles), knn.score(members, member_titles), not_bought(member_titles), 0.5),
+        rtol=1e-5, atol=1e-5,
+    )  # fmt: skip
+    with pytest.raises(ValueError):
+        BlendRecommender(1.5)
+    with pytest.raises(ValueError):
+        BlendRecommender(0.5, {"factors": 8}).use_fitted(als)

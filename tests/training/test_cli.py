@@ -41,7 +41,7 @@ def test_evaluate_json_is_one_object(cli: typer.Typer, club: Club) -> None:
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["cutoff"] == club.cutoff.date().isoformat() and out["k"] == 20
-    assert set(out["results"]) == {"als", "bpr", "popularity", "category_popularity", "item_knn"}
+    assert set(out["results"]) == {"als", "bpr", "popularity", "category_popularity", "item_knn", "blend"}
     assert "recall@20" in out["results"]["als"] and "ndcg@20" in out["results"]["als"]
     assert set(out["new_titles"]["als"]) == {"recall@20"}
 

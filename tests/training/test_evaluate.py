@@ -15,7 +15,7 @@ from training.evaluate import evaluate
 from training.evaluation_report import EvaluationReport
 
 METRICS = {"precision@20", "recall@20", "ndcg@20", "map@20", "hitrate@20"}
-KINDS = {"als", "bpr", "popularity", "category_popularity", "item_knn"}
+KINDS = {"als", "bpr", "popularity", "category_popularity", "item_knn", "blend"}
 
 
 def run(engine: Engine, settings: TrainingSettings, cutoff: dt.datetime, **kw: object) -> EvaluationReport:
@@ -224,3 +224,47 @@ def test_fast_ranking_matches_dense_top_n(
     assert np.array_equal(new_ids < 0, want_new < 0)
     if kind != "als":  # no implicit heap here: ties ordered by title index, exactly as top_n
         assert np.array_equal(ids, want)
+
+
+def test_the_blend_ranks_as_each_component_at_its_ends(club: Club, sqlite_engine: Engine, fast_settings: Settings) -> None:
+    """The evaluation ranks a blend of weight 1 as ALS and of weight 0 as item-kNN, titles
+    without sales placed in both (the blend standardises after placing them)."""
+    from recsys.recommenders import BlendRecommender, FitContext, build_recommender
+    from recsys.storage.purchase_log import read_purchases, titles_sold_before
+    from training.dataset import window_start
+    from training.ranker import Ranker
+    from training.served import cold_placement
+    from training.split import time_split
+
+    ts = fast_settings.training
+    start = window_start(club.cutoff, ts)
+    end = club.cutoff + dt.timedelta(days=ts.holdout_days)
+    with sqlite_engine.connect() as connection:
+        catalogue = read_catalogue(connection)
+        lines = read_purchases(connection, start, end)
+        sold = titles_sold_before(connection, club.cutoff)
+    split = time_split(catalogue, lines, window_start=start, cutoff=club.cutoff, end=end, sold_before=sold, settings=ts)
+    train, holdout = split.train, split.holdout
+    context = FitContext(train.catalogue.title_categories, seed=1, threads=1)
+    placement = cold_placement(train, ts.cold_start_min_titles)
+    idx = np.array(sorted(holdout.truth), dtype=np.int64)
+    rows = train.member_titles[idx]
+    new_rows = np.array([i for i, m in enumerate(idx.tolist()) if m in holdout.new_truth], dtype=np.int64)
+    assert len(new_rows) and len(placement.cold_idx)
+    ranked = {}
+    for kind in ("als", "item_knn"):
+        recommender = build_recommender(kind, ts)
+        recommender.fit(train.member_titles, context)
+        ranked[kind] = recommender
+    for weight, kind in ((1.0, "als"), (0.0, "item_knn")):
+        blend = BlendRecommender(weight, ranked["als"].params(), ranked["item_knn"].params())
+        blend.use_fitted(ranked["als"], ranked["item_knn"])  # type: ignore[arg-type]
+        got = Ranker(blend, placement, holdout.new_candidates, 10, 1).rank(idx, rows, new_rows)
+        want = Ranker(ranked[kind], placement, holdout.new_candidates, 10, 1).rank(idx, rows, new_rows)
+        # the same titles at every rank, up to the order of exact ties (titles placed in one
+        # category score alike): compare the component's own scores at each rank
+        scores = placement.fill_scores(ranked[kind].score(idx, rows))
+        for mine, theirs, among in ((got[0], want[0], scores), (got[1], want[1], scores[new_rows])):
+            assert np.array_equal(mine < 0, theirs < 0)
+            at = np.take_along_axis(among, np.maximum(mine, 0), axis=1)
+            assert np.allclose(at, np.take_along_axis(among, np.maximum(theirs, 0), axis=1), rtol=1e-4, atol=1e-5)
