@@ -13,8 +13,16 @@ settings (this round always completes); then, until the budget (minutes) is spen
 point — each recommender's space in a seeded random order — goes to the recommender that
 has had the least time so far, so that a dear one (BPR, ~5× an ALS point on Online Retail)
 does not starve the others of points. A point with a
-random start (ALS, BPR) is fitted once per seed and its per-member values averaged over
-the seeds. Each point is scored per member on every fold (the primary metric, nDCG@k by
+random start (ALS, BPR, the blend) is fitted once per seed and its per-member values averaged
+over the seeds.
+
+**The blend** (ALS + item-kNN, :mod:`recsys.recommenders.blend`) has no grid of its own: once
+the others are searched, it is tried at each weight of :data:`BLEND_WEIGHTS` (0.25, 0.5,
+0.75: ALS's share) with its components at ALS's and item-kNN's own choices so far
+(:func:`blend_points`). The three points share their fits (each fold and seed fits the two
+components once), so they cost about one ALS point and one item-kNN point; that much of
+the budget is kept for them while the others are searched, and, like the first round, they
+always run. Each point is scored per member on every fold (the primary metric, nDCG@k by
 default), pooled over folds with members as the resampling units (as the evaluation
 does).
 
@@ -27,8 +35,8 @@ is within :data:`PRACTICAL_MARGIN` (1 %) of the best mean:
 - a *baseline* (popularity or category popularity — one tier: where titles carry no
   categories the two are the same ranking, where they do, category popularity costs
   nothing more) is served if one is there, the one with the higher mean;
-- otherwise the *learnt* recommender (item-kNN, ALS, BPR — one tier) whose point has the
-  highest mean;
+- otherwise the *learnt* recommender (item-kNN, ALS, BPR, the blend — one tier) whose point
+  has the highest mean;
 - within the recommender chosen, its simplest point there (:func:`complexity`: fewer
   neighbours or factors, no BM25 or decay, more regularization, fewer iterations).
 
@@ -81,8 +89,11 @@ from training.metrics.bootstrap import LEVEL, pooled_means, resample_means
 
 Step = Callable[[str, int, int], None]
 TUNED_FILE = "tuned.json"
-KINDS = ("popularity", "category_popularity", "item_knn", "als", "bpr")
-RANDOM = frozenset({"als", "bpr"})  # recommenders with a random start: fitted once per seed
+KINDS = ("popularity", "category_popularity", "item_knn", "als", "bpr", "blend")
+RANDOM = frozenset({"als", "bpr", "blend"})  # recommenders with a random start: fitted once per seed
+BLEND = "blend"
+COMPONENTS = ("als", "item_knn")  # what the blend mixes: its points reuse their chosen settings
+BLEND_WEIGHTS = (0.25, 0.5, 0.75)  # the blend's own space: ALS's share
 MATRIX: dict[str, list[Any]] = {"weighting": ["bm25", "none"], "half_life_days": [None, 365.0, 180.0]}
 SPACES: dict[str, dict[str, list[Any]]] = {
     "popularity": {},
@@ -100,6 +111,7 @@ SPACES: dict[str, dict[str, list[Any]]] = {
         "bpr_regularization": [0.001, 0.01, 0.1],
         "bpr_iterations": [50, 100, 200],
     },
+    "blend": {"blend_weight": list(BLEND_WEIGHTS)},  # on the components' chosen points: blend_points
 }
 CAPACITY = {"item_knn": "knn_neighbours", "als": "factors", "bpr": "bpr_factors"}
 BASELINES = frozenset({"popularity", "category_popularity"})  # the simpler tier; the rest are learnt
@@ -150,10 +162,12 @@ def _point(kind: str, values: Mapping[str, Any]) -> Point:
 
 def search_queues(base: TrainingSettings, kinds: Sequence[str], seed: int) -> dict[str, list[Point]]:
     """Each recommender's points in the order they are tried: its current settings, then the
-    rest of its space in a seeded random order."""
+    rest of its space in a seeded random order (the blend has none: :func:`blend_points`)."""
     rng = np.random.default_rng(seed)
     queues: dict[str, list[Point]] = {}
     for kind in kinds:
+        if kind == BLEND:  # no queue of its own: its points follow the components' (blend_points)
+            continue
         space = {**MATRIX, **SPACES[kind]}
         current = {name: getattr(base, name) for name in space}
         if not base.recency_decay:
@@ -163,6 +177,16 @@ def search_queues(base: TrainingSettings, kinds: Sequence[str], seed: int) -> di
         rest = [p for p in grid if p != start]
         queues[kind] = [start] + [rest[int(i)] for i in rng.permutation(len(rest))]
     return queues
+
+
+def blend_points(als: Point, item_knn: Point, better: Point) -> list[Point]:
+    """The blend at each of :data:`BLEND_WEIGHTS`, its components at the ``als`` and
+    ``item_knn`` points (each one's own choice so far), on the matrix (weighting, decay) of
+    ``better``, the one of the two with the higher mean (one matrix is served: where the two
+    chose the same, as on Online Retail, the blend is exactly theirs)."""
+    matrix = {name: value for name, value in better.params if name in MATRIX}
+    own = {name: value for point in (als, item_knn) for name, value in point.params if name not in MATRIX}
+    return [_point(BLEND, {**own, **matrix, "blend_weight": weight}) for weight in BLEND_WEIGHTS]
 
 
 @dataclass
@@ -274,27 +298,41 @@ def tune(
     started = clock()
     deadline = started + budget_minutes * 60.0
     trials: list[Trial] = []
-    cost: dict[str, float] = {}  # the last point's seconds, per recommender
+    cost: dict[str, float] = {}  # the last point's seconds, per recommender (the blend: its three)
     spent = dict.fromkeys(kinds, 0.0)
     queues = search_queues(base, kinds, base.seed)
+    blending = BLEND in kinds and all(kind in kinds for kind in COMPONENTS)
 
-    def run(point: Point) -> None:
+    def run(points: list[Point]) -> None:
         begun = clock()
-        trials.append(_score(point, base, catalogue, lines, before, origins, seeds, metric, k, on_step))
-        cost[point.kind] = trials[-1].seconds = clock() - begun
-        spent[point.kind] += cost[point.kind]
+        args = (base, catalogue, lines, before, origins, seeds, metric, k, on_step)
+        scored = [_score(points[0], *args)] if len(points) == 1 else _score_many(points, *args)
+        cost[points[0].kind] = seconds = clock() - begun
+        spent[points[0].kind] += seconds
+        for trial in scored:
+            trial.seconds = seconds / len(scored)
+        trials.extend(scored)
         if on_step:
             on_step("tune", len(trials), 0)
 
+    def reserved() -> float:
+        """Time kept for the blend's points: they fit one ALS and one item-kNN point again."""
+        return sum(cost.get(kind, 0.0) for kind in COMPONENTS) if blending else 0.0
+
     for point in sorted((queue.pop(0) for queue in queues.values()), key=lambda p: json.dumps(p.params, default=str)):
-        run(point)  # the first round: every recommender at its current settings
+        run([point])  # the first round: every recommender at its current settings
     while True:
         now = clock()
-        ready = [kind for kind in kinds if queues[kind] and now + cost[kind] <= deadline]
+        ready = [kind for kind in queues if queues[kind] and now + cost[kind] + reserved() <= deadline]
         if not ready:
             break
         kind = min(ready, key=lambda kind: (spent[kind], kinds.index(kind)))
-        run(queues[kind].pop(0))
+        run([queues[kind].pop(0)])
+    if blending:  # once, on ALS's and item-kNN's own choices (always, like the first round)
+        own = [choose([t for t in trials if t.point.kind == kind], resamples=resamples, seed=base.seed,
+                      margin=margin)[0] for kind in COMPONENTS]  # fmt: skip
+        better = max(own, key=lambda t: t.mean)
+        run(blend_points(own[0].point, own[1].point, better.point))
     left = any(queues.values())
     stopped = f"budget of {budget_minutes:g} min spent" if left else "the whole space was tried"
     chosen, best, per_kind = choose(trials, resamples=resamples, seed=base.seed, margin=margin)
@@ -345,22 +383,45 @@ def _score(
     k: int,
     on_step: Step | None,
 ) -> Trial:
-    settings = point.settings(base)
-    runs = range(seeds if point.kind in RANDOM else 1)
+    return _score_many([point], base, catalogue, lines, before, origins, seeds, metric, k, on_step)[0]
+
+
+def _score_many(
+    points: Sequence[Point],
+    base: TrainingSettings,
+    catalogue: Catalogue,
+    lines: PurchaseArrays,
+    before: npt.NDArray[np.int64],
+    origins: Sequence[dt.datetime],
+    seeds: int,
+    metric: str,
+    k: int,
+    on_step: Step | None,
+) -> list[Trial]:
+    """Points of one recommender scored on every fold (and seed) together: where their fits
+    are the same (the blend's components at every weight) they are fitted once
+    (``training.evaluate.evaluate_split``)."""
+    configs = {point.name: point.settings(base) for point in points}
+    runs = range(seeds if points[0].kind in RANDOM else 1)
     ids: list[str] = []
-    values: list[npt.NDArray[np.float64]] = []
+    values: dict[str, list[npt.NDArray[np.float64]]] = {point.name: [] for point in points}
     for origin in origins:
         per_seed: list[FoldScores] = [
             evaluate_fold(
-                catalogue, lines, before, origin, {point.name: settings}, served=point.name, k=k,
-                fit_seed=base.seed + s, cold=False,
+                catalogue, lines, before, origin, configs, served=points[0].name, k=k, fit_seed=base.seed + s,
+                cold=False,
             )
             for s in runs
-        ]
+        ]  # fmt: skip
         ids.extend(per_seed[0].member_ids)
-        values.append(np.mean([f.scores[point.name].metrics[metric] for f in per_seed], axis=0))
-    fold_means: list[float | None] = [float(v.mean()) if len(v) else None for v in values]
-    return Trial(point, ids, np.concatenate(values) if values else np.zeros(0), 0.0, fold_means)
+        for name, scored in values.items():
+            scored.append(np.mean([f.scores[name].metrics[metric] for f in per_seed], axis=0))
+    trials = []
+    for point in points:
+        scored = values[point.name]
+        fold_means: list[float | None] = [float(v.mean()) if len(v) else None for v in scored]
+        trials.append(Trial(point, list(ids), np.concatenate(scored) if scored else np.zeros(0), 0.0, fold_means))
+    return trials
 
 
 # ---- the stored choice ------------------------------------------------------------------

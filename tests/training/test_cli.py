@@ -98,7 +98,8 @@ def test_tune_then_train_serves_the_choice(cli: typer.Typer, club: Club) -> None
                                 "--seeds", "1", "--json"])  # fmt: skip
     assert tuned.exit_code == 0, tuned.output
     record = json.loads(tuned.stdout)
-    assert {p["kind"] for p in record["points"]} == {"als", "bpr", "popularity", "category_popularity", "item_knn"}
+    assert {p["kind"] for p in record["points"]} == {"als", "bpr", "popularity", "category_popularity", "item_knn", "blend"}
+    assert [p["kind"] for p in record["points"]][-3:] == ["blend"] * 3  # budget 0: the first round, then the blend
     trained = runner.invoke(cli, ["train"])
     assert trained.exit_code == 0, trained.output
     listing = json.loads(runner.invoke(cli, ["models", "list", "--json"]).stdout)

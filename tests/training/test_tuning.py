@@ -192,3 +192,95 @@ def test_a_dear_recommender_does_not_starve_the_others(tmp_path: Path, monkeypat
     counts = {kind: sum(t.point.kind == kind for t in result.trials) for kind in seconds}
     assert counts["item_knn"] >= 4 * counts["als"] >= 4 * 5, counts  # in rounds of one each: 10 and 10
     assert result.record["stopped"] == "budget of 10 min spent"
+
+
+def test_the_blend_is_tried_on_the_components_choices_and_can_be_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planted scores: item-kNN is best at 50 neighbours, ALS at 32 factors, and the blend of
+    the two at weight 0.5 beats both by a constant (significant) margin. The blend's three
+    points come last, on the two recommenders' own choices, within the budget (their time
+    kept for them), and the blend is served; ``configured`` then gives its settings."""
+    now = [0.0]
+    seconds = {"item_knn": 10.0, "als": 50.0}
+    base = np.random.default_rng(0).uniform(0.0, 0.2, 300)
+    ids = [f"m{i}" for i in range(300)]
+
+    def planted(point: tuning.Point) -> tuning.Trial:
+        params = dict(point.params)
+        shift = {
+            "item_knn": 0.010 * (params.get("knn_neighbours") == 50),
+            "als": 0.012 * (params.get("factors") == 32),
+            "blend": 0.020 if params.get("blend_weight") == 0.5 else 0.015,
+        }[point.kind]
+        return tuning.Trial(point, list(ids), base + shift, 0.0)
+
+    def fake_score(point: tuning.Point, *_args: object) -> tuning.Trial:
+        now[0] += seconds[point.kind]
+        return planted(point)
+
+    def fake_score_many(points: list[tuning.Point], *_args: object) -> list[tuning.Trial]:
+        now[0] += sum(seconds.values())  # one fit of each component for all the weights
+        return [planted(p) for p in points]
+
+    monkeypatch.setattr(tuning, "_lines", lambda *_args: (None, None, None))
+    monkeypatch.setattr(tuning, "_score", fake_score)
+    monkeypatch.setattr(tuning, "_score_many", fake_score_many)
+    settings = settings_for(tmp_path)
+    result = tune(
+        None, settings, dt.datetime(2026, 1, 1), folds=1, seeds=1, budget_minutes=10,  # type: ignore[arg-type]
+        kinds=("item_knn", "als", "blend"), clock=lambda: now[0],
+    )  # fmt: skip
+    assert now[0] <= 600.0
+    kinds = [t.point.kind for t in result.trials]
+    assert kinds[-3:] == ["blend"] * 3 and "blend" not in kinds[:-3]
+    assert sum(k == "als" for k in kinds) >= 3 and sum(k == "item_knn" for k in kinds) >= 10
+    knn, als = result.per_kind["item_knn"].point, result.per_kind["als"].point
+    assert dict(knn.params)["knn_neighbours"] == 50 and dict(als.params)["factors"] == 32
+    matrix = dict(als.params)  # ALS's choice has the higher mean: its weighting and decay
+    for trial, weight in zip(result.trials[-3:], tuning.BLEND_WEIGHTS, strict=True):
+        params = dict(trial.point.params)
+        assert params["blend_weight"] == weight
+        assert {k: v for k, v in params.items() if k in tuning.MATRIX} == {k: matrix[k] for k in tuning.MATRIX}
+        for component in (knn, als):
+            assert all(params[k] == v for k, v in component.params if k not in tuning.MATRIX)
+    assert result.chosen.point.kind == "blend" and dict(result.chosen.point.params)["blend_weight"] == 0.5
+    assert result.record["served"] == "blend" and result.record["per_kind"]["blend"]["settings"]["blend_weight"] == 0.5
+    save(settings.models_dir, result.record)
+    training, served, per_kind = configured(Settings(data_dir=tmp_path / "var"))
+    assert served == "blend" == training.model and training.blend_weight == 0.5
+    assert training.factors == 32 and training.knn_neighbours == 50
+    assert per_kind["als"].factors == 32 and per_kind["item_knn"].knn_neighbours == 50
+
+
+def test_the_blend_weights_share_their_fits(sqlite_engine: Engine, small_club: Club, tmp_path: Path) -> None:
+    """A real search on the small club: the blend's three points come from the components'
+    first points, and scored together (one fit of each component per fold) they score as each
+    would alone; ``bookclub train`` serves the stored blend."""
+    settings = settings_for(tmp_path)
+    result = tune(
+        sqlite_engine, settings, small_club.cutoff, folds=2, seeds=1, budget_minutes=0,
+        kinds=("item_knn", "als", "blend"),
+    )  # fmt: skip
+    blends = [t for t in result.trials if t.point.kind == "blend"]
+    assert [dict(t.point.params)["blend_weight"] for t in blends] == list(tuning.BLEND_WEIGHTS)
+    assert len(result.trials) == 5 and len({t.values.tobytes() for t in blends}) == 3
+    base = settings.training
+    origins = tuning.fold_cutoffs(small_club.cutoff, 2, base.holdout_days)
+    catalogue, lines, before = tuning._lines(sqlite_engine, small_club.cutoff, origins, base)
+    alone = tuning._score(blends[1].point, base, catalogue, lines, before, origins, 1, "ndcg", 20, None)
+    np.testing.assert_array_equal(alone.values, blends[1].values)
+    assert alone.member_ids == blends[1].member_ids
+    record = {
+        "created_at": "2026-01-01T00:00:00",
+        "served": "blend",
+        "chosen": {"kind": "blend", "settings": {**dict(blends[0].point.params), "knn_similarity": "bm25"}},
+        "per_kind": {},
+    }
+    save(settings.models_dir, record)
+    run_training(sqlite_engine, settings, cutoff=small_club.cutoff, promote="force")
+    model = ModelRegistry(settings.models_dir).load()
+    assert model.parts.kind == "blend" and model.parts.similarity is not None
+    assert model.parts.params["weight"] == 0.25 and model.parts.params["item_knn"]["similarity"] == "bm25"
+    assert model.parts.params["als"]["factors"] == FAST["factors"]  # set explicitly: wins over the record
+    assert model.recommend("M00001", limit=5)

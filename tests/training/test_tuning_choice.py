@@ -116,3 +116,19 @@ def test_the_smaller_model_within_the_margin_is_served() -> None:
     chosen, best, per_kind = run([large, bpr, small])
     assert best is large and chosen is small and per_kind["bpr"] is bpr
     assert bpr.difference["high"] < 0.0
+
+
+def test_the_blend_is_one_more_learnt_recommender() -> None:
+    """The blend ahead of ALS and item-kNN by 2 % (not significantly): the better mean among
+    learnt recommenders is served, whatever it mixes; a baseline within the margin still wins."""
+    knn_values = base_values(0.100)
+    knn = trial("item_knn", knn_values, knn_neighbours=20)
+    als = trial("als", noisy(knn_values, -0.001, 0.05, 10), factors=64)
+    blend = trial("blend", noisy(knn_values, 0.002, 0.05, 11), blend_weight=0.5, factors=64, knn_neighbours=20)
+    chosen, best, per_kind = run([knn, als, blend])
+    assert best is blend and reaches_zero(knn) and reaches_zero(als)
+    assert knn.mean < best.mean * (1.0 - PRACTICAL_MARGIN)
+    assert chosen is blend and per_kind["blend"] is blend
+    popularity = trial("popularity", noisy(knn_values, 0.0015, 0.05, 12))
+    chosen, best, _ = run([knn, als, blend, popularity])
+    assert best is blend and reaches_zero(popularity) and chosen is popularity
