@@ -45,7 +45,7 @@ from recsys.model.explain import MemberSystem, history_reasons
 from recsys.model.index import ServingIndex, TitleMask, blend, mask_of, top_n
 from recsys.model.parts import FACTOR_KINDS, WARM, ModelParts, Recommendation
 from recsys.recommenders.base import cosine_neighbours
-from recsys.recommenders.blend import mix, standardise
+from recsys.recommenders.blend import mix, standardise_row
 
 FloatArray = npt.NDArray[np.float32]
 IdxArray = npt.NDArray[np.int64]
@@ -330,11 +330,9 @@ class TrainedModel:
         standardised over the titles the member has not bought, before any query filter
         (:mod:`recsys.recommenders.blend`: the two scales do not change with the filter)."""
         weight = float(self.parts.params.get("weight", 0.5))
-        candidates = np.ones((1, self.n_titles), dtype=bool)
-        candidates[0, history] = False
         return (
-            np.float32(weight) * standardise(als[None, :], candidates)[0],
-            np.float32(1.0 - weight) * standardise(knn[None, :], candidates)[0],
+            np.float32(weight) * standardise_row(als, history),
+            np.float32(1.0 - weight) * standardise_row(knn, history),
         )
 
     def _blend_reasons(

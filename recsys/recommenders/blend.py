@@ -57,7 +57,24 @@ def standardise(scores: ScoreArray, candidates: BoolArray) -> ScoreArray:
     mean = kept.sum(axis=1, keepdims=True) / count
     spread = np.where(candidates, scores - mean, 0.0)
     std = np.sqrt((spread * spread).sum(axis=1, keepdims=True) / count)
-    out: ScoreArray = ((scores - mean) / np.where(std > 0, std, np.inf)).astype(np.float32)
+    alike = std <= 1e-12 * np.maximum(np.abs(mean), 1e-30)  # every candidate alike (up to rounding)
+    out: ScoreArray = ((scores - mean) / np.where(alike, np.inf, std)).astype(np.float32)
+    return out
+
+
+def standardise_row(scores: ScoreArray, bought: IdxArray) -> ScoreArray:
+    """:func:`standardise` of one member's scores (every title), the candidates being every
+    title but ``bought`` (distinct indices): from sums, a few passes over the titles — the
+    served model's per-request path."""
+    values = np.asarray(scores, dtype=np.float64)
+    held = values[bought]
+    count = max(len(values) - len(held), 1)
+    mean = (float(values.sum()) - float(held.sum())) / count
+    variance = (float(values @ values) - float(held @ held)) / count - mean * mean
+    std = float(np.sqrt(variance)) if variance > 0 else 0.0
+    if std <= 1e-12 * max(abs(mean), 1e-30):  # every candidate alike (up to rounding)
+        return np.zeros(len(values), dtype=np.float32)
+    out: ScoreArray = ((values - mean) / std).astype(np.float32)
     return out
 
 

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from recsys.recommenders import RECOMMENDERS, FitContext, Recommender, build_recommender, top_n
 from recsys.recommenders.base import FactorsNaNError
-from recsys.recommenders.blend import BlendRecommender, mix, not_bought, standardise
+from recsys.recommenders.blend import BlendRecommender, mix, not_bought, standardise, standardise_row
 from recsys.recommenders.factors import ALSRecommender
 from recsys.recommenders.knn import ItemKNNRecommender
 from recsys.settings import TrainingSettings
@@ -169,11 +169,15 @@ def test_the_blend_standardises_over_the_titles_not_bought() -> None:
     z_als = (np.array([1.0, 2.0, 3.0]) - 2.0) / np.sqrt(2.0 / 3.0)
     z_knn = (np.array([0.0, 0.0, 3.0]) - 1.0) / np.sqrt(2.0)
     np.testing.assert_allclose(standardise(als, candidates)[0, 1:], z_als, rtol=1e-6)
+    # the served model's one-member form, from sums, is the same
+    np.testing.assert_allclose(standardise_row(als[0], np.array([0])), standardise(als, candidates)[0], rtol=1e-6)
+    np.testing.assert_allclose(standardise_row(knn[0], np.array([0])), standardise(knn, candidates)[0], rtol=1e-6)
     np.testing.assert_allclose(mix(als, knn, candidates, 0.25)[0, 1:], 0.25 * z_als + 0.75 * z_knn, rtol=1e-6)
     assert mix(als, knn, candidates, 0.25)[0, 1:].tolist() == pytest.approx([-0.8365, -0.5303, 1.3669], abs=1e-4)
     # a row whose candidates all score alike: 0, the other component alone orders the titles
     flat = np.array([[7.0, 2.0, 2.0, 2.0]], dtype=np.float32)
     assert standardise(flat, candidates)[0, 1:].tolist() == [0.0, 0.0, 0.0]
+    assert standardise_row(flat[0], np.array([0])).tolist() == [0.0] * 4
     assert not_bought(sp.csr_matrix(np.array([[1.0, 0.0, 0.0, 2.0]]))).tolist() == [[False, True, True, False]]
 
 
