@@ -481,15 +481,23 @@ class TrainedModel:
 
     def _score_titles_blended(self, rows: IdxArray, cols: IdxArray) -> np.ndarray:
         """:meth:`score_titles` for a blend: both components over every title, standardised
-        over the titles each member has not bought (every title for the mean member), mixed."""
-        als = self._member_vectors(rows) @ np.asarray(self.parts.title_factors, dtype=np.float32).T
-        knn = self._similarity_rows(rows)
-        candidates = np.ones((len(rows), self.n_titles), dtype=bool)
+        over the titles each member has not bought (every title for the mean member), mixed;
+        32 members at a time (a few members × titles arrays of float64 each)."""
+        weight = float(self.parts.params.get("weight", 0.5))
+        titles = np.asarray(self.parts.title_factors, dtype=np.float32).T
         mt = self.parts.member_titles
-        for i, row in enumerate(rows.tolist()):
-            if row >= 0:
-                candidates[i, mt.indices[mt.indptr[row] : mt.indptr[row + 1]]] = False
-        return np.asarray(mix(als, knn, candidates, float(self.parts.params.get("weight", 0.5)))[:, cols])
+        vectors = self._member_vectors(rows)
+        out = np.zeros((len(rows), len(cols)), dtype=np.float32)
+        for start in range(0, len(rows), 32):
+            chunk = rows[start : start + 32]
+            als = vectors[start : start + 32] @ titles
+            knn = self._similarity_rows(chunk)
+            candidates = np.ones((len(chunk), self.n_titles), dtype=bool)
+            for i, row in enumerate(chunk.tolist()):
+                if row >= 0:
+                    candidates[i, mt.indices[mt.indptr[row] : mt.indptr[row + 1]]] = False
+            out[start : start + len(chunk)] = mix(als, knn, candidates, weight)[:, cols]
+        return out
 
     def _mean_member(self) -> FloatArray:
         factors = self.parts.member_factors

@@ -118,6 +118,11 @@ def test_the_blend_is_served_with_reasons_from_either_component(sqlite_engine: E
     assert similar and titles[0] not in [t for t, _ in similar]
     scores = model.score_titles([member, "nobody"], titles[:3])
     assert scores.shape == (2, 3) and np.all(np.isfinite(scores))
+    # catalog planning scores members in chunks: the same as one member at a time
+    members = parts.members.all_ids()[:40]
+    together = model.score_titles(members, titles)
+    alone = np.vstack([model.score_titles([m], titles) for m in members])
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["popularity", "category_popularity"])
