@@ -26,8 +26,8 @@ reciprocal ranks before this was fixed; see ``docs/evaluation.md`` ("The blend")
 
 A constant row (item-kNN for a member none of whose purchases has neighbours) standardises
 to 0: the other recommender alone orders the titles. ``w = 1`` is ALS's order, ``w = 0``
-item-kNN's (ties in the other). The blend holds a fitted ALS and a fitted item-kNN; its
-settings are theirs plus ``weight``.
+item-kNN's (equal scores by title index, as everywhere). The blend holds a fitted ALS and a
+fitted item-kNN; its settings are theirs plus ``weight``.
 """
 
 from __future__ import annotations
