@@ -1,6 +1,6 @@
 """The club's members valued at a cutoff: :mod:`campaign.value` on the stored order lines.
 
-``value_club(connection, cutoff, horizon_days)`` reads every order line before
+``value_club(connection, cutoff, horizon_days)`` reads every own order line before
 ``cutoff + horizon_days`` in one numpy pass (:func:`recsys.storage.purchase_log.read_line_amounts`),
 puts the members in rows (every stored member, by surrogate key), summarises the history
 before the cutoff, fits BG/NBD + Gamma-Gamma and predicts each member's purchases and
@@ -13,6 +13,19 @@ cutoff are acquisitions, not repeat business.
 
 Any history imported through the generic importers works, one title or fifty thousand:
 only member, time, quantity and unit price are read.
+
+What the model describes: the member's own buying. Under the club's negative option a member
+who neither orders nor declines the quarter's main selection is sent it and billed (an
+auto-ship line, ``purchases.kind = 'autoship'``); sending it back is an ordinary negative
+line. Neither is a purchase the member chose to make, so both are left out — of the history
+before the cutoff (frequency, recency, age, spend), of the actual purchases in the horizon
+the forecast is held against, and of the newest line that says whether the horizon is
+stored. The test is the campaign report's (:func:`recsys.storage.line_kinds.active_order_line`,
+read through :func:`~recsys.storage.purchase_log.read_line_amounts` with ``own_orders``), so
+"active orders" mean the same everywhere. Counting them would make every member who lets a
+main selection come look like a repeat buyer each quarter: frequency and value inflated by the
+club's own shipments, the mailing decision then paying for members' value that is the
+negative option's. What auto-ships bring is reported apart (:mod:`campaign.autoship_report`).
 """
 
 from __future__ import annotations
@@ -149,7 +162,8 @@ def _subset(summary: RfmSummary, mask: npt.NDArray[np.bool_]) -> RfmSummary:
 
 
 def value_club(connection: Connection, cutoff: dt.datetime, horizon_days: int = 90) -> ClubValue:
-    """Fit the value model on the lines before ``cutoff`` and predict ``horizon_days`` ahead (module doc).
+    """Fit the value model on the members' own order lines before ``cutoff`` and predict ``horizon_days``
+    ahead (module doc: auto-ship lines and their returns are not the member's buying).
 
     Raises BookclubError when there are no order lines before the cutoff or no member made
     a repeat purchase (the model is then not identified).
@@ -158,8 +172,9 @@ def value_club(connection: Connection, cutoff: dt.datetime, horizon_days: int = 
         raise BookclubError(f"the horizon must be at least one day, got {horizon_days}")
     end = cutoff + dt.timedelta(days=horizon_days)
     members = purchase_log.read_members(connection)
-    lines = purchase_log.read_line_amounts(connection, end=end)
-    newest = purchase_log.newest_purchase(connection)
+    # the member's own buying: auto-ships and their returns left out (module doc)
+    lines = purchase_log.read_line_amounts(connection, end=end, own_orders=True)
+    newest = purchase_log.newest_purchase(connection, own_orders=True)
     n = len(members.keys)
     if n == 0 or newest is None:
         raise BookclubError("no order lines stored: import purchases first")

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, and_, func, select
 
+from recsys.storage.line_kinds import active_order_line
 from recsys.storage.schema import (
     CampaignContact,
     CampaignEdition,
@@ -165,12 +166,14 @@ class CategoryUnits:
 
 
 def category_units(connection: Connection, since: dt.datetime, until: dt.datetime) -> CategoryUnits:
-    """Every member's net units per primary category of the lines in ``[since, until)`` (positive only)."""
+    """Every member's net units per primary category of their own order lines in ``[since, until)``
+    (positive only): auto-ship lines and their returns are left out (``line_kinds.active_order_line``) —
+    a main selection sent unasked says nothing of what the member likes."""
     units = func.sum(Purchase.quantity)
     rows = connection.execute(
         select(Purchase.member_key, TitleCategory.category_code, units)
         .join(TitleCategory, and_(TitleCategory.title_key == Purchase.title_key, TitleCategory.is_primary))
-        .where(Purchase.purchased_at >= since, Purchase.purchased_at < until)
+        .where(Purchase.purchased_at >= since, Purchase.purchased_at < until, active_order_line(table_of(Purchase)))
         .group_by(Purchase.member_key, TitleCategory.category_code)
         .having(units > 0)
     ).all()

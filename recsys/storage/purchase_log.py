@@ -23,7 +23,8 @@ import numpy.typing as npt
 from sqlalchemy import Connection, Select, func, select
 
 from recsys.errors import TrainingError
-from recsys.storage.schema import Member, MemberCategory, Purchase, Title, TitleCategory
+from recsys.storage.line_kinds import active_order_line, active_order_sql
+from recsys.storage.schema import Member, MemberCategory, Purchase, Title, TitleCategory, table_of
 
 EPOCH = dt.datetime(1970, 1, 1)
 _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime in SQLite
@@ -373,8 +374,21 @@ def titles_sold_before(connection: Connection, moment: dt.datetime) -> npt.NDArr
     return np.unique(keys)
 
 
-def newest_purchase(connection: Connection) -> dt.datetime | None:
-    value = connection.execute(select(func.max(Purchase.purchased_at))).scalar_one_or_none()
+def newest_purchase(connection: Connection, *, own_orders: bool = False) -> dt.datetime | None:
+    """The newest line's time; with ``own_orders`` the newest of the members' own orders (auto-ship
+    lines and their returns left out: ``line_kinds.active_order_line``)."""
+    if own_orders:
+        # newest first on the purchased_at index, stopping at the first own order (max() with a
+        # WHERE would read every line on SQLite)
+        purchases = table_of(Purchase)
+        value = connection.execute(
+            select(purchases.c.purchased_at)
+            .where(active_order_line(purchases, per_line=True))
+            .order_by(purchases.c.purchased_at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+    else:
+        value = connection.execute(select(func.max(Purchase.purchased_at))).scalar_one_or_none()
     if isinstance(value, str):  # SQLite hands back text for an aggregate
         return dt.datetime.fromisoformat(value)
     return value
@@ -436,13 +450,16 @@ class LineAmounts:
 
 
 def read_line_amounts(
-    connection: Connection, *, end: dt.datetime | None = None, batch_rows: int = 200_000
+    connection: Connection, *, end: dt.datetime | None = None, batch_rows: int = 200_000, own_orders: bool = False
 ) -> LineAmounts:
-    """Every order line before ``end`` (None: all) as member key, time and net amount.
+    """Every order line before ``end`` (None: all) as member key, time and net amount; with
+    ``own_orders`` only the members' own orders: auto-ship lines (the negative option) and their
+    returns left out (``line_kinds.active_order_line``, the same SQL test as the campaign report's).
 
     The same id-range reads as :func:`read_purchase_log` (one text list per column on
     SQLite, one bytea of binary records on PostgreSQL): no Python object per line.
     """
+    own = f" AND {active_order_sql(connection)}" if own_orders else ""
     low, high = purchase_id_bounds(connection)
     members: list[npt.NDArray[np.int64]] = []
     times: list[npt.NDArray[np.float64]] = []
@@ -451,7 +468,7 @@ def read_line_amounts(
     if connection.dialect.name == "postgresql":
         sql = (
             "SELECT string_agg(int4send(member_key) || float8send((quantity * unit_price)::float8)"
-            " || timestamp_send(purchased_at), ''::bytea) FROM purchases WHERE id >= %s AND id < %s"
+            " || timestamp_send(purchased_at), ''::bytea) FROM purchases WHERE id >= %s AND id < %s" + own
         )
         params: list[Any] = []
         if end is not None:
@@ -459,6 +476,14 @@ def read_line_amounts(
             params.append(end)
         record = np.dtype([("member_key", ">i4"), ("amount", ">f8"), ("purchased_at", ">i8")])
         with raw.cursor(binary=True) as cursor:
+            jit = None
+            if own_orders:
+                # the return test is costed as if it ran for every line (it runs for the negative ones):
+                # JIT would compile each range's statement again (0.4 s each); off for these reads, then
+                # as it was (local to the caller's transaction: an error rolls it back with the rest)
+                cursor.execute("SELECT current_setting('jit')")
+                jit = cursor.fetchone()[0]
+                cursor.execute("SELECT set_config('jit', 'off', true)")
             for start in range(low, high + 1, batch_rows):
                 cursor.execute(sql, [start, start + batch_rows, *params])
                 (data,) = cursor.fetchone()
@@ -468,11 +493,13 @@ def read_line_amounts(
                 members.append(block["member_key"].astype(np.int64))
                 amounts.append(block["amount"].astype(np.float64))
                 times.append(block["purchased_at"] / 1e6 + _PG_EPOCH_2000)
+            if jit is not None:
+                cursor.execute("SELECT set_config('jit', %s, true)", [jit])
     else:
         window, window_params = _sqlite_window(None, end)
         sql = (
             "SELECT group_concat(member_key), group_concat(quantity * unit_price), group_concat(purchased_at)"
-            f" FROM purchases WHERE id >= ? AND id < ?{window}"
+            f" FROM purchases WHERE id >= ? AND id < ?{window}{own}"
         )
         cursor = raw.cursor()
         try:

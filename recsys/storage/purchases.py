@@ -1,6 +1,11 @@
 """Order lines: one member's lines and summary, RFM aggregates over every member, titles
 bought, and writing lines posted through the API. (The bulk read of order lines into numpy
-for training is ``purchase_log``.)"""
+for training is ``purchase_log``.)
+
+The RFM aggregates and the category units describe members' own buying: auto-ship lines (the
+negative option) and their returns are left out (:func:`recsys.storage.line_kinds.active_order_line`).
+A member's history, summary, top categories and titles bought show every line, auto-ships
+included: they are what the member has."""
 
 from __future__ import annotations
 
@@ -26,12 +31,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from recsys.storage.bulk import in_chunks
+from recsys.storage.line_kinds import active_order_line
 from recsys.storage.schema import (
     Category,
     Member,
     Purchase,
     Title,
     TitleCategory,
+    table_of,
 )
 
 _INSERT_CHUNK = 100  # rows per multi-row INSERT (8 parameters each)
@@ -132,6 +139,9 @@ def rfm_aggregates(connection: Connection, as_of: dt.datetime, since: dt.datetim
 
     Recency looks at all history; frequency (distinct orders with a positive line)
     and monetary value (quantity × price, returns subtracted) at ``[since, as_of)``.
+    The member's own orders only: an auto-ship (the negative option sends it unasked) and its
+    return are left out (``line_kinds.active_order_line``), so a member who only kept or sent
+    back main selections is not made recent, frequent or valuable by them.
     """
     in_window = Purchase.purchased_at >= since
     order_key = func.coalesce(Purchase.order_id, Purchase.line_id)
@@ -152,7 +162,8 @@ def rfm_aggregates(connection: Connection, as_of: dt.datetime, since: dt.datetim
         )
         .select_from(Member)
         .outerjoin(
-            Purchase, and_(Purchase.member_key == Member.id, Purchase.purchased_at < as_of)
+            Purchase,
+            and_(Purchase.member_key == Member.id, Purchase.purchased_at < as_of, active_order_line(table_of(Purchase))),
         )
         .where(Member.status != "closed")
         .group_by(Member.id, Member.member_id)
@@ -243,12 +254,13 @@ def member_lines_page(
 def primary_category_units(
     connection: Connection, since: dt.datetime, until: dt.datetime
 ) -> list[tuple[int, str, int]]:
-    """(member key, primary category code, net units) of the lines in ``[since, until)``."""
+    """(member key, primary category code, net units) of the member's own order lines in ``[since, until)``
+    (auto-ships and their returns left out: ``line_kinds.active_order_line``)."""
     units = func.sum(Purchase.quantity)
     stmt = (
         select(Purchase.member_key, TitleCategory.category_code, units)
         .join(TitleCategory, and_(TitleCategory.title_key == Purchase.title_key, TitleCategory.is_primary))
-        .where(Purchase.purchased_at >= since, Purchase.purchased_at < until)
+        .where(Purchase.purchased_at >= since, Purchase.purchased_at < until, active_order_line(table_of(Purchase)))
         .group_by(Purchase.member_key, TitleCategory.category_code)
         .having(units > 0)
     )

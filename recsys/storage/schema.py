@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -145,6 +146,13 @@ class Purchase(Base):
         Index("ix_purchases_purchased_at", "purchased_at"),
         Index("ix_purchases_member_key_purchased_at", "member_key", "purchased_at"),
         Index("ix_purchases_title_key", "title_key"),
+        # the auto-ship lines only (migration 0012): the return test of line_kinds.active_order_line;
+        # PostgreSQL also has ix_purchases_autoship_line_id, (line_id COLLATE "C") on the same rows,
+        # for a campaign's lines by line id prefix (selections)
+        Index(
+            "ix_purchases_autoship", "member_key", "title_key", "purchased_at",
+            sqlite_where=text("kind = 'autoship'"), postgresql_where=text("kind = 'autoship'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntKey, primary_key=True, autoincrement=True)

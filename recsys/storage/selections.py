@@ -9,9 +9,16 @@ member who did neither is sent it and billed: an **auto-ship** order line
 
 A return of an auto-shipped title is an ordinary order line with a negative quantity
 (whatever its kind): the member's negative line of the title dated at or after the
-auto-ship. :func:`active_order_line` is the SQL test the campaign loop uses to leave
-auto-ship lines and those returns out of the active orders' effect; :func:`autoship_lines`
-reads them apart, with their returns, for the report.
+auto-ship. :func:`active_order_line` (defined in :mod:`recsys.storage.line_kinds`, importable
+from here) is the SQL test the campaign loop uses to leave auto-ship lines and those returns
+out of the active orders' effect — and the value model, the RFM and the category affinities
+out of members' own buying; :func:`autoship_lines` reads them apart, with their returns, for
+the report. A campaign's auto-ship lines are found by their line id's prefix, read as a range
+in byte order from an index (``_campaign_autoships``: exact under any collation).
+
+Timestamps (``replied_at``, ``purchased_at``) are stored naive UTC, like every stored
+timestamp; turning them into the club's calendar days (the reply deadline is one) is the
+caller's: :meth:`recsys.settings.CampaignSettings.club_date`.
 
 Every function takes a ``Connection``; the caller owns the transaction.
 """
@@ -30,19 +37,17 @@ import numpy.typing as npt
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Date,
     Float,
+    FromClause,
     Table,
     and_,
     cast,
-    exists,
     func,
-    literal,
-    or_,
     select,
 )
 
 from recsys.storage.bulk import in_chunks
+from recsys.storage.line_kinds import AUTOSHIP, active_order_line, is_autoship
 from recsys.storage.purchases import insert_purchase_rows
 from recsys.storage.schema import (
     CampaignContact,
@@ -55,7 +60,26 @@ from recsys.storage.schema import (
     table_of,
 )
 
-AUTOSHIP = "autoship"
+__all__ = [  # AUTOSHIP and active_order_line are defined in line_kinds and kept importable from here
+    "AUTOSHIP",
+    "DECLINED",
+    "AutoshipLines",
+    "AutoshipOrder",
+    "MailedSelection",
+    "Reply",
+    "active_order_line",
+    "autoship_line_id",
+    "autoship_lines",
+    "autoship_matches",
+    "mailed_selections",
+    "main_title_order_times",
+    "main_title_orders",
+    "record_decline",
+    "replies",
+    "shipped_member_keys",
+    "write_autoships",
+]
+
 DECLINED = "declined"
 
 
@@ -66,6 +90,25 @@ def autoship_line_id(campaign_id: int, member_key: int) -> str:
 
 def _autoship_prefix(campaign_id: int) -> str:
     return f"autoship:{campaign_id}:"
+
+
+def _campaign_autoships(connection: Connection, purchases: FromClause, campaign_id: int) -> ColumnElement[bool]:
+    """SQL, true for the campaign's auto-ship lines of ``purchases`` (the table or an alias): the
+    auto-ship kind and a line id starting with ``autoship:<campaign id>:``.
+
+    The prefix is tested as the range ``[prefix, prefix with its last character's successor)`` in
+    byte order, which holds exactly the strings that start with it (every line id is ASCII here and
+    no character lies between ':' and ';'). Byte order is what SQLite's text comparison is, and what
+    ``COLLATE "C"`` gives PostgreSQL whatever the database's collation (under a non-C collation the
+    unique index on line_id is in another order, punctuation may even be ignored, and LIKE 'prefix%'
+    cannot use it). Both ends are served by an index: SQLite's unique index on line_id, PostgreSQL's
+    partial ``ix_purchases_autoship_line_id`` (migration 0012) — no scan of the whole table."""
+    prefix = _autoship_prefix(campaign_id)
+    past = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    line_id: ColumnElement[str] = purchases.c.line_id
+    if connection.dialect.name == "postgresql":
+        line_id = line_id.collate("C")
+    return and_(is_autoship(purchases), line_id >= prefix, line_id < past)
 
 
 def _insert_one(connection: Connection, table: Table, row: dict[str, Any]) -> bool:
@@ -174,9 +217,11 @@ def mailed_selections(
     return list(chosen.values())
 
 
-def main_title_orders(connection: Connection, campaign_id: int, until: dt.date) -> dict[int, list[dt.date]]:
-    """member key → the days the member ordered their main selection of the campaign (own orders with a
-    positive quantity, any time before ``until``), sorted."""
+def main_title_order_times(
+    connection: Connection, campaign_id: int, until: dt.datetime
+) -> dict[int, list[dt.datetime]]:
+    """member key → when the member ordered their main selection of the campaign (own orders with a
+    positive quantity, before ``until``; naive UTC, as stored), sorted."""
     purchases = table_of(Purchase)
     rows = connection.execute(
         select(ContactTitle.member_key, purchases.c.purchased_at)
@@ -189,22 +234,31 @@ def main_title_orders(connection: Connection, campaign_id: int, until: dt.date) 
             ContactTitle.campaign_id == campaign_id,
             ContactTitle.role == "main",
             purchases.c.quantity > 0,
-            purchases.c.kind != AUTOSHIP,
-            purchases.c.purchased_at < literal(until, Date()),
+            ~is_autoship(purchases),
+            purchases.c.purchased_at < until,
         )
     )
-    out: dict[int, list[dt.date]] = defaultdict(list)
+    out: dict[int, list[dt.datetime]] = defaultdict(list)
     for key, at in rows:
-        out[int(key)].append(_as_datetime(at).date())
-    return {k: sorted(days) for k, days in out.items()}
+        out[int(key)].append(_as_datetime(at))
+    return {k: sorted(times) for k, times in out.items()}
+
+
+def main_title_orders(connection: Connection, campaign_id: int, until: dt.date) -> dict[int, list[dt.date]]:
+    """member key → the UTC days the member ordered their main selection of the campaign (own orders
+    with a positive quantity, before ``until`` 00:00 UTC), sorted. The negative option reads
+    :func:`main_title_order_times` and takes the club's days of them."""
+    moment = dt.datetime.combine(until, dt.time())
+    return {
+        k: [at.date() for at in times] for k, times in main_title_order_times(connection, campaign_id, moment).items()
+    }
 
 
 def shipped_member_keys(connection: Connection, campaign_id: int) -> set[int]:
     """Members already sent the campaign's main selection under the negative option."""
+    purchases = table_of(Purchase)
     rows = connection.scalars(
-        select(Purchase.member_key).where(
-            Purchase.kind == AUTOSHIP, Purchase.line_id.startswith(_autoship_prefix(campaign_id), autoescape=True)
-        )
+        select(purchases.c.member_key).where(_campaign_autoships(connection, purchases, campaign_id))
     )
     return {int(k) for k in rows}
 
@@ -238,27 +292,6 @@ def write_autoships(connection: Connection, campaign_id: int, orders: Sequence[A
 # ------------------------------------------------------------------ active orders and auto-ships apart
 
 
-def active_order_line(purchases: Table) -> ColumnElement[bool]:
-    """SQL, true for a member's own order line: neither an auto-ship nor the return (a negative line of
-    the same member and title, at or after it) of one. ``purchases`` is the table or an alias of it."""
-    shipped = table_of(Purchase).alias("autoship_line")
-    returned_autoship = and_(
-        purchases.c.quantity < 0,
-        exists(
-            select(literal(1))
-            .select_from(shipped)
-            .where(
-                shipped.c.member_key == purchases.c.member_key,
-                shipped.c.title_key == purchases.c.title_key,
-                shipped.c.kind == AUTOSHIP,
-                shipped.c.quantity > 0,
-                shipped.c.purchased_at <= purchases.c.purchased_at,
-            )
-        ),
-    )
-    return ~or_(purchases.c.kind == AUTOSHIP, returned_autoship)
-
-
 @dataclass(frozen=True)
 class AutoshipLines:
     """A campaign's auto-ship lines with their returns to date, one entry per line.
@@ -289,7 +322,7 @@ def autoship_lines(connection: Connection, campaign_id: int) -> AutoshipLines:
     lines = (
         select(shipped.c.id, shipped.c.member_key, shipped.c.title_key, shipped.c.quantity, shipped.c.unit_price,
                shipped.c.purchased_at)
-        .where(shipped.c.kind == AUTOSHIP, shipped.c.line_id.startswith(_autoship_prefix(campaign_id), autoescape=True))
+        .where(_campaign_autoships(connection, shipped, campaign_id))
         .subquery()
     )
     rows = connection.execute(

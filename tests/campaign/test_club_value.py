@@ -7,11 +7,12 @@ import csv
 import datetime as dt
 import json
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert, select
 from typer.testing import CliRunner
 
 from campaign.club_value import value_club
@@ -19,8 +20,12 @@ from campaign.value import BgNbdParams, GammaGammaParams, fit_member_value, purc
 from campaign.value_sim import simulate_purchases
 from recsys.errors import BookclubError
 from recsys.settings import Settings
+from recsys.storage import purchase_log
 from recsys.storage.db import make_engine, upgrade
 from recsys.storage.imports import KINDS, ImportOptions, csv_source, import_rows
+from recsys.storage.purchases import insert_purchase_rows
+from recsys.storage.schema import Member, Title
+from recsys.storage.selections import AutoshipOrder, write_autoships
 from tests.conftest import shared_data
 
 ORIGIN = dt.datetime(2024, 1, 1)
@@ -117,6 +122,51 @@ def test_value_without_data_after_the_horizon_has_null_actuals(sqlite_engine: En
         body = value_club(connection, ORIGIN + dt.timedelta(days=CUTOFF_DAY), HORIZON).to_json()
     assert body["actual_purchases"] is None and body["mae"] is None and body["baseline_mae"] is None
     assert body["predicted_purchases"] > 0
+
+
+def test_auto_ships_and_their_returns_are_not_the_members_buying(engine: Engine, tmp_path: Path) -> None:
+    """The negative option's lines (``kind = 'autoship'``) and the returns of them change nothing:
+    not the history before the cutoff, not the actual purchases in the horizon, not the newest line
+    that says whether the horizon is stored — the value model describes the member's own buying."""
+    _club(tmp_path, 600, CUTOFF_DAY + 30)  # the own orders end inside the horizon
+    _load(engine, tmp_path)
+    cutoff = ORIGIN + dt.timedelta(days=CUTOFF_DAY)
+    short = cutoff - dt.timedelta(days=60)  # a horizon whose end the own orders reach: actuals
+    with engine.connect() as connection:
+        before, before_short = value_club(connection, cutoff, HORIZON), value_club(connection, short, 30)
+    with engine.begin() as connection:
+        connection.execute(insert(Title).values(title_id="MAIN", title="A main selection", price=Decimal("12.00")))
+        main = connection.execute(select(Title.id).where(Title.title_id == "MAIN")).scalar_one()
+        keys = [int(k) for k in connection.scalars(select(Member.id).order_by(Member.id))][::3]
+        shipped: list[AutoshipOrder] = []
+        for campaign, day in ((1, 60), (2, CUTOFF_DAY - 40), (3, CUTOFF_DAY + 20)):  # before, in the horizons
+            orders = [AutoshipOrder(k, main, Decimal("12.00"), (ORIGIN + dt.timedelta(days=day)).date()) for k in keys]
+            assert write_autoships(connection, campaign, orders) == len(orders)
+            shipped += orders
+        # every other one sent back (an ordinary negative line of the title, after the shipment)
+        insert_purchase_rows(connection, [
+            {"line_id": f"back-{i}", "order_id": None, "member_key": o.member_key, "title_key": main,
+             "quantity": -1, "unit_price": o.unit_price, "channel": "mail", "key_code": None,
+             "purchased_at": dt.datetime.combine(o.shipped_on, dt.time(9)) + dt.timedelta(days=10)}
+            for i, o in enumerate(shipped[::2])
+        ])  # fmt: skip
+        # and one auto-ship after every own line: it says nothing about whether the orders are stored
+        later = (ORIGIN + dt.timedelta(days=CUTOFF_DAY + HORIZON + 30)).date()
+        write_autoships(connection, 4, [AutoshipOrder(keys[0], main, Decimal("12.00"), later)])
+    with engine.connect() as connection:
+        after, after_short = value_club(connection, cutoff, HORIZON), value_club(connection, short, 30)
+        assert purchase_log.newest_purchase(connection) == dt.datetime.combine(later, dt.time())
+        every = purchase_log.read_line_amounts(connection)
+        own = purchase_log.read_line_amounts(connection, own_orders=True)
+    assert len(every) == len(own) + 3 * len(keys) + 1 + len(shipped[::2])
+    for name in ("frequency", "recency", "age", "monetary", "has_purchase"):
+        np.testing.assert_array_equal(getattr(after.summary, name), getattr(before.summary, name), err_msg=name)
+    assert after.lines_read == before.lines_read and after.newest_line == before.newest_line
+    assert before.actual_purchases is None and after.actual_purchases is None  # the orders end before the horizon
+    assert before_short.actual_purchases is not None and after_short.actual_purchases is not None
+    np.testing.assert_array_equal(after_short.actual_purchases, before_short.actual_purchases)
+    np.testing.assert_allclose(after.expected_value, before.expected_value)
+    assert after.to_json()["params"] == before.to_json()["params"]
 
 
 def test_value_needs_repeat_purchases_and_lines_before_the_cutoff(sqlite_engine: Engine, tmp_path: Path) -> None:
