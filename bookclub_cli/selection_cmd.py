@@ -38,7 +38,8 @@ def decline(
 def autoship(
     campaign: str = CAMPAIGN,
     as_of: dt.datetime | None = typer.Option(
-        None, "--as-of", formats=["%Y-%m-%d"], help="the shipping day (default: today); after the reply deadline"
+        None, "--as-of", formats=["%Y-%m-%d"], help="the shipping day (default: today in the club's time zone, campaign.timezone); after the "
+        "reply deadline"
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="count who would be shipped; write nothing"),
 ) -> None:
@@ -51,7 +52,7 @@ def autoship(
     with open_engine(settings).begin() as connection:
         result = run_autoship(
             connection, campaign, settings.campaign,
-            as_of=as_of.date() if as_of else dt.date.today(), dry_run=dry_run,
+            as_of=as_of.date() if as_of else settings.campaign.club_today(), dry_run=dry_run,
         )
     console.print(result.summary(), highlight=False, soft_wrap=True)
 

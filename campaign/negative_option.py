@@ -17,6 +17,16 @@ is the pure decision — every member gets a reason, counted per reason (:data:`
 :func:`run_autoship` reads the facts, decides and writes the lines (idempotent: a member is
 shipped at most once per campaign); :func:`decline` records a member's "no". The CLI
 (``bookclub campaigns decline|autoship``) calls these two.
+
+Days and time zones. The deadline, the in-home date and the shipping day (``as_of``) are
+calendar days of the club, in its time zone (``CampaignSettings.timezone``, an IANA name;
+UTC unless set): the date printed on the order form is a local date, and "replies on that day
+still count" means until midnight there. A reply's ``replied_at`` and an order line's
+``purchased_at`` are stored as naive UTC timestamps (like every stored timestamp); each is
+turned into the club's day (``CampaignSettings.club_date``) before it is compared with the
+deadline — comparing the UTC date instead would count a decline phoned in on the evening of
+the deadline day in a zone behind UTC as late, and one made after local midnight in a zone
+ahead of UTC as in time.
 """
 
 from __future__ import annotations
@@ -86,7 +96,7 @@ class AutoshipDecision:
 
 def deadline(in_home: dt.date, settings: CampaignSettings) -> dt.date:
     """The reply deadline printed on the order form of an edition in home on ``in_home`` (replies
-    on that day still count)."""
+    on that day still count, until midnight in the club's time zone)."""
     return in_home + dt.timedelta(days=settings.reply_days)
 
 
@@ -102,7 +112,8 @@ def decide_autoships(
     """Who is sent the main selection on ``as_of`` and why not the others (pure).
 
     ``declined_on``: member key → the day the member declined; ``ordered_on``: member key → the
-    days they ordered their main selection (before ``as_of``); ``shipped``: members an earlier
+    days they ordered their main selection (before ``as_of``) — the club's days, like the deadline
+    and ``as_of`` (module doc); ``shipped``: members an earlier
     run shipped. With the setting off nobody ships (every member ``negative_option_off``)."""
     reasons: dict[int, str] = {}
     orders: list[AutoshipOrder] = []
@@ -182,8 +193,9 @@ def run_autoship(
     as_of: dt.date,
     dry_run: bool = False,
 ) -> AutoshipRun:
-    """Ship the campaign's main selections due as of ``as_of`` (its name or id), in the caller's
-    transaction; :class:`NegativeOptionError` when the setting is off or no reply deadline has passed."""
+    """Ship the campaign's main selections due as of ``as_of`` (its name or id; a day of the club's
+    calendar, module doc), in the caller's transaction; :class:`NegativeOptionError` when the setting
+    is off or no reply deadline has passed."""
     campaign = campaigns_db.find_campaign(connection, ref)
     if not settings.negative_option:
         raise NegativeOptionError(
@@ -198,10 +210,14 @@ def run_autoship(
             f"{first_due + dt.timedelta(days=1)} (as of {as_of})"
         )
     replies = selections_db.replies(connection, campaign.id)
+    # stored UTC timestamps → the club's days, the deadline's calendar (module doc)
+    orders = selections_db.main_title_order_times(
+        connection, campaign.id, settings.club_day_start(as_of + dt.timedelta(days=1))
+    )
     decision = decide_autoships(
         mailed,
-        declined_on={k: r.replied_at.date() for k, r in replies.items()},
-        ordered_on=selections_db.main_title_orders(connection, campaign.id, as_of + dt.timedelta(days=1)),
+        declined_on={k: settings.club_date(r.replied_at) for k, r in replies.items()},
+        ordered_on={k: [settings.club_date(at) for at in times] for k, times in orders.items()},
         shipped=selections_db.shipped_member_keys(connection, campaign.id),
         as_of=as_of,
         settings=settings,
@@ -234,7 +250,12 @@ def decline(
     source: str,
     at: dt.datetime,
 ) -> DeclineResult:
-    """Record that ``member_id`` declined the main selection of campaign ``ref`` (in the caller's transaction)."""
+    """Record that ``member_id`` declined the main selection of campaign ``ref`` (in the caller's transaction).
+
+    ``at`` is when the reply came: naive UTC (as stored), or aware in any zone (converted to UTC).
+    Whether it came after the deadline is asked on the club's calendar (module doc)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(dt.UTC).replace(tzinfo=None)
     campaign = campaigns_db.find_campaign(connection, ref)
     member = members_db.find_member(connection, member_id)
     if member is None:
@@ -249,5 +270,5 @@ def decline(
     )
     return DeclineResult(
         campaign=campaign, member_id=member_id, recorded=recorded, replied_at=at,
-        after_deadline=at.date() > deadline(mailed[0].in_home, settings),
+        after_deadline=settings.club_date(at) > deadline(mailed[0].in_home, settings),
     )

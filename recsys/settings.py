@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -269,6 +270,34 @@ class CampaignSettings(BaseModel):
         10, ge=0, description="the negative option applies only when the edition was in home at least this many "
         "days before the reply deadline (the deadline is in home + reply_days: reply_days must be at least this)"
     )
+    timezone: str = Field(
+        "UTC", description="the club's time zone (an IANA name such as Asia/Shanghai): the reply deadline printed "
+        "on the order form, and the shipping day of the negative option, are its calendar days; a reply or an "
+        "order (stored in UTC) counts on the day it was made there"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"campaign.timezone {value!r} is not a time zone (an IANA name such as Asia/Shanghai)") from None
+        return value
+
+    def club_date(self, moment: dt.datetime) -> dt.date:
+        """The club's calendar day of ``moment``: naive timestamps are UTC, as every stored one is."""
+        aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+        return aware.astimezone(ZoneInfo(self.timezone)).date()
+
+    def club_day_start(self, day: dt.date) -> dt.datetime:
+        """The first moment of the club's calendar day ``day``, as a naive UTC timestamp (how they are stored)."""
+        local = dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(self.timezone))
+        return local.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def club_today(self) -> dt.date:
+        """Today in the club's time zone."""
+        return dt.datetime.now(ZoneInfo(self.timezone)).date()
 
     @model_validator(mode="after")
     def _notice_fits_the_reply_period(self) -> Self:

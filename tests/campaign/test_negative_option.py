@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -227,6 +228,40 @@ def test_the_price_billed_is_the_price_the_edition_printed(engine: Engine) -> No
         billed = _autoships(connection)
     assert billed[club[printed][0]] == (club[printed][1], PRICES[title_of[printed]])
     assert billed[club[unpriced][0]] == (club[unpriced][1], Decimal("99.00"))
+
+
+def test_replies_and_orders_count_on_the_clubs_day_at_the_deadline(engine: Engine) -> None:
+    """``replied_at`` and ``purchased_at`` are stored UTC; the deadline is a day of the club's calendar
+    (``campaign.timezone``). At the day boundary: a decline at 23:30 on the deadline day in New York
+    (04:30 UTC the day after) is in time there; one at 00:30 the day after in Shanghai (16:30 UTC on
+    the deadline day) is late there — the UTC date says the opposite of both."""
+    new_york = ON.model_copy(update={"timezone": "America/New_York"})
+    shanghai = ON.model_copy(update={"timezone": "Asia/Shanghai"})
+    next_day = DEADLINE + dt.timedelta(days=1)
+    with engine.begin() as connection:
+        club = _club(connection)
+        a, b, c = _open(club, connection)[:3]
+        # a: 23:30 on the deadline day in New York, given as an aware time (stored as UTC)
+        ny_evening = dt.datetime.combine(DEADLINE, dt.time(23, 30), tzinfo=ZoneInfo("America/New_York"))
+        first = decline(connection, QUARTER, a, new_york, source="phone", at=ny_evening)
+        assert first.recorded and not first.after_deadline
+        assert decline(connection, QUARTER, a, shanghai, source="phone", at=ny_evening).after_deadline
+        # b: 16:30 UTC on the deadline day = 00:30 the next day in Shanghai
+        late_in_shanghai = dt.datetime.combine(DEADLINE, dt.time(16, 30))
+        assert decline(connection, QUARTER, b, shanghai, source="web", at=late_in_shanghai).after_deadline
+        # c orders the main selection at 03:00 UTC the day after = 22:00 on the deadline day in New York
+        key, title, _arm = club[c]
+        insert_purchase_rows(connection, [_line("C1", key, title, dt.datetime.combine(next_day, dt.time(3)), 20)])
+        stored = selections_db.replies(connection, 1)
+        assert stored[club[a][0]].replied_at == dt.datetime.combine(next_day, dt.time(4, 30))  # naive UTC
+
+        def reasons(settings: CampaignSettings) -> tuple[str, str, str]:
+            run = run_autoship(connection, QUARTER, settings, as_of=next_day + dt.timedelta(days=1), dry_run=True)
+            return run.decision.reasons[club[a][0]], run.decision.reasons[club[b][0]], run.decision.reasons[club[c][0]]
+
+        assert reasons(new_york) == ("declined", "declined", "ordered")
+        assert reasons(shanghai) == ("declined_late", "declined_late", "ordered_late")
+        assert reasons(ON) == ("declined_late", "declined", "ordered_late")  # UTC unless set
 
 
 def test_decline_errors_name_what_is_wrong(engine: Engine) -> None:

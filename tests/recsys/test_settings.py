@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from pydantic import ValidationError
 
@@ -20,3 +22,17 @@ def test_the_environment_is_checked_the_same_way(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("BOOKCLUB_CAMPAIGN__REPLY_DAYS", "5")
     with pytest.raises(ValidationError, match="negative_option_notice_days"):
         Settings()
+
+
+def test_the_clubs_calendar_day_of_a_stored_utc_timestamp() -> None:
+    assert CampaignSettings().timezone == "UTC"
+    shanghai, new_york = CampaignSettings(timezone="Asia/Shanghai"), CampaignSettings(timezone="America/New_York")
+    assert shanghai.club_date(dt.datetime(2026, 11, 4, 15, 59)) == dt.date(2026, 11, 4)  # 23:59 there
+    assert shanghai.club_date(dt.datetime(2026, 11, 4, 16, 0)) == dt.date(2026, 11, 5)  # midnight there
+    assert new_york.club_date(dt.datetime(2026, 11, 5, 4, 59)) == dt.date(2026, 11, 4)  # 23:59 EST
+    assert new_york.club_date(dt.datetime(2026, 11, 5, 5, 0)) == dt.date(2026, 11, 5)
+    assert CampaignSettings().club_date(dt.datetime(2026, 11, 4, 23, 59)) == dt.date(2026, 11, 4)
+    assert shanghai.club_day_start(dt.date(2026, 11, 5)) == dt.datetime(2026, 11, 4, 16, 0)
+    assert new_york.club_day_start(dt.date(2026, 7, 1)) == dt.datetime(2026, 7, 1, 4, 0)  # EDT
+    with pytest.raises(ValidationError, match="not a time zone"):
+        CampaignSettings(timezone="Mars/Olympus")
