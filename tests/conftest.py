@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,11 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def postgres_engine() -> Iterator[Engine]:
+@contextmanager
+def scratch_postgres(options: str = "", unreachable: str = "unreachable") -> Iterator[Engine]:
+    """A new PostgreSQL database at the migrations' head (``CREATE DATABASE … options``), dropped
+    afterwards; the test is skipped, with the reason, without a server or one that refuses
+    ``options`` (``unreachable`` says what was wanted)."""
     base_url = os.environ.get(POSTGRES_URL_VAR)
     if not base_url:
         pytest.skip(f"{POSTGRES_URL_VAR} is not set: no PostgreSQL to test against")
@@ -49,10 +53,10 @@ def postgres_engine() -> Iterator[Engine]:
     name = f"bookclub_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # server down: say so rather than error
+            connection.execute(text(f'CREATE DATABASE "{name}" {options}'.rstrip()))
+    except Exception as exc:  # server down (or the options refused): say so rather than error
         admin.dispose()
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL_VAR} unreachable: {exc}")
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL_VAR} {unreachable}: {exc}")
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
     try:
@@ -63,6 +67,12 @@ def postgres_engine() -> Iterator[Engine]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_engine() -> Iterator[Engine]:
+    with scratch_postgres() as engine:
+        yield engine
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

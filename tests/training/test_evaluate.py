@@ -13,6 +13,7 @@ from tests.training.synthetic import Club, add_unrelated_rows, make_club
 from training.dataset import read_catalogue
 from training.evaluate import evaluate
 from training.evaluation_report import EvaluationReport
+from training.split import Split
 
 METRICS = {"precision@20", "recall@20", "ndcg@20", "map@20", "hitrate@20"}
 KINDS = {"als", "bpr", "popularity", "category_popularity", "item_knn", "blend"}
@@ -174,28 +175,32 @@ def test_empty_window_is_a_clear_error(sqlite_engine: Engine, fast_settings: Set
         run(sqlite_engine, fast_settings.training, dt.datetime(1990, 1, 1))
 
 
+def _club_split(club: Club, engine: Engine, ts: TrainingSettings) -> Split:
+    """The club's time split at its cutoff, as ``evaluate`` builds it."""
+    from recsys.storage.purchase_log import read_purchases, titles_sold_before
+    from training.dataset import window_start
+    from training.split import time_split
+
+    start = window_start(club.cutoff, ts)
+    end = club.cutoff + dt.timedelta(days=ts.holdout_days)
+    with engine.connect() as connection:
+        catalogue = read_catalogue(connection)
+        lines = read_purchases(connection, start, end)
+        sold = titles_sold_before(connection, club.cutoff)
+    return time_split(catalogue, lines, window_start=start, cutoff=club.cutoff, end=end, sold_before=sold, settings=ts)
+
+
 @pytest.mark.parametrize("kind", ["als", "popularity", "category_popularity"])
 def test_fast_ranking_matches_dense_top_n(
     club: Club, sqlite_engine: Engine, fast_settings: Settings, kind: str
 ) -> None:
     """The factor and shared-score shortcuts rank exactly as dense scores + ``top_n`` do."""
     from recsys.recommenders import FitContext, build_recommender, top_n
-    from recsys.storage.purchase_log import read_purchases, titles_sold_before
-    from training.dataset import window_start
     from training.ranker import Ranker
     from training.served import cold_placement
-    from training.split import time_split
 
     ts = fast_settings.training
-    start = window_start(club.cutoff, ts)
-    end = club.cutoff + dt.timedelta(days=ts.holdout_days)
-    with sqlite_engine.connect() as connection:
-        catalogue = read_catalogue(connection)
-        lines = read_purchases(connection, start, end)
-        sold = titles_sold_before(connection, club.cutoff)
-    split = time_split(
-        catalogue, lines, window_start=start, cutoff=club.cutoff, end=end, sold_before=sold, settings=ts
-    )
+    split = _club_split(club, sqlite_engine, ts)
     train, holdout = split.train, split.holdout
     recommender = build_recommender(kind, ts)
     recommender.fit(train.member_titles, FitContext(train.catalogue.title_categories, seed=1, threads=1))
@@ -230,20 +235,11 @@ def test_the_blend_ranks_as_each_component_at_its_ends(club: Club, sqlite_engine
     """The evaluation ranks a blend of weight 1 as ALS and of weight 0 as item-kNN, titles
     without sales placed in both (the blend standardises after placing them)."""
     from recsys.recommenders import BlendRecommender, FitContext, build_recommender
-    from recsys.storage.purchase_log import read_purchases, titles_sold_before
-    from training.dataset import window_start
     from training.ranker import Ranker
     from training.served import cold_placement
-    from training.split import time_split
 
     ts = fast_settings.training
-    start = window_start(club.cutoff, ts)
-    end = club.cutoff + dt.timedelta(days=ts.holdout_days)
-    with sqlite_engine.connect() as connection:
-        catalogue = read_catalogue(connection)
-        lines = read_purchases(connection, start, end)
-        sold = titles_sold_before(connection, club.cutoff)
-    split = time_split(catalogue, lines, window_start=start, cutoff=club.cutoff, end=end, sold_before=sold, settings=ts)
+    split = _club_split(club, sqlite_engine, ts)
     train, holdout = split.train, split.holdout
     context = FitContext(train.catalogue.title_categories, seed=1, threads=1)
     placement = cold_placement(train, ts.cold_start_min_titles)

@@ -5,26 +5,22 @@ lines — one SQL test (``line_kinds.active_order_line``), on SQLite and Postgre
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 
 import numpy as np
 import pytest
 from sqlalchemy import Connection, Engine, select, text
-from sqlalchemy.engine import make_url
 
 from recsys.storage import line_kinds, selections
 from recsys.storage.bulk import bulk_insert
-from recsys.storage.db import make_engine, upgrade
 from recsys.storage.mailing import category_units
 from recsys.storage.purchase_log import newest_purchase, read_line_amounts, to_epoch
 from recsys.storage.purchases import primary_category_units, rfm_aggregates
 from recsys.storage.schema import Purchase, table_of
 from recsys.storage.selections import AutoshipOrder, write_autoships
-from tests.conftest import POSTGRES_URL_VAR
+from tests.conftest import scratch_postgres
 
 AS_OF = dt.datetime(2026, 10, 1)
 SINCE = AS_OF - dt.timedelta(days=365)
@@ -124,27 +120,9 @@ def test_campaign_lookups_find_exactly_the_campaigns_auto_ships(engine: Engine) 
 @pytest.fixture
 def icu_engine() -> Iterator[Engine]:
     """A PostgreSQL database with a non-C collation (ICU en-US: ';' sorts before ':' there)."""
-    base_url = os.environ.get(POSTGRES_URL_VAR)
-    if not base_url:
-        pytest.skip(f"{POSTGRES_URL_VAR} is not set: no PostgreSQL to test against")
-    admin = make_engine(base_url, isolation_level="AUTOCOMMIT")
-    name = f"bookclub_test_icu_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' "
-                                    "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"))
-    except Exception as exc:  # no ICU, an older server, or no server
-        admin.dispose()
-        pytest.skip(f"no PostgreSQL database with an ICU collation: {exc}")
-    engine = make_engine(make_url(base_url).set(database=name).render_as_string(hide_password=False))
-    try:
-        upgrade(engine)
+    options = "TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+    with scratch_postgres(options, unreachable="has no database with an ICU collation") as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.mark.postgres
