@@ -194,6 +194,7 @@ def run_quarter(
     say: Say = _quiet,
     on_step: Step | None = None,
     simulate: bool | None = None,
+    in_home: dt.date | None = None,
 ) -> QuarterResult:
     """The quarter as one job, what ``bookclub quarter`` and a scheduler call: the club's data
     (a demo club if ``demo`` is given and the database is empty), training with evaluation
@@ -203,8 +204,10 @@ def run_quarter(
     ``members_for_editions`` personalized editions (the best mailed customers, one segment
     after another; the others' piece is their segment's catalog). With ``simulate`` (default:
     when the club is a generated demo club) the mailed and held-out members respond with a
-    known true effect, matchback runs and the campaign report is built. The category tree,
-    segment profiles and the quarter's titles are read once."""
+    known true effect, matchback runs and the campaign report is built. ``in_home``: the
+    campaign's in-home date (default: the quarter's first day, or ``campaign.in_home_days`` from
+    today once the quarter has begun). The category tree, segment profiles and the quarter's
+    titles are read once."""
     from training.pipeline import run_training
 
     engine = engine_from_settings(settings)
@@ -261,7 +264,7 @@ def run_quarter(
     )
     with engine.begin() as connection:  # contacts before rendering, in one transaction
         contacts = write_quarter_contacts(
-            connection, settings, quarter, Quarter.parse(quarter).start, files=files,
+            connection, settings, quarter, Quarter.parse(quarter).start, files=files, in_home=in_home,
             personal=members_for_editions, segment_names={p.segment: p.name for p in segmentation.profiles},
         )
     lap("contacts")

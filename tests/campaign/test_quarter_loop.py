@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from campaign.contacts import default_in_home
 from catalog.paths import quarter_dir
+from catalog.period import Quarter
 from demo.generate import DemoSpec
 from quarterly.run import run_quarter
 from recsys.settings import (
@@ -98,8 +100,13 @@ def test_the_demo_quarter_is_planned_by_expected_profit(tmp_path: Path) -> None:
     simulated responses, matchback), then the quarter planned by expected profit — fewer pieces
     than a catalog to everyone, more expected profit — and every contact says why."""
     settings = _settings(tmp_path, plan_by_profit=True, holdout_share=0.2)  # the plan mails few: hold out more
-    spec = DemoSpec(members=1_500, titles=150, years=2, seed=3, end_date=dt.date.today() - dt.timedelta(days=1))
-    result = run_quarter(settings, "2026Q4", members_for_editions=2, demo=spec, train=True)
+    # a fixed day: the club and the in-home date both follow it, and the plan with them (they were
+    # dated from today). 3,000 members: at 1,500 the test campaign's uplift was learned from too
+    # few and the plan mailed 3 members, holding none out (seeds 3-6 pass at 3,000)
+    day = dt.date(2026, 11, 30)
+    spec = DemoSpec(members=3_000, titles=150, years=2, seed=3, end_date=day - dt.timedelta(days=1))
+    in_home = default_in_home(Quarter.parse("2026Q4").start, day, settings.campaign)
+    result = run_quarter(settings, "2026Q4", members_for_editions=2, demo=spec, train=True, in_home=in_home)
     campaign = result.campaign
     assert campaign is not None and campaign.history is not None
     history = campaign.history
