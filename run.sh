@@ -60,7 +60,9 @@ case "${1:-}" in
     "$VENV/bin/ruff" check recsys training catalog campaign demo quarterly api console bookclub_cli tests benchmarks
     "$VENV/bin/mypy" recsys training catalog campaign demo quarterly api console bookclub_cli
     set +e
-    "$VENV/bin/python" -m pytest "$@"
+    # two processes for the machine's two cores, a test file to each at a time (module fixtures
+    # built once); `./run.sh test -n 0` runs in one process
+    "$VENV/bin/python" -m pytest -n "${BOOKCLUB_TEST_PROCESSES:-2}" --dist loadfile "$@"
     status=$?
     set -e
     exit $status

@@ -11,7 +11,7 @@ import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from bookclub_cli import recommend_cmd, train_cmd, tune_cmd
+from bookclub_cli import common, recommend_cmd, train_cmd, tune_cmd
 from tests.training.synthetic import Club
 
 
@@ -75,8 +75,11 @@ def test_errors_are_one_line_and_non_zero(cli: typer.Typer) -> None:
     assert missing.exit_code == 1 and "bookclub train" in missing.output
 
 
-def test_evaluate_prints_intervals_and_differences(cli: typer.Typer, club: Club) -> None:
-    result = CliRunner().invoke(cli, ["evaluate", "--cutoff", club.cutoff.date().isoformat()], env={"COLUMNS": "400"})
+def test_evaluate_prints_intervals_and_differences(cli: typer.Typer, club: Club, monkeypatch: pytest.MonkeyPatch) -> None:
+    # wide enough for a row on one line: set on the console itself, which keeps a width it found in
+    # the environment when it was made (under pytest-xdist a worker's COLUMNS) over COLUMNS later
+    monkeypatch.setattr(common.console, "_width", 400)
+    result = CliRunner().invoke(cli, ["evaluate", "--cutoff", club.cutoff.date().isoformat()])
     assert result.exit_code == 0, result.output
     assert "95 % interval" in result.stdout and "paired differences" in result.stdout
     assert "warm (history in the window, scored)" in result.stdout
