@@ -169,6 +169,7 @@ def contacts(
     Re-running writes contacts only for members segmented since; nothing else changes.
     """
     from campaign.contacts import write_quarter_contacts
+    from training.registry import ModelRegistry
 
     settings = load_settings()
     engine = open_engine(settings)
@@ -177,6 +178,7 @@ def contacts(
             connection, settings, quarter, _quarter_start(quarter),
             files=print_files(settings, quarter),
             in_home=in_home.date() if in_home else None, personal=personal, budget=budget, max_pieces=max_pieces,
+            models=ModelRegistry(settings.models_dir).model_source(connection),
         )
     counts = ", ".join(f"{arm} {n:,}" for arm, n in sorted(result.counts.items()))
     console.print(f"campaign {result.campaign.name} (id {result.campaign.id}), in home "

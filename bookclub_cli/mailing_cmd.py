@@ -331,11 +331,13 @@ def print_mailing_decision(
     from catalog.paths import quarter_dir
     from catalog.period import Quarter
     from recsys.files import atomic_write_text
+    from training.registry import ModelRegistry
 
     with open_engine(settings).connect() as connection:
         try:
             result = plan_mailing(connection, settings, quarter, Quarter.parse(quarter).start, budget=budget,
-                                  max_pieces=max_pieces, in_home=in_home)  # fmt: skip
+                                  max_pieces=max_pieces, in_home=in_home,
+                                  models=ModelRegistry(settings.models_dir).model_source(connection))  # fmt: skip
         except BookclubError as exc:
             console.print(f"decision by expected profit: not possible yet — {exc}")
             return

@@ -42,6 +42,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from campaign.contact_plan import ContactPlan, plan_contacts, plan_contacts_from_mailing
+from campaign.edition_scores import ModelSource
 from campaign.holdouts import campaign_seed
 from campaign.rules import MailOption, eligibility
 from campaign.suppression import rule_inputs, rules_from_settings
@@ -249,6 +250,7 @@ def write_quarter_contacts(
     segment_names: Mapping[int, str] | None = None,
     budget: float | None = None,
     max_pieces: int | None = None,
+    models: ModelSource | None = None,
 ) -> ContactsResult:
     """Open the quarter's campaign and write a contact for every segmented member without one
     (module docstring), in the caller's transaction. Given the whole :class:`Settings`, with
@@ -278,7 +280,8 @@ def write_quarter_contacts(
 
         try:
             mailing = plan_mailing(
-                connection, full, quarter, quarter_start, budget=budget, max_pieces=max_pieces, in_home=day
+                connection, full, quarter, quarter_start, budget=budget, max_pieces=max_pieces, in_home=day,
+                models=models,
             )  # fmt: skip
         except NothingToLearnError as exc:
             fallback = f"nothing to learn what a piece does from yet ({exc})"

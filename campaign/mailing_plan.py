@@ -51,6 +51,7 @@ from sqlalchemy import Connection
 
 from campaign.club_value import ClubValue, value_club
 from campaign.contact_plan import holdout_rule
+from campaign.edition_scores import ModelSource, edition_title_scores
 from campaign.holdouts import Assignment, assign_holdouts, campaign_seed
 from campaign.mail_depth import DepthCurve, depth_curve
 from campaign.policy import Constraints, Decision, decide
@@ -78,7 +79,7 @@ __all__ = [
 TIERS = ("core", "regular", "occasional", "lapsed")
 FEATURES = (
     "recency_days", "frequency", "monetary", *(f"tier_{t}" for t in TIERS),
-    "p_alive", "expected_purchases", "expected_value", "edition_affinity",
+    "p_alive", "expected_purchases", "expected_value", "edition_affinity", "edition_title_score",
 )  # fmt: skip
 """The features of a member (plus one per segment, ``segment_S``)."""
 MIN_MAILED, MIN_HELD = 50, 20  # an edition kind is learned from at least this many contacts of each arm
@@ -233,7 +234,7 @@ def edition_affinity(
 
 def _features(
     segments: mailing_db.SegmentFeatures, value: ClubValue | None, n_segments: int,
-    affinity: npt.NDArray[np.float64] | None = None,
+    affinity: npt.NDArray[np.float64] | None = None, title_score: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:  # fmt: skip
     n = len(segments)
     tier = np.array([[t == name for name in TIERS] for t in segments.tier], dtype=np.float64).reshape(n, len(TIERS))
@@ -247,7 +248,25 @@ def _features(
         pos = order[np.searchsorted(value.member_key[order], segments.member_key)]
         extra = np.column_stack([value.probability_alive[pos], value.expected_purchases[pos], value.expected_value[pos]])
     edition = np.zeros(n) if affinity is None else affinity
-    return np.column_stack([recency, segments.frequency, segments.monetary, tier, extra, edition, seg])
+    liking = np.full(n, 0.5) if title_score is None else title_score  # ½: the middle rank
+    return np.column_stack([recency, segments.frequency, segments.monetary, tier, extra, edition, liking, seg])
+
+
+TITLE_SCORE = FEATURES.index("edition_title_score")
+
+
+def _title_scores(
+    connection: Connection, quarter: str, segments: mailing_db.SegmentFeatures, models: ModelSource | None,
+) -> tuple[npt.NDArray[np.float64] | None, str | None]:  # fmt: skip
+    """:func:`campaign.edition_scores.edition_title_scores` for ``segments`` (in their order)."""
+    if models is None:
+        return None, "no model source given"
+    audience = contacts_db.quarter_audience(connection, quarter)
+    pos = np.minimum(np.searchsorted(audience.member_key, segments.member_key), max(len(audience) - 1, 0))
+    if not len(audience) or not np.array_equal(audience.member_key[pos], segments.member_key):
+        return None, f"{quarter}'s segmented members are not all on record"
+    ids = [audience.member_id[i] for i in pos.tolist()]
+    return edition_title_scores(connection, quarter, ids, segments.segment, models)
 
 
 def _value_rows(value: ClubValue, member_key: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -265,10 +284,13 @@ def _value(connection: Connection, when: dt.date, horizon: int, notes: list[str]
 
 def _history(
     connection: Connection, settings: Settings, quarter: str, options: tuple[str, ...], n_segments: int,
-    notes: list[str],
-) -> tuple[UpliftData | None, dict[str, int]]:  # fmt: skip
-    """Earlier campaigns' randomized contacts as uplift data (arm 0 held out, k the k-th option)."""
+    notes: list[str], models: ModelSource | None = None,
+) -> tuple[UpliftData | None, dict[str, int], bool]:  # fmt: skip
+    """Earlier campaigns' randomized contacts as uplift data (arm 0 held out, k the k-th option),
+    and whether they carry the title-score feature: it is kept only when every campaign's could
+    be had (else ½ throughout and a note) — one campaign's at the middle rank would teach nothing true."""
     xs, arms, responded, money = [], [], [], []
+    scored = models is not None
     learned: dict[str, int] = {}
     margin_rate = settings.campaign.margin_rate
     for campaign in campaigns_db.campaigns(connection):
@@ -296,17 +318,26 @@ def _history(
             continue
         value = _value(connection, campaign.in_home_date, settings.mailing.value_horizon_days, notes)
         affinity = edition_affinity(connection, campaign.quarter, campaign.in_home_date, segments)
-        features = _features(segments, value, n_segments, affinity)[seg_rows[known]]
+        title_score = None
+        if scored:
+            title_score, why = _title_scores(connection, campaign.quarter, segments, models)
+            if title_score is None:
+                scored = False
+                notes.append(f"edition title scores left out (½ for every member): {why}")
+        features = _features(segments, value, n_segments, affinity, title_score)[seg_rows[known]]
         xs.append(features)
         arms.append(arm[known])
         responded.append(orders[known] > 0)
         money.append(np.column_stack([orders[known], revenue[known], revenue[known] * margin_rate]))
         learned[campaign.name] = int(known.sum())
     if not xs:
-        return None, learned
+        return None, learned, scored
+    if not scored:
+        for x in xs:
+            x[:, TITLE_SCORE] = 0.5
     names = (*FEATURES, *(f"segment_{s}" for s in range(n_segments)))
     return UpliftData(np.vstack(xs), np.concatenate(arms), np.concatenate(responded), np.vstack(money), options,
-                      names), learned  # fmt: skip
+                      names), learned, scored  # fmt: skip
 
 
 def plan_mailing(
@@ -318,8 +349,11 @@ def plan_mailing(
     budget: float | None = None,
     max_pieces: int | None = None,
     in_home: dt.date | None = None,
+    models: ModelSource | None = None,
 ) -> MailingPlan:
-    """The quarter's mailing (module doc). Nothing is written."""
+    """The quarter's mailing (module doc). Nothing is written. ``models`` (a model version → the
+    prepared model, e.g. :meth:`training.registry.ModelRegistry.model_source`) scores each member's
+    edition titles; without it that feature is left out (½ for everybody, and a note)."""
     mailing = settings.mailing
     notes: list[str] = []
     audience = contacts_db.quarter_audience(connection, quarter)
@@ -328,7 +362,13 @@ def plan_mailing(
     segments = mailing_db.segment_features(connection, quarter)
     n_segments = max(settings.segments.clusters, int(segments.segment.max()) + 1 if len(segments) else 1)
     all_options = tuple(str(o) for o in mailing.options)
-    data, learned = _history(connection, settings, quarter, all_options, n_segments, notes)
+    title_score, why = _title_scores(connection, quarter, segments, models)
+    if title_score is None:
+        notes.append(f"edition title scores left out (½ for every member): {why}")
+    data, learned, scored = _history(connection, settings, quarter, all_options, n_segments, notes,
+                                     models if title_score is not None else None)  # fmt: skip
+    if not scored:
+        title_score = None  # an earlier campaign's could not be had: left out of this quarter's too
     not_offered: dict[str, str] = {}
     offered: list[int] = []
     for k, kind in enumerate(all_options):
@@ -358,7 +398,7 @@ def plan_mailing(
     order = np.searchsorted(segments.member_key, audience.member_key)
     value = _value(connection, quarter_start, mailing.value_horizon_days, notes)
     affinity = edition_affinity(connection, quarter, quarter_start, segments)
-    x = _features(segments, value, n_segments, affinity)[order]
+    x = _features(segments, value, n_segments, affinity, title_score)[order]
     predicted = model.predict(x)
     cost = np.array([settings.campaign.costs(k).total for k in options])
     profit = predicted.margin - cost

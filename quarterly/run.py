@@ -266,6 +266,7 @@ def run_quarter(
         contacts = write_quarter_contacts(
             connection, settings, quarter, Quarter.parse(quarter).start, files=files, in_home=in_home,
             personal=members_for_editions, segment_names={p.segment: p.name for p in segmentation.profiles},
+            models=ModelRegistry(settings.models_dir).model_source(connection, loaded=model),
         )
     lap("contacts")
     renderer = renderer_for(settings)

@@ -196,6 +196,21 @@ class ModelRegistry:
         prepare_model_from_db(connection, model)
         return model
 
+    def model_source(
+        self, connection: Connection, loaded: TrainedModel | None = None
+    ) -> Callable[[str], TrainedModel]:
+        """version → :meth:`load_prepared` (each version loaded once; ``loaded``, a prepared model the
+        caller holds, is not loaded again): what the mailing plan scores each quarter's edition
+        titles with (:data:`campaign.edition_scores.ModelSource`)."""
+        cache: dict[str, TrainedModel] = {} if loaded is None else {loaded.version: loaded}
+
+        def source(version: str) -> TrainedModel:
+            if version not in cache:
+                cache[version] = self.load_prepared(connection, version)
+            return cache[version]
+
+        return source
+
     # ---- activation --------------------------------------------------------
     def _save(self, state: dict[str, Any]) -> None:
         _write_atomic(self.state_file, json.dumps(state, indent=2))

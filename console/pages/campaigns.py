@@ -30,6 +30,7 @@ from console.web import ConsoleRoute, NotFound, get_connection, page, require, s
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import contacts as contacts_db
 from recsys.storage import segments as segments_db
+from training.registry import ModelRegistry
 
 router = APIRouter(route_class=ConsoleRoute)
 Conn = Annotated[Connection, Depends(get_connection)]
@@ -59,7 +60,8 @@ def campaigns_page(
         key = ("mailing_plan", quarter, budget, max_pieces)
         computed = aggregates.get(
             key,
-            lambda c: plan_mailing(c, settings, quarter, Quarter.parse(quarter).start, budget=budget, max_pieces=max_pieces),
+            lambda c: plan_mailing(c, settings, quarter, Quarter.parse(quarter).start, budget=budget,
+                                   max_pieces=max_pieces, models=ModelRegistry(settings.models_dir).model_source(c)),
         )
         decision = {"at": computed.at if computed else None, "failure": aggregates.failure(key)}
         if computed is not None:
