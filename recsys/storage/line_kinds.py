@@ -4,7 +4,8 @@
 ``autoship`` (the campaign's main selection sent unasked under the negative option, written by
 :mod:`recsys.storage.selections`). A return of an auto-shipped title is an ordinary order line
 with a negative quantity, whatever its kind: the member's negative line of the title dated at or
-after an auto-ship of it.
+after an auto-ship of it, with no order of their own of the title in between (a member who was
+sent a title, kept it, then ordered another copy and sent that back returned their own order).
 
 :func:`active_order_line` is the one SQL test for "the member's own buying": neither an
 auto-ship nor the return of one. Every read that describes what members choose to buy uses it
@@ -56,7 +57,7 @@ def is_autoship(purchases: FromClause) -> ColumnElement[bool]:
 
 def active_order_line(purchases: FromClause, *, per_line: bool = False) -> ColumnElement[bool]:
     """SQL, true for a member's own order line: neither an auto-ship nor the return (a negative line of
-    the same member and title, at or after it) of one. ``purchases`` is the table or an alias of it.
+    the same member and title, at or after it, with no own order of the title in between) of one. ``purchases`` is the table or an alias of it.
 
     One test, written two ways for the planners (the same lines either way; a test holds them
     together). By default ``kind <> 'autoship' AND NOT EXISTS (an auto-ship this negative line
@@ -68,12 +69,22 @@ def active_order_line(purchases: FromClause, *, per_line: bool = False) -> Colum
     (PostgreSQL costs a subquery under an OR as if it ran for every line, so it chooses this only
     where it is the sole way: pass ``per_line`` only to such reads, and switch JIT off for them)."""
     shipped = table_of(Purchase).alias("autoship_line")
+    own = table_of(Purchase).alias("own_line")
+    ordered_since = exists(select(literal(1)).select_from(own).where(  # their own order of it after the auto-ship
+        own.c.member_key == shipped.c.member_key,
+        own.c.title_key == shipped.c.title_key,
+        own.c.quantity > 0,
+        ~is_autoship(own),
+        own.c.purchased_at > shipped.c.purchased_at,
+        own.c.purchased_at <= purchases.c.purchased_at,
+    ).correlate_except(own))  # the line tested two levels up, too  # fmt: skip
     returned = [
         is_autoship(shipped),
         shipped.c.member_key == purchases.c.member_key,
         shipped.c.title_key == purchases.c.title_key,
         shipped.c.quantity > 0,
         shipped.c.purchased_at <= purchases.c.purchased_at,
+        ~ordered_since,
     ]
     if per_line:
         returns_an_autoship = and_(purchases.c.quantity < 0, exists(select(literal(1)).select_from(shipped).where(*returned)))

@@ -42,7 +42,9 @@ from sqlalchemy import (
     Table,
     and_,
     cast,
+    exists,
     func,
+    literal,
     select,
 )
 
@@ -319,6 +321,7 @@ def autoship_lines(connection: Connection, campaign_id: int) -> AutoshipLines:
     purchases = table_of(Purchase)
     shipped = purchases.alias("shipped")
     returns = purchases.alias("returned")
+    own = purchases.alias("own_line")
     lines = (
         select(shipped.c.id, shipped.c.member_key, shipped.c.title_key, shipped.c.quantity, shipped.c.unit_price,
                shipped.c.purchased_at)
@@ -340,6 +343,11 @@ def autoship_lines(connection: Connection, campaign_id: int) -> AutoshipLines:
                 returns.c.title_key == lines.c.title_key,
                 returns.c.quantity < 0,
                 returns.c.purchased_at >= lines.c.purchased_at,
+                ~exists(select(literal(1)).select_from(own).where(  # not the return of their own later order
+                    own.c.member_key == lines.c.member_key, own.c.title_key == lines.c.title_key,
+                    own.c.quantity > 0, ~is_autoship(own),
+                    own.c.purchased_at > lines.c.purchased_at, own.c.purchased_at <= returns.c.purchased_at,
+                )),
             ),
         )
         .group_by(lines.c.id, lines.c.member_key, lines.c.purchased_at, lines.c.quantity, lines.c.title_key,

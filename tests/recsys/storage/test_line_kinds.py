@@ -182,3 +182,27 @@ def test_the_lookups_read_an_index_not_the_whole_table(engine: Engine) -> None:
     else:
         assert re.search(r"SEARCH purchases USING INDEX \S+ \(line_id>\? AND line_id<\?\)", lookup), lookup
     assert partial.search(returns), returns
+
+
+def test_a_return_of_an_own_order_after_an_auto_ship_is_the_members_own(engine: Engine) -> None:
+    """Member 4 is sent T1 and keeps it, later orders another copy and sends that back: the
+    return is of their own order (their buying nets to nothing), not of the auto-ship."""
+    with engine.begin() as connection:
+        _club(connection)
+        write_autoships(connection, 3, [AutoshipOrder(4, 1, Decimal("15.00"), (AS_OF - 90 * DAY).date())])
+        bulk_insert(
+            connection, "purchases",
+            ["line_id", "order_id", "member_key", "title_key", "quantity", "unit_price", "purchased_at", "channel"],
+            [(line, line, 4, 1, q, Decimal("10.00"), at, "web")
+             for line, q, at in (("O5", 1, AS_OF - 60 * DAY), ("O5-back", -1, AS_OF - 55 * DAY))],
+        )  # fmt: skip
+        purchases = table_of(Purchase)
+        active = set(connection.scalars(select(purchases.c.line_id).where(line_kinds.active_order_line(purchases))))
+        per_line = set(connection.scalars(
+            select(purchases.c.line_id).where(line_kinds.active_order_line(purchases, per_line=True))))  # fmt: skip
+        rfm = rfm_aggregates(connection, AS_OF, SINCE)
+        shipped = selections.autoship_lines(connection, 3)
+    assert active == per_line == {line for line, *_ in OWN} | {"O5", "O5-back"}  # A-back is still campaign 2's
+    m4 = rfm.member_ids.index("M4")
+    assert (rfm.recency_days[m4], rfm.frequency[m4], rfm.monetary[m4]) == (55, 1, 0.0)
+    assert shipped.member_key.tolist() == [4] and shipped.returned_units.tolist() == [0]  # the auto-ship was kept
