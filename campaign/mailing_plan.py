@@ -351,9 +351,9 @@ def plan_mailing(
     in_home: dt.date | None = None,
     models: ModelSource | None = None,
 ) -> MailingPlan:
-    """The quarter's mailing (module doc). Nothing is written. ``models`` (a model version → the
-    prepared model, e.g. :meth:`training.registry.ModelRegistry.model_source`) scores each member's
-    edition titles; without it that feature is left out (½ for everybody, and a note)."""
+    """The quarter's mailing (module doc). Nothing is written. With ``mailing.edition_title_scores``,
+    ``models`` (a model version → the prepared model, e.g. :meth:`training.registry.ModelRegistry.model_source`)
+    scores each member's edition titles; without either that feature is left out (½ for everybody, and a note)."""
     mailing = settings.mailing
     notes: list[str] = []
     audience = contacts_db.quarter_audience(connection, quarter)
@@ -362,8 +362,12 @@ def plan_mailing(
     segments = mailing_db.segment_features(connection, quarter)
     n_segments = max(settings.segments.clusters, int(segments.segment.max()) + 1 if len(segments) else 1)
     all_options = tuple(str(o) for o in mailing.options)
+    if not mailing.edition_title_scores:
+        models = None
     title_score, why = _title_scores(connection, quarter, segments, models)
-    if title_score is None:
+    if not mailing.edition_title_scores:
+        notes.append("edition title scores not used (mailing.edition_title_scores is off)")
+    elif title_score is None:
         notes.append(f"edition title scores left out (½ for every member): {why}")
     data, learned, scored = _history(connection, settings, quarter, all_options, n_segments, notes,
                                      models if title_score is not None else None)  # fmt: skip

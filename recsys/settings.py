@@ -369,6 +369,11 @@ class MailingSettings(BaseModel):
     )
     milp_max_members: int = Field(200_000, ge=1)
     uplift_learner: Literal["x", "two-model"] = "x"
+    edition_title_scores: bool = Field(
+        False, description="the uplift model also learns from how much the model expects each member to like "
+        "their edition's titles (off: on the demo club, whose response follows category affinity, the extra "
+        "feature cost true profit in three of three quarters — docs/mailing.md)"
+    )
     rotation_editions: int = Field(2, ge=0, description="titles shown in a member's last N editions are not repeated")
     rotation_tolerance: float = Field(
         0.9, ge=0, le=1, description="a title shown in the last editions comes back only when nothing else the "

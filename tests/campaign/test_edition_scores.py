@@ -16,7 +16,7 @@ from campaign.contacts import PrintFiles, write_quarter_contacts
 from campaign.edition_scores import edition_title_scores, rank_quantile
 from campaign.mailing_plan import plan_mailing
 from recsys.errors import BookclubError, ModelNotFoundError
-from recsys.settings import CampaignSettings, Settings
+from recsys.settings import CampaignSettings, MailingSettings, Settings
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
 from tests.campaign.club import add_lines, insert_club, member_id
@@ -113,7 +113,8 @@ def build(engine: Engine, settings: Settings) -> None:
 
 @pytest.mark.slow
 def test_the_plan_finds_the_members_who_like_the_titles(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path, campaign=CampaignSettings(holdout_share=0.25, universal_holdout_share=0.0))
+    settings = Settings(data_dir=tmp_path, campaign=CampaignSettings(holdout_share=0.25, universal_holdout_share=0.0),
+                        mailing=MailingSettings(edition_title_scores=True))  # fmt: skip
     build(engine, settings)
     keen_rows = np.array([keen(i) for i in range(N)])
     model = Model()
@@ -136,4 +137,8 @@ def test_the_plan_finds_the_members_who_like_the_titles(engine: Engine, tmp_path
             raise BookclubError("gone")
 
         kept_out = plan_mailing(connection, settings, NOW, dt.date(2026, 10, 1), models=gone)
+        off = settings.model_copy(update={"mailing": MailingSettings()})  # the default: not used
+        unused = plan_mailing(connection, off, NOW, dt.date(2026, 10, 1), models=lambda v: model)
     assert any("cannot be loaded (gone)" in n for n in kept_out.notes)
+    assert "edition title scores not used (mailing.edition_title_scores is off)" in unused.notes
+    assert np.array_equal(unused.decision.choice, blind.decision.choice)
