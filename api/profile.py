@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import Connection
 
 from api.schemas import (
+    AutoshipCountsPublic,
     CategoryCountPublic,
     MemberMailingPublic,
     MemberPersonalPublic,
@@ -80,6 +81,10 @@ def member_profile(
             spent=float(summary.spent),
             first_purchase_at=summary.first_purchase_at,
             last_purchase_at=summary.last_purchase_at,
+            autoship=AutoshipCountsPublic(
+                lines=summary.autoship_lines, units_shipped=summary.autoship_units,
+                units_returned=summary.autoship_units_returned, spent=float(summary.autoship_spent),
+            ) if summary.autoship_lines else None,
         ),
         personal=(
             MemberPersonalPublic(

@@ -187,7 +187,18 @@ class CategoryCountPublic(BaseModel):
     units: int
 
 
+class AutoshipCountsPublic(BaseModel):
+    """The negative option's part of the counts: titles sent unasked, and billed unless returned."""
+
+    lines: int = Field(description="auto-ship lines and the lines returning them")
+    units_shipped: int
+    units_returned: int
+    spent: float = Field(description="billed for auto-ships, net of their returns")
+
+
 class PurchaseCountsPublic(BaseModel):
+    """Every order line of the member; ``autoship`` is the part of them the negative option sent."""
+
     lines: int
     orders: int
     units_bought: int
@@ -195,6 +206,9 @@ class PurchaseCountsPublic(BaseModel):
     spent: float
     first_purchase_at: UtcDateTime | None = Field(description="UTC, with its offset")
     last_purchase_at: UtcDateTime | None = Field(description="UTC, with its offset")
+    autoship: AutoshipCountsPublic | None = Field(
+        None, description="the negative option's shipments among the counts above (null: none ever)"
+    )
 
 
 class MemberPersonalPublic(BaseModel):

@@ -100,6 +100,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "orders_all": ("订单总数", "Orders, all time"),
     "spent_all": ("累计消费", "Spent, all time"),
     "units_returned": ("退货册数", "Units returned"),
+    "autoship_counts": ("自动寄送（册 · 退货 · 金额，已含在上面）", "Auto-shipped (units · returned · billed; included above)"),
     "declared_categories": ("声明喜爱的分类", "Declared favourite categories"),
     "inferred_categories": ("购买最多的分类", "Most bought categories"),
     "category": ("分类", "Category"),

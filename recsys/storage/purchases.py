@@ -46,6 +46,8 @@ _INSERT_CHUNK = 100  # rows per multi-row INSERT (8 parameters each)
 
 @dataclass(frozen=True)
 class PurchaseSummary:
+    """Every line of a member (auto-ships and their returns included), and the auto-ship part apart."""
+
     lines: int
     orders: int
     units_bought: int
@@ -53,6 +55,10 @@ class PurchaseSummary:
     spent: Decimal
     first_purchase_at: dt.datetime | None
     last_purchase_at: dt.datetime | None
+    autoship_lines: int = 0  # the negative option's shipments and their returns
+    autoship_units: int = 0  # units sent unasked
+    autoship_units_returned: int = 0  # of those, sent back
+    autoship_spent: Decimal = Decimal("0.00")  # billed for them, net of the returns
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class CategoryCount:
 
 
 def purchase_summary(connection: Connection, key: int) -> PurchaseSummary:
+    purchases = table_of(Purchase)
+    shipped = ~active_order_line(purchases)  # an auto-ship or the return of one
     row = connection.execute(
         select(
             func.count(Purchase.id),
@@ -72,6 +80,10 @@ def purchase_summary(connection: Connection, key: int) -> PurchaseSummary:
             func.coalesce(func.sum(Purchase.quantity * Purchase.unit_price), 0),
             func.min(Purchase.purchased_at),
             func.max(Purchase.purchased_at),
+            func.count(Purchase.id).filter(shipped),
+            func.coalesce(func.sum(Purchase.quantity).filter(shipped, Purchase.quantity > 0), 0),
+            func.coalesce(-func.sum(Purchase.quantity).filter(shipped, Purchase.quantity < 0), 0),
+            func.coalesce(func.sum(Purchase.quantity * Purchase.unit_price).filter(shipped), 0),
         ).where(Purchase.member_key == key)
     ).one()
     return PurchaseSummary(
@@ -82,11 +94,16 @@ def purchase_summary(connection: Connection, key: int) -> PurchaseSummary:
         spent=Decimal(str(row[4])).quantize(Decimal("0.01")),
         first_purchase_at=row[5],
         last_purchase_at=row[6],
+        autoship_lines=int(row[7]),
+        autoship_units=int(row[8]),
+        autoship_units_returned=int(row[9]),
+        autoship_spent=Decimal(str(row[10])).quantize(Decimal("0.01")),
     )
 
 
 def top_categories(connection: Connection, key: int, limit: int) -> list[CategoryCount]:
-    """The primary categories of the titles a member bought most (net units)."""
+    """The primary categories of the titles a member bought most (net units of their own orders: an
+    auto-shipped title says what the club chose, not what the member likes)."""
     units = func.sum(Purchase.quantity).label("units")
     rows = connection.execute(
         select(Category.code, Category.name, units)
@@ -96,7 +113,7 @@ def top_categories(connection: Connection, key: int, limit: int) -> list[Categor
             and_(TitleCategory.title_key == Purchase.title_key, TitleCategory.is_primary),
         )
         .join(Category, Category.code == TitleCategory.category_code)
-        .where(Purchase.member_key == key)
+        .where(Purchase.member_key == key, active_order_line(table_of(Purchase)))
         .group_by(Category.code, Category.name)
         .having(func.sum(Purchase.quantity) > 0)
         .order_by(units.desc(), Category.code)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -127,3 +129,35 @@ def test_profile_shows_value_and_the_edition_planned_this_quarter(club_engine: E
     assert gone["arm"] == "suppressed" and gone["reason"] == "suppressed: deceased"
     nothing = client.get("/v1/members/M06").json()
     assert nothing["value"] is None and nothing["mailing"] is None
+
+
+def test_auto_ships_are_counted_apart_and_leave_the_top_categories(club_engine: Engine, client: TestClient) -> None:
+    """The negative option sent M01 two history titles (two quarters' main selections); they kept one and sent one back: the counts
+    include them and say which part they are, and their taste is still what they ordered."""
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from recsys.storage.bulk import bulk_insert
+    from recsys.storage.schema import Member, Title
+    from recsys.storage.selections import AutoshipOrder, write_autoships
+
+    with club_engine.begin() as connection:
+        member = connection.execute(select(Member.id).where(Member.member_id == "M01")).scalar_one()
+        titles = dict(connection.execute(select(Title.title_id, Title.id).where(Title.title_id.in_(["T08", "T09"]))).all())
+        before = client.get("/v1/members/M01").json()
+        for campaign, title in ((7, "T08"), (8, "T09")):  # one main selection a campaign
+            write_autoships(connection, campaign, [AutoshipOrder(member, titles[title], Decimal("30.00"),
+                                                                 dt.date(2026, 2, 1))])  # fmt: skip
+        bulk_insert(
+            connection, "purchases",
+            ["line_id", "order_id", "member_key", "title_key", "quantity", "unit_price", "purchased_at", "channel"],
+            [("back-T09", "back-T09", member, titles["T09"], -1, Decimal("30.00"), dt.datetime(2026, 2, 20), "mail")],
+        )
+    body = client.get("/v1/members/M01").json()
+    counts, was = body["purchases"], before["purchases"]
+    assert before["purchases"]["autoship"] is None
+    assert counts["lines"] == was["lines"] + 3 and counts["units_bought"] == was["units_bought"] + 2
+    assert counts["units_returned"] == was["units_returned"] + 1 and counts["spent"] == was["spent"] + 30
+    assert counts["autoship"] == {"lines": 3, "units_shipped": 2, "units_returned": 1, "spent": 30.0}
+    assert body["top_categories"] == before["top_categories"]  # no K2 from the history titles sent unasked

@@ -663,3 +663,20 @@ def test_preflight_counts_undeliverable_members_long_names_and_duplicate_househo
     }
     assert "页数未检查" in page
     assert '<a href="/ui/members/M51">M51</a>' in page and '<p class="asof">4 ' in page  # four members checked
+
+
+def test_the_member_page_shows_auto_ships_apart_when_there_are_any(staff: Staff, club_engine: Engine) -> None:
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from recsys.storage.schema import Title
+    from recsys.storage.selections import AutoshipOrder, write_autoships
+
+    assert 'id="autoship"' not in staff.get("read", "/ui/members/M01").text
+    with club_engine.begin() as connection:
+        member = connection.execute(select(Member.id).where(Member.member_id == "M01")).scalar_one()
+        title = connection.execute(select(Title.id).where(Title.title_id == "T09")).scalar_one()
+        write_autoships(connection, 7, [AutoshipOrder(member, title, Decimal("30.00"), dt.date(2026, 2, 1))])
+    row = re.search(r'<tr id="autoship">(.*?)</tr>', staff.get("read", "/ui/members/M01").text, re.S)
+    assert row is not None and "1 · " in row.group(1) and "30.00" in row.group(1), row
