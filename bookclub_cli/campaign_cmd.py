@@ -196,7 +196,7 @@ def matchback(campaign: str = CAMPAIGN) -> None:
 
     settings = load_settings()
     with open_engine(settings).begin() as connection:
-        counts = run_matchback(connection, campaign)
+        counts = run_matchback(connection, campaign, settings.campaign.timezone)
     start, end = counts.window
     console.print(
         f"matchback {campaign} ({start} to {end}): {counts.lines:,} new line(s) classified — "

@@ -300,7 +300,7 @@ def _history(
         segments = mailing_db.segment_features(connection, campaign.quarter)
         if not len(contacts) or not len(segments):
             continue
-        outcomes = matches_db.contact_outcomes(connection, campaign.id)
+        outcomes = matches_db.contact_outcomes(connection, campaign.id, settings.campaign.timezone)
         orders = np.zeros(len(contacts))
         revenue = np.zeros(len(contacts))
         if outcomes.contact_id.size:

@@ -22,7 +22,8 @@ from recsys.storage.matches import MatchCounts
 __all__ = ["MatchCounts", "run_matchback"]
 
 
-def run_matchback(connection: Connection, ref: str | int) -> MatchCounts:
-    """Classify the campaign's new order lines (``ref``: its name or id), in the caller's transaction."""
+def run_matchback(connection: Connection, ref: str | int, timezone: str = "UTC") -> MatchCounts:
+    """Classify the campaign's new order lines (``ref``: its name or id), in the caller's transaction;
+    the windows are days of ``timezone`` (``campaign.timezone``, the club's)."""
     campaign = campaigns_db.find_campaign(connection, ref)
-    return matches_db.match_orders(connection, campaign.id)
+    return matches_db.match_orders(connection, campaign.id, timezone)

@@ -199,7 +199,7 @@ def campaign_report(connection: Connection, ref: str | int, settings: CampaignSe
     editions = campaigns_db.editions(connection, campaign.id)
     edition_of = {e.id: e for e in editions}
     arrays = contacts_db.contact_arrays(connection, campaign.id)
-    outcomes = matches_db.contact_outcomes(connection, campaign.id)
+    outcomes = matches_db.contact_outcomes(connection, campaign.id, settings.timezone)
     orders, revenue = _outcomes(arrays, outcomes, settings.margin_rate)
     totals = matches_db.match_totals(connection, campaign.id)
     mailed = arrays.arm == MAILED

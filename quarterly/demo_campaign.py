@@ -141,5 +141,5 @@ def demo_history(
             plan_titles={p.segment: p.title_ids for p in plans}, margin_rate=settings.campaign.margin_rate,
         )  # fmt: skip
     with engine.begin() as connection:
-        matched = run_matchback(connection, quarter)
+        matched = run_matchback(connection, quarter, settings.campaign.timezone)
     return DemoHistory(quarter, contacts.counts, simulated.responders, simulated.lines, matched)

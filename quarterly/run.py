@@ -308,7 +308,7 @@ def run_quarter(
                 negative_option=settings.campaign,  # declines and auto-ships only when the club runs it
             )
         with engine.begin() as connection:
-            campaign.matched = run_matchback(connection, quarter)
+            campaign.matched = run_matchback(connection, quarter, settings.campaign.timezone)
         with engine.connect() as connection:
             campaign.report = campaign_report(connection, quarter, settings.campaign)
         lap("responses, matchback, report")

@@ -17,14 +17,20 @@ stored side by side: ``credit_last`` (1 to the candidate with the latest in-home
 date, mailed before web, then the lowest contact id), ``credit_fractional`` (1/n
 over the n candidates) and ``credit_all`` (1 to each). Lines already classified
 are never touched again: re-running adds the lines that arrived since, nothing else.
+
+Days are the club's (``timezone``, ``campaign.timezone``): a window runs from the first
+moment of its in-home day there, and ``days_after`` counts the club's days since — an order
+placed in Shanghai at 07:00 on the in-home day (23:00 UTC the day before) is in the window.
+Order lines are stored in naive UTC, so the bounds are computed here as naive UTC moments.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +39,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Date,
+    DateTime,
     Float,
     Integer,
     MetaData,
@@ -62,11 +69,40 @@ def _day(value: dt.date) -> Any:
     return literal(value, Date())
 
 
-def _days_between(connection: Connection, at: Any, day: Any) -> Any:
-    """Whole days from the date ``day`` to the timestamp ``at`` (negative before it)."""
+def club_day_start(day: dt.date, timezone: str) -> dt.datetime:
+    """The first moment of the club's day ``day`` in ``timezone``, as naive UTC (how lines are stored)."""
+    local = dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(timezone))
+    return local.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _start(connection: Connection, day: dt.date, timezone: str) -> Any:
+    """The club day's first moment, bound to compare right with the stored timestamps: on SQLite,
+    where they are text of one or another length ('… 10:00:00' or '… 10:00:00.000000'), as its
+    shortest text — a date alone at midnight UTC — which sorts at or before every form of it."""
+    moment = club_day_start(day, timezone)
     if connection.dialect.name == "postgresql":
-        return cast(at, Date) - day
-    return cast(func.julianday(func.date(at)) - func.julianday(day), Integer)
+        return literal(moment, DateTime())
+    if moment.time() == dt.time():
+        return _day(moment.date())
+    return literal(moment.isoformat(sep=" ", timespec="seconds" if not moment.microsecond else "microseconds"))
+
+
+def _days_after(connection: Connection, at: Any, start: Any) -> Any:
+    """Whole days (rounded down, negative before it) from the moment ``start`` to the timestamp ``at``;
+    with ``start`` a day's first moment, the days from that day to the day of ``at``."""
+    if connection.dialect.name == "postgresql":
+        return cast(func.floor(func.extract("epoch", at - start) / 86400.0), Integer)
+    # SQLite: CAST truncates toward zero; shifted by a whole number of days it rounds down
+    return cast(func.julianday(at) - func.julianday(start) + 100_000, Integer) - 100_000
+
+
+def _start_of(connection: Connection, home: Any, days: Iterable[dt.date], timezone: str) -> Any:
+    """SQL: the club-day start of the date column ``home``, whose values are among ``days``."""
+    midnight = cast(home, DateTime()) if connection.dialect.name == "postgresql" else home  # SQLite: julianday reads a date
+    if timezone == "UTC":
+        return midnight
+    starts = [(home == _day(day), _start(connection, day, timezone)) for day in sorted(set(days))]
+    return case(*starts, else_=midnight) if starts else midnight
 
 
 def in_home_dates(connection: Connection, campaign_id: int, arms: Sequence[str]) -> list[dt.date]:
@@ -114,8 +150,9 @@ def _candidates_table(suffix: str) -> Table:
     )
 
 
-def match_orders(connection: Connection, campaign_id: int) -> MatchCounts:
-    """Classify the order lines of the campaign's window not classified yet (module docstring)."""
+def match_orders(connection: Connection, campaign_id: int, timezone: str = "UTC") -> MatchCounts:
+    """Classify the order lines of the campaign's window not classified yet (module docstring), on the
+    calendar of ``timezone`` (the club's)."""
     import uuid
 
     campaign = campaign_by_id(connection, campaign_id)
@@ -146,7 +183,8 @@ def match_orders(connection: Connection, campaign_id: int) -> MatchCounts:
                 ["purchase_id", "contact_id", "treatment_id", "match", "days_after", "in_home", "arm_rank"],
                 select(
                     purchases.c.id, contacts.c.id, treatments_table.c.id, literal("direct"),
-                    _days_between(connection, purchases.c.purchased_at, home), home,
+                    _days_after(connection, purchases.c.purchased_at,
+                                _start_of(connection, home, [*days, campaign.in_home_date], timezone)), home,
                     func.coalesce(arm_rank, 2),
                 )
                 .select_from(purchases)
@@ -176,7 +214,8 @@ def match_orders(connection: Connection, campaign_id: int) -> MatchCounts:
                     ["purchase_id", "contact_id", "treatment_id", "match", "days_after", "in_home", "arm_rank"],
                     select(
                         purchases.c.id, contacts.c.id, contacts.c.treatment_id, literal("inferred"),
-                        _days_between(connection, purchases.c.purchased_at, _day(day)), _day(day), arm_rank,
+                        _days_after(connection, purchases.c.purchased_at, _start(connection, day, timezone)), _day(day),
+                        arm_rank,
                     )
                     .select_from(contacts)
                     .join(purchases, purchases.c.member_key == contacts.c.member_key)
@@ -184,8 +223,8 @@ def match_orders(connection: Connection, campaign_id: int) -> MatchCounts:
                         contacts.c.campaign_id == campaign_id,
                         contacts.c.arm.in_(responders),
                         func.coalesce(contacts.c.in_home_date, _day(campaign.in_home_date)) == _day(day),
-                        purchases.c.purchased_at >= _day(day),
-                        purchases.c.purchased_at < _day(day + dt.timedelta(days=span)),
+                        purchases.c.purchased_at >= _start(connection, day, timezone),
+                        purchases.c.purchased_at < _start(connection, day + dt.timedelta(days=span), timezone),
                         purchases.c.key_code.is_(None),
                         ~already,
                     ),
@@ -226,11 +265,11 @@ def match_orders(connection: Connection, campaign_id: int) -> MatchCounts:
                 ],
                 select(
                     literal(campaign_id), purchases.c.id, null(), null(), literal("unattributed"),
-                    _days_between(connection, purchases.c.purchased_at, _day(campaign.in_home_date)),
+                    _days_after(connection, purchases.c.purchased_at, _start(connection, campaign.in_home_date, timezone)),
                     literal(False), literal(0.0), literal(0.0), literal(0.0),
                 ).where(
-                    purchases.c.purchased_at >= _day(start),
-                    purchases.c.purchased_at < _day(end),
+                    purchases.c.purchased_at >= _start(connection, start, timezone),
+                    purchases.c.purchased_at < _start(connection, end, timezone),
                     ~already,
                 ),
             )
@@ -337,8 +376,9 @@ class ContactOutcomes:
     revenue: npt.NDArray[np.float64]
 
 
-def contact_outcomes(connection: Connection, campaign_id: int) -> ContactOutcomes:
-    """What each mailed or held-out member bought in ``[in-home, in-home + response_days)``.
+def contact_outcomes(connection: Connection, campaign_id: int, timezone: str = "UTC") -> ContactOutcomes:
+    """What each mailed or held-out member bought in ``[in-home, in-home + response_days)``, days of
+    the club's ``timezone``.
 
     Every line of the member counts, attributed or not: the comparison with the
     holdout, not the matchback, says what the mailing caused. Orders are distinct
@@ -366,8 +406,8 @@ def contact_outcomes(connection: Connection, campaign_id: int) -> ContactOutcome
                 contacts.c.campaign_id == campaign_id,
                 contacts.c.arm.in_(("mailed", "holdout")),
                 func.coalesce(contacts.c.in_home_date, _day(campaign.in_home_date)) == _day(day),
-                purchases.c.purchased_at >= _day(day),
-                purchases.c.purchased_at < _day(day + dt.timedelta(days=campaign.response_days)),
+                purchases.c.purchased_at >= _start(connection, day, timezone),
+                purchases.c.purchased_at < _start(connection, day + dt.timedelta(days=campaign.response_days), timezone),
                 active_order_line(purchases),
             )
             .group_by(contacts.c.id)

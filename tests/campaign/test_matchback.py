@@ -171,3 +171,38 @@ def test_re_running_adds_only_the_lines_that_arrived_since(scene: tuple[Engine, 
 def test_an_unknown_campaign_is_an_error(engine: Engine) -> None:
     with engine.begin() as connection, pytest.raises(campaigns_db.UnknownCampaignError, match="no campaign"):
         run_matchback(connection, "2031Q1")
+
+
+def test_the_windows_are_the_clubs_days(engine: Engine) -> None:
+    """A club in Shanghai (UTC+8), in home 2026-10-05, 30 days + 10 late: an order at 07:00 there on
+    the in-home day (23:00 UTC the day before) is in the window, day 0; one at 07:00 there the day
+    the window ends is not; the report's outcomes count the same days. In UTC the first is outside."""
+    with engine.begin() as connection:
+        insert_club(connection, 6)
+        cid, t1, _t2 = _campaign(connection, "Q", "Q-")
+        for who in (1, 2):
+            _contact(connection, cid, who, t1, "mailed", D1)
+        _contact(connection, cid, 3, t1, "holdout", D1)
+        add_lines(connection, [
+            ("early", member_id(1), at(D1, -1, 23), 20.0, None),   # 07:00 on D1 in Shanghai
+            ("keyed", member_id(2), at(D1, -1, 23), 12.0, "Q-1"),  # with the key code: day 0 there, −1 in UTC
+            ("last", member_id(1), at(D1, 29, 15), 8.0, None),     # 23:00 on D1 + 29 there: in the response window
+            ("after", member_id(2), at(D1, 29, 17), 9.0, None),    # 01:00 on D1 + 30 there: late
+            ("gone", member_id(3), at(D1, 39, 17), 7.0, None),     # 01:00 on D1 + 40 there: outside
+        ])  # fmt: skip
+        counts = run_matchback(connection, "Q", "Asia/Shanghai")
+        outcomes = matches_db.contact_outcomes(connection, cid, "Asia/Shanghai")
+        utc = matches_db.contact_outcomes(connection, cid)
+        rows = dict(connection.execute(
+            select(Purchase.line_id, CampaignMatch.days_after).select_from(CampaignMatch)
+            .join(Purchase, Purchase.id == CampaignMatch.purchase_id)
+        ).all())  # fmt: skip
+        late = set(connection.scalars(
+            select(Purchase.line_id).select_from(CampaignMatch)
+            .join(Purchase, Purchase.id == CampaignMatch.purchase_id).where(CampaignMatch.late)
+        ))  # fmt: skip
+    assert rows == {"early": 0, "keyed": 0, "last": 29, "after": 30}  # "gone" is past the window
+    assert late == {"after"} and (counts.direct, counts.inferred, counts.late) == (1, 3, 1)
+    revenue = dict(zip(outcomes.contact_id.tolist(), outcomes.revenue.tolist(), strict=True))
+    assert sorted(revenue.values()) == [12.0, 28.0]  # member 1: early + last; member 2: keyed (after is late)
+    assert sorted(utc.revenue.tolist()) == [8.0, 9.0]  # in UTC days the in-home day's orders fall before it
