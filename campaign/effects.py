@@ -36,6 +36,20 @@ width on 200,000 against 50,000 members). That keeps the report for 1.5 M
 members in seconds. With ``resamples=0`` Welch is always used. Every result
 records which method produced it.
 
+Few responders
+--------------
+An arm with few responders is mostly zeros, and a resample of it is too: with 3 held-out
+members who bought nothing, every resample's holdout mean is 0 and the interval forgets that
+the holdout's true rate is not known to be 0. Measured (400 simulated arms each, value per
+responder lognormal): the percentile bootstrap's margin interval covered the truth 61 % of
+the time with 6 held out, 69 % with 30 held out at a 3 % response rate, 84 % with 20, 91 %
+with 100 (12 responders). So when either arm has fewer than ``FEW_RESPONDERS`` responders the
+money intervals are widened to also cover Newcombe's interval of the response difference
+times the pooled money per responder (mailing changes *whether* a member buys far more than
+what a responder spends — the same assumption as :mod:`campaign.uplift`): the same cases then
+covered 98 %, 100 %, 99 %, 99 % and 96 % (tests/campaign/test_effects.py measures it), at
+most twice as wide for the smallest arms. ``method`` says ``… + newcombe``.
+
 (Past 400 lines because the intervals and the arm report share one resampling machine:
 one set of bootstrap draws serves the four outcomes and the revenue-anyway ratio.)
 """
@@ -53,6 +67,7 @@ from scipy import stats
 
 __all__ = [
     "BOOTSTRAP_DRAW_BUDGET",
+    "FEW_RESPONDERS",
     "OUTCOMES",
     "SRM_THRESHOLD",
     "ArmEffect",
@@ -74,6 +89,9 @@ OUTCOMES = ("response", "orders", "revenue", "margin")
 
 BOOTSTRAP_DRAW_BUDGET = 20_000_000
 """``method="auto"`` bootstraps while (nonzero values in both arms) × resamples ≤ this."""
+
+FEW_RESPONDERS = 50
+"""Below this many responders in either arm the money intervals also cover Newcombe's (module doc)."""
 
 SRM_THRESHOLD = 0.001
 """A sample-ratio p-value below this means the arms are not the sizes they should be."""
@@ -566,6 +584,20 @@ def _share_anyway_bootstrap(
     return Interval(share, float(low), float(high), "bootstrap")
 
 
+def _cover_the_rate(
+    intervals: list[Interval], rate: Interval, money1: NDArray[np.float64], money2: NDArray[np.float64],
+    responders: int,
+) -> list[Interval]:
+    """Each money interval widened to cover ``rate`` × the pooled money per responder (module doc)."""
+    per_responder = (money1.sum(axis=0) + money2.sum(axis=0)) / max(responders, 1)
+    out = []
+    for j, interval in enumerate(intervals):
+        ends = (rate.low * float(per_responder[j]), rate.high * float(per_responder[j]))
+        out.append(Interval(interval.estimate, min(interval.low, *ends), max(interval.high, *ends),
+                            f"{interval.method} + newcombe"))  # fmt: skip
+    return out
+
+
 def arm_effect(
     mailed: OutcomeArrays,
     holdout: OutcomeArrays,
@@ -584,7 +616,8 @@ def arm_effect(
     - orders, revenue, margin: ``method`` — ``auto`` bootstraps (``resamples``
       resamples from ``seed``, members resampled jointly across the three outcomes)
       while the work is within ``BOOTSTRAP_DRAW_BUDGET`` and uses Welch beyond it
-      (module docstring);
+      (module docstring); with fewer than ``FEW_RESPONDERS`` responders in an arm,
+      widened to cover Newcombe's rate interval × the money per responder;
     - revenue that would have come anyway: holdout mean / mailed mean revenue,
       clipped to [0, 1], interval from the same resamples (or the delta method on
       the log ratio under Welch);
@@ -628,6 +661,8 @@ def arm_effect(
     else:
         intervals = _welch_columns(money1, money2, confidence)
         anyway = _share_anyway_welch(money1[:, 1], money2[:, 1], confidence)
+    if min(mailed.responders, holdout.responders) < FEW_RESPONDERS:
+        intervals = _cover_the_rate(intervals, rate, money1, money2, mailed.responders + holdout.responders)
     orders, revenue, margin = (
         OutcomeEffect(
             mailed=float(means1[j]),

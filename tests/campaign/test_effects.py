@@ -257,7 +257,10 @@ def test_arm_effect_on_a_small_hand_made_campaign() -> None:
     for name in OUTCOMES:
         outcome = effect.outcome(name)
         assert outcome.low <= outcome.incremental <= outcome.high
-    assert effect.revenue.method == "bootstrap"
+    assert effect.revenue.method == "bootstrap + newcombe"  # 3 and 1 responders: widened (module doc)
+    per_responder = (100.0 + 25.0) / 4
+    assert effect.revenue.low <= effect.response.low * per_responder
+    assert effect.revenue.high >= effect.response.high * per_responder
     assert effect.revenue_anyway is not None and effect.revenue_anyway.estimate == pytest.approx(0.5)
     assert 0.0 <= effect.revenue_anyway.low <= 0.5 <= effect.revenue_anyway.high <= 1.0
     net = effect.net_profit_per_piece
@@ -305,7 +308,7 @@ def test_arm_effect_json_shape() -> None:
 def test_arm_effect_under_welch_and_when_nobody_bought() -> None:
     nothing = OutcomeArrays(np.zeros(50, bool), np.zeros(50), np.zeros(50), np.zeros(50))
     effect = arm_effect(nothing, nothing, cost_per_piece=0.5, seed=0, resamples=0)
-    assert effect.revenue.method == "welch"
+    assert effect.revenue.method == "welch + newcombe"  # no responders: nothing to widen by
     assert (effect.revenue.incremental, effect.revenue.low, effect.revenue.high) == (0.0, 0.0, 0.0)
     assert effect.revenue_anyway is None
     assert effect.net_profit_per_piece.estimate == -0.5
@@ -417,3 +420,31 @@ def test_hillstrom_effects_equal_the_difference_of_means_from_the_file() -> None
         )
     lines.append(f"{'No E-Mail':<14}{holdout.members:>8}  (holdout)")
     print("\n" + "\n".join(lines))
+
+
+def _simulated_arm(rng: np.random.Generator, members: int, rate: float) -> OutcomeArrays:
+    """Responders place 1 + Poisson(0.3) orders of 30 × LogNormal (mean 1) each; margin 35 %."""
+    responded = rng.random(members) < rate
+    orders = np.where(responded, 1 + rng.poisson(0.3, members), 0).astype(np.float64)
+    revenue = np.where(responded, orders * 30.0 * rng.lognormal(-0.125, 0.5, members), 0.0)
+    return OutcomeArrays(responded, orders, revenue, revenue * 0.35)
+
+
+@pytest.mark.parametrize(
+    ("mailed", "held", "rate_mailed", "rate_held"),
+    [(120, 6, 0.25, 0.15), (110, 3, 0.25, 0.10), (400, 30, 0.05, 0.03), (2_000, 100, 0.20, 0.12)],
+)
+def test_money_intervals_cover_the_truth_with_few_responders(
+    mailed: int, held: int, rate_mailed: float, rate_held: float
+) -> None:
+    """Small holdouts (a quarter's segment arms): the margin interval covers the true incremental
+    margin at least 93 % of 300 simulated campaigns — the bootstrap alone covered 61–91 %."""
+    rng = np.random.default_rng(2026)
+    truth = (rate_mailed - rate_held) * 1.3 * 30.0 * 0.35  # 1.3 orders a responder, mean 30 each
+    covered = 0
+    for i in range(300):
+        effect = arm_effect(_simulated_arm(rng, mailed, rate_mailed), _simulated_arm(rng, held, rate_held),
+                            cost_per_piece=2.5, seed=i, resamples=500)  # fmt: skip
+        covered += effect.margin.low <= truth <= effect.margin.high
+        assert effect.margin.method.endswith("+ newcombe") and effect.margin.low <= effect.margin.incremental
+    assert covered / 300 >= 0.93, covered / 300

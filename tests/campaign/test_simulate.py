@@ -145,7 +145,7 @@ def test_intervals_cover_the_true_effect_and_estimates_are_unbiased() -> None:
             covered[name] += outcome.low <= truth <= outcome.high
             covered_mailed[name] += outcome.low <= sim.true_effect_on_mailed[name] <= outcome.high
             errors[name].append(outcome.incremental - truth)
-        assert effect.revenue.method == "bootstrap"
+        assert effect.revenue.method.startswith("bootstrap")
     elapsed = time.perf_counter() - started
 
     print(
