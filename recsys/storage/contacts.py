@@ -239,10 +239,15 @@ def _contact_query(campaign_id: int) -> Any:
 def member_contacts(
     connection: Connection, campaign_id: int, member_ids: Sequence[str]
 ) -> dict[str, list[ContactRecord]]:
-    """member_id → the member's contacts in the campaign (every arm)."""
+    """member_id → the member's contacts in the campaign (every arm). By member key, so that the
+    (member key, campaign) index is read: filtered by member id, SQLite without statistics read
+    every contact of the campaign instead (1 s a call at 1.5M contacts; the editions make one a batch)."""
     out: dict[str, list[ContactRecord]] = {}
     for chunk in in_chunks(list(member_ids)):
-        stmt = _contact_query(campaign_id).where(Member.member_id.in_(chunk)).order_by(CampaignContact.id)
+        keys = list(member_keys(connection, chunk).values())
+        if not keys:
+            continue
+        stmt = _contact_query(campaign_id).where(CampaignContact.member_key.in_(keys)).order_by(CampaignContact.id)
         for row in connection.execute(stmt):
             out.setdefault(row[1], []).append(ContactRecord(*row))
     return out

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, and_, delete, func, or_, select
 
 from recsys.errors import BookclubError
 from recsys.storage.bulk import bulk_insert, in_chunks
+from recsys.storage.members import member_keys
 from recsys.storage.schema import (
     SHOWN_ROLES,
     Campaign,
@@ -68,13 +69,16 @@ def edition_contacts(
     in_home = func.coalesce(CampaignContact.in_home_date, Campaign.in_home_date)
     out: dict[str, EditionContact] = {}
     for chunk in in_chunks(list(dict.fromkeys(member_ids))):
+        keys = list(member_keys(connection, chunk).values())  # by key: the (member key, campaign) index
+        if not keys:
+            continue
         rows = connection.execute(
             select(Member.member_id, CampaignContact.id, CampaignContact.member_key, in_home, CampaignContact.file)
             .join(Member, Member.id == CampaignContact.member_key)
             .join(Campaign, Campaign.id == CampaignContact.campaign_id)
             .where(
                 CampaignContact.campaign_id == campaign_id, CampaignContact.arm == arm,
-                Member.member_id.in_(chunk),
+                CampaignContact.member_key.in_(keys),
             )
             .order_by(CampaignContact.id)
         )
