@@ -40,7 +40,7 @@ def test_only_a_demo_club_gets_simulated_responses(sqlite_engine: Engine) -> Non
 
 @pytest.mark.slow
 def test_the_loop_covers_the_simulated_truth_and_is_unbiased(sqlite_engine: Engine) -> None:
-    replications, members = 400, 1_500
+    replications, members = 300, 1_500
     with sqlite_engine.begin() as connection:
         insert_club(connection, members, segments=1)
         club_db.mark_demo(connection, "coverage test club")
