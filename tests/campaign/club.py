@@ -47,6 +47,20 @@ def insert_club(connection: Connection, members: int, *, segments: int = 4, quar
         plans_db.store_plan(connection, quarter, s, "v-test", f"hash{s}", "{}")
 
 
+def segment_with_rfm(connection: Connection, members: int, quarter: str, segments: int = 4) -> None:
+    """Segment the first ``members`` members in ``quarter`` with R/F/M that vary from member to
+    member (the uplift features need spread), tiers and segments as :func:`insert_club`."""
+    rows = [
+        segments_db.MemberSegmentRow(member_id(i), TIERS[(i // segments) % 4], i % segments, 30 + i % 200, 1 + i % 5,
+                                     40.0 + i % 50)
+        for i in range(members)
+    ]  # fmt: skip
+    segments_db.store_member_segments(connection, quarter, rows)
+    segments_db.store_segment_profiles(
+        connection, quarter, [(s, f"segment {s}", members // segments, "{}", "v") for s in range(segments)]
+    )
+
+
 def add_lines(connection: Connection, lines: list[tuple[str, str, dt.datetime, float, str | None]]) -> None:
     """Order lines (line_id, member_id, purchased_at, unit price, key code) of title T1, quantity 1."""
     keys = {m: k for m, k in connection.execute(select(Member.member_id, Member.id))}

@@ -18,8 +18,7 @@ from campaign.mailing_plan import plan_mailing
 from recsys.errors import BookclubError, ModelNotFoundError
 from recsys.settings import CampaignSettings, MailingSettings, Settings
 from recsys.storage import plans as plans_db
-from recsys.storage import segments as segments_db
-from tests.campaign.club import add_lines, insert_club, member_id
+from tests.campaign.club import add_lines, insert_club, member_id, segment_with_rfm
 
 PAST, NOW = "2026Q3", "2026Q4"
 IN_HOME = dt.date(2026, 7, 1)
@@ -87,13 +86,7 @@ def build(engine: Engine, settings: Settings) -> None:
     rng = np.random.default_rng(11)
     with engine.begin() as connection:
         insert_club(connection, N, quarter=PAST)
-        rows = [
-            segments_db.MemberSegmentRow(member_id(i), ("core", "regular", "occasional", "lapsed")[(i // 4) % 4],
-                                         i % 4, 30 + i % 200, 1 + i % 5, 40.0 + i % 50)
-            for i in range(N)
-        ]  # fmt: skip
-        segments_db.store_member_segments(connection, NOW, rows)
-        segments_db.store_segment_profiles(connection, NOW, [(s, f"segment {s}", N // 4, "{}", "v") for s in range(4)])
+        segment_with_rfm(connection, N, NOW)
         for quarter in (PAST, NOW):
             for s in range(4):
                 plans_db.store_plan(connection, quarter, s, "v-test", f"h{s}", PLAN)
