@@ -156,7 +156,7 @@ def suppress_lift(
     on: str | None = typer.Option(None, "--on", help="the first day the member may be mailed again (default today)"),
 ) -> None:
     """End a member's open entries of a reason (they stay on record with their end date)."""
-    from recsys.storage.contacts import member_keys
+    from recsys.storage.members import member_keys
     from recsys.storage.suppressions import lift_suppression
 
     day = _parse_date(on, "--on").date() if on else dt.date.today()
@@ -172,7 +172,7 @@ def suppress_lift(
 @cli_errors
 def suppress_list(member_id: str | None = typer.Option(None, "--member")) -> None:
     """The suppression list, newest first."""
-    from recsys.storage.contacts import member_keys
+    from recsys.storage.members import member_keys
     from recsys.storage.suppressions import suppressions
 
     settings = load_settings()

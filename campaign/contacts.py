@@ -50,6 +50,7 @@ from recsys.errors import BookclubError
 from recsys.settings import CampaignSettings, MailingSettings, Settings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import contacts as contacts_db
+from recsys.storage import members as members_db
 from recsys.storage import plans as plans_db
 from recsys.storage import segments as segments_db
 from recsys.storage.campaigns import CampaignRecord, EditionRecord, TreatmentRecord
@@ -362,7 +363,7 @@ def record_web_edition(connection: Connection, quarter: str, member_id: str, fil
     campaign = campaigns_db.campaign_by_name(connection, quarter)
     if campaign is None:
         return False
-    keys = contacts_db.member_keys(connection, [member_id])
+    keys = members_db.member_keys(connection, [member_id])
     if member_id not in keys:
         return False
     contacts = contacts_db.member_contacts(connection, campaign.id, [member_id]).get(member_id, [])

@@ -34,8 +34,8 @@ from recsys.errors import BookclubError
 from recsys.settings import MailingSettings
 from recsys.storage import mailing as mailing_db
 from recsys.storage import suppressions as suppressions_db
-from recsys.storage.contacts import member_keys
 from recsys.storage.imports.source import read_csv
+from recsys.storage.members import member_keys
 from recsys.text import unstorable
 
 __all__ = [

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from recsys.clubtime import club_day_start
+
 
 class ImportSettings(BaseModel):
     batch_size: int = Field(50_000, ge=100, description="rows per bulk insert")
@@ -292,8 +294,7 @@ class CampaignSettings(BaseModel):
 
     def club_day_start(self, day: dt.date) -> dt.datetime:
         """The first moment of the club's calendar day ``day``, as a naive UTC timestamp (how they are stored)."""
-        local = dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(self.timezone))
-        return local.astimezone(dt.UTC).replace(tzinfo=None)
+        return club_day_start(day, self.timezone)
 
     def club_today(self) -> dt.date:
         """Today in the club's time zone."""

@@ -38,6 +38,7 @@ from recsys.errors import BookclubError
 from recsys.settings import CampaignSettings
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import contacts as contacts_db
+from recsys.storage import members as members_db
 from recsys.storage.imports.loader import ImportOptions, Progress, import_rows
 from recsys.storage.imports.report import ImportSummary
 from recsys.storage.imports.source import RowSource, SourceRow, read_csv
@@ -213,7 +214,7 @@ def import_hillstrom(
         progress=progress, summary=summary,
     )
     campaign_id, arms = _campaign(connection, settings)
-    keys = contacts_db.member_keys(connection, [member_id(r.number) for r in _rows(path)])
+    keys = members_db.member_keys(connection, [member_id(r.number) for r in _rows(path)])
     done = set(contacts_db.contacted_member_keys(connection, campaign_id).tolist())
     cost = Decimal(str(settings.costs("email").total))
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)

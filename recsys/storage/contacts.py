@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Float, case, cast, func, select
 
 from recsys.storage.bulk import bulk_insert, in_chunks
 from recsys.storage.campaigns import _as_date, _now
+from recsys.storage.members import member_keys
 from recsys.storage.schema import (
     Campaign,
     CampaignContact,
@@ -181,14 +182,6 @@ def member_plan(connection: Connection, member_key: int) -> MemberPlanRecord | N
         row[0], row[1], day, row[3], row[4], row[5], row[6], row[7],
         *(None if v is None else float(v) for v in row[8:12]),
     )
-
-
-def member_keys(connection: Connection, member_ids: Sequence[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for chunk in in_chunks(list(member_ids)):
-        for member_id, key in connection.execute(select(Member.member_id, Member.id).where(Member.member_id.in_(chunk))):
-            out[member_id] = int(key)
-    return out
 
 
 def contact_counts(connection: Connection, campaign_id: int) -> dict[str, int]:

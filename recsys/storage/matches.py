@@ -30,7 +30,6 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -57,6 +56,7 @@ from sqlalchemy import (
     select,
 )
 
+from recsys.clubtime import club_day_start
 from recsys.storage.campaigns import UnknownCampaignError, _as_date, campaign_by_id
 from recsys.storage.schema import CampaignContact, CampaignMatch, CampaignTreatment, Purchase, table_of
 from recsys.storage.selections import active_order_line
@@ -67,12 +67,6 @@ from recsys.storage.selections import active_order_line
 def _day(value: dt.date) -> Any:
     """A date bound as a date: compares right with a timestamp column on both databases."""
     return literal(value, Date())
-
-
-def club_day_start(day: dt.date, timezone: str) -> dt.datetime:
-    """The first moment of the club's day ``day`` in ``timezone``, as naive UTC (how lines are stored)."""
-    local = dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(timezone))
-    return local.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _start(connection: Connection, day: dt.date, timezone: str) -> Any:

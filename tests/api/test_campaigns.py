@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select
 
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import contacts as contacts_db
+from recsys.storage import members as members_db
 from recsys.storage.schema import Purchase
 from tests.api.conftest import bearer, with_club
 
@@ -33,7 +34,7 @@ def club_engine(engine: Engine) -> Engine:
         treatment = campaigns_db.add_treatment(
             connection, campaign.id, name="S0 everyone", edition_id=edition.id, key_code="2026Q1-S0-C"
         )
-        keys = contacts_db.member_keys(connection, ["M01", "M02", "M03", "M04", "M05", "M06"])
+        keys = members_db.member_keys(connection, ["M01", "M02", "M03", "M04", "M05", "M06"])
         contacts_db.write_contacts(connection, [
             (campaign.id, keys[m], treatment.id, edition.id, "holdout" if m in ("M05", "M06") else "mailed",
              None, 0, "core", 0.3, IN_HOME, Decimal("2.3"), "v1", None, None, dt.datetime(2026, 2, 1))

@@ -70,9 +70,10 @@ def _planned_campaign(engine: Engine) -> None:
 
     from recsys.storage import campaigns as campaigns_db
     from recsys.storage import contacts as contacts_db
+    from recsys.storage import members as members_db
 
     with engine.begin() as connection:
-        keys = contacts_db.member_keys(connection, ["M01", "M02", "M04", "M05"])
+        keys = members_db.member_keys(connection, ["M01", "M02", "M04", "M05"])
         now = dt.datetime(2026, 1, 1)
         for name, day in (("2025Q4", dt.date(2025, 10, 1)), ("2026Q1", dt.date(2026, 1, 1))):
             campaign = campaigns_db.create_campaign(

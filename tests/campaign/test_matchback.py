@@ -12,6 +12,7 @@ from campaign.matchback import run_matchback
 from recsys.storage import campaigns as campaigns_db
 from recsys.storage import contacts as contacts_db
 from recsys.storage import matches as matches_db
+from recsys.storage import members as members_db
 from recsys.storage.schema import CampaignMatch, Purchase
 from tests.campaign.club import add_lines, insert_club, member_id
 
@@ -42,7 +43,7 @@ def _campaign(connection: Connection, name: str, code_prefix: str) -> tuple[int,
 
 
 def _contact(connection: Connection, campaign_id: int, who: int, treatment: int, arm: str, day: dt.date) -> None:
-    keys = contacts_db.member_keys(connection, [member_id(who)])
+    keys = members_db.member_keys(connection, [member_id(who)])
     contacts_db.write_contacts(
         connection,
         [(campaign_id, keys[member_id(who)], treatment, None, arm, None, 0, "core", 0.05, day,
@@ -80,7 +81,7 @@ def scene(engine: Engine) -> tuple[Engine, int, int, int]:
             ("Z-1", member_id(10), at(D1, 0, 0), 11.0, None),  # not contacted, at midnight of the in-home date
         ])
         # I's return, in the window too
-        keys = contacts_db.member_keys(connection, [member_id(9)])
+        keys = members_db.member_keys(connection, [member_id(9)])
         title = connection.execute(select(Purchase.title_key)).scalars().first()
         connection.execute(Purchase.__table__.insert().values(
             line_id="I-2", order_id="I-2", member_key=keys[member_id(9)], title_key=title, quantity=-1,

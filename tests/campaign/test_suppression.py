@@ -22,6 +22,7 @@ from campaign.suppression import (
 from recsys.errors import BookclubError
 from recsys.settings import CampaignSettings, MailingSettings, Settings
 from recsys.storage import contacts as contacts_db
+from recsys.storage import members as members_db
 from recsys.storage.db import make_engine, upgrade
 from recsys.storage.suppressions import lift_suppression, suppression_arrays, suppressions
 from tests.campaign.club import QUARTER, insert_club, member_id
@@ -42,7 +43,7 @@ def test_entries_are_written_once_lifted_and_read_back(engine: Engine) -> None:
         assert add_suppression_entries(connection, entries) == 0  # the same entries again: nothing new
         with pytest.raises(BookclubError, match="unknown member"):
             add_suppression_entries(connection, [SuppressionEntry("nobody", "moved", "x", TODAY)])
-        key3 = contacts_db.member_keys(connection, [member_id(3)])[member_id(3)]
+        key3 = members_db.member_keys(connection, [member_id(3)])[member_id(3)]
         assert lift_suppression(connection, key3, "do_not_mail", TODAY) == 1
     with engine.connect() as connection:
         listed = {e.member_id: e for e in suppressions(connection)}

@@ -23,7 +23,7 @@ from catalog.paths import quarter_dir
 from catalog.production import render_member_editions
 from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
-from recsys.storage import contacts as contacts_db
+from recsys.storage import members as members_db
 from recsys.storage.schema import Campaign, CampaignContact, Member
 from tests.catalog.conftest import QUARTER, Club
 
@@ -64,7 +64,7 @@ def test_a_member_without_a_mailed_contact_is_not_rendered(club: Club, tmp_path:
         campaign = campaigns_db.campaign_by_name(connection, QUARTER)
         assert campaign is not None
         mailed = _mailed(club.engine, 1)[0][0]
-        key = contacts_db.member_keys(connection, [mailed])[mailed]
+        key = members_db.member_keys(connection, [mailed])[mailed]
         connection.execute(
             CampaignContact.__table__.update()
             .where(CampaignContact.member_key == key, CampaignContact.campaign_id == campaign.id)
