@@ -41,7 +41,7 @@ from catalog.pdfmerge import BodyTemplate
 from catalog.planning import stored_plans
 from catalog.printfile import PrintFileWriter
 from catalog.production import renderer_for, titles_by_id
-from catalog.render import BASE_URL, catalog_html
+from catalog.render import BASE_URL, catalog_html, freeze_long_lived
 from catalog.segments import stored_profiles
 from recsys.settings import Settings
 from recsys.storage import members as members_db
@@ -146,6 +146,7 @@ def bench_member_editions(settings: Settings, quarter: str, members: int, body_p
     warm = [member_views([rows[m] for m in member_ids[:2]], {}, plan, titles, cfg, quarter)]
     render_member_pages(warm[0], cfg, renderer)
     render_member_pages(warm[0], cfg, renderer, sheet)
+    freeze_long_lived()  # as a fan-out worker does once its model, titles and sheets are built
 
     phases = {"picks": 0.0, "layout+write": 0.0, "merge": 0.0}
     whole_cpu = stamped_cpu = 0.0

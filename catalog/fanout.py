@@ -77,7 +77,7 @@ from catalog.production import (
     segment_pdf_bytes,
     titles_by_id,
 )
-from catalog.render import Renderer
+from catalog.render import Renderer, freeze_long_lived
 from recsys.errors import BookclubError, ConfigurationError
 from recsys.files import remove_stale_temps
 from recsys.settings import Settings
@@ -212,6 +212,7 @@ def _worker_state(job: Job) -> _WorkerState:
         model = ModelRegistry(job.settings.models_dir).load_prepared(connection, job.model_version)
         titles = titles_by_id(connection, job.quarter)
     _state = _WorkerState(job.job_id, engine, model, renderer_for(job.settings), titles)
+    freeze_long_lived()  # the model's id maps alone are millions of entries at full size
     return _state
 
 
@@ -222,6 +223,7 @@ def warm_worker(job: Job) -> int:
     state = _worker_state(job)
     for plan in job.plans.values():
         stamp_sheet(plan, state.titles, job.settings.catalog, state.renderer, job.settings.data_dir / "covers")
+    freeze_long_lived()
     return len(job.plans)
 
 

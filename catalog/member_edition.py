@@ -27,6 +27,7 @@ from catalog.context import EntryView, MemberView, entry_view, member_view
 from catalog.paths import edition_path
 from catalog.plan import CatalogPlan
 from catalog.qr import qr_payload
+from catalog.render import PER_MEMBER_DATA_URL
 from recsys.errors import BookclubError, UnknownMemberError
 from recsys.serving import RecommendationQuery, ServableModel, make_shelf, recommend_for_member
 from recsys.settings import CatalogSettings, MailingSettings, Settings
@@ -45,7 +46,11 @@ def member_qr(member_id: str, key_code: str = "") -> segno.QRCode:
 
 
 def qr_data_url(member_id: str, key_code: str = "") -> str:
-    return str(member_qr(member_id, key_code).svg_data_uri(scale=4, border=2, dark="#111"))
+    """The QR code as an inline SVG, in the form the renderer's image cache leaves out (one per member)."""
+    url = str(member_qr(member_id, key_code).svg_data_uri(scale=4, border=2, dark="#111"))
+    if not url.startswith(PER_MEMBER_DATA_URL):
+        raise RuntimeError(f"segno wrote the QR code as {url[:40]}…, not {PER_MEMBER_DATA_URL}…")
+    return url
 
 
 class MissingContactError(BookclubError):

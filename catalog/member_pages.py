@@ -25,7 +25,7 @@ from catalog.fonts import member_locator
 from catalog.paths import sidecar_bytes, sidecar_path
 from catalog.pdfmerge import BodyTemplate, MemberBatch
 from catalog.plan import CatalogPlan
-from catalog.render import Renderer, check_fonts, page_css, per_row, render_html
+from catalog.render import Renderer, check_fonts, one_collection, page_css, per_row, render_html
 from catalog.stamps import (
     CardFill,
     FormFill,
@@ -93,11 +93,15 @@ def stamp_sheet(
         page_css=page_css(settings, settings.member_font), per_row=per_row(settings),
     )
     check_fonts(html, settings, "member_font")
-    untagged = renderer.untagged()  # a sheet's forms must carry no marked content of their own
-    document = untagged.layout(html)
-    sheet = StampSheet(untagged.write(document), document, ids)
+    sheet = _sheet(html, renderer.untagged(), ids)  # a sheet's forms carry no marked content of their own
     renderer.memo[key] = sheet
     return sheet
+
+
+@one_collection()
+def _sheet(html: str, untagged: Renderer, ids: Sequence[str]) -> StampSheet:
+    document = untagged.layout(html)
+    return StampSheet(untagged.write(document), document, ids)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,13 @@ def render_member_pages(
     stamped = stamp_selection(stamp_views(views, sheet), views, sheet) if sheet is not None else None
     html = member_pages_html(views, settings, stamped.forms if stamped else None, stamped.cards if stamped else None)
     check_fonts(html, settings, "member_font", member_locator(html))
+    return _pages(html, views, renderer, sheet, stamped)
+
+
+@one_collection()  # the batch's garbage collected once, after this frame is gone
+def _pages(
+    html: str, views: Sequence[MemberView], renderer: Renderer, sheet: StampSheet | None, stamped: StampedViews | None
+) -> MemberPages:
     document = renderer.layout(html)
     starts: dict[str, int] = {}
     for number, page in enumerate(document.pages):
