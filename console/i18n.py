@@ -111,6 +111,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "quantity": ("数量", "Quantity"),
     "price": ("单价", "Price"),
     "returned": ("退货", "returned"),
+    "autoshipped": ("自动寄送", "auto-shipped"),
     "recommendations": ("推荐", "Recommendations"),
     "reason": ("理由", "Reason"),
     "score": ("得分", "Score"),

@@ -243,6 +243,7 @@ class HistoryLine:
     unit_price: Decimal
     purchased_at: dt.datetime
     channel: str
+    kind: str  # line_kinds.ORDER or AUTOSHIP
 
 
 def member_lines_page(
@@ -253,7 +254,7 @@ def member_lines_page(
     stmt = (
         select(
             Purchase.id, Purchase.line_id, Purchase.order_id, Title.title_id, Title.title,
-            Purchase.quantity, Purchase.unit_price, Purchase.purchased_at, Purchase.channel,
+            Purchase.quantity, Purchase.unit_price, Purchase.purchased_at, Purchase.channel, Purchase.kind,
         )
         .join(Title, Title.id == Purchase.title_key)
         .where(Purchase.member_key == key)

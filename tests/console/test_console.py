@@ -678,5 +678,9 @@ def test_the_member_page_shows_auto_ships_apart_when_there_are_any(staff: Staff,
         member = connection.execute(select(Member.id).where(Member.member_id == "M01")).scalar_one()
         title = connection.execute(select(Title.id).where(Title.title_id == "T09")).scalar_one()
         write_autoships(connection, 7, [AutoshipOrder(member, title, Decimal("30.00"), dt.date(2026, 2, 1))])
-    row = re.search(r'<tr id="autoship">(.*?)</tr>', staff.get("read", "/ui/members/M01").text, re.S)
+    html = staff.get("read", "/ui/members/M01").text
+    row = re.search(r'<tr id="autoship">(.*?)</tr>', html, re.S)
     assert row is not None and "1 · " in row.group(1) and "30.00" in row.group(1), row
+    # and the history marks the auto-shipped line, and no other
+    tagged = re.findall(r"<tr[^>]*>((?:(?!</tr>).)*?tag autoship(?:(?!</tr>).)*)</tr>", html, re.S)
+    assert len(tagged) == 1 and "2026-02-01" in tagged[0], tagged
