@@ -266,7 +266,7 @@ def member_lines_page(
         stmt = stmt.where(
             (Purchase.purchased_at < at) | (and_(Purchase.purchased_at == at, Purchase.id < line))
         )
-    return [HistoryLine(*row) for row in connection.execute(stmt)]
+    return [HistoryLine(**row._asdict()) for row in connection.execute(stmt)]
 
 
 def primary_category_units(
