@@ -90,8 +90,12 @@ def floor_app() -> Any:
 # ---- setup -----------------------------------------------------------------------------------
 
 
-def prepare(data_dir: Path, titles: int, members: int, full: bool) -> tuple[str, list[str], Path]:
-    """Database, model and key for this size; returns (key, member ids to ask for, model dir)."""
+def prepare(
+    data_dir: Path, titles: int, members: int, full: bool, database_url: str | None = None
+) -> tuple[str, list[str], Path]:
+    """Database, model and key for this size; returns (key, member ids to ask for, model dir).
+    ``database_url``: that database (e.g. the full-size quarter's PostgreSQL, with ``data_dir``
+    its data folder: ``/tmp/full-quarter-ready.txt``) instead of SQLite in ``data_dir``."""
     from sqlalchemy import select
 
     from demo.generate import DemoSpec
@@ -105,7 +109,7 @@ def prepare(data_dir: Path, titles: int, members: int, full: bool) -> tuple[str,
     from training.pipeline import run_training
     from training.registry import ModelRegistry
 
-    settings = Settings(data_dir=data_dir)
+    settings = Settings(data_dir=data_dir, database_url=database_url)
     engine = make_engine(settings.db_url)
     upgrade(engine)
     with engine.connect() as connection:
@@ -467,7 +471,9 @@ def memory(pid: int, model_dir: Path) -> dict[str, float]:
 # ---- where the time goes (in process, serial) --------------------------------------------
 
 
-def breakdown(data_dir: Path, model_dir: Path, asked: list[str]) -> dict[str, float]:
+def breakdown(
+    data_dir: Path, model_dir: Path, asked: list[str], database_url: str | None = None
+) -> dict[str, float]:
     """ms per call, one thread: the whole recommendation work, the model alone, the floor."""
     from threadpoolctl import threadpool_limits
 
@@ -478,7 +484,7 @@ def breakdown(data_dir: Path, model_dir: Path, asked: list[str]) -> dict[str, fl
     from recsys.storage.db import make_engine
     from training.artifact import read_model
 
-    engine = make_engine(Settings(data_dir=data_dir).db_url)
+    engine = make_engine(Settings(data_dir=data_dir, database_url=database_url).db_url)
     model = read_model(model_dir)
     shelf = feed_new_titles(engine, model)
     # after the model's imports: a BLAS library loaded later keeps its threads, and a
@@ -532,6 +538,11 @@ def main() -> None:
         "--repeats", type=int, default=3, help="closed-loop runs per server, floor and route in turns"
     )
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="serve from this database (e.g. PostgreSQL; its models in --data-dir) instead of SQLite",
+    )
     parser.add_argument("--compute-threads", type=int, default=None, help="settings.api.compute_threads")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the in-process part")
     parser.add_argument(
@@ -548,7 +559,7 @@ def main() -> None:
     args = parser.parse_args()
     members = 1_500_000 if args.full else args.members
     data_dir = args.data_dir or Path(tempfile.gettempdir()) / f"bookclub-bench-api-{args.titles}-{members}"
-    key, asked, model_dir = prepare(data_dir, args.titles, members, args.full)
+    key, asked, model_dir = prepare(data_dir, args.titles, members, args.full, args.database_url)
     factors = (model_dir / "member_factors.npy").resolve()
     model_mib = sum(f.stat().st_size for f in model_dir.iterdir()) / 2**20
     load = wrk_run if shutil.which("wrk") else httpx_run
@@ -562,6 +573,8 @@ def main() -> None:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKCLUB_", "PROMETHEUS_"))}
     env.update(BOOKCLUB_DATA_DIR=str(data_dir), **{FLOOR_ENV: str(model_dir)})
+    if args.database_url:
+        env["BOOKCLUB_DATABASE_URL"] = args.database_url
     if args.compute_threads:
         env["BOOKCLUB_API__COMPUTE_THREADS"] = str(args.compute_threads)
     rec_paths = [f"/v1/members/{m}/recommendations?limit=20" for m in asked]
@@ -672,7 +685,7 @@ def main() -> None:
     )
     if args.no_breakdown:
         return
-    parts = breakdown(data_dir, model_dir, asked)
+    parts = breakdown(data_dir, model_dir, asked, args.database_url)
     print("\nserial cost per call, in process (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
     print(
         f"model.recommend is {parts['model.recommend'] / parts['request work']:.0%} of the "
