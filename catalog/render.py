@@ -278,9 +278,10 @@ class ImageCache(dict[str, Any]):
 def one_collection() -> Iterator[None]:  # also a decorator: then the function's frame is gone first
     """Python's cyclic garbage collector paused for one document's layout and writing, then run
     once. Laying out a batch of member pages allocates millions of objects: the collector ran
-    ~20 times a batch, each generation-2 pass walking everything alive, ~20 % of the batch's CPU
-    (65 → 55 ms a member stamped, with the worker's long-lived state frozen,
-    :func:`freeze_long_lived`; memory stays bounded: the batch's garbage goes at the end)."""
+    ~20 times a batch, each generation-2 pass walking everything alive: ~20 % of the batch's CPU
+    (docs/benchmarks.md, "The garbage collector"). Memory stays bounded: the batch's garbage
+    goes at the end. Process-wide: a thread that finds the collector paused leaves it to the
+    thread that paused it."""
     if not gc.isenabled():  # the caller manages the collector
         yield
         return
