@@ -212,7 +212,7 @@ def _worker_state(job: Job) -> _WorkerState:
         model = ModelRegistry(job.settings.models_dir).load_prepared(connection, job.model_version)
         titles = titles_by_id(connection, job.quarter)
     _state = _WorkerState(job.job_id, engine, model, renderer_for(job.settings), titles)
-    freeze_long_lived()  # the model's id maps alone are millions of entries at full size
+    freeze_long_lived()  # engine, model, titles, fonts: out of the collector's sight
     return _state
 
 

@@ -298,7 +298,10 @@ def one_collection() -> Iterator[None]:  # also a decorator: then the function's
 def freeze_long_lived() -> None:
     """Move what is alive now — a worker's model, titles, fonts, stamp sheets — out of the
     collector's sight (``gc.freeze``), so that each collection walks only what came after. Call it
-    once a worker's long-lived state is built (as the API does at start-up, api/app.py)."""
+    once a worker's long-lived state is built (as the API does at start-up, api/app.py). Called
+    again (a worker's next job), what was frozen goes back to the collector first, so that the
+    former job's state, dropped since, is freed."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
 

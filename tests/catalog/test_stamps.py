@@ -125,3 +125,26 @@ def test_one_collection_pauses_the_collector_and_collects_the_documents_garbage(
         assert lay_out() is False and not gc.isenabled()  # a caller's own setting is left alone
     finally:
         gc.enable()
+
+
+def test_freezing_again_lets_a_former_jobs_state_go() -> None:
+    import gc
+    import weakref
+
+    from catalog.render import freeze_long_lived
+
+    class State:
+        def __init__(self) -> None:
+            self.me = self  # cyclic: only the collector frees it
+
+    state = State()
+    gone = weakref.ref(state)
+    try:
+        freeze_long_lived()
+        del state  # the job's state dropped, still frozen
+        gc.collect()
+        assert gone() is not None
+        freeze_long_lived()  # the next job's
+        assert gone() is None
+    finally:
+        gc.unfreeze()
