@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import tempfile
 import time
@@ -233,6 +234,7 @@ def bench_member_editions(settings: Settings, quarter: str, members: int, body_p
     print(f"  merge: incremental update {ours * 1000:.1f} ms/edition vs pypdf append "
           f"{naive * 1000:.0f} ms/edition ({naive / max(ours, 1e-9):.0f}× faster)")
     engine.dispose()
+    shutil.rmtree(out, ignore_errors=True)  # the editions written (~1 MB each)
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -157,6 +158,9 @@ def main() -> None:
     _projection(f"as measured, {rate:.2f} editions/s a machine ({best} workers, shared machine)", rate)
     _projection(f"idle machine, {idle:.2f} editions/s ({cores} workers × 1 / CPU s per edition)", idle)
     engine.dispose()
+    shutil.rmtree(out, ignore_errors=True)  # the editions (~1 MB each)
+    if not args.configured:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

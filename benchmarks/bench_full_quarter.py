@@ -49,6 +49,7 @@ BOOKCLUB = [sys.executable, "-c", "import sys; from bookclub_cli.main import app
 SELF = [sys.executable, "-m", "benchmarks.bench_full_quarter"]
 READY = Path("/tmp/full-quarter-ready.txt")
 MiB = 1024 * 1024
+KEEP_EDITIONS = 20  # of the sample's edition files; the rest are removed once counted
 
 
 @dataclass
@@ -254,6 +255,7 @@ def _editions_run(quarter: str, n: int, workers: int) -> None:
     cluster: what ``bookclub catalogs render --all-members`` does, for a sample."""
     from catalog.fanout import render_all_editions
     from catalog.member_edition import mailed_edition_members
+    from catalog.paths import sidecar_path
     from catalog.planning import stored_plans
     from recsys.settings import Settings
     from recsys.storage.db import engine_from_settings
@@ -274,6 +276,16 @@ def _editions_run(quarter: str, n: int, workers: int) -> None:
           f"{result.batches:,} batches, {len(result.failures)} failed, {result.retried} retried; "
           f"task time {result.task_seconds / done * 1000:.0f} ms an edition")
     print(f"RATE {result.rate:.3f} editions/s, {result.cpu_seconds / done * 1000:.1f} ms CPU an edition")
+    # each edition carries its segment's body (~1.4 MB): a 20,000 sample is ~28 GB, which filled
+    # the disk once; the first KEEP_EDITIONS stay for a person to look at
+    removed = 0
+    for _member, path in sorted(result.editions.items())[KEEP_EDITIONS:]:
+        for file in (path, sidecar_path(path)):
+            if file.exists():
+                removed += file.stat().st_size
+                file.unlink()
+    print(f"kept {min(KEEP_EDITIONS, len(result.editions))} editions to look at; removed the rest "
+          f"({removed / 2**30:.1f} GiB)")
     if result.failures:
         raise SystemExit(f"{len(result.failures)} batches failed: {result.failures[0].reason}")
 
