@@ -361,7 +361,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[StageResult]:
             if rate := re.search(r"RATE ([\d.]+) editions/s, ([\d.]+) ms CPU", text):
                 per_s = float(rate.group(1))
                 result.note = (f"{per_s:.2f} editions/s, {float(rate.group(2)):.0f} ms CPU each in the tasks; "
-                               f"1.5M members at this rate: {args.members / per_s / 3600:.1f} h")  # fmt: skip
+                               f"{args.members:,} members at this rate: {args.members / per_s / 3600:.1f} h")  # fmt: skip
         (data_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     if backend == "postgres" and args.ready:
         READY.write_text(
