@@ -24,11 +24,12 @@ import os
 import shutil
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from campaign.contacts import PrintFiles, write_quarter_contacts
 from catalog.fanout import Batch, dask_client, make_batches, prepare_job, run_batches, warm_worker
-from catalog.paths import catalog_path, edition_path
+from catalog.paths import catalog_file, edition_file
 from catalog.planning import plan_quarter, stored_plans
 from catalog.segments import segment_quarter
 from demo.generate import DemoSpec
@@ -61,11 +62,7 @@ def build_club(data_dir: Path, members: int) -> Settings:
     with engine.begin() as connection:
         plan_quarter(connection, model, settings, DEMO_QUARTER)
     with engine.begin() as connection:  # the campaign's contacts: editions are rendered for mailed members
-        root = settings.catalogs_dir
-        files = PrintFiles(
-            member=lambda m: edition_path(settings, DEMO_QUARTER, m).relative_to(root).as_posix(),
-            segment=lambda s: catalog_path(settings, DEMO_QUARTER, s).relative_to(root).as_posix(),
-        )
+        files = PrintFiles(member=partial(edition_file, DEMO_QUARTER), segment=partial(catalog_file, DEMO_QUARTER))
         everyone = CampaignSettings(holdout_share=1e-12, universal_holdout_share=0.0)
         write_quarter_contacts(connection, everyone, DEMO_QUARTER, dt.date(2026, 10, 1), files=files)
     engine.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from functools import partial
 from typing import TYPE_CHECKING
 
 import typer
@@ -45,13 +46,9 @@ PERSONAL = typer.Option(
 def print_files(settings: Settings, quarter: str) -> PrintFiles:
     """Where the catalog side writes a quarter's PDFs, relative to the catalogs folder."""
     from campaign.contacts import PrintFiles
-    from catalog.paths import catalog_path, edition_path
+    from catalog.paths import catalog_file, edition_file
 
-    root = settings.catalogs_dir
-    return PrintFiles(
-        member=lambda member_id: edition_path(settings, quarter, member_id).relative_to(root).as_posix(),
-        segment=lambda segment: catalog_path(settings, quarter, segment).relative_to(root).as_posix(),
-    )
+    return PrintFiles(member=partial(edition_file, quarter), segment=partial(catalog_file, quarter))
 
 
 def open_engine(settings: Settings) -> Engine:

@@ -24,7 +24,7 @@ import segno
 from sqlalchemy import Connection
 
 from catalog.context import EntryView, MemberView, entry_view, member_view
-from catalog.paths import edition_path
+from catalog.paths import edition_file
 from catalog.plan import CatalogPlan
 from catalog.qr import qr_payload
 from catalog.render import PER_MEMBER_DATA_URL
@@ -105,13 +105,10 @@ def mailed_edition_members(connection: Connection, settings: Settings, quarter: 
             f"no campaign for {quarter}: write its contacts before rendering the mailed editions "
             f"(`bookclub campaigns contacts --quarter {quarter}`)"
         )
-    # the edition's file as contacts record it, relative to the catalogs folder: its folder
-    # worked out once (a path built per member took ~15 s for 1.4M members)
-    folder = edition_path(settings, quarter, "m").parent.relative_to(settings.catalogs_dir).as_posix()
     return sorted(
         member_id
         for member_id, file in contacts_db.mailed_files(connection, campaign.id).items()
-        if file == f"{folder}/{member_id}.pdf"
+        if file == edition_file(quarter, member_id)
     )
 
 
@@ -309,7 +306,7 @@ def edition_batch(
     # out later, from later purchases, than the piece the member holds (and its order form)
     mailed = {
         m: c for m, c in contacts.contacts.items()
-        if not web and c.file == edition_path(settings, quarter, m).relative_to(settings.catalogs_dir).as_posix()
+        if not web and c.file == edition_file(quarter, m)
     }
     shown = [
         ShownTitle(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,29 @@ def quarter_dir(settings: Settings, quarter: str) -> Path:
     return settings.catalogs_dir / str(Quarter.parse(quarter))
 
 
+@lru_cache(maxsize=64)
+def _quarter_name(quarter: str) -> str:
+    return str(Quarter.parse(quarter))
+
+
+def catalog_file(quarter: str, segment: int) -> str:
+    """The segment catalog's file as the campaign's contacts record it: relative to the catalogs
+    folder, ``/``-separated."""
+    return f"{_quarter_name(quarter)}/segment-{segment}.pdf"
+
+
+def edition_file(quarter: str, member_id: str) -> str:
+    """A member edition's file as the campaign's contacts record it (a string: it is worked out
+    for every one of 1.5M members when contacts are written or read back)."""
+    return f"{_quarter_name(quarter)}/members/{member_id}.pdf"
+
+
 def catalog_path(settings: Settings, quarter: str, segment: int) -> Path:
-    return quarter_dir(settings, quarter) / f"segment-{segment}.pdf"
+    return settings.catalogs_dir / catalog_file(quarter, segment)
 
 
 def edition_path(settings: Settings, quarter: str, member_id: str) -> Path:
-    return quarter_dir(settings, quarter) / "members" / f"{member_id}.pdf"
+    return settings.catalogs_dir / edition_file(quarter, member_id)
 
 
 def sidecar_path(pdf: Path) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +24,7 @@ from campaign.contacts import ContactsResult, PrintFiles, write_quarter_contacts
 from campaign.mailing_plan import edition_affinity
 from campaign.matchback import MatchCounts, run_matchback
 from campaign.simulate import MemberFeatures, ResponseModel, true_effects
-from catalog.paths import catalog_path, edition_path
+from catalog.paths import catalog_file, edition_file
 from catalog.period import Quarter
 from catalog.planning import plan_quarter
 from catalog.segments import segment_quarter
@@ -123,10 +124,7 @@ def demo_history(
         plans = plan_quarter(
             connection, model, settings, quarter, profiles=segmentation.profiles, titles=titles, tree=tree
         )
-        files = PrintFiles(
-            member=lambda m: edition_path(settings, quarter, m).relative_to(settings.catalogs_dir).as_posix(),
-            segment=lambda s: catalog_path(settings, quarter, s).relative_to(settings.catalogs_dir).as_posix(),
-        )
+        files = PrintFiles(member=partial(edition_file, quarter), segment=partial(catalog_file, quarter))
         # the club's own contact rules and suppressions, everyone eligible mailed, a larger holdout
         test = settings.model_copy(update={
             "campaign": settings.campaign.model_copy(update={"holdout_share": DEMO_TEST_HOLDOUT, "holdout_shares": {}}),

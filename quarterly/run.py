@@ -19,6 +19,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from campaign.matchback import MatchCounts, run_matchback
 from campaign.reconcile import Reconciliation, reconcile_files
 from campaign.report import CampaignReport, campaign_report
 from catalog.member_edition import mailed_edition_members
-from catalog.paths import catalog_path, edition_path, quarter_dir
+from catalog.paths import catalog_file, edition_file, quarter_dir
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.planning import plan_quarter
@@ -257,11 +258,7 @@ def run_quarter(
             connection, model, settings, quarter, profiles=segmentation.profiles, titles=titles, tree=tree
         )
     lap("plan")
-    root = settings.catalogs_dir
-    files = PrintFiles(
-        member=lambda m: edition_path(settings, quarter, m).relative_to(root).as_posix(),
-        segment=lambda s: catalog_path(settings, quarter, s).relative_to(root).as_posix(),
-    )
+    files = PrintFiles(member=partial(edition_file, quarter), segment=partial(catalog_file, quarter))
     with engine.begin() as connection:  # contacts before rendering, in one transaction
         contacts = write_quarter_contacts(
             connection, settings, quarter, Quarter.parse(quarter).start, files=files, in_home=in_home,

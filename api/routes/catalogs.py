@@ -15,7 +15,14 @@ from api.editions import render_gate
 from api.errors import RESPONSES
 from api.schemas import ErrorPublic
 from campaign.contacts import record_web_edition
-from catalog.paths import CompletePdf, catalog_path, complete_edition, complete_pdf, edition_path
+from catalog.paths import (
+    CompletePdf,
+    catalog_path,
+    complete_edition,
+    complete_pdf,
+    edition_file,
+    edition_path,
+)
 from catalog.plan import CatalogPlan
 from recsys.errors import UnknownMemberError
 from recsys.storage import plans as plans_db
@@ -186,6 +193,6 @@ def read_member_pdf(
     with engine.begin() as connection:  # the web edition is a contact of the quarter's campaign
         record_web_edition(
             connection, quarter, member_id,
-            edition_path(settings, quarter, member_id).relative_to(settings.catalogs_dir).as_posix(),
+            edition_file(quarter, member_id),
         )
     return _pdf_response(pdf, f"{quarter}-{member_id}.pdf")

@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from recsys.storage.bulk import in_chunks
-from recsys.storage.line_kinds import active_order_line
+from recsys.storage.line_kinds import AUTOSHIP, active_order_line
 from recsys.storage.schema import (
     Category,
     Member,
@@ -244,6 +244,11 @@ class HistoryLine:
     purchased_at: dt.datetime
     channel: str
     kind: str  # line_kinds.ORDER or AUTOSHIP
+
+    @property
+    def autoship(self) -> bool:
+        """Sent under the negative option, not ordered by the member."""
+        return self.kind == AUTOSHIP
 
 
 def member_lines_page(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import partial
 
 import pytest
 from sqlalchemy import Connection, Engine
 
 from campaign.contacts import PrintFiles, write_quarter_contacts
-from catalog.paths import catalog_path, edition_path
+from catalog.paths import catalog_file, edition_file
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.planning import plan_quarter
@@ -57,11 +58,7 @@ def club_settings(data_dir: object) -> Settings:
 def mail_everyone(connection: Connection, settings: Settings, quarter: str) -> None:
     """The quarter's campaign with every segmented member mailed their own edition (no holdout:
     these tests are about rendering; the holdouts have tests of their own in tests/campaign)."""
-    root = settings.catalogs_dir
-    files = PrintFiles(
-        member=lambda m: edition_path(settings, quarter, m).relative_to(root).as_posix(),
-        segment=lambda s: catalog_path(settings, quarter, s).relative_to(root).as_posix(),
-    )
+    files = PrintFiles(member=partial(edition_file, quarter), segment=partial(catalog_file, quarter))
     nobody_held = CampaignSettings(holdout_share=1e-12, universal_holdout_share=0.0)
     write_quarter_contacts(connection, nobody_held, quarter, Quarter.parse(quarter).start, files=files)
 

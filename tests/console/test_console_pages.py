@@ -424,7 +424,7 @@ def test_the_proof_viewer_shows_what_the_edition_shows_recorded_or_computed_by_e
     staff: Staff, api_settings: Settings, club_engine: Engine
 ) -> None:
     from catalog.member_edition import edition_selections
-    from catalog.paths import edition_path
+    from catalog.paths import edition_file
     from catalog.plan import CatalogPlan
     from recsys.storage import plans as plans_db
     from recsys.storage import titles as titles_db
@@ -482,7 +482,7 @@ def test_the_proof_viewer_shows_what_the_edition_shows_recorded_or_computed_by_e
             connection,
             [
                 (campaign.id, key, treatment.id, edition.id, "mailed", None, segments[m], "core", 0.0, club.T0.date(), 2.5, "v1",
-                 None, edition_path(api_settings, club.QUARTER, m).relative_to(api_settings.catalogs_dir).as_posix(),
+                 None, edition_file(club.QUARTER, m),
                  dt.datetime(2026, 1, 2))
                 for key, m in ((1, "M01"), (2, "M02"), (4, "M04"))
             ],
