@@ -7,7 +7,7 @@ views, the batch and what it records); this module only turns those views into P
 files. The segment catalog is rendered once (``catalog.render``). Member pages are laid out
 many members per document (WeasyPrint's fixed cost per document and per font subset is paid
 once per batch), written once, split per member by the pages their anchors start on, and each
-member's pages are merged with the shared body (:mod:`catalog.pdfmerge`, pypdf objects). What
+member's pages are merged with the shared body (:mod:`catalog.pdfmerge`, object bytes). What
 a mailed edition showed is committed between writing the PDFs and their sidecars
 (:func:`merge_editions`, with :func:`catalog.member_edition.shown_recorder`).
 """

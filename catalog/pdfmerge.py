@@ -6,14 +6,16 @@ are kept as they are and each edition appends one incremental update (PDF
 32000-1 §7.5.6): the member's page objects and their resources, a new
 version of the body's page-tree root with the member's pages first, and a
 cross-reference stream whose ``/Prev`` points at the body's. The member
-batch's objects are parsed and serialised once (pypdf) with their numbers
-shifted past the body's, so writing an edition is a byte concatenation.
+batch is parsed once (qpdf, :mod:`catalog.pdfbatch`) and each object renumbered
+past the body's once, as bytes, so writing an edition is a byte concatenation.
+The body, read once per segment, is read with pypdf.
 """
 
 from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 
@@ -23,12 +25,11 @@ from pypdf.generic import (
     DictionaryObject,
     IndirectObject,
     NameObject,
-    NullObject,
     NumberObject,
     PdfObject,
-    StreamObject,
 )
 
+from catalog.pdfbatch import NULL, BatchObject, PdfBatch, ref, references, renumber
 from recsys.files import atomic_write_bytes, sha256_hex
 
 _STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF\s*$")
@@ -125,20 +126,6 @@ def _without(obj: DictionaryObject, key: str) -> bytes:
     return data[:-2]
 
 
-def _references(obj: PdfObject) -> list[IndirectObject]:
-    out: list[IndirectObject] = []
-    stack: list[object] = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, IndirectObject):
-            out.append(item)
-        elif isinstance(item, DictionaryObject):
-            stack.extend(item.values())
-        elif isinstance(item, ArrayObject):
-            stack.extend(item)
-    return out
-
-
 def _serialise(obj: PdfObject) -> bytes:
     stream = BytesIO()
     obj.write_to_stream(stream)
@@ -146,149 +133,94 @@ def _serialise(obj: PdfObject) -> bytes:
 
 
 class MemberBatch:
-    """A batch of member pages, renumbered past ``body``'s objects and serialised once."""
+    """A batch of member pages, read once (:class:`catalog.pdfbatch.PdfBatch`, qpdf) and each
+    object renumbered past ``body``'s objects as bytes once."""
 
     def __init__(self, pdf: bytes, ranges: dict[str, tuple[int, int]], body: BodyTemplate) -> None:
         self.body = body
-        self.reader = PdfReader(BytesIO(pdf))
+        self.batch = PdfBatch(pdf)
         self.offset = body.size  # new number = old number + offset
-        self.objects: dict[int, bytes] = {}
-        self.closures: dict[str, tuple[list[int], list[int]]] = {}
-        page_ids = {self.reader.pages[i].indirect_reference.idnum for i in range(len(self.reader.pages))}  # type: ignore[union-attr]
-        self.page_ids = page_ids
+        self.objects: dict[int, bytes] = {}  # objects that refer to no page, renumbered once
         # tagged (PDF/UA) body and pages: the member's structure goes in front of the body's
-        mine = _Structure.of(self.reader)
-        self.structure = mine if mine is not None and body.structure is not None else None
+        self.structure = self.batch.structure() if body.structure is not None else None
         self.tops: dict[str, list[int]] = {}  # member → their page-level structure elements
-        self.parent_entries: dict[int, PdfObject] = {}  # page id → its parent-tree entry
+        self.parent_entries: dict[int, bytes] = {}  # page id → its parent-tree entry
         self.struct_parents: dict[int, int] = {}  # page id → its key in the edition
-        for member_id, (first, stop) in ranges.items():
-            pages = [self.reader.pages[i].indirect_reference.idnum for i in range(first, stop)]  # type: ignore[union-attr]
-            roots = list(pages)
+        self.members: dict[str, tuple[list[int], list[BatchObject], list[int]]] = {}
+        stop = {self.structure.document_id, self.structure.root_id} if self.structure is not None else set()
+        for member_id, (first, last) in ranges.items():
+            pages = self.batch.page_ids[first:last]
+            page_objects = [self.batch.page(i, drop=("/Annots", "/StructParents")) for i in range(first, last)]
+            roots = [r for p in page_objects for r in p.refs]
             if self.structure is not None:
-                roots += self._structure_of(member_id, pages)
-            self.closures[member_id] = (pages, sorted(self._closure(roots)))
+                roots += self._structure_of(member_id, first, pages)
+            self.members[member_id] = (pages, page_objects, self.batch.closure(roots, stop))
 
-    def _structure_of(self, member_id: str, pages: list[int]) -> list[int]:
+    def _structure_of(self, member_id: str, first: int, pages: list[int]) -> list[int]:
         """The member's page-level structure elements and parent-tree entries (to copy)."""
         assert self.structure is not None and self.body.structure is not None
         wanted = set(pages)
-        tops = []
-        for kid in self.structure.document.raw_get("/K"):
-            element = kid.get_object()
-            page = element.raw_get("/Pg") if isinstance(element, DictionaryObject) and "/Pg" in element else None
-            if isinstance(kid, IndirectObject) and isinstance(page, IndirectObject) and page.idnum in wanted:
-                tops.append(kid.idnum)
+        tops = [element for element, page in self.structure.tops if page in wanted]
         self.tops[member_id] = tops
-        nums = self.structure.nums
-        entries = {int(nums[i]): nums[i + 1] for i in range(0, len(nums), 2)}
         extra: list[int] = []
         for index, page_id in enumerate(pages):
-            page = self.reader.get_object(page_id)
-            assert isinstance(page, DictionaryObject)
-            key = page.get("/StructParents")
-            if key is None:
+            key = self.batch.page_value(first + index, "/StructParents")
+            if not isinstance(key, int):
                 continue
-            entry = entries.get(int(key))
+            entry = self.structure.entries.get(key)
             if entry is not None:
                 self.parent_entries[page_id] = entry
-                extra += [v.idnum for v in _references(entry)]
+                extra += references(entry)
             self.struct_parents[page_id] = self.body.structure.next_key + index
         return tops + extra
 
-    def _remap(self, obj: PdfObject, is_page: bool = False, page_id: int = 0) -> PdfObject:
-        if isinstance(obj, IndirectObject):
-            if self.structure is not None and self.body.structure is not None:
-                if obj.idnum == self.structure.document_id:  # a top element's parent
-                    return IndirectObject(self.body.structure.document_id, 0, None)
-                if obj.idnum == self.structure.root_id:
-                    return IndirectObject(self.body.structure.root_id, 0, None)
-            if obj.idnum in self.page_ids:
-                return NullObject()  # a link to another member's page: dropped
-            return IndirectObject(obj.idnum + self.offset, 0, None)
-        if isinstance(obj, DictionaryObject):
-            out = DictionaryObject()  # a stream's dictionary; its data is written apart
-            for key, value in obj.items():
-                if is_page and key == "/Parent":
-                    out[NameObject(key)] = IndirectObject(self.body.pages_id, 0, None)
-                elif is_page and key == "/StructParents":
-                    if page_id in self.struct_parents:
-                        out[NameObject(key)] = NumberObject(self.struct_parents[page_id])
-                elif is_page and key == "/Annots":
-                    continue  # print pages: no links
-                elif key == "/Length" and isinstance(obj, StreamObject):
-                    continue
-                elif key == "/Pg" and isinstance(value, IndirectObject):  # a structure element's page
-                    out[NameObject(key)] = IndirectObject(value.idnum + self.offset, 0, None)
-                else:
-                    out[NameObject(key)] = self._remap(value)
-            return out
-        if isinstance(obj, ArrayObject):
-            return ArrayObject(self._remap(v) for v in obj)
-        return obj
+    def _numbering(self, own_pages: set[int]) -> Callable[[int], bytes]:
+        """New numbers: past the body's; the batch's structure root and document element are
+        the body's; a link to a page not the member's own is dropped."""
+        offset, page_set = self.offset, self.batch.page_set
+        special: dict[int, bytes] = {}
+        if self.structure is not None and self.body.structure is not None:
+            special[self.structure.document_id] = ref(self.body.structure.document_id)
+            special[self.structure.root_id] = ref(self.body.structure.root_id)
 
-    def _object_bytes(self, idnum: int) -> bytes:
+        def number(n: int) -> bytes:
+            found = special.get(n)
+            if found is not None:
+                return found
+            if n in page_set and n not in own_pages:
+                return NULL
+            return ref(n + offset)
+
+        return number
+
+    def _object_bytes(self, idnum: int, number: Callable[[int], bytes]) -> bytes:
         cached = self.objects.get(idnum)
         if cached is not None:
             return cached
-        obj = self.reader.get_object(idnum)
-        assert obj is not None
-        is_page = idnum in self.page_ids
-        remapped = self._remap(obj, is_page, idnum)
-        head = f"{idnum + self.offset} 0 obj\n".encode()
-        if isinstance(obj, StreamObject):
-            assert isinstance(remapped, DictionaryObject)
-            data: bytes = obj._data  # the stream as stored (still encoded)
-            remapped[NameObject("/Length")] = NumberObject(len(data))
-            body = _serialise(remapped) + b"\nstream\n" + data + b"\nendstream"
-        else:
-            body = _serialise(remapped)
-        out = head + body + b"\nendobj\n"
-        self.objects[idnum] = out
+        obj = self.batch.object_at(idnum)
+        out = b"%d 0 obj\n" % (idnum + self.offset) + obj.renumbered(number) + b"\nendobj\n"
+        if not self.batch.page_set.intersection(obj.refs):
+            self.objects[idnum] = out
         return out
-
-    def _closure(self, pages: list[int]) -> set[int]:
-        """Every object ``pages`` (and structure elements) need, not following a page's
-        parent and links nor a structure element's parent (the batch's document element)."""
-        seen: set[int] = set()
-        if self.structure is not None:
-            seen |= {self.structure.document_id, self.structure.root_id}
-        todo = list(pages)
-        while todo:
-            idnum = todo.pop()
-            if idnum in seen:
-                continue
-            seen.add(idnum)
-            obj = self.reader.get_object(idnum)
-            stack: list[object] = [obj]
-            is_page = idnum in pages
-            while stack:
-                item = stack.pop()
-                if isinstance(item, IndirectObject):
-                    if item.idnum not in seen and item.idnum not in self.page_ids:
-                        todo.append(item.idnum)
-                elif isinstance(item, DictionaryObject):
-                    for key, value in item.items():
-                        if is_page and item is obj and key in ("/Parent", "/Annots"):
-                            continue
-                        if key == "/P" and item.get("/Type") == "/StructElem":
-                            continue
-                        stack.append(value)
-                elif isinstance(item, ArrayObject):
-                    stack.extend(item)
-        if self.structure is not None:
-            seen -= {self.structure.document_id, self.structure.root_id}
-        return seen
 
     def edition(self, member_id: str) -> bytes:
         """The body with this member's pages in front, as one PDF."""
         body = self.body
-        pages, closure = self.closures[member_id]
+        pages, page_objects, closure = self.members[member_id]
+        number = self._numbering(set(pages))
         out = bytearray(body.data)
         offsets: dict[int, int] = {}
+        for page_id, page in zip(pages, page_objects, strict=True):
+            text = page.renumbered(number)
+            assert text.endswith(b">>")
+            text = text[:-2] + b" /Parent %d 0 R" % body.pages_id
+            if page_id in self.struct_parents:
+                text += b" /StructParents %d" % self.struct_parents[page_id]
+            offsets[page_id + self.offset] = len(out)
+            out += b"%d 0 obj\n" % (page_id + self.offset) + text + b" >>\nendobj\n"
         for idnum in closure:
             offsets[idnum + self.offset] = len(out)
-            out += self._object_bytes(idnum)
+            out += self._object_bytes(idnum, number)
         tree = DictionaryObject(body.pages)
         tree[NameObject("/Kids")] = ArrayObject(
             [IndirectObject(p + self.offset, 0, None) for p in pages]
@@ -298,9 +230,9 @@ class MemberBatch:
         offsets[body.pages_id] = len(out)
         out += f"{body.pages_id} 0 obj\n".encode() + _serialise(tree) + b"\nendobj\n"
         if self.structure is not None and body.structure is not None:
-            for number, data in self._structure_update(member_id, pages):
-                offsets[number] = len(out)
-                out += f"{number} 0 obj\n".encode() + data + b"\nendobj\n"
+            for key, data in self._structure_update(member_id, pages, number):
+                offsets[key] = len(out)
+                out += f"{key} 0 obj\n".encode() + data + b"\nendobj\n"
         xref_id = max(max(offsets) + 1, body.size)
         offsets[xref_id] = len(out)
         numbers = sorted(offsets)
@@ -328,7 +260,9 @@ class MemberBatch:
         out += f"startxref\n{offsets[xref_id]}\n%%EOF\n".encode()
         return bytes(out)
 
-    def _structure_update(self, member_id: str, pages: list[int]) -> list[tuple[int, bytes]]:
+    def _structure_update(
+        self, member_id: str, pages: list[int], number: Callable[[int], bytes]
+    ) -> list[tuple[int, bytes]]:
         """New versions of the body's document element (the member's elements first) and
         parent tree (the member's pages' entries after the body's keys), as object bodies."""
         body = self.body.structure
@@ -336,7 +270,7 @@ class MemberBatch:
         tops = b" ".join(b"%d 0 R" % (t + self.offset) for t in self.tops[member_id])
         document = body.document_head + b" /K [" + tops + b" " + body.kids_bytes + b"] >>"
         entries = [
-            b"%d %s" % (self.struct_parents[page_id], _serialise(self._remap(self.parent_entries[page_id])))
+            b"%d %s" % (self.struct_parents[page_id], renumber(self.parent_entries[page_id], number))
             for page_id in pages
             if page_id in self.parent_entries and page_id in self.struct_parents
         ]

@@ -4,7 +4,8 @@ The print stream lays members' pages out a batch at a time (WeasyPrint, PDF/X-4)
 the batches into files of thousands of members. :class:`PrintFileWriter` copies each batch's
 page objects (and what they use: content streams, fonts, images, colour spaces) into one
 file with new object numbers, under one page tree, and writes them out at once, so a file
-of any size never sits in memory. Identical streams that need nothing else — the output
+of any size never sits in memory. A batch is read once with qpdf (:mod:`catalog.pdfbatch`)
+and its objects renumbered as bytes. Identical streams that need nothing else — the output
 intent's ICC profile every batch carries, a cover image two batches both print — are
 written once. The document-level parts of a PDF/X-4 file (output intent, XMP metadata with
 ``GTS_PDFXVersion``, ``Trapped``) come from the first batch; every batch is written with
@@ -22,19 +23,18 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import IO
 
-from pypdf import PdfReader
+import pikepdf
 from pypdf.generic import (
     ArrayObject,
     ByteStringObject,
     DictionaryObject,
     IndirectObject,
     NameObject,
-    NullObject,
     NumberObject,
     PdfObject,
-    StreamObject,
-    TextStringObject,
 )
+
+from catalog.pdfbatch import NULL, PdfBatch, ref, renumber
 
 _DOCUMENT_KEYS = ("/OutputIntents", "/Metadata", "/Lang", "/ViewerPreferences")
 _PAGE_BOXES = ("/MediaBox", "/CropBox", "/BleedBox", "/TrimBox", "/ArtBox")
@@ -67,7 +67,7 @@ class PrintFileWriter:
         self.catalog_id = self._allocate()
         self.pages_id = self._allocate()
         self.page_ids: list[int] = []
-        self.document: DictionaryObject | None = None  # the first batch's catalog entries, remapped
+        self.document: list[bytes] | None = None  # the first batch's catalog entries, renumbered
         self.info_id: int | None = None
         self.shared: dict[bytes, int] = {}  # digest of a self-contained stream → its number
         self.batches = 0
@@ -93,10 +93,10 @@ class PrintFileWriter:
     def add_batch(self, pdf: bytes, ranges: Sequence[tuple[str, int, int]]) -> list[PlacedMember]:
         """Append the pages of ``pdf``: ``ranges`` are (member_id, first, stop) page indexes
         of the batch, in the order the members go into the file."""
-        reader = PdfReader(BytesIO(pdf))
-        copier = _BatchCopier(self, reader)
+        batch = PdfBatch(pdf)
+        copier = _BatchCopier(self, batch)
         if self.document is None:
-            self._take_document(reader, copier)
+            self._take_document(batch, copier)
         placed: list[PlacedMember] = []
         for member_id, first, stop in ranges:
             if stop <= first:
@@ -106,40 +106,33 @@ class PrintFileWriter:
                 self.page_ids.append(copier.page(index))
             blank = self.duplex and (stop - first) % 2 == 1
             if blank:
-                self.page_ids.append(self._blank_page(reader.pages[stop - 1]))
+                self.page_ids.append(self._blank_page(batch, stop - 1))
             placed.append(PlacedMember(member_id, start, self.page_count, blank))
         copier.flush()
         return placed
 
-    def _take_document(self, reader: PdfReader, copier: _BatchCopier) -> None:
-        root = reader.trailer["/Root"]
-        assert isinstance(root, DictionaryObject)
-        document = DictionaryObject()
+    def _take_document(self, batch: PdfBatch, copier: _BatchCopier) -> None:
+        document = []
         for key in _DOCUMENT_KEYS:
-            if key in root:
-                document[NameObject(key)] = copier.remap(root.raw_get(key))
+            text = batch.catalog_entry(key)
+            if text is not None:
+                document.append(key.encode() + b" " + renumber(text, copier.number))
         self.document = document
-        info = reader.trailer.get("/Info")
+        info = batch.info()
         if info is not None:
-            info = info.get_object()
-            assert isinstance(info, DictionaryObject)
-            remapped = copier.remap(DictionaryObject(info))
-            assert isinstance(remapped, DictionaryObject)
             if self.title:
-                remapped[NameObject("/Title")] = TextStringObject(self.title)
+                info.Title = pikepdf.String(self.title)
             self.info_id = self._allocate()
-            self._object(self.info_id, serialise(remapped))
+            self._object(self.info_id, renumber(info.unparse(), copier.number))
 
-    def _blank_page(self, like: DictionaryObject) -> int:
-        page = DictionaryObject()
-        page[NameObject("/Type")] = NameObject("/Page")
-        page[NameObject("/Parent")] = IndirectObject(self.pages_id, 0, None)
-        for key in _PAGE_BOXES:
-            if key in like:
-                page[NameObject(key)] = ArrayObject(list(like[key]))  # type: ignore[call-overload]
-        page[NameObject("/Resources")] = DictionaryObject()
+    def _blank_page(self, batch: PdfBatch, like: int) -> int:
+        """A blank page with the boxes of the batch's page ``like``."""
+        boxes = [
+            key.encode() + b" " + text for key in _PAGE_BOXES if (text := batch.page_entry(like, key)) is not None
+        ]
+        page = b"<< /Type /Page /Parent %d 0 R %s /Resources << >> >>" % (self.pages_id, b" ".join(boxes))
         number = self._allocate()
-        self._object(number, serialise(page))
+        self._object(number, page)
         return number
 
     def close(self) -> int:
@@ -151,10 +144,8 @@ class PrintFileWriter:
         pages[NameObject("/Kids")] = ArrayObject(IndirectObject(n, 0, None) for n in self.page_ids)
         pages[NameObject("/Count")] = NumberObject(len(self.page_ids))
         self._object(self.pages_id, serialise(pages))
-        catalog = DictionaryObject(self.document or {})
-        catalog[NameObject("/Type")] = NameObject("/Catalog")
-        catalog[NameObject("/Pages")] = IndirectObject(self.pages_id, 0, None)
-        self._object(self.catalog_id, serialise(catalog))
+        entries = b" ".join(self.document or [])
+        self._object(self.catalog_id, b"<< /Type /Catalog /Pages %d 0 R %s >>" % (self.pages_id, entries))
         size = self.next_number
         xref = self.position
         rows = [b"xref\n0 %d\n" % size, b"0000000000 65535 f \n"]
@@ -176,18 +167,19 @@ class PrintFileWriter:
 class _BatchCopier:
     """Copies objects of one batch into the writer under new numbers (each object once)."""
 
-    def __init__(self, writer: PrintFileWriter, reader: PdfReader) -> None:
+    def __init__(self, writer: PrintFileWriter, batch: PdfBatch) -> None:
         self.writer = writer
-        self.reader = reader
+        self.batch = batch
         writer.batches += 1
         self.salt = f"batch-{writer.batches}"
         self.numbers: dict[int, int] = {}  # batch number → file number
         self.todo: list[int] = []
-        self.page_numbers = {
-            page.indirect_reference.idnum for page in reader.pages if page.indirect_reference is not None
-        }
 
-    def _number(self, idnum: int) -> int:
+    def number(self, idnum: int) -> bytes:
+        """The reference that replaces the batch's ``idnum`` in the file (null for a page:
+        print pages carry no links)."""
+        if idnum in self.batch.page_set:
+            return NULL
         number = self.numbers.get(idnum)
         if number is None:
             shared = self._shared_digest(idnum)
@@ -199,46 +191,26 @@ class _BatchCopier:
                     self.writer.shared[shared] = number
                 self.todo.append(idnum)
             self.numbers[idnum] = number
-        return number
+        return ref(number)
 
     def _shared_digest(self, idnum: int) -> bytes | None:
         """A digest for a stream that refers to nothing else (written once per file)."""
-        obj = self.reader.get_object(idnum)
-        if not isinstance(obj, StreamObject) or _has_references(obj):
+        obj = self.batch.object_at(idnum)
+        if obj.data is None or obj.refs:
             return None
-        digest = hashlib.sha256(serialise(_without_length(obj)))
-        digest.update(obj._data)
+        digest = hashlib.sha256(obj.text)
+        digest.update(obj.data)
         return digest.digest()
 
-    def remap(self, obj: PdfObject) -> PdfObject:
-        if isinstance(obj, IndirectObject):
-            if obj.idnum in self.page_numbers:
-                return NullObject()  # a link to a page: print pages carry none
-            return IndirectObject(self._number(obj.idnum), 0, None)
-        if isinstance(obj, DictionaryObject):
-            out = DictionaryObject()
-            for key, value in obj.items():
-                if key == "/Length" and isinstance(obj, StreamObject):
-                    continue
-                if key in _FONT_NAME_KEYS and isinstance(value, NameObject):
-                    out[NameObject(key)] = NameObject(retag(value, self.salt))
-                    continue
-                out[NameObject(key)] = self.remap(value)
-            return out
-        if isinstance(obj, ArrayObject):
-            return ArrayObject(self.remap(v) for v in obj)
-        return obj
+    def font_tag(self, tag: bytes) -> bytes:
+        return subset_tag(tag.decode(), self.salt).encode()
 
     def page(self, index: int) -> int:
-        page = self.reader.pages[index]
-        out = DictionaryObject()
-        for key, value in page.items():
-            if key in ("/Parent", "/Annots", "/StructParents", "/Tabs"):
-                continue
-            out[NameObject(key)] = self.remap(value)
-        out[NameObject("/Parent")] = IndirectObject(self.writer.pages_id, 0, None)
+        page = self.batch.page(index, drop=("/Annots", "/StructParents", "/Tabs"))
+        text = page.renumbered(self.number)
+        assert text.endswith(b">>")
         number = self.writer._allocate()
-        self.writer._object(number, serialise(out))
+        self.writer._object(number, text[:-2] + b" /Parent %d 0 R >>" % self.writer.pages_id)
         self.flush()
         return number
 
@@ -246,16 +218,7 @@ class _BatchCopier:
         """Write every object reached so far (and what those reach)."""
         while self.todo:
             idnum = self.todo.pop()
-            obj = self.reader.get_object(idnum)
-            assert obj is not None
-            remapped = self.remap(obj)
-            if isinstance(obj, StreamObject):
-                assert isinstance(remapped, DictionaryObject)
-                data: bytes = obj._data  # as stored, still encoded
-                remapped[NameObject("/Length")] = NumberObject(len(data))
-                body = serialise(remapped) + b"\nstream\n" + data + b"\nendstream"
-            else:
-                body = serialise(remapped)
+            body = self.batch.object_at(idnum).renumbered(self.number, self.font_tag)
             self.writer._object(self.numbers[idnum], body)
 
 
@@ -272,32 +235,16 @@ def retag(name: str, salt: str) -> str:
     match = _SUBSET.match(name)
     if match is None:
         return name
-    digest = hashlib.sha256(f"{salt}:{match[1]}".encode()).digest()
-    return "/" + "".join(chr(65 + b % 26) for b in digest[:6]) + name[7:]
+    return "/" + subset_tag(match[1], salt) + name[7:]
+
+
+def subset_tag(tag: str, salt: str) -> str:
+    """The six capital letters that replace a subset's ``tag`` for ``salt``."""
+    digest = hashlib.sha256(f"{salt}:{tag}".encode()).digest()
+    return "".join(chr(65 + b % 26) for b in digest[:6])
 
 
 def serialise(obj: PdfObject) -> bytes:
     stream = BytesIO()
     obj.write_to_stream(stream)
     return stream.getvalue()
-
-
-def _has_references(obj: PdfObject) -> bool:
-    stack: list[object] = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, IndirectObject):
-            return True
-        if isinstance(item, DictionaryObject):
-            stack.extend(item.values())
-        elif isinstance(item, ArrayObject):
-            stack.extend(item)
-    return False
-
-
-def _without_length(obj: StreamObject) -> DictionaryObject:
-    out = DictionaryObject()
-    for key, value in obj.items():
-        if key != "/Length":
-            out[NameObject(key)] = value
-    return out
