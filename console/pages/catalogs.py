@@ -5,6 +5,7 @@ the main selection and picks they show, proof marks, and approval for print (adm
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -323,7 +324,9 @@ async def mark_proof(request: Request, connection: Conn, quarter: str, member_id
 
 def _png(pdf: Path, number: int, cache: Path) -> Path:
     """Page ``number`` of ``pdf`` as a PNG, rendered once by pdftoppm (written under a
-    temporary name and renamed, so a half-written image is never served)."""
+    temporary name of this call's own and renamed, so a half-written image is never served
+    and two requests for the same page at once — threads of one process — do not write or
+    rename one temporary file)."""
     stamp = int(pdf.stat().st_mtime)
     out = cache / f"{pdf.stem}-{stamp}-{number}.png"
     if out.exists():
@@ -332,7 +335,7 @@ def _png(pdf: Path, number: int, cache: Path) -> Path:
     tool = shutil.which("pdftoppm")
     if tool is None:
         raise NotFound()
-    base = cache / f".{pdf.stem}-{number}.{os.getpid()}"
+    base = cache / f".{pdf.stem}-{number}.{os.getpid()}.{secrets.token_hex(4)}"
     subprocess.run(
         [tool, "-png", "-r", str(PROOF_DPI), "-f", str(number), "-l", str(number), "-singlefile", str(pdf), str(base)],
         check=True, capture_output=True, timeout=60,

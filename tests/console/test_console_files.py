@@ -57,3 +57,30 @@ def test_an_empty_secret_file_is_refused_not_used(api_settings: Settings) -> Non
     made = console_secret(api_settings)
     assert len(made) >= 32 and path.read_text().strip().encode() == made
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".console_secret")] == []
+
+
+def test_two_requests_for_one_proof_page_at_once_both_get_the_image(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Two threads render the same page together (pdftoppm runs in both before either
+    renames its output): each writes and renames a temporary file of its own."""
+    import subprocess
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from console.pages import catalogs
+
+    pdf = tmp_path / "M01.pdf"
+    pdf.write_bytes(_pdf())
+    both_rendered = threading.Barrier(2, timeout=30)
+    real_run = subprocess.run
+
+    def run_then_wait(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_run(*args, **kwargs)
+        both_rendered.wait()
+        return result
+
+    monkeypatch.setattr(catalogs.subprocess, "run", run_then_wait)
+    cache = tmp_path / "cache"
+    with ThreadPoolExecutor(2) as pool:
+        found = list(pool.map(lambda _: catalogs._png(pdf, 1, cache), range(2)))
+    assert found[0] == found[1] and found[0].read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in cache.iterdir()] == [found[0].name]  # no temporary file left
