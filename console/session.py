@@ -73,7 +73,7 @@ def console_secret(settings: Settings) -> bytes:
     with contextlib.suppress(FileNotFoundError):
         return _checked_secret(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".console_secret.{os.getpid()}.tmp")
+    tmp = path.with_name(f".console_secret.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # per call: threads race too
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
