@@ -21,7 +21,7 @@ from recsys.settings import Settings
 
 
 def quarter_dir(settings: Settings, quarter: str) -> Path:
-    return settings.catalogs_dir / str(Quarter.parse(quarter))
+    return settings.catalogs_dir / _quarter_name(quarter)
 
 
 @lru_cache(maxsize=64)

@@ -115,9 +115,10 @@ class PdfBatch:
         text = page.unparse()
         return BatchObject(text, None, references(text))
 
-    def page_value(self, index: int, key: str) -> object:
-        value = self.page_objects[index].get(key)
-        return None if value is None else _python(value)
+    def page_int(self, index: int, key: str) -> int | None:
+        """Page ``index``'s entry ``key`` when it is a whole number (``/StructParents``)."""
+        value = self.page_objects[index].get(key)  # pikepdf gives a PDF integer as an int
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def page_entry(self, index: int, key: str) -> bytes | None:
         """The syntax of page ``index``'s entry ``key`` (arrays and dictionaries written whole)."""
@@ -184,11 +185,3 @@ def _read(obj: pikepdf.Object) -> BatchObject:
     text = obj.unparse(resolved=True)
     return BatchObject(text, None, references(text))
 
-
-def _python(value: pikepdf.Object) -> object:
-    if isinstance(value, pikepdf.Array):
-        return [_python(v) for v in value]
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return value

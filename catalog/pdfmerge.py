@@ -164,8 +164,8 @@ class MemberBatch:
         self.tops[member_id] = tops
         extra: list[int] = []
         for index, page_id in enumerate(pages):
-            key = self.batch.page_value(first + index, "/StructParents")
-            if not isinstance(key, int):
+            key = self.batch.page_int(first + index, "/StructParents")
+            if key is None:
                 continue
             entry = self.structure.entries.get(key)
             if entry is not None:

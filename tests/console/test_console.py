@@ -682,5 +682,5 @@ def test_the_member_page_shows_auto_ships_apart_when_there_are_any(staff: Staff,
     row = re.search(r'<tr id="autoship">(.*?)</tr>', html, re.S)
     assert row is not None and "1 · " in row.group(1) and "30.00" in row.group(1), row
     # and the history marks the auto-shipped line, and no other
-    tagged = re.findall(r"<tr[^>]*>((?:(?!</tr>).)*?tag autoship(?:(?!</tr>).)*)</tr>", html, re.S)
+    tagged = re.findall(r"<tr[^>]*>((?:(?!</tr>).)*?tag warn autoship(?:(?!</tr>).)*)</tr>", html, re.S)
     assert len(tagged) == 1 and "2026-02-01" in tagged[0], tagged
