@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from weasyprint.document import Document
+
 from catalog.context import MemberView, entry_view
 from catalog.fonts import member_locator
 from catalog.paths import sidecar_bytes, sidecar_path
@@ -28,11 +30,14 @@ from catalog.plan import CatalogPlan
 from catalog.render import Renderer, check_fonts, one_collection, page_css, per_row, render_html
 from catalog.stamps import (
     CardFill,
+    Field,
     FormFill,
     StampedViews,
     StampFinisher,
     StampSheet,
     fits,
+    form_layouts,
+    line_stamps,
     placements,
     stamp_views,
 )
@@ -87,21 +92,48 @@ def stamp_sheet(
         )
         for t in ids
     ]
-    html = render_html(
-        "stamps.html", entries=entries, club_name=settings.club_name, order_address=settings.order_address,
-        order_lines=MemberView.__dataclass_fields__["order_lines"].default,
-        page_css=page_css(settings, settings.member_font), per_row=per_row(settings),
-    )
+    frame = {
+        "club_name": settings.club_name, "order_address": settings.order_address,
+        "order_lines": MemberView.__dataclass_fields__["order_lines"].default,
+        "page_css": page_css(settings, settings.member_font), "per_row": per_row(settings),
+    }
+    untagged = renderer.untagged()  # a sheet's forms carry no marked content of their own
+    cells = _line_cells(frame, untagged)
+    lines = [
+        (f"S-{kind}-{e.title_id}", [
+            (css, where, text) for (css, where), text in zip(cells[kind], (e.title_id, e.title, e.price), strict=True)
+        ])
+        for e in entries for kind in ("row", "sel")
+    ] if cells is not None else []
+    html = render_html("stamps.html", entries=entries, lines=lines, **frame)
     check_fonts(html, settings, "member_font")
-    sheet = _sheet(html, renderer.untagged(), ids)  # a sheet's forms carry no marked content of their own
+    sheet = _sheet(html, untagged, ids, {e.title_id: (e.title_id, e.title, e.price) for e in entries} if lines else {})
     renderer.memo[key] = sheet
     return sheet
 
 
+def _line_cells(frame: dict[str, object], untagged: Renderer) -> dict[str, list[tuple[str, Field]]] | None:
+    """Where a title's order line and selection line put their cells (:func:`catalog.stamps.line_stamps`),
+    from the form's frames laid out alone (once per renderer and frame)."""
+    key = "stamp-lines:" + hashlib.sha256(repr(sorted(frame.items())).encode()).hexdigest()
+    if key not in untagged.memo:
+        html = render_html("stamps.html", entries=[], lines=[], **frame)
+        untagged.memo[key] = line_stamps(form_layouts(_layout(html, untagged)))
+    found: dict[str, list[tuple[str, Field]]] | None = untagged.memo[key]
+    return found
+
+
 @one_collection()
-def _sheet(html: str, untagged: Renderer, ids: Sequence[str]) -> StampSheet:
+def _layout(html: str, untagged: Renderer) -> Document:
+    return untagged.layout(html)
+
+
+@one_collection()
+def _sheet(
+    html: str, untagged: Renderer, ids: Sequence[str], line_texts: Mapping[str, tuple[str, str, str]]
+) -> StampSheet:
     document = untagged.layout(html)
-    return StampSheet(untagged.write(document), document, ids)
+    return StampSheet(untagged.write(document), document, ids, line_texts)
 
 
 @dataclass(frozen=True)
@@ -172,17 +204,27 @@ def stamp_selection(stamped: StampedViews, views: Sequence[MemberView], sheet: S
             continue
         layout = sheet.forms[bool(view.key_code)].fields
         texts = [("due", "due", view.reply_by_iso, 8.5)] if view.reply_by_iso else []
+        selection = []
         if view.main is not None:
             main = view.main
-            texts += [(css, name, text, size) for (css, name, size), text in zip(
+            selection = [(css, name, text, size) for (css, name, size), text in zip(
                 SELECTION_FIELDS, (main.title_id, main.title, main.price), strict=True
             )]
-        if all(fits(text, layout[name], size) for _css, name, text, size in texts):
+        if all(fits(text, layout[name], size) for _css, name, text, size in [*texts, *selection]):
+            lines = form.lines
+            if view.main is not None and sheet.has_lines(view.main):  # the title's selection line, a stamp
+                line = (f"R-{view.member_id}-sel", layout["sel-no"], f"sel-{view.main.title_id}")
+                lines = (*lines, line)
+                stamped.wanted[line[0]] = line[2]
+            else:
+                texts += selection
             extra = [(css, layout[name], text) for css, name, text, _size in texts]
-            stamped.forms[view.member_id] = dataclasses.replace(form, fields=[*form.fields, *extra])
+            stamped.forms[view.member_id] = dataclasses.replace(form, fields=[*form.fields, *extra], lines=lines)
         else:
             stamped.forms[view.member_id] = None
             del stamped.wanted[form.anchor], stamped.qr_codes[form.qr_anchor]
+            for anchor, _where, _stamp in form.lines:
+                del stamped.wanted[anchor]
     return stamped
 
 

@@ -9,10 +9,15 @@ member was most of an edition's cost (the form's two tables alone about 45 %). S
   form's frame with sample text set invisibly in its cells (so rows are as tall as when
   filled), each card's *head* (cover, title, author) and *tail* (blurb, price line) —
   and written once; each page becomes a PDF form XObject;
+* each title's pre-filled order line and main-selection line (title number, title, price)
+  is a stamp too, its cells placed where the frame's cells are (measured on the frames laid
+  out alone first): a line then costs the member's page one empty placeholder instead of
+  three text boxes;
 * a member's pages are laid out with placeholders: the form's frame is an empty box of the
   frame's height with the member's own fields (number, key code, name, address, QR code,
-  pre-filled lines) placed absolutely where the frame's cells put them; a card keeps its
-  box and the member's reason, with a spacer as tall as the card's head;
+  reply date) placed absolutely where the frame's cells put them, and a placeholder at the
+  first cell of each pre-filled and selection line; a card keeps its box and the member's
+  reason, with a spacer as tall as the card's head;
 * after layout, each placeholder's position (WeasyPrint's anchors) says where its stamp
   goes, and the stamp is drawn there (``cm`` + ``Do``) as the PDF is written.
 
@@ -47,7 +52,7 @@ from pypdf.generic import (
 )
 from weasyprint.document import Document
 
-from catalog.context import MemberView
+from catalog.context import EntryView, MemberView
 from catalog.printfile import retag, serialise
 from catalog.qr import qr_payload
 
@@ -77,32 +82,98 @@ class CardLayout:
     head: float  # height of the head text (title, author) above the reason
 
 
+def anchor_boxes(document: Document) -> dict[str, tuple[int, float, float, float, float]]:
+    """Every anchor of a laid-out document: page index and box (CSS px)."""
+    return {
+        name: (number, x1, y1, x2, y2)
+        for number, page in enumerate(document.pages)
+        for name, (x1, y1, x2, y2) in page.anchors.items()
+    }
+
+
+def form_layouts(document: Document) -> dict[bool, FormLayout]:
+    """The order form's two frames on a laid-out stamp sheet (keyed: with a key-code row), each
+    field's text box relative to its frame."""
+    boxes = anchor_boxes(document)
+    forms = {}
+    for keyed, suffix in ((True, "key"), (False, "nokey")):
+        _n, x0, y0, _x, y_end = boxes[f"S-form-{suffix}"]
+        prefix = f"f-{suffix}-"
+        fields = {
+            name[len(prefix):]: Field(x1 - x0, y1 - y0, x2 - x1)
+            for name, (_n, x1, y1, x2, _y2) in boxes.items()
+            if name.startswith(prefix)
+        }
+        forms[keyed] = FormLayout(y_end - y0, fields)
+    return forms
+
+
+# A line of the form whose text depends on one title only — a pre-filled order line (title
+# number, title, price) or the main selection's — is a stamp per title, drawn at the line's
+# first cell: three fewer text boxes to lay out per line and member. Its cells relative to
+# the first, as the frame measured them (the same on every line and in both frames, else None).
+LINE_FIELDS = {
+    "row": (("no", "r{i}-no"), ("", "r{i}-title"), ("amount", "r{i}-amount")),
+    "sel": (("no", "sel-no"), ("sel-title", "sel-title"), ("amount", "sel-amount")),
+}
+
+
+def line_stamps(forms: Mapping[bool, FormLayout]) -> dict[str, list[tuple[str, Field]]] | None:
+    """Per kind of line (``row``, ``sel``): its cells (css class, text box relative to the first
+    cell's top-left); None when the frames' lines are not all alike."""
+    found: dict[str, list[tuple[str, Field]]] = {}
+    for kind, cells in LINE_FIELDS.items():
+        shapes = []
+        for layout in forms.values():
+            for i in range(PREFILLED if kind == "row" else 1):
+                names = [name.format(i=i) for _css, name in cells]
+                if not all(n in layout.fields for n in names):
+                    return None
+                first = layout.fields[names[0]]
+                shapes.append([
+                    (css, Field(f.x, f.y - first.y, f.width))
+                    for (css, _name), f in zip(cells, (layout.fields[n] for n in names), strict=True)
+                ])
+        if any(_rounded(shape) != _rounded(shapes[0]) for shape in shapes):
+            return None
+        found[kind] = shapes[0]
+    return found
+
+
+def _rounded(shape: list[tuple[str, Field]]) -> list[tuple[str, float, float, float]]:
+    return [(css, round(f.x, 2), round(f.y, 2), round(f.width, 2)) for css, f in shape]
+
+
 class StampSheet:
     """A segment's stamps: the laid-out sheet (PDF) and where each stamp's origin is."""
 
-    def __init__(self, pdf: bytes, document: Document, title_ids: Sequence[str]) -> None:
+    def __init__(
+        self, pdf: bytes, document: Document, title_ids: Sequence[str],
+        line_texts: Mapping[str, tuple[str, str, str]] | None = None,
+    ) -> None:
         self.pdf = pdf
         self.reader = PdfReader(BytesIO(pdf))
         self.origins: dict[str, tuple[int, float, float]] = {}  # stamp → page, x, y of its anchor
-        boxes: dict[str, tuple[float, float, float, float]] = {}
-        for number, page in enumerate(document.pages):
-            for name, (x1, y1, x2, y2) in page.anchors.items():
-                boxes[name] = (x1, y1, x2, y2)
-                if name.startswith("S-"):
-                    self.origins[name[2:]] = (number, x1, y1)
-        self.forms: dict[bool, FormLayout] = {}
-        for keyed, suffix in ((True, "key"), (False, "nokey")):
-            x0, y0, _x, y_end = boxes[f"S-form-{suffix}"]
-            fields = {}
-            for name, (x1, y1, x2, _y2) in boxes.items():
-                prefix = f"f-{suffix}-"
-                if name.startswith(prefix):
-                    fields[name[len(prefix):]] = Field(x1 - x0, y1 - y0, x2 - x1)
-            self.forms[keyed] = FormLayout(y_end - y0, fields)
+        boxes = anchor_boxes(document)
+        for name, (number, x1, y1, _x2, _y2) in boxes.items():
+            if name.startswith("S-"):
+                self.origins[name[2:]] = (number, x1, y1)
+        self.forms = form_layouts(document)
         self.cards = {
-            t: CardLayout(boxes[f"h-{t}"][1] - boxes[f"S-head-{t}"][1]) for t in title_ids
+            t: CardLayout(boxes[f"h-{t}"][2] - boxes[f"S-head-{t}"][2]) for t in title_ids
+        }
+        # each title's pre-filled order line and main-selection line (line_stamps): the texts
+        # they print (title number, title, price), for titles whose two lines are on the sheet
+        self.line_texts = {
+            t: texts for t, texts in (line_texts or {}).items()
+            if f"row-{t}" in self.origins and f"sel-{t}" in self.origins
         }
         self._xobjects: dict[str, _FormXObject] = {}
+
+    def has_lines(self, entry: EntryView) -> bool:
+        """Whether ``entry``'s order and selection lines can be drawn from the sheet: stamped,
+        and printing what the member's own would (number, title, price)."""
+        return self.line_texts.get(entry.title_id) == (entry.title_id, entry.title, entry.price)
 
     def form_xobject(self, stamp: str) -> _FormXObject:
         found = self._xobjects.get(stamp)
@@ -415,6 +486,7 @@ class FormFill:
     qr: Field
     qr_anchor: str
     qr_payload: str
+    lines: tuple[tuple[str, Field, str], ...] = ()  # placeholder anchor, where, stamp (a title's line)
 
 
 @dataclass(frozen=True)
@@ -445,6 +517,7 @@ def stamp_views(views: Iterable[MemberView], sheet: StampSheet) -> StampedViews:
         if form is not None:
             wanted[form.anchor] = "form-key" if view.key_code else "form-nokey"
             qr_codes[form.qr_anchor] = form.qr_payload
+            wanted.update((anchor, stamp) for anchor, _where, stamp in form.lines)
         for i, entry in enumerate(view.picks):
             card = CardFill(f"K-{view.member_id}-{i}", f"L-{view.member_id}-{i}", sheet.cards[entry.title_id].head)
             cards[(view.member_id, entry.title_id)] = card
@@ -462,11 +535,18 @@ def _form_fill(view: MemberView, sheet: StampSheet) -> FormFill | None:
     ]
     if view.key_code:
         texts.insert(1, ("key-code", "key", view.key_code, 11))
+    lines = []
     for i, entry in enumerate(view.prefilled[:PREFILLED]):
-        texts += [
+        row = [
             ("no", f"r{i}-no", entry.title_id, 8.5), ("", f"r{i}-title", entry.title, 8.5),
             ("amount", f"r{i}-amount", entry.price, 8.5),
         ]
+        if sheet.has_lines(entry):  # checked for fit, drawn from the title's line stamp
+            if not all(fits(text, f[name], size) for _css, name, text, size in row):
+                return None
+            lines.append((f"R-{view.member_id}-{i}", f[f"r{i}-no"], f"row-{entry.title_id}"))
+        else:
+            texts += row
     if len(view.prefilled) > PREFILLED:
         return None
     fields = []
@@ -476,6 +556,6 @@ def _form_fill(view: MemberView, sheet: StampSheet) -> FormFill | None:
         fields.append((css, f[name], text))
     return FormFill(
         f"F-{view.member_id}", layout.height, fields, f["qr"], f"Q-{view.member_id}",
-        qr_payload(view.member_id, view.key_code),
+        qr_payload(view.member_id, view.key_code), tuple(lines),
     )
 

@@ -257,7 +257,10 @@ def test_stamped_selection_and_deadline_look_like_the_form_laid_out_whole(club: 
     for view in views:
         form = stamped_views.forms[view.member_id]
         assert form is not None and view.main is not None
-        assert {text for _css, _field, text in form.fields} >= {view.main.title, view.reply_by_iso}
+        assert view.reply_by_iso in {text for _css, _field, text in form.fields}
+        # the selection's line (number, title, price) is the title's stamp, drawn at its first cell
+        assert stamped_views.wanted[f"R-{view.member_id}-sel"] == f"sel-{view.main.title_id}"
+        assert view.main.title not in {text for _css, _field, text in form.fields}
         assert stamped_views.wanted[f"K-{view.member_id}-main"] == f"head-{view.main.title_id}"
     # a selection too long for its cell: that member's form is laid out whole
     main = views[1].main
@@ -266,6 +269,7 @@ def test_stamped_selection_and_deadline_look_like_the_form_laid_out_whole(club: 
     fallback = stamp_selection(stamp_views(odd, sheet), odd, sheet)
     assert fallback.forms[views[1].member_id] is None
     assert f"F-{views[1].member_id}" not in fallback.wanted and f"Q-{views[1].member_id}" not in fallback.qr_codes
+    assert not [a for a in fallback.wanted if a.startswith(f"R-{views[1].member_id}-")]  # nor its line stamps
     whole = render_member_pages(views, club.settings.catalog, renderer)
     stamped = render_member_pages(views, club.settings.catalog, renderer, sheet)
     assert stamped.ranges == whole.ranges

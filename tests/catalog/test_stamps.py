@@ -17,7 +17,7 @@ from catalog.member_edition import member_picks, member_views
 from catalog.member_pages import render_member_pages, stamp_sheet
 from catalog.production import renderer_for, titles_by_id
 from catalog.render import PER_MEMBER_DATA_URL
-from catalog.stamps import QrDraw, qr_ops, stamp_views
+from catalog.stamps import Field, FormLayout, QrDraw, line_stamps, qr_ops, stamp_views
 from recsys.storage import members as members_db
 from recsys.storage import segments as segments_db
 from tests.catalog.conftest import QUARTER, Club
@@ -152,3 +152,21 @@ def test_freezing_again_lets_a_former_jobs_state_go() -> None:
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+def _frame(shift: float = 0.0) -> FormLayout:
+    fields = {"sel-no": Field(10, 50, 40), "sel-title": Field(60, 50, 90), "sel-amount": Field(160, 50, 30)}
+    for i in range(3):
+        y = 100 + 20 * i
+        fields |= {f"r{i}-no": Field(10, y, 40), f"r{i}-title": Field(60, y + (shift if i == 2 else 0), 90),
+                   f"r{i}-amount": Field(160, y, 30)}
+    return FormLayout(200, fields)
+
+
+def test_line_stamps_only_when_every_line_is_alike() -> None:
+    cells = line_stamps({True: _frame(), False: _frame()})
+    assert cells is not None
+    assert cells["row"] == [("no", Field(10, 0, 40)), ("", Field(60, 0, 90)), ("amount", Field(160, 0, 30))]
+    assert [css for css, _f in cells["sel"]] == ["no", "sel-title", "amount"]
+    # a third line whose title sits 1 px lower: a stamp laid out on the first would misplace it
+    assert line_stamps({True: _frame(), False: _frame(shift=1.0)}) is None
