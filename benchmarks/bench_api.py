@@ -474,14 +474,18 @@ def memory(pid: int, model_dir: Path) -> dict[str, float]:
 def breakdown(
     data_dir: Path, model_dir: Path, asked: list[str], database_url: str | None = None
 ) -> dict[str, float]:
-    """ms per call, one thread: the whole recommendation work, the model alone, the floor."""
+    """ms per call, one thread: the whole recommendation work, the member's snapshot query, the
+    model alone, the floor. The thread keeps one autocommit connection, as a served request's
+    compute thread does (``api.recommending.hold_connections``): no pool checkout, pre-ping or
+    reset per call."""
     from threadpoolctl import threadpool_limits
 
-    from api.recommending import feed_new_titles, recommendations_json
+    from api.recommending import feed_new_titles, hold_connections, recommendations_json, release_connections
     from recsys.idmap import IdMap
     from recsys.serving import RecommendationQuery
     from recsys.settings import Settings
     from recsys.storage.db import make_engine
+    from recsys.storage.members import member_snapshot
     from training.artifact import read_model
 
     engine = make_engine(Settings(data_dir=data_dir, database_url=database_url).db_url)
@@ -504,6 +508,11 @@ def breakdown(
             shelf=shelf,
         )
 
+    kept = engine.connect().execution_options(isolation_level="AUTOCOMMIT")  # as a compute thread's
+
+    def snapshot(m: str) -> object:
+        return member_snapshot(kept, m, model.trained_until)
+
     def model_only(m: str) -> object:
         return model.recommend(m, limit=20)
 
@@ -512,13 +521,23 @@ def breakdown(
         return np.argpartition(-scores, 20)[:20]
 
     out = {}
-    for name, fn in (("request work", whole), ("model.recommend", model_only), ("floor", floor)):
-        for m in sample[:20]:
-            fn(m)
-        start = time.perf_counter()
-        for m in sample:
-            fn(m)
-        out[name] = (time.perf_counter() - start) / len(sample) * 1000
+    hold_connections()
+    try:
+        for name, fn in (
+            ("request work", whole),
+            ("member snapshot", snapshot),
+            ("model.recommend", model_only),
+            ("floor", floor),
+        ):
+            for m in sample[:20]:
+                fn(m)
+            start = time.perf_counter()
+            for m in sample:
+                fn(m)
+            out[name] = (time.perf_counter() - start) / len(sample) * 1000
+    finally:
+        release_connections()
+        kept.close()
     engine.dispose()
     return out
 

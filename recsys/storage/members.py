@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 
 from recsys.storage.bulk import in_chunks
+from recsys.storage.db import DriverQuery
 from recsys.storage.schema import (
     Member,
     MemberCategory,
@@ -124,35 +125,38 @@ _SINCE = bindparam("since", type_=DateTime)
 
 # one statement, built once: the member's lines (index on purchases.member_key) and
 # declared categories, as one UNION ALL so a request costs one round trip; "recent"
-# is compared in SQL, so no timestamp is parsed in Python
-_SNAPSHOT = union_all(
-    select(
-        Member.id.label("key"),
-        Title.title_id,
-        Purchase.quantity,
-        case((Purchase.purchased_at > _SINCE, 1), else_=0).label("recent"),
-        cast(null(), String).label("code"),
+# is compared in SQL, so no timestamp is parsed in Python. On the API's kept PostgreSQL
+# connections it goes straight to psycopg, prepared (DriverQuery)
+_SNAPSHOT = DriverQuery(
+    union_all(
+        select(
+            Member.id.label("key"),
+            Title.title_id,
+            Purchase.quantity,
+            case((Purchase.purchased_at > _SINCE, 1), else_=0).label("recent"),
+            cast(null(), String).label("code"),
+        )
+        .select_from(Member)
+        .outerjoin(Purchase, Purchase.member_key == Member.id)
+        .outerjoin(Title, Title.id == Purchase.title_key)
+        .where(Member.member_id == _MEMBER_ID),
+        select(
+            MemberCategory.member_key,
+            cast(null(), String),
+            cast(null(), Integer),
+            cast(null(), Integer),
+            MemberCategory.category_code,
+        )
+        .join(Member, Member.id == MemberCategory.member_key)
+        .where(Member.member_id == _MEMBER_ID),
     )
-    .select_from(Member)
-    .outerjoin(Purchase, Purchase.member_key == Member.id)
-    .outerjoin(Title, Title.id == Purchase.title_key)
-    .where(Member.member_id == _MEMBER_ID),
-    select(
-        MemberCategory.member_key,
-        cast(null(), String),
-        cast(null(), Integer),
-        cast(null(), Integer),
-        MemberCategory.category_code,
-    )
-    .join(Member, Member.id == MemberCategory.member_key)
-    .where(Member.member_id == _MEMBER_ID),
 )
 
 
 def member_snapshot(connection: Connection, member_id: str, since: dt.datetime) -> MemberSnapshot | None:
     """Key, order lines (recent: after ``since``) and declared categories of a member in one
     query; None if the member is unknown."""
-    rows = connection.execute(_SNAPSHOT, {"member_id": member_id, "since": since}).all()
+    rows = _SNAPSHOT.all(connection, {"member_id": member_id, "since": since})
     if not rows:
         return None
     lines = [SnapshotLine(t, q, bool(r)) for _k, t, q, r, _code in rows if t is not None]
