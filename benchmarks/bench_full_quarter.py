@@ -276,6 +276,9 @@ def _editions_run(quarter: str, n: int, workers: int) -> None:
           f"{result.batches:,} batches, {len(result.failures)} failed, {result.retried} retried; "
           f"task time {result.task_seconds / done * 1000:.0f} ms an edition")
     print(f"RATE {result.rate:.3f} editions/s, {result.cpu_seconds / done * 1000:.1f} ms CPU an edition")
+    if result.steady_editions:  # without each worker's first batch of a segment (model, stamp sheet)
+        print(f"STEADY {result.steady_cpu_seconds / result.steady_editions * 1000:.1f} ms CPU an edition "
+              f"over {result.steady_editions:,} editions (each worker's first batch of a segment left out)")
     # each edition carries its segment's body (~1.4 MB): a 20,000 sample is ~28 GB, which filled
     # the disk once; the first KEEP_EDITIONS stay for a person to look at
     removed = 0
@@ -362,6 +365,10 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[StageResult]:
                 per_s = float(rate.group(1))
                 result.note = (f"{per_s:.2f} editions/s, {float(rate.group(2)):.0f} ms CPU each in the tasks; "
                                f"{args.members:,} members at this rate: {args.members / per_s / 3600:.1f} h")  # fmt: skip
+            if steady := re.search(r"STEADY ([\d.]+) ms CPU", text):
+                ms = float(steady.group(1))  # the steady cost, on every core of this machine
+                result.note += (f"; steady {ms:.0f} ms CPU an edition ({1000 / ms:.1f}/s a core; "
+                                f"{args.members:,} on ten such machines: {args.members * ms / 1000 / (10 * (os.cpu_count() or 1)) / 3600:.2f} h)")
         (data_dir / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     if backend == "postgres" and args.ready:
         READY.write_text(

@@ -126,6 +126,10 @@ class FanoutResult:
     task_seconds: float = 0.0  # sum of the tasks' own render times (wall clock)
     cpu_seconds: float = 0.0  # sum of the tasks' CPU times
     per_worker: dict[str, int] = field(default_factory=dict)
+    # the tasks after each worker's first of a segment (which also loads the model and lays out
+    # the segment's stamp sheet, paid once per worker and segment): the steady cost an edition
+    steady_editions: int = 0
+    steady_cpu_seconds: float = 0.0
 
     @property
     def failed_members(self) -> list[str]:
@@ -318,7 +322,9 @@ def run_batches(
     per_worker: dict[str, int] = defaultdict(int)
     retried = 0
     done: set[int] = set()
-    task_seconds = cpu_seconds = 0.0
+    task_seconds = cpu_seconds = steady_cpu = 0.0
+    steady = 0
+    started: set[tuple[str, int]] = set()  # (worker, segment) with a first batch done
     for future in running:
         batch = of_key.pop(future.key)
         if future.status == "finished":
@@ -328,6 +334,10 @@ def run_batches(
             per_worker[result.worker] += len(result.paths)
             task_seconds += result.seconds
             cpu_seconds += result.cpu_seconds
+            if (result.worker, batch.segment) in started:
+                steady += len(result.paths)
+                steady_cpu += result.cpu_seconds
+            started.add((result.worker, batch.segment))
             on_done(len(result.paths))
         else:
             try:
@@ -354,6 +364,7 @@ def run_batches(
     return FanoutResult(
         editions, sorted(failures, key=lambda f: f.batch.index), len(batches), retried,
         len(client.nthreads()), time.perf_counter() - start, task_seconds, cpu_seconds, dict(per_worker),
+        steady, steady_cpu,
     )
 
 

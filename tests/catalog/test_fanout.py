@@ -61,14 +61,19 @@ def test_every_batch_runs_when_there_are_more_batches_than_the_window(monkeypatc
     from catalog.production import Batch
 
     def render(job: Any, batch: Batch) -> fanout.BatchResult:  # stands in for the worker's render
-        return fanout.BatchResult(batch, {m: f"/editions/{m}.pdf" for m in batch.member_ids}, 2, 0.0, "w")
+        paths = {m: f"/editions/{m}.pdf" for m in batch.member_ids}
+        return fanout.BatchResult(batch, paths, 2, 0.0, "w", cpu_seconds=1.0 + batch.index)
 
     monkeypatch.setattr(fanout, "render_batch", render)
-    batches = [Batch(i, 0, (f"M{2 * i}", f"M{2 * i + 1}")) for i in range(7)]
+    batches = [Batch(i, i % 2, (f"M{2 * i}", f"M{2 * i + 1}")) for i in range(7)]  # two segments
     with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0") as client:
         result = fanout.run_batches(client, SimpleNamespace(job_id="t"), batches, in_flight=3)  # type: ignore[arg-type]
     assert result.batches == 7 and result.retried == 0
     assert set(result.editions) == {f"M{i}" for i in range(14)} and not result.failures
+    # the steady cost leaves out the worker's first batch of each segment (the model, the sheet):
+    # whichever batch of a segment finished first, 5 of the 7 batches remain
+    assert result.steady_editions == 10 and result.cpu_seconds == sum(1.0 + i for i in range(7))
+    assert result.steady_cpu_seconds < result.cpu_seconds - 2
 
 
 def test_a_remote_scheduler_with_sqlite_is_refused(tmp_path: Path) -> None:
