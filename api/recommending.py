@@ -27,10 +27,12 @@ from api.metrics import record_recommendation
 from api.model_holder import ModelHolder, ServingModel
 from api.schemas import ScoredTitlePublic, TitlePublic
 from recsys import serving
-from recsys.errors import UnknownCategoryError, UnknownTitleError
+from recsys.errors import UnknownCategoryError, UnknownMemberError, UnknownTitleError
 from recsys.serving import RecommendationQuery, Shelf
 from recsys.storage import categories as categories_db
+from recsys.storage import members as members_db
 from recsys.storage import titles as titles_db
+from recsys.storage.members import MemberSnapshot
 from recsys.storage.titles import TitleRecord
 
 SHELF_TTL_SECONDS = 60.0  # how stale a worker's stock, prices and list of titles may get
@@ -40,6 +42,7 @@ SHELF_RECORDS_PAGE = 100  # titles read at a time: whole records (~1.5 ms a page
 SHELF_DUTY = 0.1  # the share of time a re-read may hold the GIL: it pauses 9x what a page took
 log = logging.getLogger("bookclub.api.titles")
 _Page = TypeVar("_Page", dict[str, TitleRecord], list[tuple[str, float | None, bool]])
+_T = TypeVar("_T")
 
 
 class UnknownCategoryFilterError(UnknownCategoryError):
@@ -67,19 +70,64 @@ def recommendations_json(
     (both 404: a schema-valid request naming something the club does not have).
     """
     state = shelf.current() if shelf is not None else None
+    try:
+        result = _on_connection(
+            engine, lambda connection: serving.recommend(connection, model, member_id, query, shelf=state)
+        )
+    except UnknownCategoryError as exc:
+        raise UnknownCategoryFilterError(query.category) from exc
+    return result.cold_start, serving.recommendations_json(result, model.version, state)
+
+
+def read_snapshot(engine: Engine, model: ServingModel, member_id: str) -> MemberSnapshot:
+    """The first half of :func:`recommendations_json`: the member's snapshot (a reader thread's
+    job, :meth:`ComputePool.read`). UnknownMemberError for an unknown member, as
+    :func:`recsys.serving.recommend` raises it."""
+    snapshot = _on_connection(
+        engine, lambda connection: members_db.member_snapshot(connection, member_id, model.trained_until)
+    )
+    if snapshot is None:
+        raise UnknownMemberError(f"unknown member {member_id!r}: check the member id")
+    return snapshot
+
+
+def recommendations_from_snapshot(
+    engine: Engine,
+    model: ServingModel,
+    member_id: str,
+    snapshot: MemberSnapshot,
+    query: RecommendationQuery,
+    state: Shelf,
+) -> tuple[bool, bytes]:
+    """The second half of :func:`recommendations_json`, for a query whose category (if any) the
+    shelf knows: what :func:`recsys.serving.recommend` does after reading the snapshot (titles
+    the shelf does not hold are read on this thread's connection). The same body
+    (tests/api/test_read_ahead.py)."""
+
+    def title_details(ids: list[str]) -> dict[str, TitleRecord]:
+        return _on_connection(engine, lambda connection: titles_db.title_details(connection, ids))
+
+    try:
+        result = serving.recommend_for_member(
+            model, member_id, snapshot, query, shelf=state, title_details=title_details
+        )
+    except UnknownCategoryError as exc:
+        raise UnknownCategoryFilterError(query.category) from exc
+    return result.cold_start, serving.recommendations_json(result, model.version, state)
+
+
+def _on_connection(engine: Engine, read: Callable[[Connection], _T]) -> _T:
+    """``read(connection)`` on this thread's connection; a kept connection the database dropped
+    (a restart) is replaced and the read tried once more on the new one, as the pool's pre-ping
+    would have done."""
     for retry in (False, True):
         try:
             with _connection(engine) as connection:
-                result = serving.recommend(connection, model, member_id, query, shelf=state)
-            break
-        except UnknownCategoryError as exc:
-            raise UnknownCategoryFilterError(query.category) from exc
+                return read(connection)
         except DBAPIError as exc:
-            # a kept connection the database dropped (a restart): once more on a new one, as
-            # the pool's pre-ping would have done
             if retry or not exc.connection_invalidated or not _holds_connections():
                 raise
-    return result.cold_start, serving.recommendations_json(result, model.version, state)
+    raise AssertionError("unreachable")  # the second try returned or raised
 
 
 _kept = threading.local()  # a compute thread's connections, by engine (hold_connections)
@@ -136,14 +184,19 @@ async def answer_recommendations(
     its title cache) for the whole request, the work in a compute thread, the kind counted.
     What the route and its fast path (:mod:`api.fastpath`) both run."""
     model, prepared = holder.serving()
-    work = partial(
-        recommendations_json,
-        engine,
-        model,
-        member_id,
-        query,
-        shelf=prepared if isinstance(prepared, TitleShelf) else None,
-    )
+    shelf = prepared if isinstance(prepared, TitleShelf) else None
+    state = shelf.current() if shelf is not None else None
+    work: Callable[[], tuple[bool, bytes]]
+    if compute.readers is not None and state is not None and (
+        query.category is None or query.category in state.categories
+    ):
+        # read ahead: the snapshot in a reader thread, so the compute thread does not wait for
+        # the database (api/compute.py); a category the shelf does not know yet takes the one
+        # job below, which looks it up in the database
+        snapshot = await compute.read(partial(read_snapshot, engine, model, member_id))
+        work = partial(recommendations_from_snapshot, engine, model, member_id, snapshot, query, state)
+    else:
+        work = partial(recommendations_json, engine, model, member_id, query, shelf=shelf)
     # the body is serialised in the worker thread from cached title JSON (RecommendationsPublic,
     # checked in tests/api/test_recommendations_json.py), not validated again by FastAPI
     cold_start, body = await compute.run(work)

@@ -11,8 +11,8 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
-from recsys import serving
 from recsys.settings import Settings
+from recsys.storage import members as members_db
 from tests.api.conftest import bearer, with_club
 
 PATH = "/v1/members/M01/recommendations"
@@ -56,7 +56,8 @@ def test_a_compute_thread_keeps_one_connection_from_request_to_request(
 def test_a_kept_connection_the_database_dropped_is_replaced_once(
     api_settings: Settings, club_engine: Engine, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    recommend = serving.recommend
+    # the member's snapshot: the request's first read, in the reader thread or the compute job
+    snapshot = members_db.member_snapshot
     drops = {"left": 1}
 
     def dropped(connection: Connection, *args: Any, **kwargs: Any) -> Any:
@@ -64,9 +65,9 @@ def test_a_kept_connection_the_database_dropped_is_replaced_once(
             drops["left"] -= 1
             connection.invalidate()  # as SQLAlchemy does when the server has gone
             raise DBAPIError("SELECT …", {}, OSError("server closed the connection"), connection_invalidated=True)
-        return recommend(connection, *args, **kwargs)
+        return snapshot(connection, *args, **kwargs)
 
-    monkeypatch.setattr(serving, "recommend", dropped)
+    monkeypatch.setattr(members_db, "member_snapshot", dropped)
     with TestClient(create_app(api_settings, engine=club_engine), raise_server_exceptions=False) as client:
         client.headers.update(bearer(keys["read"]))
         assert client.get(PATH).status_code == 200
