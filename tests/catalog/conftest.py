@@ -15,16 +15,22 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from campaign.contacts import PrintFiles, write_quarter_contacts
+from catalog.member_edition import member_picks
 from catalog.paths import catalog_file, edition_file
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.planning import plan_quarter
+from catalog.production import titles_by_id
 from catalog.segments import SegmentationResult, segment_quarter
 from demo.generate import DemoSpec
 from demo.load import load_demo
 from recsys.model.trained import TrainedModel
 from recsys.settings import CampaignSettings, CatalogSettings, SegmentSettings, Settings, TrainingSettings
+from recsys.storage import members as members_db
+from recsys.storage import segments as segments_db
 from recsys.storage.db import make_engine, upgrade
+from recsys.storage.members import MemberRecord
+from recsys.storage.titles import TitleRecord
 from tests.conftest import shared_data
 from training.pipeline import run_training
 from training.registry import ModelRegistry
@@ -53,6 +59,20 @@ def club_settings(data_dir: object) -> Settings:
             members_per_batch=4, picks_per_member=4,
         ),
     )
+
+
+def first_members(
+    club: Club, plan: CatalogPlan, n: int
+) -> tuple[list[str], dict[str, TitleRecord], dict[str, MemberRecord], dict[str, list[tuple[str, str]]]]:
+    """The first ``n`` members of ``plan``'s segment: their ids, the quarter's titles, their
+    records and their picks."""
+    with club.engine.connect() as connection:
+        labels = segments_db.member_segment_labels(connection, QUARTER)
+        ids = sorted(m for m, s in labels.items() if s == plan.segment)[:n]
+        titles = titles_by_id(connection, QUARTER)
+        rows = members_db.members_by_id(connection, ids)
+        picks = member_picks(connection, club.model, plan, titles, ids, club.settings.catalog.picks_per_member)
+    return ids, titles, rows, picks
 
 
 def mail_everyone(connection: Connection, settings: Settings, quarter: str) -> None:

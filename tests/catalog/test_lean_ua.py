@@ -11,13 +11,11 @@ import pytest
 from PIL import Image, ImageChops
 
 import catalog.render as render_module
-from catalog.member_edition import member_picks, member_views
+from catalog.member_edition import member_views
 from catalog.member_pages import render_member_pages, stamp_sheet
-from catalog.production import render_segment_catalogs, renderer_for, titles_by_id
+from catalog.production import render_segment_catalogs, renderer_for
 from catalog.render import LeanHTML, lean_ua_stylesheet
-from recsys.storage import members as members_db
-from recsys.storage import segments as segments_db
-from tests.catalog.conftest import QUARTER, Club
+from tests.catalog.conftest import QUARTER, Club, first_members
 
 pytestmark = pytest.mark.slow  # renders PDFs
 
@@ -71,12 +69,7 @@ def test_lean_and_stock_sheets_draw_the_same_pages(
 ) -> None:
     settings = club.settings
     plan = club.plans[0]
-    with club.engine.connect() as connection:
-        labels = segments_db.member_segment_labels(connection, QUARTER)
-        ids = sorted(m for m, s in labels.items() if s == plan.segment)[:3]
-        titles = titles_by_id(connection, QUARTER)
-        rows = members_db.members_by_id(connection, ids)
-        picks = member_picks(connection, club.model, plan, titles, ids, settings.catalog.picks_per_member)
+    ids, titles, rows, picks = first_members(club, plan, 3)
     views = member_views(
         [rows[m] for m in ids], picks, plan, titles, settings.catalog, QUARTER,
         key_codes=dict.fromkeys(ids, f"{QUARTER}-S{plan.segment}-C"),

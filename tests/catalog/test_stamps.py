@@ -13,14 +13,12 @@ import pytest
 import segno
 from PIL import Image, ImageChops
 
-from catalog.member_edition import member_picks, member_views
+from catalog.member_edition import member_views
 from catalog.member_pages import render_member_pages, stamp_sheet
 from catalog.production import renderer_for, titles_by_id
 from catalog.render import PER_MEMBER_DATA_URL
 from catalog.stamps import Field, FormLayout, QrDraw, line_stamps, qr_ops, stamp_views
-from recsys.storage import members as members_db
-from recsys.storage import segments as segments_db
-from tests.catalog.conftest import QUARTER, Club
+from tests.catalog.conftest import QUARTER, Club, first_members
 
 pytestmark = pytest.mark.slow  # renders PDFs
 
@@ -38,12 +36,7 @@ def _pages(pdf: bytes, folder: Path, name: str, dpi: int = 100) -> list[Image.Im
 def test_stamped_pages_look_like_pages_laid_out_whole(club: Club, tmp_path: Path) -> None:
     settings = club.settings
     plan = club.plans[0]
-    with club.engine.connect() as connection:
-        labels = segments_db.member_segment_labels(connection, QUARTER)
-        ids = sorted(m for m, s in labels.items() if s == plan.segment)[:3]
-        titles = titles_by_id(connection, QUARTER)
-        rows = members_db.members_by_id(connection, ids)
-        picks = member_picks(connection, club.model, plan, titles, ids, settings.catalog.picks_per_member)
+    ids, titles, rows, picks = first_members(club, plan, 3)
     codes = {ids[0]: f"{QUARTER}-S{plan.segment}-C", ids[1]: f"{QUARTER}-S{plan.segment}-C"}  # one without
     long_address = dataclasses.replace(rows[ids[1]], address="很长的地址" * 20)  # will not fit one line
     members = [rows[ids[0]], long_address, rows[ids[2]]]
