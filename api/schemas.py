@@ -331,9 +331,8 @@ _CHANNEL = r"^\s*(" + "|".join("".join(f"[{c}{c.upper()}]" for c in name) for na
 def _text(max_length: int, pattern: str = _NOT_BLANK) -> dict[str, Any]:
     # not blank: at least one character, said as minLength too — schemathesis' coverage phase
     # took "" (no minLength) for a valid line_id although the pattern refuses it (a CI run's 422)
-    return {"minLength": 1, "maxLength": max_length, "pattern": pattern} if pattern == _NOT_BLANK else {
-        "maxLength": max_length, "pattern": pattern
-    }
+    schema: dict[str, Any] = {"maxLength": max_length, "pattern": pattern}
+    return {"minLength": 1, **schema} if pattern == _NOT_BLANK else schema
 
 
 Quantity = (
