@@ -458,7 +458,7 @@ def _object_number(reference: bytes | str) -> int:
 # ---- what the member's page asks for -------------------------------------------------------
 
 
-def _width_em(text: str) -> float:
+def width_em(text: str) -> float:
     """An upper bound of ``text``'s width in em: wide characters 1, capitals and symbols 0.8,
     the rest 0.62."""
     width = 0.0
@@ -473,7 +473,7 @@ def _width_em(text: str) -> float:
 
 
 def fits(text: str, field: Field, font_pt: float) -> bool:
-    return _width_em(text) * font_pt / PX_TO_PT <= field.width * 0.97
+    return width_em(text) * font_pt / PX_TO_PT <= field.width * 0.97
 
 
 @dataclass(frozen=True)

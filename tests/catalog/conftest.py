@@ -8,10 +8,14 @@ rendering tests stay a few seconds each.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import pytest
+from PIL import Image, ImageChops
 from sqlalchemy import Connection, Engine
 
 from campaign.contacts import PrintFiles, write_quarter_contacts
@@ -73,6 +77,27 @@ def first_members(
         rows = members_db.members_by_id(connection, ids)
         picks = member_picks(connection, club.model, plan, titles, ids, club.settings.catalog.picks_per_member)
     return ids, titles, rows, picks
+
+
+def page_images(pdf: bytes, folder: Path, name: str, dpi: int = 80) -> list[Image.Image]:
+    """The pages of ``pdf`` as grey images (``pdftoppm``; written under ``folder`` as ``name-N.png``)."""
+    tool = shutil.which("pdftoppm")
+    if tool is None:
+        pytest.fail("pdftoppm (poppler-utils) is needed: ./run.sh installs it")
+    source = folder / f"{name}.pdf"
+    source.write_bytes(pdf)
+    subprocess.run([tool, "-r", str(dpi), "-gray", "-png", str(source), str(folder / name)], check=True)
+    return [Image.open(p).convert("L") for p in sorted(folder.glob(f"{name}-*.png"))]
+
+
+def assert_same_pages(a: bytes, b: bytes, folder: Path, dpi: int = 80) -> None:
+    """``a`` and ``b`` draw the same pixels on every page."""
+    folder.mkdir(parents=True, exist_ok=True)
+    before, after = page_images(a, folder, "a", dpi), page_images(b, folder, "b", dpi)
+    assert before and len(before) == len(after)
+    for number, (x, y) in enumerate(zip(before, after, strict=True), start=1):
+        assert x.size == y.size
+        assert ImageChops.difference(x, y).getbbox() is None, f"page {number} differs"
 
 
 def mail_everyone(connection: Connection, settings: Settings, quarter: str) -> None:

@@ -3,39 +3,18 @@ with fewer computed styles."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops
 
 import catalog.render as render_module
 from catalog.member_edition import member_views
 from catalog.member_pages import render_member_pages, stamp_sheet
 from catalog.production import render_segment_catalogs, renderer_for
 from catalog.render import LeanHTML, lean_ua_stylesheet
-from tests.catalog.conftest import QUARTER, Club, first_members
+from tests.catalog.conftest import QUARTER, Club, assert_same_pages, first_members
 
 pytestmark = pytest.mark.slow  # renders PDFs
-
-
-def _images(pdf: bytes, folder: Path, name: str) -> list[Image.Image]:
-    tool = shutil.which("pdftoppm")
-    if tool is None:
-        pytest.fail("pdftoppm (poppler-utils) is needed: ./run.sh installs it")
-    source = folder / f"{name}.pdf"
-    source.write_bytes(pdf)
-    subprocess.run([tool, "-r", "80", "-gray", "-png", str(source), str(folder / name)], check=True)
-    return [Image.open(p).convert("L") for p in sorted(folder.glob(f"{name}-*.png"))]
-
-
-def _same_pages(a: bytes, b: bytes, folder: Path) -> None:
-    before, after = _images(a, folder, "stock"), _images(b, folder, "lean")
-    assert before and len(before) == len(after)
-    for number, (x, y) in enumerate(zip(before, after, strict=True), start=1):
-        assert x.size == y.size
-        assert ImageChops.difference(x, y).getbbox() is None, f"page {number} differs"
 
 
 def test_the_installed_weasyprint_gets_the_lean_sheet() -> None:
@@ -87,5 +66,4 @@ def test_lean_and_stock_sheets_draw_the_same_pages(
     monkeypatch.setattr(LeanHTML, "_ua_stylesheets", lambda self, forms=False: [render_module.HTML._ua_stylesheets(self, forms)[0]])
     stock = documents(tmp_path / "stock")
     for i, (a, b) in enumerate(zip(stock, lean, strict=True)):
-        (tmp_path / str(i)).mkdir()
-        _same_pages(a, b, tmp_path / str(i))
+        assert_same_pages(a, b, tmp_path / str(i))

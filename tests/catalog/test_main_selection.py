@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import ImageChops
 from sqlalchemy import Connection, insert, select
 
 from catalog.member_edition import edition_batch, edition_selections
@@ -28,7 +28,7 @@ from recsys.storage import segments as segments_db
 from recsys.storage import shown_titles as shown_db
 from recsys.storage.schema import CampaignContact, Member
 from recsys.storage.shown_titles import ShownTitle
-from tests.catalog.conftest import QUARTER, Club
+from tests.catalog.conftest import QUARTER, Club, page_images
 
 pytestmark = pytest.mark.slow  # renders PDFs
 
@@ -233,16 +233,7 @@ def test_a_render_again_replaces_the_rows_and_a_failed_record_leaves_no_usable_e
         assert shown_db.shown_titles(connection, campaign.id, [member_id])[member_id] == rows
 
 
-def _pages(pdf: bytes, folder: Path, name: str) -> list[Image.Image]:
-    source = folder / f"{name}.pdf"
-    source.write_bytes(pdf)
-    subprocess.run(["pdftoppm", "-r", "100", "-gray", "-png", str(source), str(folder / name)], check=True)
-    return [Image.open(p).convert("L") for p in sorted(folder.glob(f"{name}-*.png"))]
-
-
 def test_stamped_selection_and_deadline_look_like_the_form_laid_out_whole(club: Club, tmp_path: Path) -> None:
-    if shutil.which("pdftoppm") is None:
-        pytest.fail("pdftoppm (poppler-utils) is needed: ./run.sh installs it")
     plan = club.plans[2]
     with club.engine.connect() as connection:
         ids = segments_db.members_of_segment(connection, QUARTER, plan.segment)[:3]
@@ -274,7 +265,7 @@ def test_stamped_selection_and_deadline_look_like_the_form_laid_out_whole(club: 
     stamped = render_member_pages(views, club.settings.catalog, renderer, sheet)
     assert stamped.ranges == whole.ranges
     assert all(stop - first == 2 for first, stop in whole.ranges.values())  # the form still fits page 1
-    before, after = _pages(whole.pdf, tmp_path, "whole"), _pages(stamped.pdf, tmp_path, "stamped")
+    before, after = page_images(whole.pdf, tmp_path, "whole", 100), page_images(stamped.pdf, tmp_path, "stamped", 100)
     assert len(before) == len(after) == 6
     for number, (a, b) in enumerate(zip(before, after, strict=True), start=1):
         diff = ImageChops.difference(a, b).point(lambda v: 255 if v > 64 else 0)

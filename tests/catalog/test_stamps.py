@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,19 +16,9 @@ from catalog.member_pages import render_member_pages, stamp_sheet
 from catalog.production import renderer_for, titles_by_id
 from catalog.render import PER_MEMBER_DATA_URL
 from catalog.stamps import Field, FormLayout, QrDraw, line_stamps, qr_ops, stamp_views
-from tests.catalog.conftest import QUARTER, Club, first_members
+from tests.catalog.conftest import QUARTER, Club, first_members, page_images
 
 pytestmark = pytest.mark.slow  # renders PDFs
-
-
-def _pages(pdf: bytes, folder: Path, name: str, dpi: int = 100) -> list[Image.Image]:
-    tool = shutil.which("pdftoppm")
-    if tool is None:
-        pytest.fail("pdftoppm (poppler-utils) is needed: ./run.sh installs it")
-    source = folder / f"{name}.pdf"
-    source.write_bytes(pdf)
-    subprocess.run([tool, "-r", str(dpi), "-gray", "-png", str(source), str(folder / name)], check=True)
-    return [Image.open(p).convert("L") for p in sorted(folder.glob(f"{name}-*.png"))]
 
 
 def test_stamped_pages_look_like_pages_laid_out_whole(club: Club, tmp_path: Path) -> None:
@@ -57,7 +45,7 @@ def test_stamped_pages_look_like_pages_laid_out_whole(club: Club, tmp_path: Path
     cached = list(renderer.image_cache)
     assert not [k for k in cached if k.startswith(PER_MEMBER_DATA_URL)]
     assert any(k.startswith("data:image/svg+xml;base64,") for k in cached)
-    before, after = _pages(whole.pdf, tmp_path, "whole"), _pages(stamped.pdf, tmp_path, "stamped")
+    before, after = page_images(whole.pdf, tmp_path, "whole", 100), page_images(stamped.pdf, tmp_path, "stamped", 100)
     assert len(before) == len(after) == 6
     for number, (a, b) in enumerate(zip(before, after, strict=True), start=1):
         assert a.size == b.size
