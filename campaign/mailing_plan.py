@@ -57,7 +57,7 @@ from campaign.mail_depth import DepthCurve, depth_curve
 from campaign.policy import Constraints, Decision, decide
 from campaign.rules import MailOption, eligibility
 from campaign.suppression import rule_inputs, rules_from_settings
-from campaign.uplift import UpliftData, UpliftModel, fit_uplift
+from campaign.uplift import STACK_FOLDS, UpliftData, UpliftModel, fit_uplift
 from recsys.errors import BookclubError
 from recsys.settings import Settings
 from recsys.storage import campaigns as campaigns_db
@@ -397,7 +397,9 @@ def plan_mailing(
         remap[k + 1] = new
     train = UpliftData(data.features[keep], remap[data.arm[keep]], data.responded[keep], data.money[keep], options,
                        data.feature_names)  # fmt: skip
-    model: UpliftModel = fit_uplift(train, learner=mailing.uplift_learner, seed=campaign_seed(quarter) % 2**31)
+    model: UpliftModel = fit_uplift(
+        train, learner=mailing.uplift_learner, seed=campaign_seed(quarter) % 2**31, stack_folds=STACK_FOLDS
+    )
     # the audience, in the quarter_audience order (by member key), with its features
     order = np.searchsorted(segments.member_key, audience.member_key)
     value = _value(connection, quarter_start, mailing.value_horizon_days, notes)
@@ -448,10 +450,18 @@ def plan_mailing(
         member_key=audience.member_key, member_id=audience.member_id, decision=decision,
         expected_margin=predicted.margin, cost=cost, curve=depth_curve(profit, allowed.allowed, decision),
         rule_counts=allowed.counts(), learned_from=learned, everyone=everyone,
-        notes=[*notes, f"uplift: {model.learner} learner on {len(train):,} randomized contacts"],
+        notes=[*notes, f"uplift: {model.learner} learner on {len(train):,} randomized contacts, {_stacking_note(model)}"],
         profit=profit, allowed=allowed.allowed, holdout=held, seed=seed, value=value,
         value_rows=None if value is None else _value_rows(value, audience.member_key),
     )  # fmt: skip
+
+
+def _stacking_note(model: UpliftModel) -> str:
+    """What the uplift's cross-fitted stacking did (:func:`campaign.uplift.fit_uplift`)."""
+    info = model.info.get("stacking") or {}
+    if model.stacking is None:
+        return f"not stacked ({info.get('skipped', 'off')})"
+    return f"stacked by {info['folds']}-fold cross-fitting (each edition's uplift calibrated on held-out contacts)"
 
 
 def _value_of_an_order(value: ClubValue, audience: contacts_db.Audience) -> npt.NDArray[np.float64]:

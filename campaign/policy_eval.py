@@ -52,7 +52,7 @@ from threadpoolctl import threadpool_limits
 from campaign.mailing_sim import MailingWorld, make_world
 from campaign.policy import Constraints, decide
 from campaign.policy_value import Comparison, bootstrap_weights, compare
-from campaign.uplift import Learner, UpliftData, UpliftModel, fit_uplift, qini
+from campaign.uplift import STACK_FOLDS, Learner, UpliftData, UpliftModel, fit_uplift, qini
 
 __all__ = ["SimulationEvaluation", "evaluate_simulated", "held_back_qini", "response_scores", "rfm_rule", "top_k"]
 
@@ -181,15 +181,17 @@ def evaluate_simulated(
     constraints: Constraints | None = None,
     shares: Sequence[float] = (0.25, 0.25, 0.25, 0.25),
     resamples: int = 1000,
+    stack_folds: int = STACK_FOLDS,
 ) -> SimulationEvaluation:
-    """The policy and its rivals on a simulated club with known effects (module doc)."""
+    """The policy and its rivals on a simulated club with known effects (module doc). ``stack_folds``:
+    the uplift's cross-fitted stacking (:func:`campaign.uplift.fit_uplift`; 0 = the raw learner)."""
     constraints = constraints or Constraints()
     train_world = make_world(train_members, costs, seed=seed)
     data = train_world.randomized(shares, seed=seed + 1)
     fit, back = data.split(0.3, seed=seed + 2)
-    model = fit_uplift(fit, learner=learner, seed=seed + 3)
+    model = fit_uplift(fit, learner=learner, seed=seed + 3, stack_folds=stack_folds)
     qinis = held_back_qini(model, back)
-    model = fit_uplift(data, learner=learner, seed=seed + 3)  # the whole quarter for the decision
+    model = fit_uplift(data, learner=learner, seed=seed + 3, stack_folds=stack_folds)  # the whole quarter decides
     world = make_world(eval_members, costs, seed=seed + 100)
     x, _names = world.features()
     options = world.kinds
@@ -227,7 +229,7 @@ def evaluate_simulated(
         qini=qinis,
         gap=ours.gap,
         solver=ours.solver,
-        extra={"world": _world_summary(world)},
+        extra={"world": _world_summary(world), "stacking": model.info.get("stacking")},
     )
 
 

@@ -23,6 +23,26 @@ margin of a *responder* with features x (gradient-boosted regressors on the resp
 every arm). :func:`qini` measures a ranking on held-back data (Qini curve, Qini coefficient
 and AUUC, Radcliffe 2007; the normalisations are in its docstring) against random
 targeting and, when the truth is known, against the truth.
+
+**Honest calibration by cross-fitted stacking** (``stack_folds``, what the mailing decision
+uses): an edition with a small effect (a postcard, an e-mail) is learned from a difference of
+two noisy response rates, and its learner ranks partly noise with too wide a spread — on the
+simulated club the postcard's learned uplift tracked the truth with a correlation of 0.45 in
+one training quarter, yet varied as if it were sure, and the budget followed that noise. So
+the randomized contacts are split into ``stack_folds`` folds (stratified by arm); the learner
+fitted without a fold predicts every arm's response uplift ``T_j(x)`` and the response rates
+``μ_0, μ_k`` on it; each arm's doubly robust pseudo-outcome on its own and the control's
+members (the arms were random with known shares ``g``)::
+
+    Z_k = μ_k(x) − μ_0(x) + [arm = k]·(y − μ_k(x))/g − [arm = 0]·(y − μ_0(x))/(1 − g)
+
+(unbiased for ``τ_k(x)`` whatever the μ's) is regressed on every arm's out-of-fold uplift,
+``Z_k ≈ a_k + Σ_j w_kj·T_j(x)`` with ``w ≥ 0`` (stacked regression, Breiman 1996; Laan's
+super learner). The model refitted on all the contacts then predicts ``a_k + Σ_j w_kj·T_j(x)``:
+a ranking the held-out data does not bear out is shrunk towards the arm's mean (``w_kk`` < 1),
+and an arm whose own ranking is noise borrows another arm's ranking where the held-out data
+say it predicts this arm's effect (members a catalog moves are moved by a postcard too). The
+truth is never used: the weights come from the training contacts only.
 """
 
 from __future__ import annotations
@@ -33,6 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import lsq_linear
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
@@ -174,6 +195,8 @@ class UpliftModel:
     propensity: list[float]  # share of arm k among arm-k-or-control members
     per_responder: list[Any]  # orders, revenue, margin of a responder
     info: dict[str, Any] = field(default_factory=dict)
+    # (K, 1 + K): per arm k the intercept and the weights of every arm's raw uplift (module doc); None: raw
+    stacking: FloatArray | None = None
 
     def predict(
         self, features: FloatArray, *, batch: int = 200_000, threads: int | None = 1, rates: bool = False
@@ -213,6 +236,8 @@ class UpliftModel:
             for m, model in enumerate(self.per_responder):
                 value[rows, m] = np.maximum(model.predict(x), 0.0)
         response = np.clip(response, -1.0, 1.0)
+        if self.stacking is not None:
+            response = np.clip(self.stacking[:, 0] + response @ self.stacking[:, 1:].T, -1.0, 1.0)
         return UpliftPrediction(
             response=response,
             orders=response * value[:, [0]],
@@ -223,8 +248,20 @@ class UpliftModel:
         )
 
 
+STACK_FOLDS = 3
+"""Folds of the cross-fitted stacking the mailing decision uses (module doc)."""
+MIN_STACK_ARM = 200
+"""Fewest members of the control and of every arm for stacking; below it the raw learner is used."""
+
+
 def fit_uplift(
-    data: UpliftData, *, learner: Learner = "x", seed: int = 0, calibrate: bool = True, threads: int | None = 1
+    data: UpliftData,
+    *,
+    learner: Learner = "x",
+    seed: int = 0,
+    calibrate: bool = True,
+    threads: int | None = 1,
+    stack_folds: int = 0,
 ) -> UpliftModel:
     """Fit ``learner`` on randomized contacts (module doc). Needs members in the control and every arm.
 
@@ -232,11 +269,61 @@ def fit_uplift(
     the default: on a shared machine OpenMP's spinning threads slowed a fit 75-fold (181 s
     against 2.4 s for 17,000 members on two busy cores); the many small fits here gain
     little from a second thread even on an idle machine.
+
+    ``stack_folds`` ≥ 2: calibrate the uplift honestly by cross-fitted stacking (module doc;
+    ``stack_folds`` + 1 fits). Skipped, with the reason in ``info["stacking"]``, when the
+    control or an arm has fewer than :data:`MIN_STACK_ARM` members.
     """
     if learner not in LEARNERS:
         raise ValueError(f"unknown learner {learner!r}: one of {', '.join(LEARNERS)}")
+    if stack_folds == 1 or stack_folds < 0:
+        raise ValueError("stack_folds: 0 (no stacking) or at least 2")
     with threadpool_limits(limits=threads):
-        return _fit(data, learner, seed, calibrate)
+        model = _fit(data, learner, seed, calibrate)
+        if stack_folds:
+            counts = np.bincount(data.arm, minlength=len(data.arm_names) + 1)
+            if counts.min() < MIN_STACK_ARM:
+                model.info["stacking"] = {"skipped": f"an arm or the control has fewer than {MIN_STACK_ARM} members"}
+            else:
+                model.stacking, model.info["stacking"] = _stacking(data, learner, seed, calibrate, stack_folds)
+        return model
+
+
+def _stacking(
+    data: UpliftData, learner: Learner, seed: int, calibrate: bool, folds: int
+) -> tuple[FloatArray, dict[str, Any]]:
+    """The stacking weights (module doc) from out-of-fold predictions, and a summary for ``info``."""
+    n, k = len(data), len(data.arm_names)
+    rng = np.random.default_rng(seed + 7919)
+    fold = np.empty(n, dtype=np.int64)
+    for a in range(k + 1):
+        rows = np.flatnonzero(data.arm == a)
+        fold[rng.permutation(rows)] = np.arange(rows.size) % folds
+    raw, mu0, mu = np.empty((n, k)), np.empty(n), np.empty((n, k))
+    for f in range(folds):
+        held = fold == f
+        part = _fit(data.subset(~held), learner, seed + 1000 * (f + 1), calibrate)
+        pred = part._predict(data.features[held], 200_000, True)  # within the caller's thread limit
+        assert pred.baseline_response is not None and pred.mailed_response is not None
+        raw[held], mu0[held], mu[held] = pred.response, pred.baseline_response, pred.mailed_response
+    y = data.responded.astype(np.float64)
+    weights = np.zeros((k, 1 + k))
+    summary: dict[str, Any] = {"folds": folds}
+    for j in range(k):
+        mine = (data.arm == 0) | (data.arm == j + 1)
+        treated = data.arm[mine] == j + 1
+        g = float(treated.mean())
+        z = (mu[mine, j] - mu0[mine]) + np.where(
+            treated, (y[mine] - mu[mine, j]) / g, -(y[mine] - mu0[mine]) / (1.0 - g)
+        )
+        design = np.column_stack([np.ones(int(mine.sum())), raw[mine]])
+        lower = np.concatenate([[-np.inf], np.zeros(k)])
+        weights[j] = lsq_linear(design, z, bounds=(lower, np.full(1 + k, np.inf))).x
+        summary[data.arm_names[j]] = {
+            "intercept": float(weights[j, 0]),
+            "weights": {name: float(w) for name, w in zip(data.arm_names, weights[j, 1:], strict=True)},
+        }
+    return weights, summary
 
 
 def _fit(data: UpliftData, learner: Learner, seed: int, calibrate: bool) -> UpliftModel:

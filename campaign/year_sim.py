@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from campaign.mailing_sim import make_world
 from campaign.policy import Constraints, decide
-from campaign.uplift import Learner, UpliftData, fit_uplift
+from campaign.uplift import STACK_FOLDS, Learner, UpliftData, fit_uplift
 
 __all__ = ["ArmQuarter", "simulate_year"]
 
@@ -80,8 +80,10 @@ def simulate_year(
     explore_share: float = 0.1,
     budget_per_member: float | None = None,
     learner: Learner = "x",
+    stack_folds: int = STACK_FOLDS,
 ) -> list[ArmQuarter]:
-    """The year, quarter by quarter, both arms (module doc)."""
+    """The year, quarter by quarter, both arms (module doc); ``stack_folds``: see
+    :func:`campaign.uplift.fit_uplift`."""
     if quarters < 1 or members < 100:
         raise ValueError("need at least one quarter and 100 members")
     world = make_world(members, costs, seed=seed)
@@ -115,7 +117,7 @@ def simulate_year(
                 np.concatenate(seen_x), np.concatenate(seen_arm), np.concatenate(seen_resp),
                 np.concatenate(seen_money), world.kinds, names,
             )  # fmt: skip
-            model = fit_uplift(data, learner=learner, seed=seed + q)
+            model = fit_uplift(data, learner=learner, seed=seed + q, stack_folds=stack_folds)
             chosen = policy & ~explore  # holdout members are planned too, then not mailed
             rows = np.flatnonzero(chosen)
             predicted = model.predict(x[rows]).margin - world.costs
