@@ -254,6 +254,12 @@ def catalog_view(
     )
 
 
+def letter_opening(segment_name: str, quarter_label: str) -> str:
+    """The letter's first paragraph: the same for every member of a segment (a stamp,
+    :mod:`catalog.stamps`)."""
+    return f"感谢您一直以来对书友会的支持。{quarter_label}的会员书目已经为您备好，这一期以「{segment_name}」为主题。"
+
+
 def member_letter(
     name: str, segment_name: str, quarter_label: str, picks: int, main: EntryView | None = None
 ) -> list[str]:
@@ -272,8 +278,7 @@ def member_letter(
         "your member number."
     )
     return [
-        f"感谢您一直以来对书友会的支持。{quarter_label}的会员书目已经为您备好，"
-        f"这一期以「{segment_name}」为主题。",
+        letter_opening(segment_name, quarter_label),
         chosen + "列在下一页，每本都附上了推荐的理由。用随附的订购单订购，会员号已为您填好。",
         english,
     ]

@@ -22,13 +22,16 @@ from pathlib import Path
 
 from weasyprint.document import Document
 
-from catalog.context import MemberView, entry_view
+from catalog.context import MemberView, entry_view, letter_opening
 from catalog.fonts import member_locator
 from catalog.paths import sidecar_bytes, sidecar_path
 from catalog.pdfmerge import BodyTemplate, MemberBatch
+from catalog.period import Quarter
 from catalog.plan import CatalogPlan
 from catalog.render import Renderer, check_fonts, one_collection, page_css, per_row, render_html
 from catalog.stamps import (
+    BLOCKS,
+    BlockFill,
     CardFill,
     Field,
     FormFill,
@@ -52,11 +55,12 @@ def member_pages_html(
     settings: CatalogSettings,
     forms: Mapping[str, FormFill | None] | None = None,
     cards: Mapping[tuple[str, str], CardFill] | None = None,
+    blocks: Mapping[str, Mapping[str, BlockFill]] | None = None,
 ) -> str:
     return render_html(
         "member.html", members=views, club_name=settings.club_name,
         page_css=page_css(settings, settings.member_font) + running_head_css(views, settings),
-        per_row=per_row(settings), forms=forms or {}, cards=cards or {},
+        per_row=per_row(settings), forms=forms or {}, cards=cards or {}, blocks=blocks or {},
     )
 
 
@@ -133,9 +137,17 @@ def stamp_sheet(
         ])
         for e in entries for kind in ("row", "sel")
     ] if cells is not None else []
-    html = render_html("stamps.html", entries=entries, lines=lines, **frame)
+    opening = letter_opening(plan.segment_name, Quarter.parse(plan.quarter).label)
+    blocks = [(kind, tag, css, where) for kind, tag, css, where, _role in BLOCKS if where != "note" or per_row(settings) > 1]
+    html = render_html(
+        "stamps.html", entries=entries, lines=lines, blocks=blocks, segment_name=plan.segment_name,
+        opening=opening, **frame,
+    )
     check_fonts(html, settings, "member_font")
-    sheet = _sheet(html, untagged, ids, {e.title_id: (e.title_id, e.title, e.price) for e in entries} if lines else {})
+    sheet = _sheet(
+        html, untagged, ids, {e.title_id: (e.title_id, e.title, e.price) for e in entries} if lines else {},
+        (plan.segment_name, opening),
+    )
     renderer.memo[key] = sheet
     return sheet
 
@@ -145,7 +157,7 @@ def _line_cells(frame: dict[str, object], untagged: Renderer) -> dict[str, list[
     from the form's frames laid out alone (once per renderer and frame)."""
     key = "stamp-lines:" + hashlib.sha256(repr(sorted(frame.items())).encode()).hexdigest()
     if key not in untagged.memo:
-        html = render_html("stamps.html", entries=[], lines=[], **frame)
+        html = render_html("stamps.html", entries=[], lines=[], blocks=[], segment_name="", opening="", **frame)
         untagged.memo[key] = line_stamps(form_layouts(_layout(html, untagged)))
     found: dict[str, list[tuple[str, Field]]] | None = untagged.memo[key]
     return found
@@ -158,10 +170,11 @@ def _layout(html: str, untagged: Renderer) -> Document:
 
 @one_collection()
 def _sheet(
-    html: str, untagged: Renderer, ids: Sequence[str], line_texts: Mapping[str, tuple[str, str, str]]
+    html: str, untagged: Renderer, ids: Sequence[str], line_texts: Mapping[str, tuple[str, str, str]],
+    block_texts: tuple[str, str],
 ) -> StampSheet:
     document = untagged.layout(html)
-    return StampSheet(untagged.write(document), document, ids, line_texts)
+    return StampSheet(untagged.write(document), document, ids, line_texts, block_texts)
 
 
 @dataclass(frozen=True)
@@ -182,7 +195,10 @@ def render_member_pages(
     The fonts are checked first: a missing font or character is an error naming the member,
     never a page of boxes."""
     stamped = stamp_selection(stamp_views(views, sheet), views, sheet) if sheet is not None else None
-    html = member_pages_html(views, settings, stamped.forms if stamped else None, stamped.cards if stamped else None)
+    html = member_pages_html(
+        views, settings, stamped.forms if stamped else None, stamped.cards if stamped else None,
+        stamped.blocks if stamped else None,
+    )
     check_fonts(html, settings, "member_font", member_locator(html))
     return _pages(html, views, renderer, sheet, stamped)
 

@@ -34,7 +34,7 @@ import re
 import unicodedata
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
@@ -140,6 +140,22 @@ def line_stamps(forms: Mapping[bool, FormLayout]) -> dict[str, list[tuple[str, F
     return found
 
 
+# What every member of a segment reads word for word on their pages (the texts: _macros.html,
+# block_text): each is a stamp, drawn into an empty <main> as tall as the block, with the
+# block's own margins. (kind, tag, css class, container on the sheet, tagged-PDF role.) The
+# selection note's blocks sit in a table cell: stamped only where its width does not depend on
+# what is in it (a fixed table layout, two cards a row).
+BLOCKS = (
+    ("letter-open", "p", "letter-body", "letter", "P"),
+    ("closing", "p", "closing", "letter", "P"),
+    ("picks-title", "h2", "picks-title", "picks", "H2"),
+    ("picks-intro", "p", "picks-intro", "picks", "P"),
+    ("sel-title", "h2", "selection-title", "note", "H2"),
+    ("sel-why", "p", "selection-why", "note", "P"),
+)
+BLOCK_ROLES = {f"block-{kind}": role for kind, _tag, _css, _where, role in BLOCKS}
+
+
 def _rounded(shape: list[tuple[str, Field]]) -> list[tuple[str, float, float, float]]:
     return [(css, round(f.x, 2), round(f.y, 2), round(f.width, 2)) for css, f in shape]
 
@@ -150,6 +166,7 @@ class StampSheet:
     def __init__(
         self, pdf: bytes, document: Document, title_ids: Sequence[str],
         line_texts: Mapping[str, tuple[str, str, str]] | None = None,
+        block_texts: tuple[str, str] | None = None,
     ) -> None:
         self.pdf = pdf
         self.reader = PdfReader(BytesIO(pdf))
@@ -168,7 +185,18 @@ class StampSheet:
             t: texts for t, texts in (line_texts or {}).items()
             if f"row-{t}" in self.origins and f"sel-{t}" in self.origins
         }
+        # the blocks every member of the segment reads (BLOCKS): each one's height, and what
+        # they were set from (the segment's name, the letter's opening paragraph)
+        self.blocks = {
+            kind: boxes[f"S-block-{kind}"][4] - boxes[f"S-block-{kind}"][2]
+            for kind, *_rest in BLOCKS if f"S-block-{kind}" in boxes
+        }
+        self.block_texts = block_texts
         self._xobjects: dict[str, _FormXObject] = {}
+
+    def has_blocks(self, view: MemberView) -> bool:
+        """Whether ``view``'s shared blocks read what the sheet's do (its segment, its quarter)."""
+        return bool(self.blocks) and self.block_texts == (view.segment_name, view.letter[0] if view.letter else "")
 
     def has_lines(self, entry: EntryView) -> bool:
         """Whether ``entry``'s order and selection lines can be drawn from the sheet: stamped,
@@ -286,6 +314,7 @@ class Placement:
     stamp: str
     dx: float  # CSS px: where the stamp's origin lands minus where it was on the sheet
     dy: float
+    role: str = "Div"  # its structure element's type in a tagged PDF
 
 
 @dataclass(frozen=True)
@@ -318,7 +347,7 @@ def placements(
             stamp = wanted.get(name)
             if stamp is not None:
                 _page, x0, y0 = sheet.origins[stamp]
-                here.append(Placement(stamp, x - x0, y - y0))
+                here.append(Placement(stamp, x - x0, y - y0, BLOCK_ROLES.get(stamp, "Div")))
                 found += 1
             elif (payload := qr_codes.get(name)) is not None:
                 here.append(QrDraw(x, y, x2 - x, payload, page.height))
@@ -444,9 +473,9 @@ class _StructureTags:
             element["S"] = "/Figure"
             element["Alt"] = pydyf.String(f"QR code: {placement.payload}")
             tag = b"Figure"
-        else:
-            element["S"] = "/Div"
-            tag = b"Div"
+        else:  # a block's heading or paragraph, else a Div (a card's half, the form, a line)
+            element["S"] = f"/{placement.role}"
+            tag = placement.role.encode()
         return b"/%s <</MCID %d>> BDC %s EMC" % (tag, mcid, drawing)
 
 
@@ -497,11 +526,18 @@ class CardFill:
 
 
 @dataclass(frozen=True)
+class BlockFill:
+    anchor: str
+    height: float
+
+
+@dataclass(frozen=True)
 class StampedViews:
     forms: dict[str, FormFill | None]  # member → placed form fields (None: the form laid out whole)
     cards: dict[tuple[str, str], CardFill]  # (member, title) → the card's placeholders
     wanted: dict[str, str]  # placeholder anchor → stamp
     qr_codes: dict[str, str]  # QR placeholder anchor → payload
+    blocks: dict[str, dict[str, BlockFill]] = field(default_factory=dict)  # member → kind → placeholder
 
 
 def stamp_views(views: Iterable[MemberView], sheet: StampSheet) -> StampedViews:
@@ -512,7 +548,15 @@ def stamp_views(views: Iterable[MemberView], sheet: StampSheet) -> StampedViews:
     cards: dict[tuple[str, str], CardFill] = {}
     wanted: dict[str, str] = {}
     qr_codes: dict[str, str] = {}
+    blocks: dict[str, dict[str, BlockFill]] = {}
     for view in views:
+        if sheet.has_blocks(view):
+            fills = blocks[view.member_id] = {
+                kind: BlockFill(f"B-{view.member_id}-{kind}", height)
+                for kind, height in sheet.blocks.items()
+                if view.main is not None or not kind.startswith("sel-")  # the note is there with a selection only
+            }
+            wanted.update((fill.anchor, f"block-{kind}") for kind, fill in fills.items())
         forms[view.member_id] = form = _form_fill(view, sheet)
         if form is not None:
             wanted[form.anchor] = "form-key" if view.key_code else "form-nokey"
@@ -523,7 +567,7 @@ def stamp_views(views: Iterable[MemberView], sheet: StampSheet) -> StampedViews:
             cards[(view.member_id, entry.title_id)] = card
             wanted[card.head_anchor] = f"head-{entry.title_id}"
             wanted[card.tail_anchor] = f"tail-{entry.title_id}"
-    return StampedViews(forms, cards, wanted, qr_codes)
+    return StampedViews(forms, cards, wanted, qr_codes, blocks)
 
 
 def _form_fill(view: MemberView, sheet: StampSheet) -> FormFill | None:

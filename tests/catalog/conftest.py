@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageChops
 from sqlalchemy import Connection, Engine
@@ -98,6 +99,22 @@ def assert_same_pages(a: bytes, b: bytes, folder: Path, dpi: int = 80) -> None:
     for number, (x, y) in enumerate(zip(before, after, strict=True), start=1):
         assert x.size == y.size
         assert ImageChops.difference(x, y).getbbox() is None, f"page {number} differs"
+
+
+def assert_looks_alike(whole: list[Image.Image], stamped: list[Image.Image]) -> None:
+    """Stamped pages against the same pages laid out whole: anti-aliasing at most (the QR code's
+    squares are filled rectangles, not SVG strokes: its edges shade differently). A card or a field
+    out of place differs by thousands of pixels; a stray light rule (a stamp drawing a row's border
+    where its own row ended) by a long run of faint pixels in one row."""
+    assert whole and len(whole) == len(stamped)
+    for number, (a, b) in enumerate(zip(whole, stamped, strict=True), start=1):
+        assert a.size == b.size
+        diff = ImageChops.difference(a, b)
+        strong = diff.point(lambda v: 255 if v > 64 else 0).histogram()[255]
+        assert strong <= a.size[0] * a.size[1] // 1000, f"page {number}: {strong} pixels differ"
+        worst = int((np.asarray(diff) > 16).sum(axis=1).max())
+        assert worst <= a.size[0] // 5, f"page {number}: {worst} pixels of one row differ (a stray rule?)"
+        assert ImageChops.difference(b, Image.new("L", b.size, 255)).getbbox() is not None  # not blank
 
 
 def mail_everyone(connection: Connection, settings: Settings, quarter: str) -> None:

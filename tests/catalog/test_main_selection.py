@@ -7,11 +7,14 @@ import dataclasses
 import datetime as dt
 import shutil
 import subprocess
+from collections import Counter
 from decimal import Decimal
+from io import BytesIO
 from pathlib import Path
 
 import pytest
-from PIL import ImageChops
+from pypdf import PdfReader
+from pypdf.generic import DictionaryObject, IndirectObject
 from sqlalchemy import Connection, insert, select
 
 from catalog.member_edition import edition_batch, edition_selections
@@ -28,7 +31,7 @@ from recsys.storage import segments as segments_db
 from recsys.storage import shown_titles as shown_db
 from recsys.storage.schema import CampaignContact, Member
 from recsys.storage.shown_titles import ShownTitle
-from tests.catalog.conftest import QUARTER, Club, page_images
+from tests.catalog.conftest import QUARTER, Club, assert_looks_alike, page_images
 
 pytestmark = pytest.mark.slow  # renders PDFs
 
@@ -267,10 +270,7 @@ def test_stamped_selection_and_deadline_look_like_the_form_laid_out_whole(club: 
     assert all(stop - first == 2 for first, stop in whole.ranges.values())  # the form still fits page 1
     before, after = page_images(whole.pdf, tmp_path, "whole", 100), page_images(stamped.pdf, tmp_path, "stamped", 100)
     assert len(before) == len(after) == 6
-    for number, (a, b) in enumerate(zip(before, after, strict=True), start=1):
-        diff = ImageChops.difference(a, b).point(lambda v: 255 if v > 64 else 0)
-        changed = diff.histogram()[255]
-        assert changed <= a.size[0] * a.size[1] // 1000, f"page {number}: {changed} pixels differ"
+    assert_looks_alike(before, after)
 
 
 def test_dask_workers_record_what_their_editions_show(club: Club, tmp_path: Path) -> None:
@@ -296,3 +296,49 @@ def test_dask_workers_record_what_their_editions_show(club: Club, tmp_path: Path
             assert [r.title_id for r in shown[member_id]] == selection.title_ids
             assert shown[member_id][0].role == "main"
             assert selection.main is not None and titles[selection.main[0]].title_id in _text(result.editions[member_id], 1)
+
+
+def _structure_types(pdf: bytes) -> Counter[str]:
+    """How many structure elements of each type a tagged PDF's tree holds."""
+    reader = PdfReader(BytesIO(pdf))
+    found: Counter[str] = Counter()
+    todo = list(reader.trailer["/Root"]["/StructTreeRoot"]["/K"])  # type: ignore[index]
+    while todo:
+        element = todo.pop().get_object()
+        if isinstance(element, DictionaryObject) and element.get("/Type") == "/StructElem":
+            found[str(element["/S"])] += 1
+            todo.extend(kid for kid in element.get("/K", []) if isinstance(kid, IndirectObject))
+    return found
+
+
+def test_what_every_member_reads_is_stamped_and_tagged_as_headings_and_paragraphs(club: Club, tmp_path: Path) -> None:
+    plan = club.plans[2]
+    with club.engine.connect() as connection:
+        ids = segments_db.members_of_segment(connection, QUARTER, plan.segment)[:3]
+        titles = titles_by_id(connection, QUARTER)
+        rows = members_db.members_by_id(connection, ids)
+        views = edition_batch(connection, club.model, club.settings, QUARTER, plan, titles, [rows[m] for m in ids]).views
+    renderer = renderer_for(club.settings)  # tagged (PDF/UA)
+    sheet = stamp_sheet(plan, titles, club.settings.catalog, renderer)
+    assert sheet is not None
+    kinds = {"letter-open", "closing", "picks-title", "picks-intro", "sel-title", "sel-why"}
+    assert set(sheet.blocks) == kinds
+    stamped_views = stamp_selection(stamp_views(views, sheet), views, sheet)
+    assert all(set(stamped_views.blocks[m]) == kinds for m in ids)
+    # a member whose segment's name is not the sheet's reads their own text, laid out
+    other = dataclasses.replace(views[0], segment_name="别的书目")
+    assert not sheet.has_blocks(other) and not stamp_views([other], sheet).blocks
+    whole = render_member_pages(views, club.settings.catalog, renderer)
+    stamped = render_member_pages(views, club.settings.catalog, renderer, sheet)
+    # each block keeps its role: a heading (the picks, the selection) and paragraphs
+    laid_out, drawn = _structure_types(whole.pdf), _structure_types(stamped.pdf)
+    assert drawn["/H2"] >= 2 * len(ids) and drawn["/P"] >= 4 * len(ids)
+    assert drawn["/Part"] == 0  # every placeholder became its stamp's element
+    assert laid_out["/H2"] - drawn["/H2"] == len(ids)  # the form's title: a stamp of the frame (a Div)
+    path = tmp_path / "stamped.pdf"
+    path.write_bytes(stamped.pdf)
+    letter, picks = _text(path, 1), _text(path, 2)
+    assert views[0].letter[0][:12] in letter and "会员服务部" in letter
+    assert "为您精选 · Picked for you" in picks and "本季推荐 · This quarter's selection" in picks
+    assert f"从本季「{plan.segment_name}」书目中" in picks
+    assert_looks_alike(page_images(whole.pdf, tmp_path, "whole", 100), page_images(stamped.pdf, tmp_path, "stamped", 100))
