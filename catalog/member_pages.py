@@ -67,17 +67,18 @@ def member_pages_html(
 # The personal pages' running heads (catalog.css, ``@page personal``): the club and quarter at
 # the top left, the member number at the top right. With both boxes' widths ``auto`` WeasyPrint
 # shares the width by measuring both heads' min- and max-content on every page (CSS Paged Media
-# §6.3.2): ~5 % of a member edition's CPU. A head that fits its box on one line is drawn at the
-# same place whatever the box's width (left-aligned at the page area's left edge, right-aligned
-# at its right edge, both at its bottom), so the right box is given a width it fits in and the
-# left box the rest, unmeasured, whenever the two fit side by side; otherwise both stay auto.
+# §6.3.2): ~5 % of a member edition's CPU, and it measures a box whenever one of them is auto.
+# A head that fits its box on one line is drawn at the same place whatever the box's width
+# (left-aligned at the page area's left edge, right-aligned at its right edge, both at its
+# bottom), so each box is given a width its head fits in (an upper bound), unmeasured, whenever
+# the two fit side by side; otherwise both stay auto.
 HEAD_PT = 7.5  # catalog.css, @page margin boxes
 PAGE_AREA_MM = {"A4": 210 - 2 * 13, "A5": 148 - 2 * 10}  # the page width less the side margins
 
 
 def running_head_css(views: Sequence[MemberView], settings: CatalogSettings) -> str:
-    """``@page personal`` with a fixed width for the top-right running head when every member's
-    two heads in ``views`` fit side by side (upper bounds of their widths); else nothing."""
+    """``@page personal`` with fixed widths for the two running heads when every member's two
+    heads in ``views`` fit side by side (upper bounds of their widths); else nothing."""
     if not views:
         return ""
 
@@ -88,7 +89,7 @@ def running_head_css(views: Sequence[MemberView], settings: CatalogSettings) -> 
     left = max(mm(f"{v.club_name} · {v.quarter_label}") for v in views) + 1.0
     if left + right > PAGE_AREA_MM[settings.page_size]:
         return ""
-    return f"\n@page personal {{ @top-right {{ width: {right:.2f}mm; }} }}"
+    return f"\n@page personal {{ @top-left {{ width: {left:.2f}mm; }} @top-right {{ width: {right:.2f}mm; }} }}"
 
 
 # Below this many members a batch is laid out whole unless its segment's stamps are laid out
