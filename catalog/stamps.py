@@ -13,6 +13,10 @@ member was most of an edition's cost (the form's two tables alone about 45 %). S
   is a stamp too, its cells placed where the frame's cells are (measured on the frames laid
   out alone first): a line then costs the member's page one empty placeholder instead of
   three text boxes;
+* what every member of the segment reads word for word — the letter's opening paragraph and
+  closing, the picks' heading and introduction, the selection note's heading and explanation
+  (:data:`BLOCKS`) — is a stamp too, drawn into an empty block as tall as the text, which keeps
+  its role (heading, paragraph) in a tagged PDF;
 * a member's pages are laid out with placeholders: the form's frame is an empty box of the
   frame's height with the member's own fields (number, key code, name, address, QR code,
   reply date) placed absolutely where the frame's cells put them, and a placeholder at the
