@@ -10,8 +10,9 @@ import base64
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -78,7 +79,7 @@ class MemberView:
     greeting: str
     letter: list[str]
     picks: list[EntryView]
-    qr: str  # data: URL of the member number as a QR code
+    qr_url: Callable[[], str]  # makes the data: URL of the order form's QR code (see ``qr``)
     segment_name: str
     quarter_label: str
     club_name: str
@@ -88,6 +89,13 @@ class MemberView:
     key_code: str = ""  # the campaign treatment's, printed on the order form and in the QR code
     main: EntryView | None = None  # 本季推荐 · this quarter's selection, the member's own
     reply_by: dt.date | None = None  # the main selection's reply deadline (None: no campaign to reply to)
+
+    @cached_property
+    def qr(self) -> str:
+        """The QR code as a data: URL, made when a page lays out the order form whole: a
+        stamped form draws its QR code from the payload (:func:`catalog.stamps.qr_ops`), and
+        encoding it twice was ~2 % of an edition."""
+        return self.qr_url()
 
     @property
     def reply_by_iso(self) -> str:
@@ -270,16 +278,16 @@ def member_letter(
     )
     english = (
         f"Dear {name}, thank you for reading with us. This quarter's selection, chosen for you "
-        "from your reading history, and your picks follow on the next page; the order form "
-        "already carries your member number."
+        "from your reading history, and your picks follow the order form, which already "
+        "carries your member number."
         if main is not None
         else f"Dear {name}, thank you for reading with us. Your picks for this quarter, chosen "
-        "from your reading history, follow on the next page; the order form already carries "
-        "your member number."
+        "from your reading history, follow the order form, which already carries your "
+        "member number."
     )
     return [
         letter_opening(segment_name, quarter_label),
-        chosen + "列在下一页，每本都附上了推荐的理由。用随附的订购单订购，会员号已为您填好。",
+        chosen + "列在订购单后面，每本都附上了推荐的理由。用订购单订购，会员号已为您填好。",
         english,
     ]
 
@@ -287,7 +295,7 @@ def member_letter(
 def member_view(
     member: MemberRecord,
     picks: Sequence[EntryView],
-    qr: str,
+    qr: Callable[[], str],
     *,
     segment_name: str,
     quarter: str,

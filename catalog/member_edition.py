@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 import segno
@@ -225,7 +226,7 @@ def member_views(
         key_code = (key_codes or {}).get(member.member_id, "")
         views.append(
             member_view(
-                member, entries, qr_data_url(member.member_id, key_code), segment_name=plan.segment_name,
+                member, entries, partial(qr_data_url, member.member_id, key_code), segment_name=plan.segment_name,
                 quarter=quarter, club_name=settings.club_name, order_address=settings.order_address,
                 key_code=key_code, main=view_of(*chosen) if chosen else None,
                 reply_by=(reply_by or {}).get(member.member_id),

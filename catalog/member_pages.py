@@ -24,7 +24,7 @@ from weasyprint.document import Document
 
 from catalog.context import MemberView, entry_view, letter_opening
 from catalog.fonts import member_locator
-from catalog.paths import sidecar_bytes, sidecar_path
+from catalog.paths import sidecar_bytes_of, sidecar_path
 from catalog.pdfmerge import BodyTemplate, MemberBatch
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
@@ -302,11 +302,12 @@ def merge_editions(
     paths = {m: out_dir / name(m) for m in batch.ranges}
     sidecars: dict[Path, bytes] = {}
 
-    def editions() -> Iterator[tuple[Path, bytes]]:
+    def editions() -> Iterator[tuple[Path, bytes | tuple[bytes, ...]]]:
         for member_id, path in paths.items():
-            pdf = merger.edition(member_id)
-            sidecars[sidecar_path(path)] = sidecar_bytes(pdf, body_sha256=body.sha256, segment=segment)
-            yield path, pdf
+            increment = merger.increment(member_id)  # the body's bytes are written as they are
+            size, sha256 = merger.edition_digest(increment)
+            sidecars[sidecar_path(path)] = sidecar_bytes_of(size, sha256, body_sha256=body.sha256, segment=segment)
+            yield path, (body.data, increment)
             if record is None:
                 yield sidecar_path(path), sidecars.pop(sidecar_path(path))
 

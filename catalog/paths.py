@@ -67,6 +67,11 @@ def sidecar_bytes(pdf: bytes, **extra: Any) -> bytes:
     return json.dumps(sidecar_record(pdf, **extra), sort_keys=True).encode()
 
 
+def sidecar_bytes_of(size: int, sha256: str, **extra: Any) -> bytes:
+    """:func:`sidecar_bytes` of a file whose size and SHA-256 are known already."""
+    return json.dumps({"size": size, "sha256": sha256, **extra}, sort_keys=True).encode()
+
+
 @dataclass(frozen=True)
 class CompletePdf:
     data: bytes

@@ -13,6 +13,7 @@ The body, read once per segment, is read with pypdf.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class BodyTemplate:
             raise ValueError("the body PDF has no startxref at its end")
         self.sha256 = sha256_hex(pdf)  # of the segment catalog as stored (its sidecar's)
         self.data = pdf if pdf.endswith(b"\n") else pdf + b"\n"
+        self.digest = hashlib.sha256(self.data)  # an edition's hash goes on from here
         self.prev = int(match[1])
         reader = PdfReader(BytesIO(pdf))
         trailer = reader.trailer
@@ -205,10 +207,15 @@ class MemberBatch:
 
     def edition(self, member_id: str) -> bytes:
         """The body with this member's pages in front, as one PDF."""
+        return self.body.data + self.increment(member_id)
+
+    def increment(self, member_id: str) -> bytes:
+        """What follows the body's bytes in this member's edition (the incremental update)."""
         body = self.body
         pages, page_objects, closure = self.members[member_id]
         number = self._numbering(set(pages))
-        out = bytearray(body.data)
+        out = bytearray()
+        base = len(body.data)  # offsets in the cross-reference stream count from the file's start
         offsets: dict[int, int] = {}
         for page_id, page in zip(pages, page_objects, strict=True):
             text = page.renumbered(number)
@@ -216,10 +223,10 @@ class MemberBatch:
             text = text[:-2] + b" /Parent %d 0 R" % body.pages_id
             if page_id in self.struct_parents:
                 text += b" /StructParents %d" % self.struct_parents[page_id]
-            offsets[page_id + self.offset] = len(out)
+            offsets[page_id + self.offset] = base + len(out)
             out += b"%d 0 obj\n" % (page_id + self.offset) + text + b" >>\nendobj\n"
         for idnum in closure:
-            offsets[idnum + self.offset] = len(out)
+            offsets[idnum + self.offset] = base + len(out)
             out += self._object_bytes(idnum, number)
         tree = DictionaryObject(body.pages)
         tree[NameObject("/Kids")] = ArrayObject(
@@ -227,14 +234,14 @@ class MemberBatch:
             + [IndirectObject(k.idnum, 0, None) for k in body.kids]
         )
         tree[NameObject("/Count")] = NumberObject(body.count + len(pages))
-        offsets[body.pages_id] = len(out)
+        offsets[body.pages_id] = base + len(out)
         out += f"{body.pages_id} 0 obj\n".encode() + _serialise(tree) + b"\nendobj\n"
         if self.structure is not None and body.structure is not None:
             for key, data in self._structure_update(member_id, pages, number):
-                offsets[key] = len(out)
+                offsets[key] = base + len(out)
                 out += f"{key} 0 obj\n".encode() + data + b"\nendobj\n"
         xref_id = max(max(offsets) + 1, body.size)
-        offsets[xref_id] = len(out)
+        offsets[xref_id] = base + len(out)
         numbers = sorted(offsets)
         index: list[int] = []
         for n in numbers:  # runs of consecutive numbers
@@ -280,3 +287,10 @@ class MemberBatch:
     def write(self, member_id: str, path: Path) -> Path:
         """This member's edition at ``path``, written atomically (complete or not at all)."""
         return atomic_write_bytes(path, self.edition(member_id))
+
+    def edition_digest(self, increment: bytes) -> tuple[int, str]:
+        """The size and SHA-256 of the edition the body and ``increment`` make, the body
+        hashed once (hashing each 1.4 MB edition whole was ~1 % of its CPU)."""
+        digest = self.body.digest.copy()
+        digest.update(increment)
+        return len(self.body.data) + len(increment), digest.hexdigest()

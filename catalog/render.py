@@ -72,6 +72,10 @@ html { font-size: 8pt; }
 .cover-sections li { padding: 0.3mm 0; }
 .picks .entry { height: 36mm; padding-left: 30mm; }
 .picks .entry .jacket { width: 26mm; height: 36.4mm; }
+/* the letter and the order form do not fit one A5 page: the form gets a page of its own, whole
+   (split, its lines ran over onto the next page) */
+.member-form { break-before: page; }
+.member-form .order-form { break-inside: avoid; }
 """
 
 

@@ -142,9 +142,10 @@ def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> Path:
     return path
 
 
-def atomic_write_many(files: Iterable[tuple[Path, bytes]]) -> None:
+def atomic_write_many(files: Iterable[tuple[Path, bytes | tuple[bytes, ...]]]) -> None:
     """Several files, each atomically: every one written and fsynced under its temporary
-    name first (``files`` may be a generator: one file's bytes in memory at a time), then
+    name first (``files`` may be a generator: one file's bytes in memory at a time; a file's
+    bytes may come as a tuple of parts, written one after the other), then
     renamed in the order given (a file's sidecar after the file), then each folder fsynced
     once. On failure no temporary file is left; files renamed already stay."""
     pending: list[AtomicFile] = []
@@ -154,7 +155,8 @@ def atomic_write_many(files: Iterable[tuple[Path, bytes]]) -> None:
             current = path
             item = AtomicFile(path, "wb")
             pending.append(item)
-            item.handle.write(data)
+            for part in data if isinstance(data, tuple) else (data,):
+                item.handle.write(part)
             item.handle.flush()
             os.fsync(item.handle.fileno())
             item.handle.close()
