@@ -461,7 +461,10 @@ def _stacking_note(model: UpliftModel) -> str:
     info = model.info.get("stacking") or {}
     if model.stacking is None:
         return f"not stacked ({info.get('skipped', 'off')})"
-    return f"stacked by {info['folds']}-fold cross-fitting (each edition's uplift calibrated on held-out contacts)"
+    return (
+        f"stacked by {info['folds']}-fold cross-fitting (each edition's uplift calibrated on held-out contacts; "
+        f"the mean of the {len(model.folds)} fold models predicts)"
+    )
 
 
 def _value_of_an_order(value: ClubValue, audience: contacts_db.Audience) -> npt.NDArray[np.float64]:

@@ -34,7 +34,8 @@ real randomized e-mail test, valued on the other by IPW and by DR (:mod:`campaig
 quarter is held back before the model that measures it is fitted; per edition, the Qini
 coefficient and AUUC of the predicted incremental margin (outcome: margin) and of the
 predicted incremental response (outcome: ordered or not). The decision itself then uses a
-model refitted on the whole quarter.
+model fitted on the whole quarter (stacked: the mean of its cross-fitted fold models,
+:func:`campaign.uplift.fit_uplift`).
 """
 
 from __future__ import annotations

@@ -79,13 +79,24 @@ def test_stacking_calibrates_honestly(learned: tuple) -> None:  # type: ignore[t
     assert raw.stacking is None and stacked.stacking is not None
     weights = stacked.stacking
     assert weights.shape == (3, 4) and np.all(weights[:, 1:] >= 0.0)
-    assert set(stacked.info["stacking"]) == {"folds", "catalog", "postcard", "email"}
+    assert set(stacked.info["stacking"]) == {"folds", "predicts", "catalog", "postcard", "email"}
+    assert stacked.info["members"] == len(fit) and sum(stacked.info["arms"].values()) + stacked.info["control"] == len(fit)
     x, _names = test.features()
-    before, after = raw.predict(x), stacked.predict(x)
+    before, after = raw.predict(x), stacked.predict(x, rates=True)
     truth = test.true_margin()
-    # the same first and second stage: with the identity the stacked model predicts the raw uplift
+    # no refit on all the contacts: the stacked model predicts with the mean of its three fold
+    # models (the predictors the weights were estimated on) — with the identity, their raw uplift
+    assert len(stacked.folds) == 3 and all(f.stacking is None and not f.folds for f in stacked.folds)
+    folds = [f.predict(x, rates=True) for f in stacked.folds]
     stacked.stacking = np.column_stack([np.zeros(3), np.eye(3)])
-    assert np.allclose(stacked.predict(x).response, before.response)
+    identity = stacked.predict(x)
+    assert np.allclose(identity.response, np.mean([f.response for f in folds], axis=0))
+    value = np.mean([f.margin / f.response for f in folds], axis=0)
+    assert np.allclose(identity.margin, identity.response * value)
+    assert after.baseline_response is not None and after.mailed_response is not None
+    assert np.allclose(after.baseline_response, np.mean([f.baseline_response for f in folds], axis=0))
+    assert np.allclose(after.mailed_response, np.mean([f.mailed_response for f in folds], axis=0))
+    assert not np.allclose(identity.response, before.response)
     # stacked: sized like the truth; the catalog's ranking kept; the postcard's and the e-mail's own
     # rankings, which 2,800 held-out pieces a fold cannot bear out here, shrunk towards their mean
     # (the raw ones vary as much as the truth or three times more, with a correlation near 0)
@@ -101,6 +112,6 @@ def test_stacking_needs_enough_members() -> None:
     world = make_world(600, COSTS, seed=5)
     data = world.randomized([0.25, 0.25, 0.25, 0.25], seed=1)
     model = fit_uplift(data, seed=0, stack_folds=3)
-    assert model.stacking is None and "skipped" in model.info["stacking"]
+    assert model.stacking is None and not model.folds and "skipped" in model.info["stacking"]
     with pytest.raises(ValueError, match="stack_folds"):
         fit_uplift(data, stack_folds=1)
