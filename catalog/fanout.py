@@ -259,13 +259,16 @@ def dask_client(
 ) -> Iterator[Any]:
     """A Client on the scheduler at ``scheduler``, or on a new local cluster of
     ``workers`` processes (0 = one per core) with one thread each."""
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler:
         with Client(scheduler) as client:  # type: ignore[no-untyped-call]
+            client.run(stop_profiler)
             yield client
         return
     with (
+        dask.config.set({"distributed.worker.profile.enabled": False}),  # see stop_profiler
         LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=workers or _cores(), threads_per_worker=1, processes=True, dashboard_address=None,
             silence_logs=logging.ERROR if quiet else logging.WARNING,
@@ -273,6 +276,21 @@ def dask_client(
         Client(cluster) as client,  # type: ignore[no-untyped-call]
     ):
         yield client
+
+
+def stop_profiler(dask_worker: Any) -> int:
+    """Stop a Dask worker's statistical profiler (``client.run`` it on every worker); the number
+    of its callbacks stopped. Every 10 ms it walks the stack of the running task — a layout's
+    stack is deep — and took ~10 % of a worker's CPU an edition (docs/benchmarks.md, "The Dask
+    worker's profiler"); what it gathers is shown only on a dashboard. Local clusters start
+    their workers without it; this reaches the workers of a cluster started elsewhere."""
+    stopped = 0
+    for name in ("profile", "profile-cycle"):
+        callback = dask_worker.periodic_callbacks.pop(name, None)
+        if callback is not None:
+            callback.stop()
+            stopped += 1
+    return stopped
 
 
 def _cores() -> int:

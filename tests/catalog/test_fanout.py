@@ -91,6 +91,26 @@ def client() -> Iterator[Any]:
         yield c
 
 
+def _profiling(dask_worker: Any) -> bool:
+    return "profile" in dask_worker.periodic_callbacks
+
+
+@pytest.mark.slow
+def test_workers_run_without_the_statistical_profiler(client: Any) -> None:
+    """Dask's profiler walked every running task's stack every 10 ms: ~10 % of an edition's CPU."""
+    assert client.run(_profiling) and not any(client.run(_profiling).values())
+    from distributed import LocalCluster
+
+    # a cluster started elsewhere, with the profiler on: the job's client stops it on connecting
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:  # type: ignore[no-untyped-call]
+        with dask_client(cluster.scheduler_address) as remote:
+            assert not any(remote.run(_profiling).values())
+        from distributed import Client
+
+        with Client(cluster) as plain:  # type: ignore[no-untyped-call]
+            assert not any(plain.run(_profiling).values())  # stopped for good, not only for the job
+
+
 def _first_page(path: Path) -> str:
     """Page 1's text: pdftotext (fast, poppler) if installed, else pypdf."""
     if shutil.which("pdftotext"):
