@@ -20,7 +20,8 @@ from PIL import Image, ImageChops
 from sqlalchemy import Connection, Engine
 
 from campaign.contacts import PrintFiles, write_quarter_contacts
-from catalog.member_edition import member_picks
+from catalog.context import MemberView
+from catalog.member_edition import edition_batch, member_picks
 from catalog.paths import catalog_file, edition_file
 from catalog.period import Quarter
 from catalog.plan import CatalogPlan
@@ -78,6 +79,18 @@ def first_members(
         rows = members_db.members_by_id(connection, ids)
         picks = member_picks(connection, club.model, plan, titles, ids, club.settings.catalog.picks_per_member)
     return ids, titles, rows, picks
+
+
+def selection_views(club: Club, n: int = 3) -> tuple[CatalogPlan, dict[str, TitleRecord], list[MemberView]]:
+    """The first ``n`` members of a segment whose editions carry a main selection and a reply
+    deadline (the tallest order form): the plan, the quarter's titles and their views."""
+    plan = club.plans[2]
+    with club.engine.connect() as connection:
+        ids = segments_db.members_of_segment(connection, QUARTER, plan.segment)[:n]
+        titles = titles_by_id(connection, QUARTER)
+        rows = members_db.members_by_id(connection, ids)
+        views = edition_batch(connection, club.model, club.settings, QUARTER, plan, titles, [rows[m] for m in ids]).views
+    return plan, titles, views
 
 
 def page_images(pdf: bytes, folder: Path, name: str, dpi: int = 80) -> list[Image.Image]:

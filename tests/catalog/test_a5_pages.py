@@ -10,12 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from catalog.member_edition import edition_batch
 from catalog.member_pages import render_member_pages, stamp_sheet
-from catalog.production import renderer_for, titles_by_id
-from recsys.storage import members as members_db
-from recsys.storage import segments as segments_db
-from tests.catalog.conftest import QUARTER, Club
+from catalog.production import renderer_for
+from tests.catalog.conftest import Club, selection_views
 
 pytestmark = pytest.mark.slow  # renders PDFs
 
@@ -32,12 +29,7 @@ def _page_texts(pdf: bytes, folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("size", ["A5", "A4"])
 def test_the_order_form_is_whole_on_one_page(club: Club, tmp_path: Path, size: str) -> None:
-    plan = club.plans[2]
-    with club.engine.connect() as connection:
-        ids = segments_db.members_of_segment(connection, QUARTER, plan.segment)[:2]
-        titles = titles_by_id(connection, QUARTER)
-        rows = members_db.members_by_id(connection, ids)
-        views = edition_batch(connection, club.model, club.settings, QUARTER, plan, titles, [rows[m] for m in ids]).views
+    plan, titles, views = selection_views(club, 2)
     assert all(v.main is not None and v.reply_by is not None for v in views)  # the tallest form
     settings = club.settings.catalog.model_copy(update={"page_size": size})
     renderer = renderer_for(club.settings)

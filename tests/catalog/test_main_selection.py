@@ -17,7 +17,6 @@ from pypdf import PdfReader
 from pypdf.generic import DictionaryObject, IndirectObject
 from sqlalchemy import Connection, insert, select
 
-from catalog.context import MemberView
 from catalog.member_edition import edition_batch, edition_selections
 from catalog.member_pages import render_member_pages, stamp_selection, stamp_sheet
 from catalog.plan import CatalogPlan
@@ -32,8 +31,7 @@ from recsys.storage import segments as segments_db
 from recsys.storage import shown_titles as shown_db
 from recsys.storage.schema import CampaignContact, Member
 from recsys.storage.shown_titles import ShownTitle
-from recsys.storage.titles import TitleRecord
-from tests.catalog.conftest import QUARTER, Club, assert_looks_alike, page_images
+from tests.catalog.conftest import QUARTER, Club, assert_looks_alike, page_images, selection_views
 
 pytestmark = pytest.mark.slow  # renders PDFs
 
@@ -238,20 +236,8 @@ def test_a_render_again_replaces_the_rows_and_a_failed_record_leaves_no_usable_e
         assert shown_db.shown_titles(connection, campaign.id, [member_id])[member_id] == rows
 
 
-def _selection_views(club: Club) -> tuple[CatalogPlan, dict[str, TitleRecord], list[MemberView]]:
-    """The first three members of a segment whose editions carry a main selection: the plan, the
-    quarter's titles and their views."""
-    plan = club.plans[2]
-    with club.engine.connect() as connection:
-        ids = segments_db.members_of_segment(connection, QUARTER, plan.segment)[:3]
-        titles = titles_by_id(connection, QUARTER)
-        rows = members_db.members_by_id(connection, ids)
-        views = edition_batch(connection, club.model, club.settings, QUARTER, plan, titles, [rows[m] for m in ids]).views
-    return plan, titles, views
-
-
 def test_stamped_selection_and_deadline_look_like_the_form_laid_out_whole(club: Club, tmp_path: Path) -> None:
-    plan, titles, views = _selection_views(club)
+    plan, titles, views = selection_views(club)
     assert all(v.main is not None and v.reply_by is not None for v in views)
     renderer = renderer_for(club.settings)
     sheet = stamp_sheet(plan, titles, club.settings.catalog, renderer)
@@ -321,7 +307,7 @@ def _structure_types(pdf: bytes) -> Counter[str]:
 
 
 def test_what_every_member_reads_is_stamped_and_tagged_as_headings_and_paragraphs(club: Club, tmp_path: Path) -> None:
-    plan, titles, views = _selection_views(club)
+    plan, titles, views = selection_views(club)
     ids = [v.member_id for v in views]
     renderer = renderer_for(club.settings)  # tagged (PDF/UA)
     sheet = stamp_sheet(plan, titles, club.settings.catalog, renderer)
