@@ -64,7 +64,7 @@ def sidecar_record(pdf: bytes, **extra: Any) -> dict[str, Any]:
 
 
 def sidecar_bytes(pdf: bytes, **extra: Any) -> bytes:
-    return json.dumps(sidecar_record(pdf, **extra), sort_keys=True).encode()
+    return sidecar_bytes_of(len(pdf), sha256_hex(pdf), **extra)
 
 
 def sidecar_bytes_of(size: int, sha256: str, **extra: Any) -> bytes:
